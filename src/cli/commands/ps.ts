@@ -1,0 +1,54 @@
+// ckpt ps: the running jobs of this user.
+import type { Command } from '../command.js';
+import { parse } from '../command.js';
+import { println, printJson } from '../output.js';
+import { listJobs } from '../../runtime/jobs.js';
+
+const usage = 'ckpt ps [--json]';
+
+function uptime(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+export const ps: Command = {
+  name: 'ps',
+  summary: 'List running parallel jobs',
+  usage,
+  async run(argv) {
+    const { values } = parse(argv, { json: { type: 'boolean' } }, usage);
+    const now = Date.now();
+    const jobs = listJobs().map((j) => ({
+      id: j.id,
+      kind: j.kind ?? 'ranks',
+      name: j.name,
+      size: j.size,
+      state: j.state,
+      uptimeSeconds: Math.floor((now - j.startedAt) / 1000),
+      pid: j.pid,
+      pids: j.ranks.map((r) => r.pid),
+      oob: j.oob,
+      command: j.command,
+      ...(j.isolated ? { isolated: { rootPid: j.isolated.rootPid, net: j.isolated.net, restoredFrom: j.isolated.restoredFrom ?? null } } : {}),
+    }));
+    if (values.json) {
+      printJson(jobs);
+      return 0;
+    }
+    if (jobs.length === 0) {
+      println('no running jobs');
+      return 0;
+    }
+    const rows = [['ID', 'NAME', 'SIZE', 'STATE', 'UPTIME', 'PIDS']];
+    for (const j of jobs) {
+      const pids = j.pids.length > 8 ? `${j.pids.slice(0, 8).join(',')},…` : j.pids.join(',');
+      const size = j.kind === 'isolated' ? `iso${j.isolated?.net ? '+net' : ''}` : String(j.size);
+      rows.push([j.id, j.name, size, j.state, uptime(j.uptimeSeconds * 1000), pids]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) println(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+    return 0;
+  },
+};

@@ -1,0 +1,51 @@
+// `ckpt setup criu`: makes sure a working CRIU ≥ 4.2 is available (installing a private one if needed).
+import { parse, type Command } from '../command.js';
+import { UsageError } from '../../errors.js';
+import { installCriu } from '../../criu/installer.js';
+import { defaultPrivateRoot } from '../../criu/locate.js';
+import { endProgress, printJson, println, progress } from '../output.js';
+
+const usage = 'ckpt setup criu [--json] [--prefix DIR] [--force]';
+
+export const setup: Command = {
+  name: 'setup',
+  summary: 'install the tools ckpt needs (`ckpt setup criu`: a CRIU that works on this kernel)',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parse(
+      argv,
+      {
+        json: { type: 'boolean', default: false },
+        prefix: { type: 'string' },
+        force: { type: 'boolean', default: false },
+      },
+      usage,
+    );
+    const json = values.json === true;
+    const [what, ...extra] = positionals;
+    if (what !== 'criu' || extra.length > 0) {
+      throw new UsageError(what === undefined ? 'say what to set up' : `cannot set up '${[what, ...extra].join(' ')}'`, {
+        hint: `usage: ${usage}`,
+      });
+    }
+    const prefix = values.prefix;
+    if (prefix !== undefined && !prefix.startsWith('/')) throw new UsageError(`--prefix takes an absolute directory, not '${prefix}'`);
+    const onProgress = progress(json);
+    let result;
+    try {
+      result = await installCriu({ ...(prefix ? { prefix } : {}), onProgress, force: values.force === true });
+    } finally {
+      endProgress(json);
+    }
+    const needsEnv = result.source === 'private' && prefix !== undefined && prefix.replace(/\/+$/, '') !== defaultPrivateRoot();
+    const note = needsEnv ? `this prefix is not ckpt's default: set CKPT_CRIU=${result.path} to use it` : undefined;
+    if (json) {
+      printJson({ ok: true, ...result, ...(note ? { note } : {}) });
+    } else {
+      println(result.message);
+      println(`criu ${result.version}: ${result.path} (${result.source})`);
+      if (note) println(`note: ${note}`);
+    }
+    return 0;
+  },
+};

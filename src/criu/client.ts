@@ -1,0 +1,173 @@
+// A CRIU RPC client: `criu swrk 3` over a SOCK_SEQPACKET socket pair (CRIU refuses
+// stream sockets). One criu process serves one connection; NOTIFY callbacks are
+// answered through `onNotify`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CkptError, CriuError, ErrorCodes, type ErrorCode } from '../errors.js';
+import { native } from '../util/native.js';
+import { criuErrorLines } from './log.js';
+import { decodeResponse, encodeRequest, ReqType, type CriuReq, type CriuResp, type CriuVersion } from './schema.js';
+
+/** A NOTIFY callback: return false (or throw) to make CRIU abort the operation. */
+export type NotifyHandler = (script: string, pid: number | undefined) => void | boolean | Promise<void | boolean>;
+
+export interface SessionOptions {
+  criuPath: string;
+  /**
+   * Start criu outside our process tree (double fork). Needed when this process
+   * dumps itself: CRIU refuses to dump a tree that contains criu.
+   */
+  outsideTree?: boolean;
+  /** Our fds to hand to criu as its fds 4, 5, … (for `inheritFd`). */
+  passFds?: number[];
+}
+
+export class CriuSession {
+  private closed = false;
+  private constructor(
+    private readonly fd: number,
+    private readonly child: ChildProcess | undefined,
+    private readonly stderr: { text: string },
+  ) {}
+
+  static open(options: SessionOptions): CriuSession {
+    const n = native();
+    const [ours, theirs] = n.seqpacketPair();
+    const stdio: (number | 'ignore' | 'pipe')[] = ['ignore', 'ignore', options.outsideTree ? 'ignore' : 'pipe', theirs];
+    for (const fd of options.passFds ?? []) stdio.push(fd);
+    const stderr = { text: '' };
+    let child: ChildProcess | undefined;
+    try {
+      if (options.outsideTree) {
+        // sh starts criu in the background and exits at once: criu is re-parented
+        // away from us, so it is not part of the tree it dumps.
+        const sh = spawn('/bin/sh', ['-c', '"$0" swrk 3 </dev/null >/dev/null 2>&1 & exit 0', options.criuPath], {
+          stdio,
+          detached: true,
+        });
+        sh.on('error', () => {});
+      } else {
+        child = spawn(options.criuPath, ['swrk', '3'], { stdio, detached: true });
+        child.on('error', () => {});
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+          if (stderr.text.length < 8192) stderr.text += d;
+        });
+      }
+    } finally {
+      n.close(theirs);
+    }
+    return new CriuSession(ours, child, stderr);
+  }
+
+  /**
+   * Sends one request and returns CRIU's final response, answering NOTIFY messages
+   * on the way. Resolves `null` when CRIU closed the connection without answering
+   * (expected only for a self-dump that kills the caller).
+   */
+  async call(req: CriuReq, onNotify?: NotifyHandler): Promise<CriuResp | null> {
+    if (this.closed) throw new CkptError(ErrorCodes.CRIU_PROTOCOL, 'CRIU session already closed');
+    const n = native();
+    n.send(this.fd, encodeRequest(req));
+    for (;;) {
+      const raw = await n.recv(this.fd);
+      if (raw === null) return null;
+      let resp: CriuResp;
+      try {
+        resp = decodeResponse(raw);
+      } catch (cause) {
+        throw new CkptError(ErrorCodes.CRIU_PROTOCOL, 'CRIU sent a message ckpt cannot read', { cause });
+      }
+      if (resp.type !== ReqType.NOTIFY) return resp;
+      let ok = true;
+      try {
+        ok = (await onNotify?.(resp.notify?.script ?? '', resp.notify?.pid)) !== false;
+      } catch {
+        ok = false;
+      }
+      n.send(this.fd, encodeRequest({ type: ReqType.NOTIFY, notifySuccess: ok }));
+    }
+  }
+
+  /** What criu wrote to stderr (before its log file was open). */
+  get stderrText(): string {
+    return this.stderr.text.trim();
+  }
+
+  /** Waits for the criu process to exit (no-op for one started outside our tree). */
+  async exited(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const n = native();
+    try {
+      n.shutdown(this.fd);
+    } catch {
+      // already disconnected
+    }
+    n.close(this.fd);
+  }
+}
+
+/** Runs one request in its own session and closes it. */
+export async function criuCall(
+  criuPath: string,
+  req: CriuReq,
+  options: { onNotify?: NotifyHandler; passFds?: number[]; outsideTree?: boolean } = {},
+): Promise<{ resp: CriuResp | null; stderr: string }> {
+  const session = CriuSession.open({ criuPath, passFds: options.passFds, outsideTree: options.outsideTree });
+  try {
+    const resp = await session.call(req, options.onNotify);
+    return { resp, stderr: session.stderrText };
+  } finally {
+    session.close();
+    await session.exited();
+  }
+}
+
+/** Turns an unsuccessful response into a CriuError carrying CRIU's own error lines. */
+export function criuFailure(
+  what: string,
+  resp: CriuResp | null,
+  logPath: string | undefined,
+  stderr = '',
+  code: ErrorCode = ErrorCodes.CRIU_FAILED,
+): CriuError {
+  const lines = logPath ? criuErrorLines(logPath) : [];
+  const reason =
+    lines[0] ??
+    (resp?.crErrmsg && !/RLIMIT_NOFILE/.test(resp.crErrmsg) ? resp.crErrmsg : undefined) ??
+    (stderr.split('\n').find((l) => l.trim()) || (resp ? 'no reason given' : 'criu exited without answering'));
+  return new CriuError(code, `${what} failed: ${reason}`, {
+    logPath,
+    criuErrors: lines,
+    hint: logPath ? `CRIU's log: ${logPath}` : undefined,
+    details: { crErrno: resp?.crErrno },
+  });
+}
+
+export async function criuRpcVersion(criuPath: string): Promise<CriuVersion> {
+  const { resp, stderr } = await criuCall(criuPath, { type: ReqType.VERSION });
+  if (!resp?.success || !resp.version) throw criuFailure('criu version', resp, undefined, stderr, ErrorCodes.CRIU_PROTOCOL);
+  return resp.version;
+}
+
+/** CRIU's own check of the kernel, through RPC (like `criu check`). */
+export async function criuRpcCheck(criuPath: string): Promise<boolean> {
+  const { resp, stderr } = await criuCall(criuPath, { type: ReqType.CHECK });
+  if (!resp) throw criuFailure('criu check', resp, undefined, stderr, ErrorCodes.CRIU_PROTOCOL);
+  return resp.success;
+}
+
+export async function criuFeatures(criuPath: string): Promise<NonNullable<CriuResp['features']>> {
+  // Ask for every feature we know; CRIU answers which it has.
+  const { resp, stderr } = await criuCall(criuPath, {
+    type: ReqType.FEATURE_CHECK,
+    features: { memTrack: true, lazyPages: true, pidfdStore: true },
+  });
+  if (!resp) throw criuFailure('criu feature check', resp, undefined, stderr, ErrorCodes.CRIU_PROTOCOL);
+  return resp.features ?? {};
+}

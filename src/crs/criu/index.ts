@@ -1,0 +1,250 @@
+// The `criu` checkpointer: transparent dumps through CRIU's RPC. A process that
+// checkpoints itself learns whether it continued or was restored from CRIU's
+// `restored` flag, which CRIU writes into the restored copy of its RPC socket.
+import { copyFileSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { CkptError, CriuError, ErrorCodes } from '../../errors.js';
+import { CriuSession, criuFailure, type NotifyHandler } from '../../criu/client.js';
+import { processTree, readStat } from '../../util/procfs.js';
+import { signalPid } from '../../util/signals.js';
+import { findCriu, privileges, probeCriu, type CriuInfo } from '../../criu/locate.js';
+import { ReqType, type CriuOpts } from '../../criu/schema.js';
+import { mkdirPrivate } from '../../util/fsx.js';
+import { native } from '../../util/native.js';
+import { logsDir } from '../../util/paths.js';
+import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
+import type { ProcessRecord } from '../../store/manifest.js';
+import { restoreWithCriu } from './restore.js';
+import { needsShellJob } from '../../process/record.js';
+import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
+
+let located: Promise<CriuInfo> | undefined;
+
+/** The CRIU binary to use, found once per process. */
+export function criuBinary(): Promise<CriuInfo> {
+  located ??= findCriu().catch((err: unknown) => {
+    located = undefined;
+    throw err;
+  });
+  return located;
+}
+
+export function requirePrivileges(): void {
+  const p = privileges();
+  if (!p.root && !p.capSysAdmin) {
+    throw new CkptError(ErrorCodes.PERMISSION, 'CRIU needs root (or CAP_SYS_ADMIN) to checkpoint and restore', {
+      hint: 'run ckpt as root, or use --crs self',
+    });
+  }
+}
+
+/**
+ * The dump log lives in the snapshot being written, which a failed dump removes:
+ * a copy in ckpt's logs directory is what the error points to.
+ */
+function keepDumpLog(imagesDir: string): string {
+  const log = join(imagesDir, DUMP_LOG);
+  try {
+    const dir = logsDir();
+    mkdirPrivate(dir);
+    const kept = join(dir, `dump-${Date.now()}-${process.pid}.log`);
+    copyFileSync(log, kept);
+    return kept;
+  } catch {
+    return log;
+  }
+}
+
+const ENOSPC = 28;
+
+/**
+ * Whether the images' file system is (all but) full. CRIU's log lives there too:
+ * when the disk fills up, the log stops before the reason, so this is often the
+ * only sign.
+ */
+function fileSystemFull(dir: string): boolean {
+  try {
+    const fs = statfsSync(dir);
+    return fs.bavail * fs.bsize < 1 << 20;
+  } catch {
+    return false;
+  }
+}
+
+const SESSION_HINT = 'start it in a session of its own (`setsid PROGRAM`), or run it under `ckpt run --isolate`';
+
+/**
+ * CRIU refuses a process whose session is led from outside its pid namespace
+ * (its session id reads 0 there): a program started by a harness that entered
+ * a container's pid namespace without a session of its own. Found before any
+ * freezing, with the way out, rather than as one line deep in CRIU's log.
+ */
+function sessionLedFromOutside(pids: number[]): number | undefined {
+  return pids.find((pid) => readStat(pid)?.sid === 0);
+}
+
+function sessionError(pid: number, cause?: unknown): CkptError {
+  return new CkptError(
+    ErrorCodes.SESSION_OUTSIDE,
+    `CRIU cannot checkpoint pid ${pid}: the leader of its session is outside its pid namespace`,
+    { cause, hint: SESSION_HINT, details: { pid } },
+  );
+}
+
+/**
+ * A process checkpointing itself whose session is led from outside its pid
+ * namespace becomes the leader of a new session, which CRIU can dump. It was
+ * already cut off from that session's terminal job control (the leader is
+ * invisible to it), so nothing it could use is lost.
+ */
+function ensureOwnSession(record: ProcessRecord, onProgress?: (m: string) => void): void {
+  if (readStat(record.pid)?.sid !== 0) return;
+  try {
+    native().setsid();
+  } catch (cause) {
+    throw sessionError(record.pid, cause);
+  }
+  onProgress?.('this process now leads a session of its own (its session was led from outside its pid namespace)');
+  record.shellJob = needsShellJob(record.pid);
+}
+
+async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler) {
+  const { path } = await criuBinary();
+  const session = CriuSession.open({ criuPath: path, outsideTree });
+  try {
+    const resp = await session.call({ type: ReqType.DUMP, opts }, onNotify);
+    if (!resp?.success) {
+      const err = criuFailure('CRIU dump', resp, join(imagesDir, DUMP_LOG), session.stderrText);
+      const logPath = keepDumpLog(imagesDir);
+      // A child that kept a session led from outside its pid namespace.
+      const leader = err.criuErrors.map((l) => /A session leader of (\d+)\(/.exec(l)).find(Boolean);
+      if (leader) throw sessionError(Number(leader[1]), new CriuError(err.code, err.message, { cause: err, logPath, criuErrors: err.criuErrors }));
+      const full =
+        resp?.crErrno === ENOSPC || err.criuErrors.some((l) => /No space left on device|Disk quota exceeded/.test(l)) || fileSystemFull(imagesDir);
+      throw new CriuError(full ? ErrorCodes.NO_SPACE : err.code, full ? `${err.message}: the snapshot's file system is full` : err.message, {
+        cause: err,
+        logPath,
+        criuErrors: err.criuErrors,
+        hint: `CRIU's log: ${logPath}`,
+        details: { crErrno: resp?.crErrno },
+      });
+    }
+    return resp;
+  } finally {
+    session.close();
+  }
+}
+
+export const criuCheckpointer: Checkpointer = {
+  name: 'criu',
+  priority: 30,
+  transparent: true,
+
+  async probe(): Promise<Availability> {
+    const report = await probeCriu();
+    if (!report.ok) {
+      const code = Object.values(ErrorCodes).find((c) => c === report.code);
+      return { ok: false, reason: report.reason, hint: report.hint, code, details: { ...report } };
+    }
+    const p = report.privileges;
+    if (!p.root && !p.capSysAdmin) {
+      return {
+        ok: false,
+        version: report.version,
+        reason: 'not root and no CAP_SYS_ADMIN: CRIU cannot dump or restore',
+        code: ErrorCodes.PERMISSION,
+        hint: 'run as root, or use the self checkpointer',
+        details: { ...report },
+      };
+    }
+    try {
+      native();
+    } catch (err) {
+      return { ok: false, reason: (err as Error).message, hint: (err as CkptError).hint };
+    }
+    return { ok: true, version: report.version, details: { path: report.path, source: report.source } };
+  },
+
+  async checkpointSelf(request: SelfCheckpointRequest) {
+    requirePrivileges();
+    ensureOwnSession(request.record, request.onProgress);
+    Object.assign(request.record, networkFacts(processTree(request.record.pid)));
+    const images = join(request.pending.dir, IMAGES_DIR);
+    mkdirPrivate(images);
+    request.onProgress?.('dumping this process with CRIU');
+    // criu is started outside our tree: CRIU refuses to dump a tree that contains itself.
+    const resp = await dump({ ...dumpOptions(request.record, images), leaveRunning: true }, images, true);
+    const { version } = await criuBinary();
+    return {
+      state: resp.dump?.restored ? 'restart' : 'continue',
+      data: { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR },
+    };
+  },
+
+  async checkpointProcess(request: ProcessCheckpointRequest) {
+    requirePrivileges();
+    const outside = sessionLedFromOutside(request.record.tree.length ? request.record.tree : [request.pid]);
+    if (outside !== undefined) throw sessionError(outside);
+    Object.assign(request.record, networkFacts(processTree(request.pid)));
+    const images = join(request.pending.dir, IMAGES_DIR);
+    mkdirPrivate(images);
+    request.onProgress?.(`dumping process tree ${request.pid} with CRIU`);
+    // CRIU's leave-stopped keeps TCP sockets in repair mode and the network locked:
+    // right before a kill, but a tree that is to be continued (--stop, then resume)
+    // would find its connections dead. Such a tree is left running by CRIU, which
+    // unlocks both, with a SIGSTOP already queued while it was still frozen.
+    const stopAfter = request.leave === 'stopped' && !request.thenKill;
+    const opts: CriuOpts = {
+      ...dumpOptions(request.record, images),
+      pid: request.pid,
+      leaveRunning: request.leave === 'running' || stopAfter,
+      leaveStopped: request.leave === 'stopped' && !stopAfter,
+      notifyScripts: true,
+    };
+    // While CRIU holds the tree frozen (post-dump), its pids are exactly those in
+    // the images: the restore must find each of them free.
+    const onNotify: NotifyHandler = (script, pid) => {
+      if (script === 'post-dump') {
+        request.record.tree = processTree(request.pid);
+        if (stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
+      } else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
+      return request.onNotify?.(script, pid);
+    };
+    try {
+      await dump(opts, images, false, onNotify);
+    } catch (err) {
+      if (err instanceof CriuError && err.criuErrors.some((l) => /half of stream unix connection|External socket/.test(l))) {
+        throw new CriuError(err.code, err.message, {
+          cause: err,
+          logPath: err.logPath,
+          criuErrors: err.criuErrors,
+          hint: 'the process holds a unix socket to a process outside its tree; checkpoint the whole tree (ckpt run --isolate)',
+        });
+      }
+      throw err;
+    }
+    const { version } = await criuBinary();
+    return { data: { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR } };
+  },
+
+  async restart(request) {
+    requirePrivileges();
+    return restoreWithCriu(request, (await criuBinary()).path);
+  },
+};
+
+/**
+ * A rank of a coordinated job dumps itself (and its children), leaving them
+ * running. The caller has closed every connection to the outside first (peer
+ * links, the coordinator); only stdio leads out, declared external. Resolves
+ * `restored: true` in the copy a restart brought back.
+ */
+export async function dumpJobRank(imagesDir: string, record: ProcessRecord): Promise<{ restored: boolean; criu: string }> {
+  requirePrivileges();
+  mkdirPrivate(imagesDir);
+  // Its peer and coordinator connections are closed: no TCP connection to protect, no lock.
+  const opts: CriuOpts = { ...dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir), leaveRunning: true };
+  const resp = await dump(opts, imagesDir, true);
+  const { version } = await criuBinary();
+  return { restored: resp.dump?.restored === true, criu: `${version.major}.${version.minor}.${version.sublevel}` };
+}

@@ -1,0 +1,63 @@
+// CRIU options shared by dump and restore: what a dump records, the restore must repeat.
+import { NetworkLock, type CriuOpts } from '../../criu/schema.js';
+import type { ProcessRecord } from '../../store/manifest.js';
+import { holdsTcpSockets, socketInodes } from '../../util/procfs.js';
+import type { NetworkLockName } from '../../store/manifest.js';
+
+export const IMAGES_DIR = 'images';
+export const DUMP_LOG = 'dump.log';
+export const RESTORE_LOG = 'restore.log';
+
+/** CRIU's log level: 3 (info) keeps logs small yet explains failures; CKPT_CRIU_LOG_LEVEL overrides. */
+export function criuLogLevel(): number {
+  const v = Number(process.env.CKPT_CRIU_LOG_LEVEL);
+  return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 3;
+}
+
+/** Options both dump and restore must agree on, derived from the recorded process. */
+export function sharedOptions(record: ProcessRecord): CriuOpts {
+  return {
+    shellJob: record.shellJob ?? false,
+    tcpEstablished: record.tcpEstablished ?? false,
+    fileLocks: true,
+    // No iptables on these machines: nftables locks the network during dump/restore
+    // — unless the tree had no TCP socket, which needs no lock (see networkFacts).
+    networkLock: networkLockMethod(record.networkLock),
+    logLevel: criuLogLevel(),
+  };
+}
+
+/**
+ * Unix sockets on stdio lead outside the tree (Node's child stdio 'pipe' is a
+ * socketpair): CRIU dumps them only when told they are external; the restore
+ * hands in fresh ones through inherit-fd.
+ */
+function externalStdio(record: ProcessRecord): CriuOpts {
+  const unix = socketInodes('self', 'unix');
+  const inodes = new Set(
+    record.stdio.map((t) => /^socket:\[(\d+)\]$/.exec(t ?? '')?.[1]).filter((ino): ino is string => !!ino && unix.has(ino)),
+  );
+  if (inodes.size === 0) return {};
+  return { extUnixSk: true, external: [...inodes].map((ino) => `unix[${ino}]`) };
+}
+
+/**
+ * What the network needs around a dump, decided right before it: a tree holding a
+ * TCP socket gets the nftables lock and its connections dumped (tcp_established);
+ * one without gets neither — the lock alone costs ~350 ms here, and several dumps
+ * at once wait on each other for it. A connection opened in the moment between
+ * this look and the freeze then makes CRIU refuse the dump (no tcp_established)
+ * instead of dumping it unprotected.
+ */
+export function networkFacts(pids: number[]): Pick<ProcessRecord, 'networkLock' | 'tcpEstablished'> {
+  return holdsTcpSockets(pids) ? { networkLock: 'nftables', tcpEstablished: true } : { networkLock: 'skip', tcpEstablished: false };
+}
+
+/** CRIU's lock method for a recorded choice (older snapshots recorded none: nftables). */
+export function networkLockMethod(name: NetworkLockName | undefined): NetworkLock {
+  return name === 'skip' ? NetworkLock.SKIP : NetworkLock.NFTABLES;
+}
+
+export function dumpOptions(record: ProcessRecord, imagesDir: string): CriuOpts {
+  return { ...sharedOptions(record), ...externalStdio(record), imagesDir, logFile: DUMP_LOG };
+}

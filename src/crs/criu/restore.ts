@@ -1,0 +1,226 @@
+// Restoring a CRIU snapshot: the process comes back with its original pids, its
+// stdio rewired to ours (or to a log file), and — in the foreground — as our child,
+// so that its exit status is known.
+import { closeSync, openSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CriuError, ErrorCodes, ProcessError } from '../../errors.js';
+import { CriuSession, criuFailure } from '../../criu/client.js';
+import { ReqType, type InheritFd } from '../../criu/schema.js';
+import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../util/fsx.js';
+import { native } from '../../util/native.js';
+import { logsDir } from '../../util/paths.js';
+import { readStat } from '../../util/procfs.js';
+import { isAlive } from '../../util/signals.js';
+import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
+import type { NetworkLockName } from '../../store/manifest.js';
+import { criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
+
+const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(constants.signals).map(([name, no]) => [no, name]),
+);
+
+/**
+ * CRIU restores the original pids. A pid still held by a zombie frees up once
+ * init reaps it (slowly, on these machines); one held by a live process is an error.
+ */
+export async function waitForPids(pids: number[], timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const pid of pids) {
+    for (;;) {
+      const st = readStat(pid);
+      if (!st) break;
+      if (st.state !== 'Z' && st.state !== 'X') {
+        throw new ProcessError(
+          ErrorCodes.PID_TAKEN,
+          `pid ${pid} is taken by a running process (${st.comm}); a CRIU restore needs the snapshot's original pids`,
+          { hint: 'stop the original process first (checkpoint with --kill), or restore in a new PID namespace' },
+        );
+      }
+      if (Date.now() > deadline) {
+        throw new ProcessError(ErrorCodes.PID_TAKEN, `pid ${pid} is still held by an unreaped zombie after ${timeoutMs} ms`);
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/** Pipes and sockets in the old stdio are recreated from ours through CRIU's inherit-fd. */
+function stdioInheritance(stdio: (string | null)[]): { keys: InheritFd[]; ourFds: number[] } {
+  const keys: InheritFd[] = [];
+  const ourFds: number[] = [];
+  stdio.slice(0, 3).forEach((target, i) => {
+    if (!target || !/^(pipe|socket):\[\d+\]$/.test(target)) return;
+    if (keys.some((k) => k.key === target)) return; // 2>&1: one pipe, inherited once
+    // Our fd i is handed to criu as its fd 4 + position.
+    keys.push({ key: target, fd: 4 + ourFds.length });
+    ourFds.push(i);
+  });
+  return { keys, ourFds };
+}
+
+export async function restoreWithCriu(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
+  await waitForPids(request.snapshot.manifest.process.tree);
+  return whilePidsSettle(() => restoreOnce(request, criuPath));
+}
+
+/**
+ * Runs a restore again while a pid it needs is still being released: an unreaped
+ * zombie (init reaps slowly here), or a process that has left /proc but whose pid
+ * the kernel has not freed yet (fork with it fails with EEXIST). Bounded: 5 s.
+ */
+async function whilePidsSettle<T>(restore: () => Promise<T>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await restore();
+    } catch (err) {
+      const pid = Number(/Can't fork for (\d+)/.exec(err instanceof CriuError ? err.criuErrors.join('\n') : '')?.[1]);
+      const st = pid > 1 ? readStat(pid) : undefined;
+      if (Date.now() > deadline || !(err instanceof CriuError) || err.code !== ErrorCodes.PID_TAKEN || !(pid > 1) || (st && st.state !== 'Z')) throw err;
+      if (st) await waitForPids([pid], Math.max(0, deadline - Date.now()));
+      else await sleep(100);
+    }
+  }
+}
+
+async function restoreOnce(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
+  const { snapshot } = request;
+  const record = snapshot.manifest.process;
+
+  const logDir = join(logsDir(), `restore-${snapshot.seq}-${Date.now()}-${process.pid}`);
+  mkdirPrivate(logDir);
+  const logPath = join(logDir, RESTORE_LOG);
+  const workDirFd = openSync(logDir, 'r');
+  const opened: number[] = [workDirFd];
+  try {
+    let { keys, ourFds } = stdioInheritance(record.stdio);
+    if (request.detach) {
+      // A detached process writes to a log file instead of our (soon closed) stdio.
+      const out = openSync(request.logFile ?? join(logDir, 'output.log'), 'a', PRIVATE_FILE_MODE);
+      const nul = openSync('/dev/null', 'r');
+      opened.push(out, nul);
+      ourFds = ourFds.map((i) => (i === 0 ? nul : out));
+    }
+    request.onProgress?.('restoring with CRIU');
+    const session = CriuSession.open({ criuPath, passFds: ourFds });
+    let resp;
+    try {
+      resp = await session.call({
+        type: ReqType.RESTORE,
+        opts: {
+          ...sharedOptions(record),
+          imagesDir: join(snapshot.dir, IMAGES_DIR),
+          workDirFd,
+          logFile: RESTORE_LOG,
+          inheritFd: keys,
+          // In the foreground the restored root becomes our child: we can wait for it.
+          rstSibling: !request.detach,
+          notifyScripts: request.onNotify !== undefined,
+        },
+      }, request.onNotify);
+    } finally {
+      session.close();
+    }
+    if (!resp?.success) {
+      const err = criuFailure('CRIU restore', resp, logPath, session.stderrText);
+      if (err.criuErrors.some((l) => /File exists/.test(l)) || resp?.crErrno === 17) {
+        throw new CriuError(ErrorCodes.PID_TAKEN, `${err.message}: a pid of the snapshot is taken`, {
+          cause: err,
+          logPath,
+          criuErrors: err.criuErrors,
+          hint: 'stop the process holding it, or restore in a new PID namespace',
+        });
+      }
+      throw err;
+    }
+    // A failed restore can name pid -1; never treat anything at or below 1 as ours.
+    const pid = resp.restore?.pid ?? 0;
+    if (pid <= 1) throw criuFailure('CRIU restore', resp, logPath, 'CRIU reported no restored pid');
+    await session.exited();
+    return {
+      pid,
+      wait: request.detach ? () => pollExit(pid) : () => reap(pid),
+    };
+  } finally {
+    for (const fd of opened) closeSync(fd);
+  }
+}
+
+async function reap(pid: number): Promise<ProcessExit> {
+  const status = await native().waitpid(pid);
+  return { code: status.code, signal: status.signal === null ? null : (SIGNAL_NAMES[status.signal] ?? String(status.signal)) };
+}
+
+async function pollExit(pid: number): Promise<ProcessExit> {
+  while (isAlive(pid) && readStat(pid)?.state !== 'Z') await sleep(100);
+  return { code: null, signal: null };
+}
+
+export interface RankRestoreRequest {
+  /** The rank's CRIU images. */
+  imagesDir: string;
+  /** Every pid of the dumped tree: each must be free (a zombie is waited for). */
+  pids: number[];
+  /** Files of the image replaced by our fds: `pipe:[ino]`/`socket:[ino]` → fd in this process. */
+  inherit: { key: string; fd: number }[];
+  shellJob?: boolean;
+  /** As recorded at the dump (absent in older snapshots: nftables). */
+  networkLock?: NetworkLockName;
+  /** Where CRIU's restore log goes. */
+  logDir: string;
+}
+
+/**
+ * Restores one rank of a job snapshot as our child (rst_sibling): the caller
+ * reaps it (native waitpid) to learn its exit status. Returns its pid (> 1).
+ */
+export async function restoreJobRank(request: RankRestoreRequest, criuPath: string): Promise<number> {
+  await waitForPids(request.pids);
+  return whilePidsSettle(() => restoreRankOnce(request, criuPath));
+}
+
+async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): Promise<number> {
+  mkdirPrivate(request.logDir);
+  const logPath = join(request.logDir, RESTORE_LOG);
+  const workDirFd = openSync(request.logDir, 'r');
+  try {
+    const session = CriuSession.open({ criuPath, passFds: request.inherit.map((i) => i.fd) });
+    let resp;
+    try {
+      resp = await session.call({
+        type: ReqType.RESTORE,
+        opts: {
+          shellJob: request.shellJob ?? false,
+          tcpEstablished: false,
+          fileLocks: true,
+          networkLock: networkLockMethod(request.networkLock),
+          logLevel: criuLogLevel(),
+          imagesDir: request.imagesDir,
+          workDirFd,
+          logFile: RESTORE_LOG,
+          // Our fds were handed to criu as its fds 4, 5, …
+          inheritFd: request.inherit.map((i, n) => ({ key: i.key, fd: 4 + n })),
+          rstSibling: true,
+        },
+      });
+    } finally {
+      session.close();
+    }
+    if (!resp?.success) {
+      const err = criuFailure('CRIU restore', resp, logPath, session.stderrText);
+      if (err.criuErrors.some((l) => /File exists/.test(l)) || resp?.crErrno === 17) {
+        throw new CriuError(ErrorCodes.PID_TAKEN, `${err.message}: a pid of the snapshot is taken`, { cause: err, logPath, criuErrors: err.criuErrors });
+      }
+      throw err;
+    }
+    // A failed restore can name pid -1; never treat anything at or below 1 as ours.
+    const pid = resp.restore?.pid ?? 0;
+    if (pid <= 1) throw criuFailure('CRIU restore', resp, logPath, 'CRIU reported no restored pid');
+    await session.exited();
+    return pid;
+  } finally {
+    closeSync(workDirFd);
+  }
+}

@@ -1,0 +1,92 @@
+// The CRS (checkpoint/restart service) interface: every checkpointer — criu, self,
+// none — implements it, and the framework picks one by name or by priority.
+import type { ErrorCode } from '../errors.js';
+import type { ProcessRecord } from '../store/manifest.js';
+import type { PendingSnapshot, ProcessSnapshot } from '../store/store.js';
+
+export interface Availability {
+  ok: boolean;
+  /** The checkpointer's version when available (CRIU's, or ckpt's for self/none). */
+  version?: string;
+  /** Why it cannot work here. */
+  reason?: string;
+  /** What to do about it. */
+  hint?: string;
+  /** The specific error code for why not (e.g. ECKPT_CRIU_NOT_FOUND); default ECKPT_CRS_UNAVAILABLE. */
+  code?: ErrorCode;
+  /** Extra facts for `ckpt doctor --json`. */
+  details?: Record<string, unknown>;
+}
+
+/** What a checkpointer needs to snapshot the calling process. */
+export interface SelfCheckpointRequest {
+  pending: PendingSnapshot;
+  /** The process as it will be recorded (argv, env, stdio…); components may add CRIU flags. */
+  record: ProcessRecord;
+  onProgress?: (message: string) => void;
+}
+
+export interface SelfCheckpointOutcome {
+  /** `continue`: this is the original process. `restart`: a process restored from the snapshot. */
+  state: 'continue' | 'restart';
+  /** Component facts for the manifest. */
+  data?: Record<string, unknown>;
+}
+
+/** What a checkpointer needs to snapshot another process tree from outside. */
+export interface ProcessCheckpointRequest {
+  pid: number;
+  pending: PendingSnapshot;
+  record: ProcessRecord;
+  /** Leave the tree running (continue) or stopped (stop, and terminate after commit). */
+  leave: 'running' | 'stopped';
+  /**
+   * The stopped tree will be killed once the snapshot is committed (terminate): its
+   * TCP connections may stay locked for a silent kill. Otherwise (stop) they must
+   * work again when the tree is continued.
+   */
+  thenKill?: boolean;
+  onProgress?: (message: string) => void;
+  /** CRIU's action-script stages (pre-dump, post-dump, network-lock…): false or a throw aborts. */
+  onNotify?: NotifyHook;
+}
+
+/** A hook at one of CRIU's action-script stages; returning false (or throwing) makes CRIU abort. */
+export type NotifyHook = (stage: string, pid: number | undefined) => void | boolean | Promise<void | boolean>;
+
+export interface RestartRequest {
+  snapshot: ProcessSnapshot;
+  /** Foreground: the restored process writes to our stdio and is our child; detached: to a log file. */
+  detach: boolean;
+  /** Where a detached process's output goes. */
+  logFile?: string;
+  onProgress?: (message: string) => void;
+  /** CRIU's restore stages (pre-restore, post-restore, pre-resume, post-resume). */
+  onNotify?: NotifyHook;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+  /** Why it failed, when ckpt knows more than the status (a restarted job's abort). */
+  error?: Error;
+}
+
+export interface RestartedProcess {
+  pid: number;
+  /** Resolves when the restored process exits (foreground restarts only). */
+  wait(): Promise<ProcessExit>;
+}
+
+export interface Checkpointer {
+  readonly name: string;
+  /** Higher wins in automatic selection among available components. */
+  readonly priority: number;
+  /** Transparent checkpointers snapshot any process; others need the program's cooperation. */
+  readonly transparent: boolean;
+  probe(): Promise<Availability>;
+  checkpointSelf(request: SelfCheckpointRequest): Promise<SelfCheckpointOutcome>;
+  /** Only transparent checkpointers can snapshot another process. */
+  checkpointProcess?(request: ProcessCheckpointRequest): Promise<{ data?: Record<string, unknown> }>;
+  restart(request: RestartRequest): Promise<RestartedProcess>;
+}

@@ -1,0 +1,110 @@
+// Every failure ckpt reports is a CkptError with a stable `code`, so scripts
+// (and the CLI's one-line error printer) can tell causes apart without parsing text.
+
+export const ErrorCodes = {
+  USAGE: 'ECKPT_USAGE',
+  INTERNAL: 'ECKPT_INTERNAL',
+  NATIVE: 'ECKPT_NATIVE',
+  // CRIU and checkpointers
+  CRIU_NOT_FOUND: 'ECKPT_CRIU_NOT_FOUND',
+  CRIU_TOO_OLD: 'ECKPT_CRIU_TOO_OLD',
+  CRIU_CHECK_FAILED: 'ECKPT_CRIU_CHECK_FAILED',
+  CRIU_FAILED: 'ECKPT_CRIU_FAILED',
+  CRIU_PROTOCOL: 'ECKPT_CRIU_PROTOCOL',
+  CRIU_INSTALL: 'ECKPT_CRIU_INSTALL',
+  CRS_UNKNOWN: 'ECKPT_CRS_UNKNOWN',
+  CRS_UNAVAILABLE: 'ECKPT_CRS_UNAVAILABLE',
+  SELF_NOT_REGISTERED: 'ECKPT_SELF_NOT_REGISTERED',
+  CHECKPOINT_BUSY: 'ECKPT_CHECKPOINT_BUSY',
+  CHECKPOINT_FAILED: 'ECKPT_CHECKPOINT_FAILED',
+  // processes
+  NO_SUCH_PROCESS: 'ECKPT_NO_SUCH_PROCESS',
+  PERMISSION: 'ECKPT_PERMISSION',
+  NOT_OWNER: 'ECKPT_NOT_OWNER',
+  UNSAFE_PID: 'ECKPT_UNSAFE_PID',
+  PID_TAKEN: 'ECKPT_PID_TAKEN',
+  SESSION_OUTSIDE: 'ECKPT_SESSION_OUTSIDE',
+  // snapshots
+  SNAPSHOT_MISSING: 'ECKPT_SNAPSHOT_MISSING',
+  SNAPSHOT_INCOMPLETE: 'ECKPT_SNAPSHOT_INCOMPLETE',
+  SNAPSHOT_FORMAT: 'ECKPT_SNAPSHOT_FORMAT',
+  SNAPSHOT_CORRUPT: 'ECKPT_SNAPSHOT_CORRUPT',
+  SNAPSHOT_PATH: 'ECKPT_SNAPSHOT_PATH',
+  NO_SPACE: 'ECKPT_NO_SPACE',
+  // jobs
+  TIMEOUT: 'ECKPT_TIMEOUT',
+  JOB_NOT_FOUND: 'ECKPT_JOB_NOT_FOUND',
+  JOB_ABORTED: 'ECKPT_JOB_ABORTED',
+  OOB_PROTOCOL: 'ECKPT_OOB_PROTOCOL',
+  OOB_AUTH: 'ECKPT_OOB_AUTH',
+  OOB_UNREACHABLE: 'ECKPT_OOB_UNREACHABLE',
+  COMMAND_NOT_FOUND: 'ECKPT_COMMAND_NOT_FOUND',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export interface CkptErrorOptions {
+  cause?: unknown;
+  /** What the user can do about it; printed after the message. */
+  hint?: string;
+  /** Structured facts for --json output and for tests. */
+  details?: Record<string, unknown>;
+}
+
+export class CkptError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: CkptErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, hint: this.hint, ...this.details };
+  }
+}
+
+export class UsageError extends CkptError {
+  constructor(message: string, options?: CkptErrorOptions) {
+    super(ErrorCodes.USAGE, message, options);
+  }
+}
+
+/** A CRIU operation failed; carries CRIU's own `Error` lines and the log's path. */
+export class CriuError extends CkptError {
+  readonly logPath: string | undefined;
+  readonly criuErrors: string[];
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: CkptErrorOptions & { logPath?: string; criuErrors?: string[] } = {},
+  ) {
+    super(code, message, {
+      ...options,
+      details: { ...options.details, logPath: options.logPath, criuErrors: options.criuErrors ?? [] },
+    });
+    this.logPath = options.logPath;
+    this.criuErrors = options.criuErrors ?? [];
+  }
+}
+
+export class SnapshotError extends CkptError {}
+export class ProcessError extends CkptError {}
+export class JobError extends CkptError {}
+
+/** Node's system errors carry `code` strings such as ENOENT; this reads them safely. */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
+    return (err as { code: string }).code;
+  }
+  return undefined;
+}
+
+export function isCkptError(err: unknown): err is CkptError {
+  return err instanceof CkptError;
+}

@@ -1,0 +1,170 @@
+// restartIsolated(): `ckpt restart SNAPSHOT` for a snapshot of an isolated job. CRIU
+// recreates the pid, mount (and network) namespaces, so the restored tree never
+// clashes with the original or with other copies; the job's output directory is
+// mapped to a fresh one; with rst_sibling the job's pid 1 becomes our child, so
+// its exit status is known.
+import { closeSync, openSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { CkptError, CriuError, ErrorCodes } from '../errors.js';
+import { CriuSession, criuFailure } from '../criu/client.js';
+import { readRestoreStats, type RestoreStats } from '../criu/images.js';
+import { NetworkLock, ReqType } from '../criu/schema.js';
+import { criuBinary, requirePrivileges } from '../crs/criu/index.js';
+import { criuLogLevel, IMAGES_DIR, RESTORE_LOG } from '../crs/criu/options.js';
+import type { Manifest } from '../store/manifest.js';
+import { assertIntact, openSnapshot, type Snapshot } from '../store/store.js';
+import { mkdirPrivate } from '../util/fsx.js';
+import { native } from '../util/native.js';
+import { logsDir } from '../util/paths.js';
+import { killNewChildren, ourChildren, removeLockTable } from './cleanup.js';
+import { IsolatedJob, liveRoots } from './job.js';
+import { createOutputDir, removeOutputDir } from './output.js';
+
+const SIGNAL_NAMES: Record<number, NodeJS.Signals> = Object.fromEntries(
+  Object.entries(constants.signals).map(([name, no]) => [no, name as NodeJS.Signals]),
+);
+
+export interface IsolatedRestartOptions {
+  seq?: number;
+  /** Check every file's checksum first (default true). */
+  verify?: boolean;
+  /** Name of the restored job in `ckpt ps` (default: the original's). */
+  name?: string;
+  output?: { stdout?: Writable; stderr?: Writable };
+  register?: boolean;
+  killGraceMs?: number;
+  /** How long CRIU may take (ms, default 120 s; CKPT_RESTORE_TIMEOUT_MS): a hung restore is ended and cleaned up. */
+  timeoutMs?: number;
+  onProgress?: (message: string) => void;
+}
+
+export interface IsolatedRestart {
+  snapshot: Snapshot;
+  job: IsolatedJob;
+  stats?: RestoreStats;
+}
+
+export function isIsolatedSnapshot(manifest: Manifest): boolean {
+  return manifest.kind === 'process' && manifest.process.isolation !== undefined;
+}
+
+/** A hint for the causes of a failed restore that users can do something about. */
+export function restoreHint(errors: string[], logPath: string, net: boolean): string {
+  const text = errors.join('\n');
+  if (/Address already in use|Can't bind inet socket|Cannot assign requested address/.test(text) && !net) {
+    return 'the snapshot shares the host network; run the job with ckpt run --isolate --net so that copies get their own';
+  }
+  if (/has bad size|No such file|Can't open file/.test(text)) return 'a file the job had open has changed or is gone since the checkpoint';
+  if (/Failed unpacking|Can't read|Unexpected EOF|short read|corrupted|Can't open image|Bad magic/i.test(text)) {
+    return 'the snapshot\'s images are damaged; verify it with `ckpt snapshots verify`, or use another snapshot';
+  }
+  return `CRIU's log: ${logPath}`;
+}
+
+export async function restartIsolated(ref: string | Snapshot, options: IsolatedRestartOptions = {}): Promise<IsolatedRestart> {
+  const snapshot = typeof ref === 'string' ? openSnapshot(ref, { seq: options.seq }) : ref;
+  const manifest = snapshot.manifest;
+  const iso = manifest.kind === 'process' ? manifest.process.isolation : undefined;
+  if (manifest.kind !== 'process' || !iso) throw new CkptError(ErrorCodes.USAGE, `${snapshot.dir} is not a snapshot of an isolated job`);
+  if (snapshot.manifest.crs.name !== 'criu') {
+    throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `isolated snapshot made by '${snapshot.manifest.crs.name}', not criu`);
+  }
+  if (options.verify !== false) {
+    options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
+    await assertIntact(snapshot);
+  }
+  requirePrivileges();
+  const criu = await criuBinary();
+
+  const id = randomBytes(4).toString('hex');
+  const ioDir = createOutputDir(id);
+  const logDir = join(logsDir(), `restore-${id}`);
+  mkdirPrivate(logDir);
+  const logPath = join(logDir, RESTORE_LOG);
+  const workDirFd = openSync(logDir, 'r');
+  const before = ourChildren();
+  const images = join(snapshot.dir, IMAGES_DIR);
+  options.onProgress?.('restoring with CRIU');
+  const session = CriuSession.open({ criuPath: criu.path });
+  let resp;
+  let timedOut = false;
+  const timeoutMs = options.timeoutMs ?? (Number(process.env.CKPT_RESTORE_TIMEOUT_MS) || 120_000);
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve(undefined);
+    }, timeoutMs);
+  });
+  try {
+    const call = session.call({
+      type: ReqType.RESTORE,
+      opts: {
+        imagesDir: images,
+        workDirFd,
+        logFile: RESTORE_LOG,
+        logLevel: criuLogLevel(),
+        // The mount namespace is rebuilt on the host's root (else CRIU: BUG at mount.c).
+        root: '/',
+        // pid 1 of the restored job becomes our child: we reap it and know its status.
+        rstSibling: true,
+        tcpEstablished: true,
+        fileLocks: true,
+        networkLock: NetworkLock.NFTABLES,
+        external: [`mnt[${iso.ioKey}]:${ioDir}`],
+      },
+    });
+    call.catch(() => {});
+    resp = await Promise.race([expired, call]);
+  } catch {
+    resp = undefined;
+  } finally {
+    clearTimeout(timer);
+    // A hung CRIU (and the tree it was restoring) is ended before anything else.
+    if (timedOut) await killNewChildren(before, [...liveRoots], { criu: true });
+    session.close();
+    closeSync(workDirFd);
+    await session.exited();
+  }
+  const pid = resp?.success ? (resp.restore?.pid ?? 0) : 0;
+  if (!resp?.success || pid <= 1) {
+    // Whatever CRIU started and left: the half-restored tree (our children since the
+    // call: killing pid 1 of its namespace ends the namespace), the dump's lock table.
+    await killNewChildren(before, [...liveRoots]);
+    await removeLockTable(iso.dumpRunId);
+    removeOutputDir(ioDir);
+    const err = timedOut
+      ? new CriuError(ErrorCodes.TIMEOUT, `CRIU restore of the isolated job did not finish within ${timeoutMs} ms`, {
+          logPath,
+          criuErrors: [],
+        })
+      : criuFailure('CRIU restore of the isolated job', resp ?? null, logPath, session.stderrText);
+    throw new CriuError(err.code, err.message, {
+      cause: err,
+      logPath,
+      criuErrors: err.criuErrors,
+      hint: restoreHint(err.criuErrors, logPath, iso.net),
+    });
+  }
+  const job = new IsolatedJob({
+    id,
+    name: options.name ?? iso.name,
+    command: manifest.process.argv,
+    rootPid: pid,
+    ioDir,
+    net: iso.net,
+    restoredFrom: snapshot.dir,
+    output: options.output,
+    register: options.register,
+    killGraceMs: options.killGraceMs,
+    waitRoot: async () => {
+      const st = await native().waitpid(pid);
+      return { code: st.code, signal: st.signal === null ? null : (SIGNAL_NAMES[st.signal] ?? 'SIGKILL') };
+    },
+  });
+  // CRIU writes stats-restore into its work directory (our log directory).
+  return { snapshot, job, stats: readRestoreStats(logDir) };
+}

@@ -1,0 +1,71 @@
+// Bringing a snapshot back: the checkpointer that made it restores it.
+import { getCheckpointer } from '../crs/registry.js';
+import type { NotifyHook, RestartedProcess } from '../crs/types.js';
+import { assertIntact, isJobSnapshot, isProcessSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
+import { restartJob, type RestartJobOptions } from '../runtime/restart.js';
+import type { Job } from '../runtime/launcher.js';
+import { CkptError, ErrorCodes } from '../errors.js';
+
+export interface RestartOptions {
+  /** A sequence of the store; default the newest committed one. */
+  seq?: number;
+  /** Do not wait for the process; its output goes to `logFile`. */
+  detach?: boolean;
+  logFile?: string;
+  /** Check every file's checksum first (default true). */
+  verify?: boolean;
+  onProgress?: (message: string) => void;
+  /** Called at each of CRIU's restore stages (pre-restore, post-restore, …); false or a throw aborts. */
+  onNotify?: NotifyHook;
+  /** For job snapshots: how the restarted job runs (output, periodic checkpoints). */
+  job?: RestartJobOptions;
+}
+
+export interface Restarted {
+  snapshot: Snapshot;
+  /** For a job: `job` is the restarted job (its coordinator runs in this process). */
+  process: RestartedProcess & { job?: Job };
+}
+
+export async function restartSnapshot(ref: string, options: RestartOptions = {}): Promise<Restarted> {
+  const snapshot = openSnapshot(ref, { seq: options.seq });
+  if (isProcessSnapshot(snapshot) && snapshot.manifest.process.isolation) {
+    throw new CkptError(ErrorCodes.USAGE, `${snapshot.dir} holds an isolated job: restart it with restartIsolated() or ckpt restart`);
+  }
+  const component = getCheckpointer(snapshot.manifest.crs.name);
+  if (options.verify !== false) {
+    options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
+    await assertIntact(snapshot);
+  }
+  if (isJobSnapshot(snapshot)) {
+    if (options.detach) throw new CkptError(ErrorCodes.USAGE, 'a job restarts in the foreground: its coordinator runs in ckpt restart');
+    options.onProgress?.(`restarting job ${snapshot.manifest.job.name} (${snapshot.manifest.job.size} ranks)`);
+    const job = await restartJob(snapshot, options.job);
+    return {
+      snapshot,
+      process: {
+        pid: globalThis.process.pid,
+        job,
+        wait: async () => {
+          const result = await job.wait();
+          return { code: result.status, signal: null, error: result.error };
+        },
+      },
+    };
+  }
+  if (!isProcessSnapshot(snapshot)) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, 'unknown snapshot kind');
+  const availability = await component.probe();
+  if (!availability.ok) {
+    throw new CkptError(availability.code ?? ErrorCodes.CRS_UNAVAILABLE, `snapshot made by '${component.name}', which cannot work here: ${availability.reason}`, {
+      hint: availability.hint,
+    });
+  }
+  const process = await component.restart({
+    snapshot,
+    detach: options.detach ?? false,
+    logFile: options.logFile,
+    onProgress: options.onProgress,
+    onNotify: options.onNotify,
+  });
+  return { snapshot, process };
+}

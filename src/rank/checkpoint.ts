@@ -1,0 +1,438 @@
+// The rank's side of a coordinated checkpoint.
+//
+// self — the coordinator drives it with requests over the OOB channel:
+//   ckpt-prepare  → reply { safePoints }     a checkpoint is pending
+//   ckpt-reach    → reply { written }        once this rank stands at safe point
+//                                            `target` (sends are held from then on)
+//   ckpt-save {expected, rankDir} → reply { safePoint }
+//                                            once every frame peers wrote to us
+//                                            has been read (nothing in flight):
+//                                            save() and the library's own state
+//   ckpt-resume   → reply {}                 committed (continue) or aborted
+//                                            (the coordinator does not wait for it)
+// Every rank stops at the same safe-point count (one past the highest any rank had
+// when the request came): a rank stopping earlier could starve a peer's recv.
+//
+// criu — no safe points; wherever the rank's code is:
+//   ckpt-prepare {crs:'criu'} → reply { written, pid, tree, stdio, rejoin }
+//                                    sends are held from now on; `rejoin` names
+//                                    a pipe this rank keeps open (pipe:[ino])
+//   ckpt-drain    → as for self
+//   ckpt-dump     → reply {} ("going down"): the rank closes its coordinator and
+//                   peer connections, CRIU dumps it (comm.ts), it rejoins the
+//                   coordinator with hello {rejoin:true, dumped:'ok'|'error'}
+//   ckpt-resume {outcome, peers} → reconnect to the peers, send what was held
+// A restored copy wakes inside the dump, reads {coord, job, secret} from the
+// rejoin pipe (the restart pre-fills it), joins the new coordinator like a new
+// rank, reconnects to its peers on the welcome, and reports `restart`.
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { selfCallbacks } from '../crs/self/index.js';
+import { runHooks, type CheckpointResult } from '../process/hooks.js';
+import { currentPid, recordOf } from '../process/record.js';
+import { native } from '../util/native.js';
+import { fsyncPath, writeFileDurable } from '../util/fsx.js';
+import { hashBytes } from '../store/checksum.js';
+import type { ControlMessage } from '../runtime/frame.js';
+import type { PeerNetwork } from './peers.js';
+import type { LibraryState } from './state.js';
+
+export const LIBRARY_STATE = 'library.json';
+const STATE_JSON = 'state.json';
+const STATE_BIN = 'state.bin';
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+interface Pending {
+  crs: 'self' | 'criu';
+  seq: number;
+  store: string;
+  dir: string;
+  target?: number;
+  targetKnown: Deferred<void>;
+  /** This rank stands at the target safe point. */
+  arrived: Deferred<void>;
+  /** What the waiting safePoint() resolves to. */
+  outcome: Deferred<CheckpointResult | null>;
+  /** criu: the read end of the rejoin pipe, and whether our connections are down. */
+  rejoinFd?: number;
+  disconnected?: boolean;
+  pid?: number;
+  hostname?: string;
+  /** criu: keeps the process alive until the checkpoint is over. */
+  keepAlive?: NodeJS.Timeout;
+  /** The ordinal of the rank-requested checkpoint (comm.checkpoint()) this is, if it is one. */
+  requested?: number;
+}
+
+/** What a restarted job hands its restored ranks through their rejoin pipes. */
+export interface RejoinInfo {
+  coord: string;
+  job: string;
+  secret: string;
+}
+
+/** A rank restarted from a job snapshot, until its first safe point. */
+export interface RestartFrom {
+  dir: string;
+  store: string;
+  seq: number;
+  rankDir: string;
+  safePoint: number;
+  previousPid: number;
+  previousHostname: string;
+}
+
+/** The parts of the communicator a checkpoint needs. */
+export interface CheckpointHost {
+  readonly rank: number;
+  readonly isFinalized: boolean;
+  captureState(): LibraryState;
+}
+
+export class CheckpointAgent {
+  safePoints = 0;
+  private pending: Pending | undefined;
+  private pendingWaiters: (() => void)[] = [];
+  private idleWaiters: (() => void)[] = [];
+  /** comm.checkpoint() calls so far; its k-th call is answered by the k-th rank-requested checkpoint. */
+  private calls = 0;
+  private requestedSeen = 0;
+  private readonly requested: { crs: Deferred<'self' | 'criu'>; result: Deferred<CheckpointResult | null>; prepared: boolean }[] = [];
+
+  constructor(
+    private readonly host: CheckpointHost,
+    private readonly peers: PeerNetwork | undefined,
+    private restartFrom: RestartFrom | undefined,
+  ) {}
+
+  get isPending(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** Resolves once a checkpoint has been announced (ckpt-prepare). */
+  whenPending(): Promise<void> {
+    if (this.pending) return Promise.resolve();
+    return new Promise((resolve) => this.pendingWaiters.push(resolve));
+  }
+
+  /** A comm.checkpoint() call's ordinal. */
+  nextCall(): number {
+    return this.calls++;
+  }
+
+  private requestSlot(k: number) {
+    return (this.requested[k] ??= { crs: deferred(), result: deferred(), prepared: false });
+  }
+
+  /** Resolves with the checkpointer once the k-th rank-requested checkpoint has been prepared. */
+  requestedPrepared(k: number): Promise<'self' | 'criu'> {
+    return this.requestSlot(k).crs.promise;
+  }
+
+  isRequestedPrepared(k: number): boolean {
+    return this.requested[k]?.prepared === true;
+  }
+
+  /** The outcome of the k-th rank-requested checkpoint. */
+  requestedResult(k: number): Promise<CheckpointResult | null> {
+    return this.requestSlot(k).result.promise;
+  }
+
+  /** The ordinal of the pending checkpoint, if a rank requested it. */
+  get pendingRequested(): number | undefined {
+    return this.pending?.requested;
+  }
+
+  private settle(p: Pending, result: CheckpointResult | null): void {
+    p.outcome.resolve(result);
+    if (p.requested !== undefined) this.requestSlot(p.requested).result.resolve(result);
+  }
+
+  /** The checkpointer of the pending checkpoint, if one is pending. */
+  get pendingCrs(): 'self' | 'criu' | undefined {
+    return this.pending?.crs;
+  }
+
+  /** Resolves once no checkpoint is pending (finalize waits for it). */
+  whenIdle(): Promise<void> {
+    if (!this.pending) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** The outcome of the pending checkpoint (criu: comm.checkpoint() waits here). */
+  outcome(): Promise<CheckpointResult | null> {
+    return this.pending ? this.pending.outcome.promise : Promise.resolve(null);
+  }
+
+  private clear(p: Pending): void {
+    if (this.pending === p) this.pending = undefined;
+    if (p.keepAlive) clearInterval(p.keepAlive);
+    if (p.rejoinFd !== undefined) {
+      try {
+        closeSync(p.rejoinFd);
+      } catch {
+        // already closed
+      }
+      p.rejoinFd = undefined;
+    }
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** ckpt-dump (criu): checks the request and runs the prepare hooks; returns the rank's directory. */
+  async beginDump(m: ControlMessage): Promise<{ rankDir: string }> {
+    const p = this.need();
+    if (p.crs !== 'criu') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-dump in a ${p.crs} checkpoint`);
+    await runHooks('prepare', { crs: 'criu', store: p.store, seq: p.seq });
+    p.disconnected = true;
+    return { rankDir: String(m.rankDir) };
+  }
+
+  /** The restored copy: where the restarted job's coordinator is (the restart pre-filled the rejoin pipe). */
+  readRejoin(): RejoinInfo {
+    const p = this.need();
+    if (p.rejoinFd === undefined) throw new CkptError(ErrorCodes.INTERNAL, 'no rejoin pipe');
+    const text = readFileSync(p.rejoinFd, 'utf8');
+    closeSync(p.rejoinFd);
+    p.rejoinFd = undefined;
+    let info: RejoinInfo;
+    try {
+      info = JSON.parse(text) as RejoinInfo;
+    } catch {
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank} was restored without rejoin information (read ${text.length} bytes)`);
+    }
+    if (typeof info.coord !== 'string' || typeof info.job !== 'string' || typeof info.secret !== 'string') {
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank} was restored with incomplete rejoin information`);
+    }
+    return info;
+  }
+
+  /** The restored copy has rejoined and reconnected: sends go out again, `restart` is reported. */
+  async finishCriuRestart(): Promise<void> {
+    const p = this.need();
+    this.clear(p);
+    this.peers?.resume();
+    const result: CheckpointResult = {
+      state: 'restart',
+      crs: 'criu',
+      pid: currentPid(),
+      previousPid: p.pid ?? currentPid(),
+      hostname: hostname(),
+      previousHostname: p.hostname ?? hostname(),
+      snapshot: { store: p.store, seq: p.seq, dir: p.dir },
+    };
+    await runHooks('restart', result);
+    this.settle(p, result);
+  }
+
+  /**
+   * A safe point: where everything the program needs is in what save() returns.
+   * Resolves null at once unless a checkpoint stops here; then it resolves with
+   * the checkpoint's result (continue), or — first thing in a restarted rank — restart.
+   */
+  async safePoint(): Promise<CheckpointResult | null> {
+    if (this.restartFrom) return this.finishRestart(this.restartFrom);
+    this.safePoints++;
+    const p = this.pending;
+    if (!p || p.crs !== 'self') return null;
+    if (p.target === undefined) await p.targetKnown.promise;
+    if (this.pending !== p || p.target === undefined || this.safePoints !== p.target) return null;
+    this.peers?.pause();
+    p.arrived.resolve();
+    return p.outcome.promise;
+  }
+
+  /** Handles one ckpt-* request from the coordinator; resolves to the reply's body. */
+  async handle(m: ControlMessage): Promise<Record<string, unknown>> {
+    switch (m.op) {
+      case 'ckpt-prepare': {
+        if (this.pending) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+        const crs = m.crs === 'criu' ? 'criu' : 'self';
+        const p: Pending = {
+          crs,
+          seq: Number(m.seq),
+          store: String(m.store),
+          dir: String(m.dir),
+          targetKnown: deferred(),
+          arrived: deferred(),
+          outcome: deferred(),
+        };
+        const announce = () => {
+          if (m.requested === true) {
+            p.requested = this.requestedSeen++;
+            const slot = this.requestSlot(p.requested);
+            slot.prepared = true;
+            slot.crs.resolve(crs);
+          }
+          for (const w of this.pendingWaiters.splice(0)) w();
+        };
+        if (crs === 'self') {
+          this.pending = p;
+          announce();
+          return { safePoints: this.safePoints };
+        }
+        // criu: no safe point to reach; sends are held from now on.
+        if (this.host.isFinalized) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.host.rank} has finalized`);
+        await this.peers?.whenLinked(10_000);
+        if (this.pending) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+        const n = native();
+        const [readEnd, writeEnd] = n.pipe();
+        n.close(writeEnd);
+        p.rejoinFd = readEnd;
+        p.keepAlive = setInterval(() => {}, 1 << 30);
+        const record = recordOf(currentPid());
+        p.pid = record.pid;
+        p.hostname = hostname();
+        this.pending = p;
+        this.peers?.pause();
+        announce();
+        return {
+          written: [...(this.peers?.written ?? [])],
+          pid: record.pid,
+          tree: record.tree,
+          stdio: record.stdio,
+          shellJob: record.shellJob,
+          networkLock: 'skip',
+          rejoin: `pipe:[${fstatSync(readEnd).ino}]`,
+        };
+      }
+      case 'ckpt-reach': {
+        const p = this.need();
+        p.target = Number(m.target);
+        p.targetKnown.resolve();
+        await p.arrived.promise;
+        return { written: [...(this.peers?.written ?? [])] };
+      }
+      case 'ckpt-drain':
+        await this.drained(m.expected);
+        return {};
+      case 'ckpt-save': {
+        const p = this.need();
+        // self: the drain is part of the save request (one round fewer).
+        if (m.expected !== undefined) await this.drained(m.expected);
+        await runHooks('prepare', { crs: 'self', store: p.store, seq: p.seq });
+        const cb = selfCallbacks();
+        if (!cb) {
+          throw new CkptError(ErrorCodes.SELF_NOT_REGISTERED, `rank ${this.host.rank} has no save()/load() callbacks`, {
+            hint: "call registerSelf({ save, load }) from 'ckpt' before the first safePoint()",
+          });
+        }
+        const rankDir = String(m.rankDir);
+        const state = await cb.save();
+        const binary = state instanceof Uint8Array;
+        // Each rank makes its own files durable, all ranks at once: the coordinator's
+        // commit then finds them clean instead of syncing them one after the other.
+        const files: { name: string; data: Uint8Array }[] = [
+          { name: binary ? STATE_BIN : STATE_JSON, data: binary ? state : Buffer.from(JSON.stringify(state ?? null)) },
+          { name: LIBRARY_STATE, data: Buffer.from(JSON.stringify({ ...this.host.captureState(), safePoint: this.safePoints })) },
+        ];
+        const written = [];
+        for (const f of files) {
+          writeFileDurable(join(rankDir, f.name), f.data);
+          written.push({ name: f.name, size: f.data.byteLength, xxh64: await hashBytes(f.data) });
+        }
+        fsyncPath(rankDir);
+        // Synced and hashed here: the coordinator's commit takes them as they are (sizes checked).
+        return { safePoint: this.safePoints, files: written };
+      }
+      case 'ckpt-resume': {
+        const p = this.pending;
+        if (p?.crs === 'criu' && p.disconnected) {
+          if (!Array.isArray(m.peers) || m.peers.length !== this.peers?.size) {
+            throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-resume without the peers' addresses`);
+          }
+          this.peers.connectAll(m.peers as string[]);
+        }
+        if (p) this.clear(p);
+        this.pending = undefined;
+        this.peers?.resume();
+        if (!p) return {};
+        p.targetKnown.resolve();
+        if (m.outcome !== 'continue') {
+          this.settle(p, null);
+          return {};
+        }
+        const host = hostname();
+        const pid = currentPid();
+        const result: CheckpointResult = {
+          state: 'continue',
+          crs: p.crs,
+          pid,
+          previousPid: pid,
+          hostname: host,
+          previousHostname: host,
+          snapshot: { store: p.store, seq: p.seq, dir: p.dir },
+        };
+        await runHooks('continue', result);
+        this.settle(p, result);
+        return {};
+      }
+      default:
+        throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unknown checkpoint operation '${String(m.op)}'`);
+    }
+  }
+
+  /** Resolves once this rank has read, from each rank i, `expected[i]` frames: nothing is in flight to it. */
+  private async drained(expected: unknown): Promise<void> {
+    const peers = this.peers;
+    if (!peers) return;
+    if (!Array.isArray(expected) || expected.length !== peers.size || !expected.every((n) => Number.isInteger(n) && n >= 0)) {
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: a drain request without one frame count per rank`);
+    }
+    const counts = expected as number[];
+    const done = () => counts.every((n, i) => i === this.host.rank || peers.read[i]! >= n);
+    if (done()) return;
+    await new Promise<void>((resolve) => {
+      peers.onRead = () => {
+        if (done()) {
+          peers.onRead = undefined;
+          resolve();
+        }
+      };
+    });
+  }
+
+  private need(): Pending {
+    if (!this.pending) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: no checkpoint is pending`);
+    return this.pending;
+  }
+
+  private async finishRestart(from: RestartFrom): Promise<CheckpointResult> {
+    this.restartFrom = undefined;
+    this.safePoints = from.safePoint;
+    const cb = selfCallbacks();
+    if (!cb) {
+      throw new CkptError(ErrorCodes.SELF_NOT_REGISTERED, `rank ${this.host.rank} restarts from a snapshot but has no load() callback`, {
+        hint: "call registerSelf({ save, load }) from 'ckpt' before the first safePoint()",
+      });
+    }
+    let state: unknown;
+    try {
+      state = JSON.parse(readFileSync(join(from.rankDir, STATE_JSON), 'utf8'));
+    } catch {
+      state = new Uint8Array(readFileSync(join(from.rankDir, STATE_BIN)));
+    }
+    await cb.load(state);
+    const result: CheckpointResult = {
+      state: 'restart',
+      crs: 'self',
+      pid: currentPid(),
+      previousPid: from.previousPid,
+      hostname: hostname(),
+      previousHostname: from.previousHostname,
+      snapshot: { store: from.store, seq: from.seq, dir: from.dir },
+    };
+    await runHooks('restart', result);
+    return result;
+  }
+}

@@ -1,0 +1,122 @@
+// Collective operations built on point-to-point messages with reserved negative
+// tags, so they never match a user's recv (user tags are ≥ 0). Every rank calls
+// collectives in the same order; per-(source, tag) ordering keeps successive
+// calls apart without sequence numbers. Trees are binomial: log2(size) rounds.
+import { CkptError, ErrorCodes } from '../errors.js';
+import { FrameKind } from '../runtime/frame.js';
+import { decodeData, encodeData, type Comm, type ReduceOp } from './comm.js';
+
+const TAG_BARRIER = -2;
+const TAG_BCAST = -3;
+const TAG_REDUCE = -4;
+const TAG_GATHER = -5;
+const EMPTY = new Uint8Array(0);
+
+/** Dissemination barrier: in round k every rank signals rank+2^k and waits for rank-2^k. */
+export async function barrier(comm: Comm, timeoutMs?: number): Promise<void> {
+  const { rank, size } = comm;
+  for (let k = 1, round = 0; k < size; k <<= 1, round++) {
+    const to = (rank + k) % size;
+    const from = (rank - k + size) % size;
+    await comm.sendRaw(to, FrameKind.BYTES, TAG_BARRIER, EMPTY);
+    await comm.recvRaw(from, TAG_BARRIER, `barrier (round ${round}, waiting for rank ${from})`, timeoutMs);
+  }
+}
+
+/** Binomial-tree broadcast; the encoded payload is forwarded as received. */
+export async function bcast(comm: Comm, value: unknown, root: number, timeoutMs?: number): Promise<unknown> {
+  const { rank, size } = comm;
+  checkRoot(comm, root, 'bcast');
+  const vr = (rank - root + size) % size;
+  let kind: FrameKind;
+  let payload: Uint8Array;
+  let mask = 1;
+  if (vr === 0) {
+    ({ kind, payload } = encodeData(value));
+    while (mask < size) mask <<= 1;
+  } else {
+    for (;;) {
+      if (vr & mask) {
+        const from = (vr - mask + root) % size;
+        const m = await comm.recvRaw(from, TAG_BCAST, `bcast(root=${root}) waiting for rank ${from}`, timeoutMs);
+        kind = m.kind;
+        payload = m.payload;
+        break;
+      }
+      mask <<= 1;
+    }
+  }
+  for (mask >>= 1; mask > 0; mask >>= 1) {
+    if (vr + mask < size) await comm.sendRaw((vr + mask + root) % size, kind, TAG_BCAST, payload);
+  }
+  // The root returns its own value; others decode (bytes arrive as Buffer).
+  return vr === 0 ? value : decodeData({ kind, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) });
+}
+
+/** Reduce to rank 0 up a binomial tree, then broadcast: every rank gets the same bits. */
+export async function allreduce(comm: Comm, value: number | number[], op: ReduceOp, timeoutMs?: number): Promise<number | number[]> {
+  const combine = combiner(op);
+  checkOperand(value, 'allreduce');
+  const { rank, size } = comm;
+  let acc: number | number[] = value;
+  for (let mask = 1; mask < size; mask <<= 1) {
+    if ((rank & mask) === 0) {
+      const from = rank | mask;
+      if (from < size) {
+        const m = await comm.recvRaw(from, TAG_REDUCE, `allreduce('${op}') waiting for rank ${from}`, timeoutMs);
+        acc = combineValues(acc, decodeData(m) as number | number[], combine, from);
+      }
+    } else {
+      await comm.sendRaw(rank & ~mask, FrameKind.JSON, TAG_REDUCE, encodeData(acc).payload);
+      break;
+    }
+  }
+  return (await bcast(comm, rank === 0 ? acc : undefined, 0, timeoutMs)) as number | number[];
+}
+
+/** Linear gather: fine up to the job-size limit (256), and the root sees which rank is late. */
+export async function gather(comm: Comm, value: unknown, root: number, timeoutMs?: number): Promise<unknown[] | undefined> {
+  checkRoot(comm, root, 'gather');
+  const { kind, payload } = encodeData(value);
+  if (comm.rank !== root) {
+    await comm.sendRaw(root, kind, TAG_GATHER, payload);
+    return undefined;
+  }
+  const out: unknown[] = new Array(comm.size);
+  out[root] = value;
+  for (let r = 0; r < comm.size; r++) {
+    if (r === root) continue;
+    out[r] = decodeData(await comm.recvRaw(r, TAG_GATHER, `gather(root=${root}) waiting for rank ${r}`, timeoutMs));
+  }
+  return out;
+}
+
+function checkRoot(comm: Comm, root: number, what: string): void {
+  if (!Number.isInteger(root) || root < 0 || root >= comm.size) {
+    throw new CkptError(ErrorCodes.USAGE, `${what}: root ${root} is not a rank of this job (0…${comm.size - 1})`);
+  }
+}
+
+function combiner(op: ReduceOp): (a: number, b: number) => number {
+  switch (op) {
+    case 'sum':
+      return (a, b) => a + b;
+    case 'min':
+      return Math.min;
+    case 'max':
+      return Math.max;
+    default:
+      throw new CkptError(ErrorCodes.USAGE, `allreduce: unknown operation '${String(op)}' (sum, min or max)`);
+  }
+}
+
+function checkOperand(v: unknown, what: string): void {
+  const ok = typeof v === 'number' || (Array.isArray(v) && v.every((x) => typeof x === 'number'));
+  if (!ok) throw new CkptError(ErrorCodes.USAGE, `${what}: the value must be a number or an array of numbers`);
+}
+
+function combineValues(a: number | number[], b: number | number[], f: (x: number, y: number) => number, from: number): number | number[] {
+  if (typeof a === 'number' && typeof b === 'number') return f(a, b);
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) return a.map((x, i) => f(x, b[i]!));
+  throw new CkptError(ErrorCodes.USAGE, `allreduce: rank ${from} contributed a value of a different shape`);
+}

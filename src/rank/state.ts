@@ -1,0 +1,53 @@
+// The rank library's own state in a self checkpoint: counters, messages received
+// but not yet consumed, frames not yet sent. A restarted rank starts from it.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { isJobSnapshot, openSnapshot } from '../store/store.js';
+import type { RestartFrom } from './checkpoint.js';
+
+export interface LibraryState {
+  rank: number;
+  size: number;
+  sent: number[];
+  received: number[];
+  /** Arrived, unmatched messages in arrival order (payload base64). */
+  unexpected: { source: number; tag: number; kind: number; payload: string }[];
+  /** Encoded frames not yet handed to a socket (base64). */
+  unsent: { dest: number; frame: string }[];
+  safePoint?: number;
+}
+
+const LIBRARY_STATE = 'library.json';
+
+function bad(what: string): never {
+  throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `invalid rank library state: ${what}`);
+}
+
+/** Reads what a restarted rank resumes from: its directory in the job snapshot. */
+export function loadRestart(snapshotDir: string, rank: number, size: number): { from: RestartFrom; library: LibraryState } {
+  const snapshot = openSnapshot(snapshotDir);
+  if (!isJobSnapshot(snapshot)) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${snapshotDir} is not a job snapshot`);
+  const m = snapshot.manifest;
+  if (m.job.size !== size) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `the snapshot holds ${m.job.size} ranks, this job has ${size}`);
+  const rec = m.ranks[rank];
+  if (!rec) bad(`no rank ${rank}`);
+  const rankDir = join(snapshot.dir, rec.dir);
+  const library = JSON.parse(readFileSync(join(rankDir, LIBRARY_STATE), 'utf8')) as LibraryState;
+  const counts = (a: unknown) => Array.isArray(a) && a.length === size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
+  if (library.rank !== rank || !counts(library.sent) || !counts(library.received)) bad('counters');
+  if (!Array.isArray(library.unexpected) || !Array.isArray(library.unsent)) bad('queues');
+  if (!Number.isSafeInteger(library.safePoint)) bad('safePoint');
+  return {
+    from: {
+      dir: snapshot.dir,
+      store: snapshot.store,
+      seq: snapshot.seq,
+      rankDir,
+      safePoint: library.safePoint!,
+      previousPid: rec.pid,
+      previousHostname: m.host,
+    },
+    library,
+  };
+}

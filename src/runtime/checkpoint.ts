@@ -1,0 +1,273 @@
+// The coordinator's checkpoint state machine:
+//   self: prepare → reach (every rank at the same safe point) → save (once nothing
+//         is in flight to it, each rank's state into its directory) → commit
+//         (global manifest, atomic rename) → resume (continue, not waited for)
+//   criu: prepare (sends held at once) → drain → dump (each rank closes its
+//         connections, CRIU dumps it, it rejoins) → commit → resume (the ranks
+//         reconnect to each other and send what they held; not waited for)
+// then the launcher stops or ends the job. Every phase has a timeout; any failure
+// aborts the checkpoint — the partial snapshot is removed and the ranks resume as
+// if nothing had happened. (criu: a rank that went down for its dump and never
+// came back leaves the job unable to go on: the error says so, `fatal`.)
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { CkptError, ErrorCodes, JobError } from '../errors.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord, type ManifestDraft, type RankRecord } from '../store/manifest.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
+import { mkdirPrivate } from '../util/fsx.js';
+import type { FileEntry } from '../store/checksum.js';
+import { version } from '../version.js';
+import type { Coordinator } from './coordinator.js';
+import type { ControlMessage } from './frame.js';
+
+export type CheckpointPhase = 'prepare' | 'reach' | 'drain' | 'save' | 'dump' | 'commit' | 'resume';
+export type JobCheckpointer = 'self' | 'criu';
+
+export interface JobCheckpointOptions {
+  coordinator: Coordinator;
+  store: string;
+  then: EndState;
+  job: JobManifestRecord;
+  pids: number[];
+  /** The job's checkpointer (default self); `crsVersion` goes into the manifest. */
+  crs?: JobCheckpointer;
+  crsVersion?: string;
+  /** A rank asked for it (comm.checkpoint()): ranks match it to their calls. */
+  requested?: boolean;
+  /** Timeout of each phase; `reach` waits for the ranks' next safe point and gets `reachMs`; `dump` (criu) gets `dumpMs`. */
+  phaseMs?: number;
+  reachMs?: number;
+  dumpMs?: number;
+  onPhase?: (phase: CheckpointPhase) => void;
+}
+
+/** Environment variables that belong to one run of a job, never to its snapshot. */
+const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT)$/;
+
+export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && !RUN_ONLY_ENV.test(k))) as Record<string, string>;
+}
+
+export function envMs(name: string, fallback: number): number {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+/** What both checkpointers' state machines start from: the ranks, a new snapshot, request rounds. */
+function begin(o: JobCheckpointOptions) {
+  const c = o.coordinator;
+  const ranks = [...Array(o.job.size).keys()];
+  if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
+  const phaseMs = o.phaseMs ?? envMs('CKPT_CHECKPOINT_PHASE_MS', 30_000);
+  const pending = beginSnapshot(o.store);
+  /** One request to every rank, all at once; the first failure fails the round. */
+  const all = (op: string, timeoutMs: number, body: (r: number) => Record<string, unknown>) =>
+    Promise.all(ranks.map((r) => c.requestRank(r, op, timeoutMs, body(r))));
+  return { c, ranks, phaseMs, pending, createdAt: new Date().toISOString(), all };
+}
+
+function jobManifest(o: JobCheckpointOptions, createdAt: string, crs: { name: string; version: string }, ranks: RankRecord[], data: Record<string, unknown>): ManifestDraft {
+  return {
+    format: MANIFEST_FORMAT,
+    version: MANIFEST_VERSION,
+    kind: 'job',
+    origin: 'coordinated',
+    createdAt,
+    ckptVersion: version,
+    crs,
+    host: hostname(),
+    endState: o.then,
+    job: o.job,
+    ranks,
+    data,
+  };
+}
+
+export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
+  if (o.crs === 'criu') return coordinateCriuCheckpoint(o);
+  const { c, ranks, phaseMs, pending, createdAt, all } = begin(o);
+  const reachMs = o.reachMs ?? envMs('CKPT_CHECKPOINT_REACH_MS', 60_000);
+  let phase: CheckpointPhase = 'prepare';
+  try {
+    o.onPhase?.('prepare');
+    const prepared = await all('ckpt-prepare', phaseMs, () => ({ seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
+    const target = Math.max(...prepared.map((m) => Number(m.safePoints))) + 1;
+
+    phase = 'reach';
+    o.onPhase?.(phase);
+    const reached = await all('ckpt-reach', reachMs, () => ({ target }));
+    const written = reached.map((m) => m.written as number[]);
+
+    phase = 'save';
+    o.onPhase?.(phase);
+    for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
+    // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
+    const saved = await all('ckpt-save', phaseMs, (j) => ({
+      expected: ranks.map((i) => written[i]?.[j] ?? 0),
+      rankDir: join(pending.dir, `rank-${j}`),
+    }));
+
+    phase = 'commit';
+    o.onPhase?.(phase);
+    const snapshot = await commitSnapshot(
+      pending,
+      jobManifest(o, createdAt, { name: 'self', version }, ranks.map((r) => ({ rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint) })), { target }),
+      { synced: ranks.flatMap((r) => syncedFiles(r, saved[r]!.files)), syncedDirs: ranks.map((r) => `rank-${r}`) },
+    );
+
+    phase = 'resume';
+    o.onPhase?.(phase);
+    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq });
+    return snapshot;
+  } catch (err) {
+    if (phase !== 'resume') {
+      abortSnapshot(pending);
+      // Best effort: ranks that are still there go on as before.
+      await Promise.allSettled(ranks.map((r) => c.requestRank(r, 'ckpt-resume', 5000, { outcome: 'abort' })));
+    }
+    const cause = err instanceof Error ? err.message : String(err);
+    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}`, {
+      cause: err,
+      details: { phase },
+      hint: phase === 'reach' ? 'with the self checkpointer every rank must call comm.safePoint() now and then' : undefined,
+    });
+  }
+}
+
+/** What a rank reports it wrote, fsynced and hashed; anything malformed is simply synced and hashed again. */
+function syncedFiles(rank: number, files: unknown): FileEntry[] {
+  if (!Array.isArray(files)) return [];
+  return files.flatMap((f: { name?: unknown; path?: unknown; size?: unknown; xxh64?: unknown }) => {
+    // self reports names in its directory, criu paths below it (images/…); neither may climb out.
+    const rel = typeof f?.path === 'string' ? f.path : f?.name;
+    const ok = typeof rel === 'string' && /^[\w.-]+(\/[\w.-]+)?$/.test(rel) && !rel.split('/').some((p) => p === '..' || p === '.');
+    return ok && Number.isInteger(f.size) && typeof f.xxh64 === 'string' && /^[0-9a-f]{16}$/.test(f.xxh64)
+      ? [{ path: `rank-${rank}/${rel}`, size: f.size as number, xxh64: f.xxh64 }]
+      : [];
+  });
+}
+
+/**
+ * The snapshot is committed: the ranks are told to go on, and the checkpoint is
+ * reported without waiting for their replies (one round less while the caller
+ * waits). Each rank's connection is ordered, so a later request finds it resumed;
+ * a rank that fails to resume is the job's failure, seen by the launcher as such.
+ */
+function resumeAll(c: Coordinator, ranks: number[], timeoutMs: number, body: Record<string, unknown>): void {
+  for (const r of ranks) c.requestRank(r, 'ckpt-resume', timeoutMs, body).catch(() => {});
+}
+
+/** Keeps the newest `keep` committed snapshots of a store and removes the rest. */
+export function applyRetention(store: string, keep: number): number[] {
+  if (!(keep >= 1)) return [];
+  const committed = listSnapshots(store);
+  const removed: number[] = [];
+  for (const s of committed.slice(0, Math.max(0, committed.length - keep))) {
+    try {
+      removeSnapshot(openSnapshot(s.dir));
+      removed.push(s.seq);
+    } catch (err) {
+      if (!(err instanceof CkptError)) throw err;
+    }
+  }
+  return removed;
+}
+
+/** A failed criu checkpoint after which the job cannot go on (a rank went down and did not come back). */
+export function isFatalCheckpointError(err: unknown): boolean {
+  return err instanceof JobError && (err.details as { fatal?: boolean } | undefined)?.fatal === true;
+}
+
+async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
+  const { c, ranks, phaseMs, pending, createdAt, all } = begin(o);
+  const dumpMs = o.dumpMs ?? envMs('CKPT_CHECKPOINT_DUMP_MS', Math.max(phaseMs, 120_000));
+  let phase: CheckpointPhase = 'prepare';
+  /** Ranks that went down for their dump, and their way back. */
+  const down = new Map<number, Promise<ControlMessage>>();
+  try {
+    o.onPhase?.('prepare');
+    const prepared = await all('ckpt-prepare', phaseMs, () => ({ crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
+    const written = prepared.map((m) => m.written as number[]);
+
+    phase = 'drain';
+    o.onPhase?.(phase);
+    await all('ckpt-drain', phaseMs, (j) => ({ expected: ranks.map((i) => written[i]?.[j] ?? 0) }));
+
+    phase = 'dump';
+    o.onPhase?.(phase);
+    for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
+    const accepted = await Promise.allSettled(
+      ranks.map((r) => {
+        const back = c.awaitRejoin(r, dumpMs);
+        back.catch(() => {});
+        return c.requestRank(r, 'ckpt-dump', phaseMs, { rankDir: join(pending.dir, `rank-${r}`) }).then(
+          () => void down.set(r, back),
+          (err: unknown) => {
+            // It did not go down (it refused, or never answered): nobody waits for it.
+            back.catch(() => {});
+            throw err;
+          },
+        );
+      }),
+    );
+    const refused = accepted.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+    const hellos = new Map<number, ControlMessage>();
+    for (const [r, back] of down) hellos.set(r, await back);
+    if (refused) throw refused.reason;
+    const failed = ranks.filter((r) => hellos.get(r)?.dumped !== 'ok');
+    if (failed.length) {
+      throw new JobError(ErrorCodes.CHECKPOINT_FAILED, failed.map((r) => `rank ${r}: ${String(hellos.get(r)?.message ?? 'dump failed')}`).join('; '), {
+        details: { ranks: failed },
+      });
+    }
+
+    phase = 'commit';
+    o.onPhase?.(phase);
+    const snapshot = await commitSnapshot(
+      pending,
+      jobManifest(
+        o,
+        createdAt,
+        { name: 'criu', version: o.crsVersion ?? 'unknown' },
+        ranks.map((r) => {
+        const p = prepared[r]!;
+        return {
+          rank: r,
+          pid: Number(p.pid),
+          dir: `rank-${r}`,
+          tree: p.tree as number[],
+          stdio: p.stdio as (string | null)[],
+          rejoin: String(p.rejoin),
+          shellJob: p.shellJob === true,
+          networkLock: p.networkLock === 'skip' ? 'skip' : 'nftables',
+        };
+      }),
+        // How long each rank's own CRIU dump took (its local snapshot), as the rank timed it.
+        { images: 'images', dumpMs: ranks.map((r) => (typeof hellos.get(r)?.dumpMs === 'number' ? hellos.get(r)!.dumpMs : null)) },
+      ),
+      { synced: ranks.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)), syncedDirs: ranks.flatMap((r) => [`rank-${r}`, `rank-${r}/images`]) },
+    );
+
+    phase = 'resume';
+    o.onPhase?.(phase);
+    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, peers: c.peerAddresses() });
+    return snapshot;
+  } catch (err) {
+    let fatal = false;
+    if (phase !== 'resume') {
+      abortSnapshot(pending);
+      // Ranks that went down must be back before anyone can reconnect.
+      const back = await Promise.allSettled([...down.values()]);
+      fatal = back.some((b) => b.status === 'rejected');
+      if (!fatal) {
+        await Promise.allSettled(ranks.map((r) => c.requestRank(r, 'ckpt-resume', 5000, { outcome: 'abort', peers: c.peerAddresses() })));
+      }
+    }
+    const cause = err instanceof Error ? err.message : String(err);
+    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}`, {
+      cause: err,
+      details: { phase, fatal },
+      hint: fatal ? 'a rank went down for its CRIU dump and did not come back: the job cannot go on' : undefined,
+    });
+  }
+}

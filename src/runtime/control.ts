@@ -1,0 +1,109 @@
+// Control clients: `ckpt kill` (and later `ckpt checkpoint`) talk to a running
+// job's coordinator over its OOB channel, proving membership with the job secret
+// read from the private registry entry.
+import { constants as osConstants } from 'node:os';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { signalGroup, signalPid } from '../util/signals.js';
+import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from './channel.js';
+import type { ControlMessage } from './frame.js';
+import { findJob, isJobAlive, type JobRecord } from './jobs.js';
+import { killIsolatedJob } from '../isolate/job.js';
+
+/** Connects to a job's coordinator as a control client. */
+export async function connectControl(record: JobRecord, timeoutMs = 5000): Promise<Channel> {
+  const socket = await connectTo(parseAddress(record.address), timeoutMs, `the coordinator of job ${record.id}`);
+  const channel = new Channel(socket);
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'control', job: record.id, secret: record.secret });
+  const welcome = await channel.next(timeoutMs, `the coordinator of job ${record.id} to answer`).catch((err) => {
+    channel.destroy();
+    throw err;
+  });
+  if (welcome.type !== 'welcome') {
+    channel.destroy();
+    throw welcome.type === 'error' ? remoteError(welcome, 'refused') : new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
+  }
+  return channel;
+}
+
+/** One request/reply with a job's coordinator. */
+export async function controlRequest(record: JobRecord, op: string, body: Record<string, unknown> = {}, timeoutMs = 5000): Promise<ControlMessage> {
+  const channel = await connectControl(record, timeoutMs);
+  try {
+    const reply = await channel.request({ type: 'request', op, ...body }, timeoutMs, `job ${record.id} to answer '${op}'`);
+    if (reply.ok !== true) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `job ${record.id} refused '${op}': ${String(reply.message)}`);
+    return reply;
+  } finally {
+    channel.close();
+  }
+}
+
+/** 'TERM', 'SIGTERM' or '15' → 'SIGTERM'. */
+export function parseSignal(text: string): NodeJS.Signals {
+  const signals = osConstants.signals as Record<string, number>;
+  if (/^\d+$/.test(text)) {
+    const name = Object.keys(signals).find((k) => signals[k] === Number(text));
+    if (name) return name as NodeJS.Signals;
+  } else {
+    const name = text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`;
+    if (name in signals) return name as NodeJS.Signals;
+  }
+  throw new CkptError(ErrorCodes.USAGE, `unknown signal '${text}'`);
+}
+
+export interface KillResult {
+  job: JobRecord;
+  /** How the request got there: through the coordinator, or by signals when it did not answer. */
+  via: 'coordinator' | 'signals';
+}
+
+/**
+ * Ends a job (no signal) or delivers a signal to all its ranks. Goes through the
+ * coordinator so the launcher ends the job in order; when the coordinator does
+ * not answer, signals the launcher and the ranks' process groups directly.
+ */
+export async function killJob(query: string, signal?: NodeJS.Signals): Promise<KillResult> {
+  const job = findJob(query);
+  if (job.kind === 'isolated') {
+    // No coordinator: an isolated job is ended through its launcher or its pid 1.
+    await killIsolatedJob(job, signal);
+    return { job, via: 'signals' };
+  }
+  try {
+    await controlRequest(job, 'kill', signal ? { signal } : {});
+    return { job, via: 'coordinator' };
+  } catch (err) {
+    if (!isJobAlive(job)) return { job, via: 'signals' };
+    const sig = signal ?? 'SIGTERM';
+    if (!signal) signalPid(job.pid, 'SIGTERM');
+    for (const r of job.ranks) if (r.pid) signalGroup(r.pid, sig);
+    if (err instanceof CkptError && err.code === ErrorCodes.OOB_AUTH) throw err;
+    return { job, via: 'signals' };
+  }
+}
+
+export interface JobCheckpointResult {
+  job: JobRecord;
+  snapshot: string;
+  store: string;
+  seq: number;
+}
+
+/** `ckpt checkpoint JOB`: the job's coordinator takes a coordinated checkpoint. */
+export async function checkpointJob(
+  query: string,
+  request: { then?: string; store?: string; crs?: string } = {},
+  timeoutMs = 300_000,
+): Promise<JobCheckpointResult> {
+  const job = findJob(query);
+  const channel = await connectControl(job);
+  try {
+    const reply = await channel.request({ type: 'request', op: 'checkpoint', ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`);
+    if (reply.ok !== true) {
+      const code = Object.values(ErrorCodes).includes(reply.code as never) ? (reply.code as CkptError['code']) : ErrorCodes.CHECKPOINT_FAILED;
+      throw new CkptError(code, String(reply.message));
+    }
+    return { job, snapshot: String(reply.snapshot), store: String(reply.store), seq: Number(reply.seq) };
+  } finally {
+    channel.close();
+  }
+}

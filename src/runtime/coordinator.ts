@@ -1,0 +1,352 @@
+// The coordinator: the job's end of the out-of-band channel. Ranks join it
+// (hello → welcome, with every rank's peer address: the wire-up), report their
+// end (finalize, with message counters) and may ask for an abort; control clients
+// (`ckpt ps`/`ckpt kill`, later `ckpt checkpoint`) ask it for status or a kill.
+// It never carries rank-to-rank data.
+import { EventEmitter } from 'node:events';
+import type { Server, Socket } from 'node:net';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { Channel, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from './channel.js';
+import type { ControlMessage } from './frame.js';
+
+export interface CoordinatorOptions {
+  jobId: string;
+  size: number;
+  secret: string;
+  address: Address;
+  /** How long ranks that have joined wait for the rest before the job is aborted. */
+  joinTimeoutMs?: number;
+  /** How long a new connection has to say hello. */
+  helloTimeoutMs?: number;
+}
+
+/** Per-peer message counters a rank reports at finalize (and, in issue 4, at drain). */
+export interface Counters {
+  sent: number[];
+  received: number[];
+}
+
+interface RankSlot {
+  channel?: Channel;
+  pid?: number;
+  peer?: string;
+  counters?: Counters;
+  exited: boolean;
+}
+
+export interface CoordinatorEvents {
+  /** Every rank has joined: the wire-up is complete. */
+  ready: [];
+  /** The job cannot go on (a rank asked for it, or the wire-up failed). */
+  abort: [{ message: string; rank?: number; status?: number }];
+  /** A control client asked for the job to be killed or signalled. */
+  kill: [{ signal?: NodeJS.Signals }];
+  /** A connection was refused (wrong secret, duplicate rank, bad frame…): the job goes on. */
+  rejected: [CkptError];
+}
+
+export class Coordinator extends EventEmitter<CoordinatorEvents> {
+  readonly jobId: string;
+  readonly size: number;
+  private readonly secret: string;
+  private server: Server | undefined;
+  private bound: Address;
+  private readonly slots: RankSlot[];
+  private readonly channels = new Set<Channel>();
+  private joinTimer: NodeJS.Timeout | undefined;
+  private wiredUp = false;
+  private readonly joinTimeoutMs: number;
+  private readonly helloTimeoutMs: number;
+  /** Ranks expected back after a CRIU dump, and who waits for them. */
+  private readonly rejoins = new Map<number, { resolve: (hello: ControlMessage) => void; reject: (e: Error) => void }>();
+  /** Filled by the launcher: what `status` requests from control clients return. */
+  statusProvider: () => Record<string, unknown> = () => ({});
+  /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
+  checkpointHandler: ((request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank' }) => Promise<Record<string, unknown>>) | undefined;
+
+  /** The ranks' OOB channels are up (the checkpoint protocol needs every rank). */
+  get allConnected(): boolean {
+    return this.wiredUp && this.slots.every((s) => s.channel && !s.channel.isClosed && !s.exited);
+  }
+
+  constructor(options: CoordinatorOptions) {
+    super();
+    this.jobId = options.jobId;
+    this.size = options.size;
+    this.secret = options.secret;
+    this.bound = options.address;
+    this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
+    this.helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
+    this.slots = Array.from({ length: options.size }, () => ({ exited: false }));
+  }
+
+  get address(): string {
+    return formatAddress(this.bound);
+  }
+
+  get ready(): boolean {
+    return this.wiredUp;
+  }
+
+  async listen(): Promise<void> {
+    const { server, address } = await listenOn(this.bound, (socket) => this.accept(socket));
+    this.server = server;
+    this.bound = address;
+  }
+
+  /** Every rank's current peer address (after the wire-up). */
+  peerAddresses(): string[] {
+    return this.slots.map((s) => s.peer ?? '');
+  }
+
+  /**
+   * A rank is about to close its connection for a CRIU dump: resolves with its
+   * hello when it connects again (`rejoin: true`), fails after `timeoutMs` or
+   * when it exits.
+   */
+  awaitRejoin(rank: number, timeoutMs: number): Promise<ControlMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.rejoins.delete(rank);
+        reject(new CkptError(ErrorCodes.TIMEOUT, `timed out after ${timeoutMs} ms waiting for rank ${rank} to rejoin after its dump`));
+      }, timeoutMs);
+      this.rejoins.set(rank, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          this.rejoins.delete(rank);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          this.rejoins.delete(rank);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** The launcher tells the coordinator a rank's process ended. */
+  rankExited(rank: number, exit: { code: number | null; signal: string | null }): void {
+    const slot = this.slots[rank];
+    if (!slot || slot.exited) return;
+    slot.exited = true;
+    this.rejoins.get(rank)?.reject(new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    if (!this.wiredUp && !slot.channel && this.slots.some((s) => s.channel)) {
+      // Ranks are waiting in init() for one that will never come.
+      this.emit('abort', { message: `rank ${rank} exited before joining the job`, rank });
+    }
+    if (!this.wiredUp) return;
+    // Receivers learn how many messages the rank sent them, so a recv() from it
+    // can fail as soon as everything it sent has been delivered (instead of hanging).
+    for (let r = 0; r < this.size; r++) {
+      const ch = this.slots[r]?.channel;
+      if (r === rank || !ch) continue;
+      ch.send({ type: 'exited', rank, code: exit.code, signal: exit.signal, sent: slot.counters?.sent[r] ?? null });
+    }
+  }
+
+  /** Tells every connected rank that the job is being aborted (best effort; ranks are killed anyway). */
+  broadcastAbort(message: string): void {
+    this.clearJoinTimer();
+    // Nobody comes back from a dump into an aborted job.
+    for (const [rank, w] of [...this.rejoins]) w.reject(new CkptError(ErrorCodes.JOB_ABORTED, `the job was aborted while rank ${rank} was being checkpointed: ${message}`));
+    for (const slot of this.slots) slot.channel?.send({ type: 'abort', message });
+  }
+
+  /** Asks one rank something over the OOB channel (stats now; checkpoint phases in issue 4). */
+  async requestRank(rank: number, op: string, timeoutMs = 10_000, body: Record<string, unknown> = {}): Promise<ControlMessage> {
+    const ch = this.slots[rank]?.channel;
+    if (!ch || ch.isClosed) throw new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} is not connected to the coordinator`);
+    const reply = await ch.request({ type: 'request', op, ...body }, timeoutMs, `rank ${rank} to answer '${op}'`);
+    if (reply.ok === false) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} refused '${op}': ${String(reply.message)}`);
+    return reply;
+  }
+
+  /** Counters reported at finalize, per rank (undefined for ranks that did not finalize). */
+  finalCounters(): (Counters | undefined)[] {
+    return this.slots.map((s) => s.counters);
+  }
+
+  async close(): Promise<void> {
+    this.clearJoinTimer();
+    for (const ch of this.channels) ch.destroy();
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private clearJoinTimer(): void {
+    if (this.joinTimer) clearTimeout(this.joinTimer);
+    this.joinTimer = undefined;
+  }
+
+  private accept(socket: Socket): void {
+    const channel = new Channel(socket);
+    this.channels.add(channel);
+    let role: 'rank' | 'control' | undefined;
+    let rank = -1;
+    const reject = (code: CkptError['code'], message: string) => {
+      const err = new CkptError(code, message);
+      channel.fail(err);
+      this.emit('rejected', err);
+    };
+    const helloTimer = setTimeout(() => reject(ErrorCodes.TIMEOUT, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
+    channel.on('close', (err) => {
+      clearTimeout(helloTimer);
+      this.channels.delete(channel);
+      if (err && err.code === ErrorCodes.OOB_PROTOCOL) this.emit('rejected', err);
+      if (role === 'rank') {
+        const slot = this.slots[rank];
+        if (slot?.channel === channel) slot.channel = undefined;
+      }
+    });
+    channel.on('frame', () => reject(ErrorCodes.OOB_PROTOCOL, 'data frame on the control channel'));
+    channel.on('message', (m) => {
+      try {
+        if (role === undefined) {
+          clearTimeout(helloTimer);
+          const hello = this.checkHello(m);
+          role = hello.role;
+          if (hello.role === 'rank') {
+            rank = hello.rank;
+            if (hello.rejoin) this.rejoin(rank, channel, m);
+            else this.join(rank, channel, m);
+          } else {
+            channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size });
+          }
+          return;
+        }
+        if (role === 'rank') this.onRankMessage(rank, channel, m);
+        else this.onControlMessage(channel, m);
+      } catch (err) {
+        if (err instanceof CkptError) reject(err.code, err.message);
+        else throw err;
+      }
+    });
+  }
+
+  private checkHello(m: ControlMessage): { role: 'control' } | { role: 'rank'; rank: number; rejoin?: boolean } {
+    const bad = (message: string) => new CkptError(ErrorCodes.OOB_PROTOCOL, message);
+    if (m.type !== 'hello') throw bad(`expected hello, got '${m.type}'`);
+    if (m.v !== OOB_PROTOCOL_VERSION) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
+    if (m.job !== this.jobId || !secretsEqual(m.secret, this.secret)) {
+      throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
+    }
+    if (m.role === 'control') return { role: 'control' };
+    if (m.role !== 'rank') throw bad(`unknown role '${String(m.role)}'`);
+    const rank = m.rank;
+    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= this.size) {
+      throw bad(`rank ${String(rank)} is outside this job of ${this.size}`);
+    }
+    const slot = this.slots[rank]!;
+    if (typeof m.peer !== 'string') throw bad('hello without a peer address');
+    if (m.rejoin === true) {
+      if (!this.rejoins.has(rank)) throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${rank} rejoined, but no checkpoint expects it to`);
+      return { role: 'rank', rank, rejoin: true };
+    }
+    if (slot.channel || slot.peer !== undefined) throw new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${rank}: it has already joined the job`);
+    if (typeof m.peer !== 'string') throw bad('hello without a peer address');
+    return { role: 'rank', rank };
+  }
+
+  /** A rank back from its CRIU dump: it listens for peers at a new address. */
+  private rejoin(rank: number, channel: Channel, hello: ControlMessage): void {
+    const slot = this.slots[rank]!;
+    // The old connection's close may not have reached us yet.
+    if (slot.channel && slot.channel !== channel) slot.channel.destroy();
+    slot.channel = channel;
+    slot.peer = hello.peer as string;
+    if (typeof hello.pid === 'number') slot.pid = hello.pid;
+    this.rejoins.get(rank)?.resolve(hello);
+  }
+
+  private join(rank: number, channel: Channel, hello: ControlMessage): void {
+    const slot = this.slots[rank]!;
+    slot.channel = channel;
+    slot.peer = hello.peer as string;
+    slot.pid = typeof hello.pid === 'number' ? hello.pid : undefined;
+    if (!this.joinTimer && !this.wiredUp) {
+      this.joinTimer = setTimeout(() => {
+        const missing = this.slots.flatMap((s, r) => (s.peer === undefined ? [r] : []));
+        this.emit('abort', {
+          message: `timed out after ${this.joinTimeoutMs} ms waiting for rank${missing.length > 1 ? 's' : ''} ${abbreviate(missing)} to join the job (call init())`,
+        });
+      }, this.joinTimeoutMs);
+    }
+    if (this.slots.every((s) => s.peer !== undefined)) {
+      this.clearJoinTimer();
+      this.wiredUp = true;
+      const peers = this.slots.map((s) => s.peer!);
+      for (const s of this.slots) s.channel?.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size, peers });
+      this.emit('ready');
+    }
+  }
+
+  private onRankMessage(rank: number, channel: Channel, m: ControlMessage): void {
+    switch (m.type) {
+      case 'finalize': {
+        const counters = parseCounters(m, this.size);
+        if (!counters) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} sent finalize without valid counters`);
+        this.slots[rank]!.counters = counters;
+        channel.send({ type: 'reply', id: m.id, ok: true });
+        return;
+      }
+      case 'request': {
+        // A rank asks for a checkpoint (comm.checkpoint()): accepted now, taken at the ranks' safe points.
+        if (m.op !== 'checkpoint' || !this.checkpointHandler) {
+          channel.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
+          return;
+        }
+        channel.send({ type: 'reply', id: m.id, ok: true });
+        this.checkpointHandler({ from: 'rank' }).catch(() => {});
+        return;
+      }
+      case 'abort': {
+        const status = typeof m.status === 'number' && Number.isInteger(m.status) ? m.status : 1;
+        this.emit('abort', { message: `rank ${rank} aborted the job: ${String(m.message ?? 'no reason given')}`, rank, status });
+        return;
+      }
+      default:
+        throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from rank ${rank}`);
+    }
+  }
+
+  private onControlMessage(channel: Channel, m: ControlMessage): void {
+    if (m.type !== 'request') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from a control client`);
+    switch (m.op) {
+      case 'status':
+        channel.send({ type: 'reply', id: m.id, ok: true, status: this.statusProvider() });
+        return;
+      case 'checkpoint': {
+        if (!this.checkpointHandler) {
+          channel.send({ type: 'reply', id: m.id, ok: false, message: 'this job cannot be checkpointed' });
+          return;
+        }
+        const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+        this.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs) }).then(
+          (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
+          (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
+        );
+        return;
+      }
+      case 'kill': {
+        const signal = typeof m.signal === 'string' ? (m.signal as NodeJS.Signals) : undefined;
+        channel.send({ type: 'reply', id: m.id, ok: true });
+        this.emit('kill', { signal });
+        return;
+      }
+      default:
+        channel.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
+    }
+  }
+}
+
+function parseCounters(m: ControlMessage, size: number): Counters | undefined {
+  const ok = (a: unknown): a is number[] => Array.isArray(a) && a.length === size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
+  return ok(m.sent) && ok(m.received) ? { sent: m.sent, received: m.received } : undefined;
+}
+
+/** "1, 2, 3 … (40 in all)" so an error about 256 ranks stays one line. */
+function abbreviate(ranks: number[]): string {
+  return ranks.length <= 8 ? ranks.join(', ') : `${ranks.slice(0, 8).join(', ')} … (${ranks.length} in all)`;
+}

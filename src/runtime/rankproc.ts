@@ -1,0 +1,84 @@
+// A rank's process as the launcher supervises it: spawned by us (a ChildProcess)
+// or restored by CRIU as our child (a bare pid, reaped with waitpid). Either way
+// it leads its own process group, which is what gets signalled.
+import type { ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { Readable } from 'node:stream';
+import { native } from '../util/native.js';
+import { signalGroup, signalPid } from '../util/signals.js';
+import { waitExit, type Exit } from '../util/spawn.js';
+
+export interface RankProcess {
+  /** Undefined only for a spawn that failed. */
+  readonly pid: number | undefined;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** Resolves when the process has exited (rejects when it could not be started). */
+  readonly exited: Promise<Exit>;
+  readonly hasExited: boolean;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, no]) => [no, name as NodeJS.Signals]));
+
+export function spawnedRank(child: ChildProcess): RankProcess {
+  return {
+    get pid() {
+      return child.pid;
+    },
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited: waitExit(child),
+    get hasExited() {
+      return child.exitCode !== null || child.signalCode !== null;
+    },
+  };
+}
+
+/**
+ * A process CRIU restored as our child (rst_sibling). Its exit is polled with
+ * waitpid(WNOHANG): a blocking waitpid would hold a libuv pool thread for the
+ * rank's whole life, and a job has many ranks.
+ */
+export function restoredRank(pid: number, stdout: Readable | null, stderr: Readable | null, pollMs = 50): RankProcess {
+  if (!(pid > 1)) throw new RangeError(`not a restored pid: ${pid}`);
+  let done = false;
+  const exited = new Promise<Exit>((resolve) => {
+    const timer = setInterval(() => {
+      let st: { code: number | null; signal: number | null } | null;
+      try {
+        st = native().waitpidNoHang(pid);
+      } catch {
+        // ECHILD: somebody else reaped it; its status is lost.
+        st = { code: null, signal: null };
+      }
+      if (!st) return;
+      clearInterval(timer);
+      done = true;
+      resolve({ code: st.code, signal: st.signal === null ? null : (SIGNAL_NAMES.get(st.signal) ?? null) });
+    }, pollMs);
+  });
+  return {
+    pid,
+    stdout,
+    stderr,
+    exited,
+    get hasExited() {
+      return done;
+    },
+  };
+}
+
+/** Ends a rank's process group: SIGTERM, then SIGKILL after `graceMs`. Resolves when the rank has exited. */
+export async function terminateRank(p: RankProcess, graceMs = 2000): Promise<Exit> {
+  const pid = p.pid;
+  if (pid === undefined || pid <= 1) return p.exited;
+  if (!p.hasExited) signalGroup(pid, 'SIGTERM') || signalPid(pid, 'SIGTERM');
+  const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), graceMs);
+  try {
+    return await p.exited;
+  } finally {
+    clearTimeout(timer);
+    // The leader is gone; members that ignored SIGTERM must not outlive it.
+    signalGroup(pid, 'SIGKILL');
+  }
+}

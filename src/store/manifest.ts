@@ -1,0 +1,229 @@
+// The snapshot manifest: what a snapshot holds and how to bring it back. Written
+// last, atomically; a directory without a valid manifest is not a snapshot.
+import { hostname } from 'node:os';
+import { SnapshotError, ErrorCodes } from '../errors.js';
+import { version } from '../version.js';
+import type { FileEntry } from './checksum.js';
+
+export const MANIFEST_NAME = 'manifest.json';
+export const MANIFEST_FORMAT = 'ckpt-snapshot';
+export const MANIFEST_VERSION = 1;
+
+export type EndState = 'continue' | 'stop' | 'terminate';
+export type NetworkLockName = 'nftables' | 'skip';
+const isLockName = (x: unknown): boolean => x === undefined || x === 'nftables' || x === 'skip';
+
+export interface ProcessRecord {
+  pid: number;
+  /** Every pid of the dumped tree at dump time, root first. */
+  tree: number[];
+  argv: string[];
+  cwd: string;
+  /** The environment a fresh restart (self/none) starts the program with. */
+  env: Record<string, string>;
+  /** What fds 0, 1 and 2 pointed at (`pipe:[12]`, `/dev/null`…): restore rewires them. */
+  stdio: (string | null)[];
+  /** CRIU options the restore must repeat. */
+  shellJob?: boolean;
+  tcpEstablished?: boolean;
+  /**
+   * How CRIU kept the network still around the dump: `nftables` (a tree with TCP
+   * sockets), or `skip` (none: no lock needed, and none is taken — it costs a few
+   * hundred ms here). Absent in older snapshots: nftables.
+   */
+  networkLock?: NetworkLockName;
+  uid: number;
+  /** Present when the snapshot holds an isolated job (ckpt run --isolate): a whole tree with its namespaces. */
+  isolation?: IsolationRecord;
+}
+
+export interface IsolationRecord {
+  /** The job name it was taken from. */
+  name: string;
+  /** It had its own network namespace (restored copies can then run side by side). */
+  net: boolean;
+  /** Mount point of the job's output directory inside its mount namespace… */
+  ioMount: string;
+  /** …and CRIU's external key for that bind mount (the restore maps it to a fresh directory). */
+  ioKey: string;
+  /** The dump's CRIU run id: it names the nftables table that locks the job's connections. */
+  dumpRunId?: string;
+}
+
+interface ManifestBase {
+  format: typeof MANIFEST_FORMAT;
+  version: typeof MANIFEST_VERSION;
+  seq: number;
+  createdAt: string;
+  committedAt: string;
+  ckptVersion: string;
+  crs: { name: string; version: string };
+  host: string;
+  endState: EndState;
+  /** Component-specific facts (e.g. the name of the self state file). */
+  data: Record<string, unknown>;
+  files: FileEntry[];
+}
+
+/** One process (tree), checkpointed by itself or from outside. */
+export interface ProcessManifest extends ManifestBase {
+  kind: 'process';
+  /** Who took it: the process itself (`checkpoint()`), or ckpt from outside. */
+  origin: 'self' | 'external';
+  process: ProcessRecord;
+}
+
+/** How a job was launched: what a restart launches again. */
+export interface JobRecord {
+  id: string;
+  name: string;
+  size: number;
+  oob: 'unix' | 'tcp';
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+export interface RankRecord {
+  rank: number;
+  pid: number;
+  /** The rank's files, relative to the snapshot: `rank-N`. */
+  dir: string;
+  /** The safe point at which it was saved (self). */
+  safePoint?: number;
+  /** criu: every pid of the rank's tree (the restore needs them free). */
+  tree?: number[];
+  /** criu: what fds 0-2 pointed at; a restore hands in new pipes for pipes and sockets. */
+  stdio?: (string | null)[];
+  /** criu: the rank's rejoin pipe (`pipe:[ino]`), through which a restore tells it where its new coordinator is. */
+  rejoin?: string;
+  shellJob?: boolean;
+  /** criu: as for a process (ranks have no TCP connections at their dump: `skip`). */
+  networkLock?: NetworkLockName;
+}
+
+/** A global snapshot of an N-rank job, taken by the coordinator. */
+export interface JobManifest extends ManifestBase {
+  kind: 'job';
+  origin: 'coordinated';
+  job: JobRecord;
+  ranks: RankRecord[];
+}
+
+export type Manifest = ProcessManifest | JobManifest;
+
+/** A process snapshot's manifest before commit: the fields every origin fills the same way. */
+export function processManifestDraft(fields: {
+  createdAt: string;
+  crs: { name: string; version: string };
+  host?: string;
+  endState: EndState;
+  origin: ProcessManifest['origin'];
+  process: ProcessRecord;
+  data: Record<string, unknown>;
+}): ManifestDraft {
+  return { format: MANIFEST_FORMAT, version: MANIFEST_VERSION, kind: 'process', ckptVersion: version, ...fields, host: fields.host ?? hostname() };
+}
+
+/** What a snapshot holds, in a few words: for listings. */
+export function describeManifest(m: Manifest): { what: string; pids: number[]; command: string[] } {
+  if (m.kind === 'process') return { what: `pid ${m.process.pid}`, pids: m.process.tree, command: m.process.argv };
+  return { what: `job ${m.job.name} (${m.job.size} ranks)`, pids: m.ranks.map((r) => r.pid), command: m.job.argv };
+}
+
+type Draft<M> = M extends Manifest ? Omit<M, 'files' | 'committedAt' | 'seq'> : never;
+/** A manifest before commit: the store adds the sequence, commit time and file list. */
+export type ManifestDraft = Draft<Manifest>;
+
+function fail(what: string): never {
+  throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${what}`);
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+
+/** A relative path that stays inside the snapshot: no absolute, no '..', no empty parts. */
+export function isSafeRelativePath(p: string): boolean {
+  if (!p || p.startsWith('/') || p.includes('\0') || p.includes('\\')) return false;
+  return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
+/** Checks every field before anything in the manifest is used. */
+export function validateManifest(value: unknown): Manifest {
+  if (!isObj(value)) fail('not a JSON object');
+  if (value.format !== MANIFEST_FORMAT) fail(`format is ${JSON.stringify(value.format)}, not ${MANIFEST_FORMAT}`);
+  if (value.version !== MANIFEST_VERSION) {
+    throw new SnapshotError(
+      ErrorCodes.SNAPSHOT_FORMAT,
+      `unsupported snapshot format version ${JSON.stringify(value.version)} (this ckpt reads version ${MANIFEST_VERSION})`,
+    );
+  }
+  if (value.kind !== 'process' && value.kind !== 'job') fail(`unknown kind ${JSON.stringify(value.kind)}`);
+  if (!isInt(value.seq) || value.seq < 1) fail('seq');
+  for (const k of ['createdAt', 'committedAt', 'ckptVersion', 'host'] as const) if (!isStr(value[k])) fail(k);
+  if (!isObj(value.crs) || !isStr(value.crs.name) || !isStr(value.crs.version)) fail('crs');
+  if (!['continue', 'stop', 'terminate'].includes(value.endState as string)) fail('endState');
+  if (value.kind === 'process') validateProcess(value);
+  else validateJob(value);
+  if (!isObj(value.data)) fail('data');
+  if (!Array.isArray(value.files)) fail('files');
+  const seen = new Set<string>();
+  for (const f of value.files) {
+    if (!isObj(f) || !isStr(f.path) || !isInt(f.size) || f.size < 0) fail('files entry');
+    const xxh = f.xxh64 !== undefined;
+    const sha = f.sha256 !== undefined;
+    if (xxh === sha) fail(`files entry ${JSON.stringify(f.path)}: exactly one of xxh64 and sha256`);
+    if (xxh && !(isStr(f.xxh64) && /^[0-9a-f]{16}$/.test(f.xxh64))) fail(`files entry ${JSON.stringify(f.path)}: xxh64`);
+    if (sha && !(isStr(f.sha256) && /^[0-9a-f]{64}$/.test(f.sha256))) fail(`files entry ${JSON.stringify(f.path)}: sha256`);
+    if (!isSafeRelativePath(f.path) || f.path === MANIFEST_NAME) {
+      throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `manifest names a file outside the snapshot: ${JSON.stringify(f.path)}`);
+    }
+    if (seen.has(f.path)) fail(`duplicate file ${f.path}`);
+    seen.add(f.path);
+  }
+  return value as unknown as Manifest;
+}
+
+function validateProcess(value: Record<string, unknown>): void {
+  if (value.origin !== 'self' && value.origin !== 'external') fail('origin');
+  const p = value.process;
+  if (!isObj(p)) fail('process');
+  if (!isInt(p.pid) || p.pid <= 1) fail('process.pid');
+  if (!Array.isArray(p.tree) || !p.tree.every((x) => isInt(x) && x > 1)) fail('process.tree');
+  if (!Array.isArray(p.argv) || !p.argv.every(isStr) || p.argv.length === 0) fail('process.argv');
+  if (!isStr(p.cwd)) fail('process.cwd');
+  if (!isObj(p.env) || !Object.values(p.env).every(isStr)) fail('process.env');
+  if (!Array.isArray(p.stdio) || !p.stdio.every((x) => x === null || isStr(x))) fail('process.stdio');
+  if (!isInt(p.uid)) fail('process.uid');
+  if (!isLockName(p.networkLock)) fail('process.networkLock');
+  if (p.isolation !== undefined) {
+    const iso = p.isolation;
+    if (!isObj(iso) || !isStr(iso.name) || typeof iso.net !== 'boolean') fail('process.isolation');
+    if (!isStr(iso.ioMount) || !iso.ioMount.startsWith('/') || !isStr(iso.ioKey) || !/^[\w.-]+$/.test(iso.ioKey)) fail('process.isolation');
+    if (iso.dumpRunId !== undefined && (!isStr(iso.dumpRunId) || !/^[0-9A-Za-z-]+$/.test(iso.dumpRunId))) fail('process.isolation');
+  }
+}
+
+function validateJob(value: Record<string, unknown>): void {
+  if (value.origin !== 'coordinated') fail('origin');
+  const j = value.job;
+  if (!isObj(j)) fail('job');
+  if (!isStr(j.id) || !isStr(j.name)) fail('job.id');
+  if (!isInt(j.size) || j.size < 1 || j.size > 256) fail('job.size');
+  if (j.oob !== 'unix' && j.oob !== 'tcp') fail('job.oob');
+  if (!Array.isArray(j.argv) || !j.argv.every(isStr) || j.argv.length === 0) fail('job.argv');
+  if (!isStr(j.cwd)) fail('job.cwd');
+  if (!isObj(j.env) || !Object.values(j.env).every(isStr)) fail('job.env');
+  const ranks = value.ranks;
+  if (!Array.isArray(ranks) || ranks.length !== j.size) fail('ranks');
+  ranks.forEach((r, i) => {
+    if (!isObj(r) || r.rank !== i || !isInt(r.pid) || !isStr(r.dir)) fail(`ranks[${i}]`);
+    if (!isSafeRelativePath(r.dir)) throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `manifest names a rank directory outside the snapshot: ${JSON.stringify(r.dir)}`);
+    if (r.safePoint !== undefined && !isInt(r.safePoint)) fail(`ranks[${i}].safePoint`);
+    if (r.tree !== undefined && !(Array.isArray(r.tree) && r.tree.every((x) => isInt(x) && x > 1))) fail(`ranks[${i}].tree`);
+    if (r.stdio !== undefined && !(Array.isArray(r.stdio) && r.stdio.every((x) => x === null || isStr(x)))) fail(`ranks[${i}].stdio`);
+    if (r.rejoin !== undefined && !(isStr(r.rejoin) && /^pipe:\[\d+\]$/.test(r.rejoin))) fail(`ranks[${i}].rejoin`);
+    if (!isLockName(r.networkLock)) fail(`ranks[${i}].networkLock`);
+  });
+}

@@ -1,0 +1,40 @@
+// File-system primitives for durable, private snapshots.
+import { closeSync, fsyncSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** Snapshots hold process memory: directories 0700, files 0600. */
+export const PRIVATE_DIR_MODE = 0o700;
+export const PRIVATE_FILE_MODE = 0o600;
+
+export function mkdirPrivate(path: string): void {
+  mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
+  chmodSync(path, PRIVATE_DIR_MODE);
+}
+
+export function fsyncPath(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a private file and fsyncs it (for files inside a snapshot that is committed as a whole later). */
+export function writeFileDurable(path: string, data: string | Uint8Array): void {
+  const fd = openSync(path, 'w', PRIVATE_FILE_MODE);
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a file under a temporary name, fsyncs it, renames it into place, fsyncs the directory. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileDurable(tmp, data);
+  renameSync(tmp, path);
+  fsyncPath(dirname(path));
+}

@@ -1,0 +1,133 @@
+// Facts about a process read from /proc.
+import { readFileSync, readlinkSync, readdirSync, statSync } from 'node:fs';
+import { errnoCode } from '../errors.js';
+
+export interface ProcStat {
+  pid: number;
+  comm: string;
+  state: string;
+  ppid: number;
+  pgid: number;
+  sid: number;
+}
+
+export function readStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
+    throw err;
+  }
+  // comm may hold spaces and parentheses: split at the last ')'.
+  const close = text.lastIndexOf(')');
+  const comm = text.slice(text.indexOf('(') + 1, close);
+  const rest = text.slice(close + 2).split(' ');
+  return {
+    pid,
+    comm,
+    state: rest[0] ?? '?',
+    ppid: Number(rest[1]),
+    pgid: Number(rest[2]),
+    sid: Number(rest[3]),
+  };
+}
+
+/** The uid owning /proc/PID (the process's real owner), undefined if gone. */
+export function ownerUid(pid: number): number | undefined {
+  try {
+    return statSync(`/proc/${pid}`).uid;
+  } catch {
+    return undefined;
+  }
+}
+
+export function cmdline(pid: number): string[] {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw.split('\0').filter((s, i, a) => s !== '' || i < a.length - 1);
+  } catch {
+    return [];
+  }
+}
+
+/** What fd N of a process points at (`pipe:[123]`, `/dev/null`, `socket:[9]`…). */
+export function fdTarget(pid: number | 'self', fd: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${fd}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of a process. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+/** The inode column of each socket table in /proc/PID/net. */
+const INODE_COLUMN = { unix: 6, netlink: 9, tcp: 9, tcp6: 9 } as const;
+
+/** Inodes of the sockets listed in /proc/PID/net/<table> (the network namespace of PID). */
+export function socketInodes(pid: number | 'self', table: keyof typeof INODE_COLUMN): Set<string> {
+  const column = INODE_COLUMN[table];
+  const out = new Set<string>();
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const ino = line.trim().split(/\s+/)[column];
+    if (ino && ino !== '0') out.add(ino);
+  }
+  return out;
+}
+
+/** Whether any process of the tree holds a TCP socket (listening, connecting, established…). */
+export function holdsTcpSockets(pids: number[]): boolean {
+  if (pids.length === 0) return false;
+  const sockets = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      const m = /^socket:\[(\d+)\]$/.exec(fdTarget(pid, Number(fd)) ?? '');
+      if (m) sockets.add(m[1]!);
+    }
+  }
+  if (sockets.size === 0) return false;
+  // Unix and netlink sockets are listed cheaply; /proc/net/tcp walks the kernel's whole
+  // connection hash table (~5 ms per read here), so it is read only when a socket is left.
+  for (const ino of [...socketInodes(pids[0]!, 'unix'), ...socketInodes(pids[0]!, 'netlink')]) sockets.delete(ino);
+  if (sockets.size === 0) return false;
+  for (const table of ['tcp', 'tcp6'] as const) for (const ino of socketInodes(pids[0]!, table)) if (sockets.has(ino)) return true;
+  return false;
+}
+
+/** A process and all its descendants. */
+export function processTree(pid: number): number[] {
+  const seen: number[] = [];
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    if (seen.includes(p)) continue;
+    seen.push(p);
+    todo.push(...childrenOf(p));
+  }
+  return seen;
+}

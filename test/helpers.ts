@@ -1,0 +1,161 @@
+// Shared test helpers: run the real `ckpt` executable, real programs, real CRIU.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+import { findCriu } from '../dist/criu/locate.js';
+
+export const root = fileURLToPath(new URL('../', import.meta.url));
+export const ckptBin = join(root, 'bin', 'ckpt');
+export const fixture = (name: string): string => join(root, 'test', 'fixtures', name);
+
+/** Tests that need CRIU skip without it — except in CI (CKPT_REQUIRE_CRIU=1), where they fail. */
+export async function needCriu(t: TestContext): Promise<boolean> {
+  try {
+    await findCriu();
+    return true;
+  } catch (err) {
+    if (process.env.CKPT_REQUIRE_CRIU === '1') throw err;
+    t.skip(`CRIU unavailable: ${(err as Error).message}`);
+    return false;
+  }
+}
+
+export function tempDir(t: TestContext, prefix = 'ckpt-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `ckpt ARGS` to completion without blocking the test's event loop. */
+export async function ckpt(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<Result> {
+  const child = spawn(process.execPath, [ckptBin, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (c, s) => resolve([c, s])),
+  );
+  clearTimeout(timer);
+  return { code, signal, stdout, stderr };
+}
+
+/** A running program whose stdout is read line by line. */
+export class Program {
+  readonly child: ChildProcess;
+  private readonly session: boolean;
+  readonly lines: string[] = [];
+  stderr = '';
+  private waiters: (() => void)[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  /**
+   * `session: true` starts it leading a session of its own (setsid), as a process
+   * dumped from outside must be wherever the test runner's session is led from
+   * outside its pid namespace (CI in a container): CRIU cannot dump it otherwise.
+   */
+  constructor(command: string, args: string[], env: NodeJS.ProcessEnv = {}, where: string | { cwd?: string; session?: boolean } = {}) {
+    const { cwd, session } = typeof where === 'string' ? { cwd: where, session: false } : where;
+    this.session = session === true;
+    this.child = spawn(command, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: this.session });
+    let buf = '';
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      this.lines.push(...parts);
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    this.exited = new Promise((resolve) => this.child.on('close', (code, signal) => {
+      if (buf) this.lines.push(buf);
+      for (const w of this.waiters.splice(0)) w();
+      resolve({ code, signal });
+    }));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Waits for a line matching `re` (bounded: a test never hangs). */
+  async waitFor(re: RegExp, timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.lines.find((l) => re.test(l));
+      if (hit !== undefined) return hit;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        await new Promise((r) => setTimeout(r, 50));
+        const late = this.lines.find((l) => re.test(l));
+        if (late !== undefined) return late;
+        throw new Error(`exited before printing ${re}; output: ${this.lines.join(' | ')} ${this.stderr}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}; output: ${this.lines.join(' | ')} ${this.stderr}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 500));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      // A session leader's group goes with it (never a pid <= 1: -1 is every process).
+      if (this.session && this.pid > 1) {
+        try {
+          process.kill(-this.pid, signal);
+        } catch {
+          this.child.kill(signal);
+        }
+      } else this.child.kill(signal);
+    }
+    await this.exited;
+  }
+}
+
+/** Runs `ckpt ARGS` as a Program (for restarts whose output is read as it comes). */
+export const ckptProgram = (args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Program =>
+  new Program(process.execPath, [ckptBin, ...args], env, cwd);
+
+/** Is a process still there (and not a zombie)? */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  return procState(pid) !== 'Z' && procState(pid) !== undefined;
+}
+
+export function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
+/** One-line error, no stack trace. */
+export function isOneLineError(stderr: string): boolean {
+  const lines = stderr.trim().split('\n');
+  return lines.length === 1 && lines[0]!.startsWith('ckpt: ') && !/\n\s+at /.test(stderr);
+}

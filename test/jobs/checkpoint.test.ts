@@ -1,0 +1,236 @@
+// Coordinated checkpoints (self checkpointer; criu.test.ts has the criu ones) of a 4-rank job that exchanges messages without pause
+// (point-to-point with ANY_SOURCE/ANY_TAG, messages in flight at every safe point,
+// collectives): checkpoint-and-continue and checkpoint-kill-restart cycles end with
+// exactly the checksums of an uninterrupted run.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job } from '../../dist/runtime/launcher.js';
+import { collect, program, startExchange, uninterrupted } from './exchange.js';
+import { restartSnapshot } from '../../dist/process/restart.js';
+import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
+import { ckpt, tempDir } from '../helpers.js';
+
+const ITERS = 4000;
+
+const self = { crs: 'self', iters: ITERS, name: `t${process.pid}` } as const;
+const start = (t: TestContext, store: string, env: Record<string, string> = {}): Promise<Job> => startExchange(t, store, { ...self, env });
+const baseline = (t: TestContext): Promise<Map<number, string>> => uninterrupted(t, self);
+
+test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupted run', async (t) => {
+  const expected = await baseline(t);
+  const store = join(tempDir(t), 'store');
+  const job = await start(t, store);
+  const sums = collect(job);
+  await new Promise<void>((r) => job.once('ready', () => r()));
+  for (let i = 1; i <= 20; i++) {
+    const snap = await job.checkpoint();
+    assert.equal(snap.seq, i);
+  }
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  assert.deepEqual(sums, expected);
+  const list = listSnapshots(store);
+  assert.equal(list.length, 20);
+  const last = openSnapshot(store);
+  assert.equal(last.manifest.kind, 'job');
+  assert.equal(last.manifest.crs.name, 'self');
+  assert.ok((await verifySnapshot(last)).ok);
+});
+
+test('5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
+  const expected = await baseline(t);
+  const store = join(tempDir(t), 'store');
+  let job = await start(t, store);
+  let sums = collect(job);
+  for (let cycle = 1; cycle <= 5; cycle++) {
+    await new Promise<void>((r) => (job.isReady ? r() : job.once('ready', () => r())));
+    await sleep(100);
+    const snap = await job.checkpoint({ then: 'terminate' });
+    assert.equal(snap.seq, cycle);
+    const ended = await job.wait();
+    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
+    assert.equal(sums.size, 0, 'the job was ended before it finished');
+    const restarted = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+    job = restarted.process.job!;
+    t.after(() => job.kill());
+    sums = collect(job);
+  }
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  assert.deepEqual(sums, expected);
+});
+
+test('a rank asks for a checkpoint with comm.checkpoint(), collectively', async (t) => {
+  const expected = await baseline(t);
+  const store = join(tempDir(t), 'store');
+  const job = await start(t, store, { CHECKPOINT_AT: '300' });
+  const sums = collect(job);
+  const lines: string[] = [];
+  job.on('output', ({ stream, line }) => stream === 'stderr' && lines.push(line.toString().trim()));
+  assert.equal((await job.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+  assert.equal(listSnapshots(store).length, 1);
+  for (let r = 0; r < 4; r++) assert.ok(lines.includes(`rank ${r} comm.checkpoint() -> continue seq 1`), lines.join('\n'));
+  // And the job restarts from that snapshot to the same end.
+  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+  const job2 = again.process.job!;
+  t.after(() => job2.kill());
+  const sums2 = collect(job2);
+  assert.equal((await job2.wait()).status, 0);
+  assert.deepEqual(sums2, expected);
+});
+
+test('ckpt run --interval --keep checkpoints periodically and keeps the newest K', async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const r = await ckpt(['run', '-n', '3', '--interval', '1', '--keep', '2', '--dir', store, '--', process.execPath, program], {
+    ITERS: '12000',
+    CKPT_STATE_DIR: join(dir, 'state'),
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const seqs = listSnapshots(store).map((s) => s.seq);
+  assert.ok(seqs.length >= 1 && seqs.length <= 2, `kept ${seqs.join(',')}`);
+  assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+  assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')), 'no partial snapshot left');
+});
+
+test('ckpt checkpoint JOB / ckpt restart through the CLI, and --term ends the job with status 0', async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const env = { ITERS: '6000', CKPT_STATE_DIR: join(dir, 'state') };
+  const { Program, ckptProgram } = await import('../helpers.js');
+  const run = ckptProgram(['run', '-n', '4', '--name', 'clijob', '--dir', store, '--', process.execPath, program], env);
+  t.after(() => run.kill());
+  await sleep(800);
+  const cp = await ckpt(['checkpoint', 'clijob', '--json'], env);
+  assert.equal(cp.code, 0, cp.stderr);
+  assert.equal(JSON.parse(cp.stdout).seq, 1);
+  const term = await ckpt(['checkpoint', 'clijob', '--term'], env);
+  assert.equal(term.code, 0, term.stderr);
+  assert.match(term.stdout, /seq 2.*was ended/);
+  const exit = await run.exited;
+  assert.equal(exit.code, 0, run.stderr);
+  const inspect = JSON.parse((await ckpt(['snapshots', 'inspect', store, '--json'], env)).stdout);
+  assert.equal(inspect.manifest.kind, 'job');
+  assert.equal(inspect.manifest.endState, 'terminate');
+  const restarted = ckptProgram(['restart', store], env);
+  t.after(() => restarted.kill());
+  assert.equal((await restarted.exited).code, 0, restarted.stderr);
+  assert.equal(restarted.lines.filter((l) => /checksum/.test(l)).length, 4);
+  void Program;
+});
+
+test('a checkpoint that cannot finish aborts cleanly: the job goes on, the previous snapshot stays intact', async (t) => {
+  const expected = await baseline(t);
+  const store = join(tempDir(t), 'store');
+  // Rank 1 computes for 3 s without a safe point at iteration 1500.
+  const job = await start(t, store, { SLOW_AT: '1500', SLOW_MS: '3000' });
+  const sums = collect(job);
+  await new Promise<void>((r) => job.once('ready', () => r()));
+  const first = await job.checkpoint();
+  await new Promise<void>((resolve) => job.on('output', ({ line }) => line.toString().trim() === 'slow' && resolve()));
+  // Rank 1 cannot answer for 3 s: every phase of the checkpoint gives up after 500 ms.
+  process.env.CKPT_CHECKPOINT_REACH_MS = '500';
+  process.env.CKPT_CHECKPOINT_PHASE_MS = '500';
+  try {
+    await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /phase (prepare|reach)/.test(err.message));
+  } finally {
+    delete process.env.CKPT_CHECKPOINT_REACH_MS;
+    delete process.env.CKPT_CHECKPOINT_PHASE_MS;
+  }
+  assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')), 'the aborted snapshot is gone');
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [first.seq]);
+  assert.equal((await job.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+  assert.ok((await verifySnapshot(openSnapshot(store))).ok);
+});
+
+test('a rank SIGKILLed during a checkpoint: no half-written snapshot is listed, the previous one restarts', async (t) => {
+  const expected = await baseline(t);
+  const store = join(tempDir(t), 'store');
+  const job = await start(t, store, { SLOW_AT: '1500', SLOW_MS: '5000' });
+  await new Promise<void>((r) => job.once('ready', () => r()));
+  await job.checkpoint();
+  await new Promise<void>((resolve) => job.on('output', ({ line }) => line.toString().trim() === 'slow' && resolve()));
+  const pending = job.checkpoint();
+  await sleep(300);
+  process.kill(job.pids[1]!, 'SIGKILL');
+  await assert.rejects(pending, (err: Error & { code?: string }) => err.code === 'ECKPT_CHECKPOINT_FAILED');
+  const ended = await job.wait();
+  assert.notEqual(ended.status, 0);
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
+  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+  const job2 = again.process.job!;
+  t.after(() => job2.kill());
+  const sums = collect(job2);
+  assert.equal((await job2.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+});
+
+test('the disk filling up during a checkpoint: a clean error, the job goes on, the previous snapshot is intact', async (t) => {
+  if (process.geteuid?.() !== 0) return t.skip('mounting a tmpfs needs root');
+  const expected = await baseline(t);
+  const mnt = mkdtempSync(join(tmpdir(), 'ckpt-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+  t.after(() => {
+    execFileSync('umount', ['-l', mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+  const store = join(mnt, 'store');
+  mkdirSync(store);
+  const job = await start(t, store);
+  const sums = collect(job);
+  await new Promise<void>((r) => job.once('ready', () => r()));
+  await job.checkpoint();
+  // Fill what is left of the file system.
+  try {
+    writeFileSync(join(mnt, 'filler'), Buffer.alloc(1 << 20));
+  } catch {
+    // ENOSPC: it is full now
+  }
+  await assert.rejects(job.checkpoint(), (err: Error & { code?: string; cause?: { code?: string } }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /no space|ENOSPC/i.test(err.message));
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
+  assert.ok((await verifySnapshot(openSnapshot(store))).ok);
+  assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')));
+  assert.equal((await job.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+});
+
+test('the coordinator SIGKILLed during a checkpoint: no half-written snapshot is listed, the previous one restarts', async (t) => {
+  const expected = await baseline(t);
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const env = { ITERS: String(ITERS), SLOW_AT: '3000', SLOW_MS: '4000', CKPT_STATE_DIR: join(dir, 'state') };
+  const { ckptProgram } = await import('../helpers.js');
+  const run = ckptProgram(['run', '-n', '4', '--crs', 'self', '--name', 'victim', '--dir', store, '--', process.execPath, program], env);
+  t.after(() => run.kill());
+  // The first checkpoint as soon as the job is registered (long before rank 1's slow spell).
+  let first = await ckpt(['checkpoint', 'victim', '--json'], env);
+  for (let i = 0; i < 100 && first.code !== 0 && /JOB_NOT_FOUND|not every rank/.test(first.stdout + first.stderr); i++) {
+    await sleep(50);
+    first = await ckpt(['checkpoint', 'victim', '--json'], env);
+  }
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(JSON.parse(first.stdout).seq, 1);
+  assert.ok(!run.lines.includes('[1] slow'), 'the first checkpoint came before the slow spell');
+  await run.waitFor(/^\[1\] slow$/);
+  // Rank 1 cannot answer for 4 s: the checkpoint is under way when its coordinator dies.
+  const second = ckpt(['checkpoint', 'victim'], env);
+  await sleep(300);
+  run.child.kill('SIGKILL');
+  const failed = await second;
+  assert.notEqual(failed.code, 0);
+  assert.match(failed.stderr, /^ckpt: .*\[ECKPT_/);
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1], 'only the committed snapshot is listed');
+  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+  const job2 = again.process.job!;
+  t.after(() => job2.kill());
+  const sums = collect(job2);
+  assert.equal((await job2.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+});

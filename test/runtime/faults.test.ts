@@ -1,0 +1,171 @@
+// Bad input and faults: each ends with a clear error, nothing hangs, nothing is left.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { fixture, privateStateDir, runJob, waitForLine, assertNoneLeft } from './helpers.js';
+import { launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
+import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/runtime/frame.js';
+
+before(() => privateStateDir());
+
+for (const [mode, how, status] of [
+  ['exit', /rank 2 exited with status 3/, 3],
+  ['kill', /rank 2 was killed by SIGKILL/, 137],
+  ['abort', /rank 2 aborted the job: giving up/, 4],
+] as const) {
+  test(`a rank that fails (${mode}) mid-collective aborts the whole job`, async () => {
+    const r = await runJob('fail.mjs', 4, { argv: [mode, '2'], killGraceMs: 1000 });
+    assert.equal(r.result.status, status);
+    assert.equal(r.result.error?.code, 'ECKPT_JOB_ABORTED');
+    assert.match(r.result.error!.message, how);
+    assert.equal(r.result.error!.details.rank, 2);
+    // Nobody got past the collective the failing rank never joined.
+    assert.equal(r.stdout.flat().filter((l) => l === 'finished').length, 0);
+  });
+}
+
+test('a rank that never joins: the others are released by the join timeout', async () => {
+  const r = await runJob('noinit.mjs', 3, { joinTimeoutMs: 1500, killGraceMs: 500 });
+  assert.notEqual(r.result.status, 0);
+  assert.match(r.result.error!.message, /timed out after 1500 ms waiting for rank 0 to join the job/);
+});
+
+test('a deadlock ends with a timeout that names what was waited for', async () => {
+  const r = await runJob('deadlock.mjs', 2, { rankTimeoutMs: 500 });
+  assert.equal(r.result.status, 9);
+  const lines = r.stderr.flat().join('\n');
+  assert.match(lines, /ECKPT_TIMEOUT: rank \d timed out after 500 ms in recv\(source=\d, tag=3\)/);
+});
+
+test('bad sizes and unknown commands fail before anything starts', async () => {
+  await assert.rejects(launchJob({ command: 'true', size: 0 }), /1 to 256 ranks, not 0/);
+  await assert.rejects(launchJob({ command: 'true', size: 257 }), /1 to 256 ranks, not 257/);
+  await assert.rejects(launchJob({ command: 'no-such-command-xyz', size: 2 }), (e: any) => e.code === 'ECKPT_COMMAND_NOT_FOUND');
+  await assert.rejects(launchJob({ command: 'true', size: 1, oob: 'udp' as never }), /unix or tcp/);
+});
+
+test('a rank whose coordinator is unreachable fails at init with OOB_UNREACHABLE', async () => {
+  const env = { ...process.env, CKPT_JOB_ID: 'nojob', CKPT_RANK: '0', CKPT_SIZE: '2', CKPT_COORD: 'unix:/nonexistent/ckpt/coord.sock', CKPT_JOB_SECRET: 'x', CKPT_CONNECT_TIMEOUT_MS: '300' };
+  const child = spawn(process.execPath, [fixture('ring.mjs')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise((r) => child.on('close', r));
+  assert.notEqual(code, 0);
+  assert.match(stderr, /cannot reach the coordinator at unix:\/nonexistent\/ckpt\/coord.sock: ENOENT/);
+});
+
+// ---- hostile connections to a running job ------------------------------------
+
+/** Connects raw to an address and collects the control messages sent back until close. */
+async function rawExchange(address: string, frames: Buffer[]): Promise<{ messages: any[]; socket: Socket }> {
+  const a = parseAddress(address);
+  const socket = a.transport === 'unix' ? connect(a.path) : connect(a.port, a.host);
+  const messages: any[] = [];
+  const decoder = new FrameDecoder((f) => messages.push(decodeControl(f.payload)), { control: 1 << 20, data: 0 });
+  socket.on('data', (d: Buffer) => decoder.push(d));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  for (const f of frames) socket.write(f);
+  await new Promise<void>((resolve) => {
+    socket.on('error', () => {});
+    socket.once('close', () => resolve());
+    setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, 10_000).unref();
+  });
+  return { messages, socket };
+}
+
+async function withRunningJob(oob: 'unix' | 'tcp', body: (job: Job) => Promise<void>): Promise<void> {
+  const r = await runJob('wait.mjs', 2, {
+    oob,
+    killGraceMs: 500,
+    whileRunning: async (job) => {
+      await waitForLine(job, /^ready/, 2);
+      try {
+        await body(job);
+      } finally {
+        job.kill('ended by the test');
+      }
+    },
+  });
+  // The hostile connections were refused without disturbing the job.
+  assert.match(r.result.error!.message, /ended by the test/);
+}
+
+for (const oob of ['unix', 'tcp'] as const) {
+  test(`the coordinator refuses a wrong secret, a duplicate rank and bad frames (${oob})`, async () => {
+    await withRunningJob(oob, async (job) => {
+      const rejected: string[] = [];
+      job.on('rejected', (e) => rejected.push(e.message));
+      const hello = (o: object) => encodeControl({ type: 'hello', v: 1, role: 'rank', job: job.id, pid: 1, peer: 'unix:/x', ...o });
+
+      const wrong = await rawExchange(job.address, [hello({ rank: 1, secret: 'not-the-secret' })]);
+      assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
+      assert.match(wrong.messages[0]?.message, /wrong job secret/);
+
+      const dup = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret })]);
+      assert.equal(dup.messages[0]?.code, 'ECKPT_OOB_AUTH');
+      assert.match(dup.messages[0]?.message, /duplicate rank 1/);
+
+      const big = await rawExchange(job.address, [encodeHeader(FrameKind.CONTROL, 0, 5 << 20)]);
+      assert.equal(big.messages[0]?.code, 'ECKPT_OOB_PROTOCOL');
+      assert.match(big.messages[0]?.message, /exceeds the limit of 1048576 bytes/);
+
+      const garbage = await rawExchange(job.address, [Buffer.from('GET / HTTP/1.0\r\n\r\n')]);
+      assert.match(garbage.messages[0]?.message, /bad magic/);
+
+      const notJson = await rawExchange(job.address, [encodeFrame(FrameKind.CONTROL, 0, Buffer.from('{"type":'))]);
+      assert.match(notJson.messages[0]?.message, /not valid JSON/);
+
+      const oldVersion = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret, v: 99 })]);
+      assert.match(oldVersion.messages[0]?.message, /version 99 not supported/);
+
+      const control = await rawExchange(job.address, [encodeControl({ type: 'hello', v: 1, role: 'control', job: job.id, secret: 'nope' })]);
+      assert.equal(control.messages[0]?.code, 'ECKPT_OOB_AUTH');
+      assert.ok(rejected.length >= 6, `rejections seen: ${rejected.join('; ')}`);
+    });
+  });
+}
+
+test('a rank refuses peer connections with a wrong secret, a duplicate rank or an oversized message', async () => {
+  await withRunningJob('unix', async (job) => {
+    const peer0 = `unix:${join(job.dir, 'r0.sock')}`;
+    const hello = (o: object) => encodeControl({ type: 'peer-hello', v: 1, job: job.id, ...o });
+    const wrong = await rawExchange(peer0, [hello({ rank: 1, secret: 'bad' })]);
+    assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
+    // Rank 1 connected to rank 0 at the wire-up: a second "rank 1" is refused.
+    const dup = await rawExchange(peer0, [hello({ rank: 1, secret: job.secret })]);
+    assert.match(dup.messages[0]?.message ?? '', /duplicate rank 1/);
+    // The higher rank of a pair connects: rank 1 takes no hello from rank 0.
+    const lower = await rawExchange(`unix:${join(job.dir, 'r1.sock')}`, [hello({ rank: 0, secret: job.secret })]);
+    assert.match(lower.messages[0]?.message ?? '', /rank 0 does not connect to rank 1/);
+    // The size limit is checked from the header, before any payload is buffered.
+    const big = await rawExchange(peer0, [encodeHeader(FrameKind.CONTROL, 0, 2 << 20)]);
+    assert.match(big.messages[0]?.message ?? '', /exceeds the limit of 1048576 bytes/);
+    // No data before the hello: it is refused from its header, before it is read.
+    const data = await rawExchange(peer0, [encodeHeader(FrameKind.BYTES, 5, 1 << 30)]);
+    assert.match(data.messages[0]?.message ?? '', /exceeds the limit of 0 bytes/);
+  });
+});
+
+test('killing the job ends every rank, with SIGKILL for those ignoring SIGTERM', async () => {
+  const job = await launchJob({
+    command: 'sh',
+    args: ['-c', 'trap "" TERM; echo up; sleep 30 & wait; sleep 30'],
+    size: 3,
+    output: { mode: 'events' },
+    killGraceMs: 300,
+  });
+  await waitForLine(job, /^up$/, 3);
+  job.kill('ended by the test');
+  const result = await job.wait();
+  assert.equal(result.status, 143);
+  assert.ok(result.ranks.every((r) => r.signal === 'SIGKILL'), JSON.stringify(result.ranks));
+  await assertNoneLeft('CKPT_JOB_ID', job.id);
+});
