@@ -1,6 +1,6 @@
 // Shared test helpers: run the real `ckpt` executable, real programs, real CRIU.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,42 @@ export function tempDir(t: TestContext, prefix = 'ckpt-test-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * A tmpfs of its own (root only), unmounted after the test. Not under tempDir():
+ * it must be unmounted before its mount point is removed.
+ */
+export function mountTmpfs(t: TestContext, size: string): string {
+  const mnt = mkdtempSync(join(tmpdir(), 'ckpt-tmpfs-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt]);
+  t.after(() => {
+    execFileSync('umount', ['-l', mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  });
+  return mnt;
+}
+
+/**
+ * Fills the file system `file` is on, to the last byte: written in chunks until
+ * ENOSPC, so however much was free, nothing is left (a single large write of a
+ * guessed size can fall short, and costs its size in memory).
+ */
+export function fillUp(file: string): void {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(4 << 20);
+  try {
+    for (let size = chunk.length; size >= 512; ) {
+      try {
+        writeSync(fd, chunk, 0, size);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        size >>= 1;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export interface Result {

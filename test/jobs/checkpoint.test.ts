@@ -4,16 +4,14 @@
 // exactly the checksums of an uninterrupted run.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../dist/runtime/launcher.js';
 import { collect, program, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
-import { ckpt, tempDir } from '../helpers.js';
+import { ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
 
 const ITERS = 4000;
 
@@ -175,24 +173,14 @@ test('a rank SIGKILLed during a checkpoint: no half-written snapshot is listed, 
 test('the disk filling up during a checkpoint: a clean error, the job goes on, the previous snapshot is intact', async (t) => {
   if (process.geteuid?.() !== 0) return t.skip('mounting a tmpfs needs root');
   const expected = await baseline(t);
-  const mnt = mkdtempSync(join(tmpdir(), 'ckpt-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
-  t.after(() => {
-    execFileSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  const mnt = mountTmpfs(t, '256k');
   const store = join(mnt, 'store');
   mkdirSync(store);
   const job = await start(t, store);
   const sums = collect(job);
   await new Promise<void>((r) => job.once('ready', () => r()));
   await job.checkpoint();
-  // Fill what is left of the file system.
-  try {
-    writeFileSync(join(mnt, 'filler'), Buffer.alloc(1 << 20));
-  } catch {
-    // ENOSPC: it is full now
-  }
+  fillUp(join(mnt, 'filler'));
   await assert.rejects(job.checkpoint(), (err: Error & { code?: string; cause?: { code?: string } }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /no space|ENOSPC/i.test(err.message));
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
   assert.ok((await verifySnapshot(openSnapshot(store))).ok);

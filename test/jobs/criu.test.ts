@@ -5,9 +5,7 @@
 // uninterrupted run; a rank killed during a checkpoint leaves no partial snapshot.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
@@ -15,7 +13,7 @@ import type { Job } from '../../dist/runtime/launcher.js';
 import { collect, program, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
-import { ckpt, ckptProgram, needCriu, tempDir } from '../helpers.js';
+import { ckpt, ckptProgram, fillUp, mountTmpfs, needCriu, tempDir } from '../helpers.js';
 import { readStat } from '../../dist/util/procfs.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
 
@@ -163,24 +161,16 @@ test('criu: the disk filling up during the dumps: a clean error, the job goes on
   if (!(await needCriu(t))) return;
   if (process.geteuid?.() !== 0) return t.skip('mounting a tmpfs needs root');
   const expected = await baseline(t);
-  const mnt = mkdtempSync(join(tmpdir(), 'ckpt-tmpfs-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=160m', 'tmpfs', mnt]);
-  t.after(() => {
-    execFileSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true, force: true });
-  });
+  // Room for several snapshots however large the ranks have grown (a later dump
+  // is larger than the first: V8's heap grows as the job runs).
+  const mnt = mountTmpfs(t, '1g');
   const store = join(mnt, 'store');
   mkdirSync(store);
   const job = await start(t, store);
   const sums = collect(job);
   await ready(job);
   await job.checkpoint();
-  // Fill what is left of the file system.
-  try {
-    writeFileSync(join(mnt, 'filler'), Buffer.alloc(160 << 20));
-  } catch {
-    // ENOSPC: it is full now
-  }
+  fillUp(join(mnt, 'filler'));
   await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /phase dump/.test(err.message));
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
   assert.ok((await verifySnapshot(openSnapshot(store))).ok);
