@@ -39,10 +39,15 @@ function argValue(name) {
   const i = process.argv.indexOf(name);
   return i > 0 ? process.argv[i + 1] : undefined;
 }
+/** Bad arguments: one line and exit status 2, no stack trace. */
+function usage(message) {
+  console.error(`bench/jobs.mjs: ${message}`);
+  process.exit(2);
+}
 function intList(name, fallback) {
   return (argValue(name) ?? fallback).split(',').map((s) => {
     const n = Number(s);
-    if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`${name}: '${s}' is not a rank count (1–256)`);
+    if (!Number.isInteger(n) || n < 1 || n > 256) usage(`${name}: '${s}' is not a rank count (1–256)`);
     return n;
   });
 }
@@ -50,17 +55,17 @@ function positive(name, fallback, { zero = false } = {}) {
   const v = argValue(name);
   if (v === undefined) return fallback;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!zero && n === 0)) throw new Error(`${name}: '${v}' is not a ${zero ? 'non-negative' : 'positive'} number`);
+  if (!Number.isFinite(n) || n < 0 || (!zero && n === 0)) usage(`${name}: '${v}' is not a ${zero ? 'non-negative' : 'positive'} number`);
   return n;
 }
 const RANKS = intList('--ranks', '1,2,4,8,16');
 const REPS = positive('--reps', 21);
 const CRIU_REPS = positive('--criu-reps', 3);
-const RESTARTS = positive('--restarts', 5);
+const RESTARTS = positive('--restarts', 5, { zero: true });
 const THINK_MS = positive('--think-ms', 1, { zero: true });
 const STATE_BYTES = positive('--state-bytes', 1024, { zero: true });
 const CRS = (argValue('--crs') ?? 'self,criu').split(',');
-for (const c of CRS) if (c !== 'self' && c !== 'criu') throw new Error(`--crs: 'self' or 'criu', not '${c}'`);
+for (const c of CRS) if (c !== 'self' && c !== 'criu') usage(`--crs: 'self' or 'criu', not '${c}'`);
 const STORE_DIR = argValue('--store-dir') ?? tmpdir();
 const JSON_OUT = process.argv.includes('--json');
 const log = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a);

@@ -1,5 +1,6 @@
 // File-system primitives for durable, private snapshots.
 import { closeSync, fsyncSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Snapshots hold process memory: directories 0700, files 0600. */
@@ -17,6 +18,16 @@ export function fsyncPath(path: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** fsync in libuv's pool: several at once share one journal commit instead of queueing for one each. */
+export async function fsyncPathAsync(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
