@@ -283,8 +283,21 @@ export class CheckpointAgent {
         }
         // criu: no safe point to reach; sends are held from now on.
         if (this.host.isFinalized) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.host.rank} has finalized`);
-        await this.peers?.whenLinked(10_000);
-        if (this.pending) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+        // Pending at once: requests are handled in their order, and an abort that
+        // arrives while the links come up must find this checkpoint to end it.
+        this.pending = p;
+        if (this.peers && !this.peers.linked) {
+          try {
+            await this.peers.whenLinked(10_000);
+          } catch (err) {
+            if (this.pending === p) {
+              this.clear(p);
+              this.settle(p, null);
+            }
+            throw err;
+          }
+          if (this.pending !== p) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.host.rank}: the checkpoint was aborted`);
+        }
         const n = native();
         const [readEnd, writeEnd] = n.pipe();
         n.close(writeEnd);
@@ -293,7 +306,6 @@ export class CheckpointAgent {
         const record = recordOf(currentPid());
         p.pid = record.pid;
         p.hostname = hostname();
-        this.pending = p;
         this.peers?.pause();
         announce();
         return {

@@ -253,13 +253,15 @@ export class PeerNetwork {
   send(dest: number, kind: FrameKind, tag: number, payload: Uint8Array): Promise<void> | undefined {
     const link = this.links[dest]!;
     if (link.error) throw link.error;
-    if (link.closed) {
-      throw new CkptError(ErrorCodes.JOB_ABORTED, `rank ${dest} has closed its connection (it finalized or exited)`, { details: { rank: dest } });
-    }
     if (this.held) {
-      // A checkpoint is draining: the frame waits in memory (a copy: the caller may reuse its buffer).
+      // A checkpoint holds sends: the frame waits in memory (a copy: the caller may
+      // reuse its buffer). Also when the link closed: under a criu checkpoint that
+      // peer went down for its dump, and the link is made again before the resume.
       this.held[dest]!.push(encodeFrame(kind, tag, payload));
       return undefined;
+    }
+    if (link.closed) {
+      throw new CkptError(ErrorCodes.JOB_ABORTED, `rank ${dest} has closed its connection (it finalized or exited)`, { details: { rank: dest } });
     }
     const socket = link.socket;
     if (!socket) {
