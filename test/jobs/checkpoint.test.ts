@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../dist/runtime/launcher.js';
-import { collect, program, startExchange, uninterrupted } from './exchange.js';
+import { collect, program, restartToEnd, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
 import { ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
@@ -75,12 +75,7 @@ test('a rank asks for a checkpoint with comm.checkpoint(), collectively', async 
   assert.equal(listSnapshots(store).length, 1);
   for (let r = 0; r < 4; r++) assert.ok(lines.includes(`rank ${r} comm.checkpoint() -> continue seq 1`), lines.join('\n'));
   // And the job restarts from that snapshot to the same end.
-  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
-  const job2 = again.process.job!;
-  t.after(() => job2.kill());
-  const sums2 = collect(job2);
-  assert.equal((await job2.wait()).status, 0);
-  assert.deepEqual(sums2, expected);
+  assert.deepEqual(await restartToEnd(t, store), expected);
 });
 
 test('ckpt run --interval --keep checkpoints periodically and keeps the newest K', async (t) => {
@@ -148,12 +143,7 @@ test('a checkpoint that cannot finish aborts cleanly: the job goes on, the previ
   const next = await job.checkpoint({ then: 'terminate' });
   assert.equal(next.seq, first.seq + 1);
   assert.equal((await job.wait()).status, 0);
-  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
-  const job2 = again.process.job!;
-  t.after(() => job2.kill());
-  const sums2 = collect(job2);
-  assert.equal((await job2.wait()).status, 0);
-  assert.deepEqual(sums2, expected);
+  assert.deepEqual(await restartToEnd(t, store), expected);
 });
 
 test('a rank SIGKILLed during a checkpoint: no half-written snapshot is listed, the previous one restarts', async (t) => {
@@ -170,12 +160,7 @@ test('a rank SIGKILLed during a checkpoint: no half-written snapshot is listed, 
   const ended = await job.wait();
   assert.notEqual(ended.status, 0);
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
-  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
-  const job2 = again.process.job!;
-  t.after(() => job2.kill());
-  const sums = collect(job2);
-  assert.equal((await job2.wait()).status, 0);
-  assert.deepEqual(sums, expected);
+  assert.deepEqual(await restartToEnd(t, store), expected);
 });
 
 test('the disk filling up during a checkpoint: a clean error, the job goes on, the previous snapshot is intact', async (t) => {
@@ -223,10 +208,5 @@ test('the coordinator SIGKILLed during a checkpoint: no half-written snapshot is
   assert.notEqual(failed.code, 0);
   assert.match(failed.stderr, /^ckpt: .*\[ECKPT_/);
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1], 'only the committed snapshot is listed');
-  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
-  const job2 = again.process.job!;
-  t.after(() => job2.kill());
-  const sums = collect(job2);
-  assert.equal((await job2.wait()).status, 0);
-  assert.deepEqual(sums, expected);
+  assert.deepEqual(await restartToEnd(t, store), expected);
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { launchJob, type Job } from '../../dist/runtime/launcher.js';
+import { restartSnapshot } from '../../dist/process/restart.js';
 import { fixture, tempDir } from '../helpers.js';
 
 export const program = fixture('jobs/exchange.mjs');
@@ -56,5 +57,15 @@ export async function uninterrupted(t: TestContext, o: ExchangeOptions): Promise
   assert.equal((await job.wait()).status, 0);
   assert.equal(sums.size, 4);
   baselines.set(key, sums);
+  return sums;
+}
+
+/** Restarts the job from the newest snapshot in `store`; resolves with its checksums once it has exited 0. */
+export async function restartToEnd(t: TestContext, store: string): Promise<Map<number, string>> {
+  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+  const job = again.process.job!;
+  t.after(() => job.kill());
+  const sums = collect(job);
+  assert.equal((await job.wait()).status, 0);
   return sums;
 }
