@@ -17,7 +17,30 @@ const ITERS = 4000;
 
 const self = { crs: 'self', iters: ITERS, name: `t${process.pid}` } as const;
 const start = (t: TestContext, store: string, env: Record<string, string> = {}): Promise<Job> => startExchange(t, store, { ...self, env });
-const baseline = (t: TestContext): Promise<Map<number, string>> => uninterrupted(t, self);
+const baseline = (t: TestContext, env: Record<string, string> = {}): Promise<Map<number, string>> => uninterrupted(t, { ...self, env });
+
+/** `cycles` times: checkpoint with `then: 'terminate'`, then restart; the last restarted job runs to its end. Its checksums. */
+async function killRestartCycles(t: TestContext, env: Record<string, string>, cycles: number): Promise<Map<number, string>> {
+  const store = join(tempDir(t), 'store');
+  let job = await start(t, store, env);
+  let sums = collect(job);
+  for (let cycle = 1; cycle <= cycles; cycle++) {
+    await new Promise<void>((r) => (job.isReady ? r() : job.once('ready', () => r())));
+    await sleep(100);
+    const snap = await job.checkpoint({ then: 'terminate' });
+    assert.equal(snap.seq, cycle);
+    const ended = await job.wait();
+    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
+    assert.equal(sums.size, 0, 'the job was ended before it finished');
+    const restarted = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+    job = restarted.process.job!;
+    t.after(() => job.kill());
+    sums = collect(job);
+  }
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  return sums;
+}
 
 test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupted run', async (t) => {
   const expected = await baseline(t);
@@ -41,26 +64,12 @@ test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupt
 });
 
 test('5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
-  const expected = await baseline(t);
-  const store = join(tempDir(t), 'store');
-  let job = await start(t, store);
-  let sums = collect(job);
-  for (let cycle = 1; cycle <= 5; cycle++) {
-    await new Promise<void>((r) => (job.isReady ? r() : job.once('ready', () => r())));
-    await sleep(100);
-    const snap = await job.checkpoint({ then: 'terminate' });
-    assert.equal(snap.seq, cycle);
-    const ended = await job.wait();
-    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
-    assert.equal(sums.size, 0, 'the job was ended before it finished');
-    const restarted = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
-    job = restarted.process.job!;
-    t.after(() => job.kill());
-    sums = collect(job);
-  }
-  const result = await job.wait();
-  assert.equal(result.status, 0, result.error?.message);
-  assert.deepEqual(sums, expected);
+  assert.deepEqual(await killRestartCycles(t, {}, 5), await baseline(t));
+});
+
+test('1 MiB messages, senders blocked in their sends: 3 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
+  const env = { BIG: String(1 << 20) };
+  assert.deepEqual(await killRestartCycles(t, env, 3), await baseline(t, env));
 });
 
 test('a rank asks for a checkpoint with comm.checkpoint(), collectively', async (t) => {

@@ -48,7 +48,34 @@ const restart = async (t: TestContext, store: string, stderr?: Writable) => {
   return job;
 };
 
-const baseline = (t: TestContext): Promise<Map<number, string>> => uninterrupted(t, criu);
+const baseline = (t: TestContext, env: Record<string, string> = {}): Promise<Map<number, string>> =>
+  uninterrupted(t, { ...criu, env: { ...criu.env, ...env } });
+
+/**
+ * `cycles` times: checkpoint with `then: 'terminate'`, then restore; the last
+ * restored job runs to its end. Its checksums, and what the restored ranks printed.
+ */
+async function killRestartCycles(t: TestContext, env: Record<string, string>, cycles: number): Promise<{ sums: Map<number, string>; stderr: string }> {
+  const store = join(tempDir(t), 'store');
+  let job = await start(t, store, env);
+  let sums = collect(job);
+  const stderr = new TextSink();
+  for (let cycle = 1; cycle <= cycles; cycle++) {
+    await ready(job);
+    await sleep(150);
+    const snap = await job.checkpoint({ then: 'terminate' });
+    assert.equal(snap.seq, cycle, 'the restarted job goes on numbering in the same store');
+    assert.equal(snap.manifest.crs.name, 'criu');
+    const ended = await job.wait();
+    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
+    assert.equal(sums.size, 0, 'the job was ended before it finished');
+    job = await restart(t, store, stderr);
+    sums = collect(job);
+  }
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  return { sums, stderr: stderr.text };
+}
 
 test('criu: 20 checkpoint-and-continue cycles end with the checksums of an uninterrupted run', async (t) => {
   if (!(await needCriu(t))) return;
@@ -79,29 +106,17 @@ test('criu: 20 checkpoint-and-continue cycles end with the checksums of an unint
 
 test('criu: 5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
   if (!(await needCriu(t))) return;
-  const expected = await baseline(t);
-  const store = join(tempDir(t), 'store');
-  let job = await start(t, store);
-  let sums = collect(job);
-  const stderr = new TextSink();
-  for (let cycle = 1; cycle <= 5; cycle++) {
-    await ready(job);
-    await sleep(150);
-    const snap = await job.checkpoint({ then: 'terminate' });
-    assert.equal(snap.seq, cycle, 'the restarted job goes on numbering in the same store');
-    assert.equal(snap.manifest.crs.name, 'criu');
-    const ended = await job.wait();
-    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
-    assert.equal(sums.size, 0, 'the job was ended before it finished');
-    job = await restart(t, store, stderr);
-    sums = collect(job);
-  }
-  const result = await job.wait();
-  assert.equal(result.status, 0, result.error?.message);
-  assert.deepEqual(sums, expected);
+  const { sums, stderr } = await killRestartCycles(t, {}, 5);
+  assert.deepEqual(sums, await baseline(t));
   // Every restored rank saw `restart` in its onRestart hook, once per restart.
-  const restarts = stderr.text.split('\n').filter((l) => /^\[\d\] rank \d restarted at iteration \d+/.test(l));
-  assert.equal(restarts.length, 5 * 4, stderr.text);
+  const restarts = stderr.split('\n').filter((l) => /^\[\d\] rank \d restarted at iteration \d+/.test(l));
+  assert.equal(restarts.length, 5 * 4, stderr);
+});
+
+test('criu: 1 MiB messages, senders blocked in their sends: 3 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
+  if (!(await needCriu(t))) return;
+  const env = { BIG: String(1 << 20) };
+  assert.deepEqual((await killRestartCycles(t, env, 3)).sums, await baseline(t, env));
 });
 
 test('criu: a rank asks for a checkpoint with comm.checkpoint(); the restored ranks see restart', async (t) => {
