@@ -17,7 +17,7 @@
 //   ckpt-prepare {crs:'criu'} → reply { written, pid, tree, stdio, rejoin }
 //                                    sends are held from now on; `rejoin` names
 //                                    a pipe this rank keeps open (pipe:[ino])
-//   ckpt-drain    → as for self
+//   ckpt-drain    → as for self, then the prepare hooks
 //   ckpt-dump     → reply {} ("going down"): the rank closes its coordinator and
 //                   peer connections, CRIU dumps it (comm.ts), it rejoins the
 //                   coordinator with hello {rejoin:true, dumped:'ok'|'error'}
@@ -193,7 +193,6 @@ export class CheckpointAgent {
   async beginDump(m: ControlMessage): Promise<{ rankDir: string }> {
     const p = this.need();
     if (p.crs !== 'criu') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-dump in a ${p.crs} checkpoint`);
-    await runHooks('prepare', { crs: 'criu', store: p.store, seq: p.seq });
     p.disconnected = true;
     return { rankDir: String(m.rankDir) };
   }
@@ -325,9 +324,15 @@ export class CheckpointAgent {
         await p.arrived.promise;
         return { written: [...(this.peers?.written ?? [])] };
       }
-      case 'ckpt-drain':
+      case 'ckpt-drain': {
+        const p = this.need();
         await this.drained(m.expected);
+        // criu: the prepare hooks run here, not at the dump: a hook that fails then
+        // aborts the checkpoint before any rank has gone down (a rank refusing its
+        // dump while others are down would leave their links to it broken).
+        if (p.crs === 'criu') await runHooks('prepare', { crs: 'criu', store: p.store, seq: p.seq });
         return {};
+      }
       case 'ckpt-save': {
         const p = this.need();
         // self: the drain is part of the save request (one round fewer).

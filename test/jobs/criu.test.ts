@@ -5,7 +5,7 @@
 // uninterrupted run; a rank killed during a checkpoint leaves no partial snapshot.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
@@ -171,6 +171,25 @@ for (const phase of ['prepare', 'drain', 'dump', 'commit'] as const) {
     assert.deepEqual(sums, expected);
   });
 }
+
+test('criu: a prepare hook that fails aborts the checkpoint before any rank goes down; the job goes on and checkpoints again', async (t) => {
+  if (!(await needCriu(t))) return;
+  const store = join(tempDir(t), 'store');
+  const env = { REFUSE_FIRST_PREPARE: '2' };
+  const expected = await baseline(t, env);
+  const job = await start(t, store, env);
+  await ready(job);
+  await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /phase drain/.test(err.message) && /prepare hook refuses/.test(err.message));
+  assert.ok(!existsSync(store), 'the aborted first snapshot took the store it created with it');
+  // Every rank kept its links: the next checkpoint works, and its snapshot restarts to the same end.
+  const next = await job.checkpoint({ then: 'terminate' });
+  assert.equal(next.seq, 1);
+  assert.equal((await job.wait()).status, 0);
+  const again = await restart(t, store);
+  const sums = collect(again);
+  assert.equal((await again.wait()).status, 0);
+  assert.deepEqual(sums, expected);
+});
 
 test('criu: the disk filling up during the dumps: a clean error, the job goes on, the previous snapshot is intact', async (t) => {
   if (!(await needCriu(t))) return;
