@@ -1,6 +1,6 @@
 // Shared test helpers: run the real `ckpt` executable, real programs, real CRIU.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,17 @@ export function fillUp(file: string): void {
     }
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Every directory below `dir` (and it) is 0700 and every file 0600: snapshots hold process memory. */
+export function assertPrivate(dir: string): void {
+  const mode = statSync(dir).mode & 0o777;
+  if (mode !== 0o700) throw new Error(`${dir} has mode ${mode.toString(8)}, not 700`);
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name);
+    if (e.isDirectory()) assertPrivate(path);
+    else if ((statSync(path).mode & 0o777) !== 0o600) throw new Error(`${path} has mode ${(statSync(path).mode & 0o777).toString(8)}, not 600`);
   }
 }
 

