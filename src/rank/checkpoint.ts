@@ -364,11 +364,15 @@ export class CheckpointAgent {
       }
       case 'ckpt-resume': {
         const p = this.pending;
-        if (p?.crs === 'criu' && p.disconnected) {
-          if (!Array.isArray(m.peers) || m.peers.length !== this.peers?.size) {
-            throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-resume without the peers' addresses`);
+        if (p?.crs === 'criu' && this.peers) {
+          const addresses = Array.isArray(m.peers) && m.peers.length === this.peers.size ? (m.peers as string[]) : undefined;
+          if (p.disconnected) {
+            if (!addresses) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-resume without the peers' addresses`);
+            this.peers.connectAll(addresses);
+          } else if (addresses) {
+            // This rank stayed up while others went down (an aborted checkpoint).
+            this.peers.relink(addresses);
           }
-          this.peers.connectAll(m.peers as string[]);
         }
         if (p) this.clear(p);
         this.pending = undefined;

@@ -87,6 +87,17 @@ function readingWithOnread(accepted: Socket, onread: { buffer: () => Uint8Array;
   return socket;
 }
 
+/** Closes a socket without its handlers reporting anything (a planned close). */
+function quietly(socket: Socket | undefined): void {
+  if (!socket) return;
+  socket.removeAllListeners('close');
+  socket.removeAllListeners('error');
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  socket.on('error', () => {});
+  socket.destroy();
+}
+
 export class PeerNetwork {
   private server: Server | undefined;
   private readonly links: Link[];
@@ -180,15 +191,6 @@ export class PeerNetwork {
         });
       }),
     );
-    const quietly = (socket: Socket | undefined) => {
-      if (!socket) return;
-      socket.removeAllListeners('close');
-      socket.removeAllListeners('error');
-      socket.removeAllListeners('data');
-      socket.removeAllListeners('end');
-      socket.on('error', () => {});
-      socket.destroy();
-    };
     for (const link of this.links) {
       if (link.timer) clearTimeout(link.timer);
       link.timer = undefined;
@@ -238,6 +240,33 @@ export class PeerNetwork {
       return formatAddress({ ...bound, host: bound.host === '::' ? '::1' : '127.0.0.1' });
     }
     return formatAddress(bound);
+  }
+
+  /**
+   * After a criu checkpoint that ended with some ranks dumped and others not (it
+   * failed part-way): the links to the ranks that went down are closed, and those
+   * ranks listen at new addresses. Each such link is made again — we connect to a
+   * lower rank, a higher one connects to us (accept() replaces a closed link).
+   */
+  relink(peers: string[]): void {
+    this.links.forEach((link, r) => {
+      if (r === this.o.rank || !(link.closed || link.error)) return;
+      this.resetLink(r);
+      if (r < this.o.rank) this.connect(r, parseAddress(peers[r]!));
+    });
+  }
+
+  /** Forgets a closed link (its socket closed quietly), ready to be made again. */
+  private resetLink(r: number): void {
+    const link = this.links[r]!;
+    if (link.timer) clearTimeout(link.timer);
+    link.timer = undefined;
+    if (link.socket) this.accepted.delete(link.socket);
+    quietly(link.socket);
+    link.socket = undefined;
+    link.closed = false;
+    link.error = undefined;
+    this.ended[r] = false;
   }
 
   /** Links up with every other rank (after the wire-up): connects to each lower rank; higher ones connect to us. */
@@ -441,7 +470,9 @@ export class PeerNetwork {
         }
         if (r < this.o.rank) return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${r} does not connect to rank ${this.o.rank}: the higher rank of a pair connects`));
         const link = this.links[r]!;
-        if (link.socket || link.error) return refuse(new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${r}: it is already connected`));
+        if (link.socket && !link.closed && !link.error) return refuse(new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${r}: it is already connected`));
+        // A closed link (that rank went down for a criu dump and is back): replaced.
+        if (link.socket || link.error) this.resetLink(r);
         peer = r;
         limits.data = this.o.maxMessageBytes;
         this.attach(r, socket, () => failed);

