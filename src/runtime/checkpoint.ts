@@ -208,9 +208,11 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
     // it, so the cut stays consistent. After a failure no further rank goes down.
     const hellos = new Map<number, ControlMessage>();
     const queue = [...ranks];
+    /** A rank that refused, never answered, or did not come back; `stop`: no further dumps. */
     let failure: unknown;
+    let stop = false;
     const worker = async (): Promise<void> => {
-      while (failure === undefined && queue.length > 0) {
+      while (!stop && queue.length > 0) {
         const r = queue.shift()!;
         const back = c.awaitRejoin(r, dumpMs);
         back.catch(() => {});
@@ -219,20 +221,22 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
         } catch (err) {
           // It did not go down (it refused, or never answered): nobody waits for it.
           failure ??= err;
+          stop = true;
           return;
         }
         down.set(r, back);
         try {
           const hello = await back;
           hellos.set(r, hello);
-          if (hello.dumped !== 'ok') failure ??= 'dump';
+          if (hello.dumped !== 'ok') stop = true;
         } catch (err) {
           failure ??= err;
+          stop = true;
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(dumpConcurrency(), ranks.length) }, worker));
-    if (failure !== undefined && failure !== 'dump') throw failure;
+    if (failure !== undefined) throw failure;
     const failed = [...hellos.keys()].filter((r) => hellos.get(r)?.dumped !== 'ok');
     if (failed.length) {
       throw new JobError(ErrorCodes.CHECKPOINT_FAILED, failed.map((r) => `rank ${r}: ${String(hellos.get(r)?.message ?? 'dump failed')}`).join('; '), {
