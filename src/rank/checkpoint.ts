@@ -2,9 +2,13 @@
 //
 // self — the coordinator drives it with requests over the OOB channel:
 //   ckpt-prepare  → reply { safePoints }     a checkpoint is pending
-//   ckpt-reach    → reply { written }        once this rank stands at safe point
-//                                            `target` (sends are held from then on)
-//   ckpt-save {expected, rankDir} → reply { safePoint }
+//   arrived {seq, safePoint, written}        unasked, at the first safe point after
+//                                            the prepare: sends are held from then on,
+//                                            and the rank waits there for the target
+//   ckpt-reach    → reply { written }        (only to a rank whose first safe point is
+//                                            short of the target) once it stands at
+//                                            safe point `target`
+//   ckpt-save {target, expected, rankDir} → reply { safePoint, files, saveMs }
 //                                            once every frame peers wrote to us
 //                                            has been read (nothing in flight):
 //                                            save() and the library's own state
@@ -62,6 +66,8 @@ interface Pending {
   targetKnown: Deferred<void>;
   /** This rank stands at the target safe point. */
   arrived: Deferred<void>;
+  /** self: the first safe point after the prepare was reported to the coordinator. */
+  reported?: boolean;
   /** What the waiting safePoint() resolves to. */
   outcome: Deferred<CheckpointResult | null>;
   /** criu: the read end of the rejoin pipe, and whether our connections are down. */
@@ -98,6 +104,8 @@ export interface CheckpointHost {
   readonly rank: number;
   readonly isFinalized: boolean;
   captureState(): LibraryState;
+  /** Sends a message to the coordinator, unasked (self: `arrived`). */
+  tellCoordinator(message: ControlMessage): void;
 }
 
 export class CheckpointAgent {
@@ -244,8 +252,21 @@ export class CheckpointAgent {
     this.safePoints++;
     const p = this.pending;
     if (!p || p.crs !== 'self') return null;
-    if (p.target === undefined) await p.targetKnown.promise;
-    if (this.pending !== p || p.target === undefined || this.safePoints !== p.target) return null;
+    if (p.target === undefined) {
+      if (!p.reported) {
+        // Perhaps the target: hold sends, so that what we report written stays true,
+        // and say where we stand (the coordinator then needs no reach round for us).
+        p.reported = true;
+        this.peers?.pause();
+        this.host.tellCoordinator({ type: 'arrived', seq: p.seq, safePoint: this.safePoints, written: [...(this.peers?.written ?? [])] });
+      }
+      await p.targetKnown.promise;
+    }
+    if (this.pending !== p || p.target === undefined || this.safePoints !== p.target) {
+      // Not this one (or the checkpoint is over): sends go out again.
+      if (this.pending === p) this.peers?.resume();
+      return null;
+    }
     this.peers?.pause();
     p.arrived.resolve();
     return p.outcome.promise;
@@ -335,8 +356,16 @@ export class CheckpointAgent {
       }
       case 'ckpt-save': {
         const p = this.need();
+        if (p.target === undefined) {
+          // We reported standing at the target, unasked: this confirms it.
+          if (!p.reported || !Number.isSafeInteger(m.target)) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: ckpt-save before its safe point`);
+          p.target = m.target as number;
+          p.targetKnown.resolve();
+        }
+        await p.arrived.promise;
         // self: the drain is part of the save request (one round fewer).
         if (m.expected !== undefined) await this.drained(m.expected);
+        const t0 = performance.now();
         await runHooks('prepare', { crs: 'self', store: p.store, seq: p.seq });
         const cb = selfCallbacks();
         if (!cb) {
@@ -360,7 +389,7 @@ export class CheckpointAgent {
         }
         fsyncPath(rankDir);
         // Synced and hashed here: the coordinator's commit takes them as they are.
-        return { safePoint: this.safePoints, files: written };
+        return { safePoint: this.safePoints, files: written, saveMs: Math.round((performance.now() - t0) * 100) / 100 };
       }
       case 'ckpt-resume': {
         const p = this.pending;

@@ -129,6 +129,10 @@ export class Comm {
   get isFinalized(): boolean {
     return this.finalized;
   }
+  /** @internal the checkpoint agent's unasked messages to the coordinator */
+  tellCoordinator(message: ControlMessage): void {
+    if (this.oob && !this.oob.isClosed) this.oob.send(message);
+  }
   /** For ranks known to have exited: how many messages they sent us (null: unknown). */
   private readonly exited = new Map<number, number | null>();
   /** @internal the checkpoint protocol's rank side */

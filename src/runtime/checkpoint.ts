@@ -91,18 +91,30 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   try {
     o.onPhase?.('prepare');
     const prepared = await all('ckpt-prepare', phaseMs, () => ({ seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
-    const target = Math.max(...prepared.map((m) => Number(m.safePoints))) + 1;
+    const counts = prepared.map((m) => Number(m.safePoints));
+    const target = Math.max(...counts) + 1;
 
     phase = 'reach';
     o.onPhase?.(phase);
-    const reached = await all('ckpt-reach', reachMs, () => ({ target }));
-    const written = reached.map((m) => m.written as number[]);
+    // A rank reports, unasked, the first safe point it stands at after the prepare.
+    // Ranks whose next safe point is the target need not be told it (in a job whose
+    // ranks keep in step, none are): the save request confirms it. The others are
+    // sent on to the target, and reply when there.
+    const written = await Promise.all(
+      ranks.map((r) =>
+        counts[r]! + 1 === target
+          ? c.awaitArrival(r, pending.seq, target, reachMs)
+          : c.requestRank(r, 'ckpt-reach', reachMs, { target }).then((m) => m.written as number[]),
+      ),
+    );
+    c.clearArrivals();
 
     phase = 'save';
     o.onPhase?.(phase);
     for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
     // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
     const saved = await all('ckpt-save', phaseMs, (j) => ({
+      target,
       expected: ranks.map((i) => written[i]?.[j] ?? 0),
       rankDir: join(pending.dir, `rank-${j}`),
     }));
@@ -111,7 +123,11 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     o.onPhase?.(phase);
     const snapshot = await commitSnapshot(
       pending,
-      jobManifest(o, createdAt, { name: 'self', version }, ranks.map((r) => ({ rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint) })), { target }),
+      jobManifest(o, createdAt, { name: 'self', version }, ranks.map((r) => ({ rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint) })), {
+        target,
+        // Each rank's local snapshot (save(), its files written and fsynced), as it timed it.
+        saveMs: ranks.map((r) => (typeof saved[r]!.saveMs === 'number' ? saved[r]!.saveMs : null)),
+      }),
       { synced: ranks.flatMap((r) => syncedFiles(r, saved[r]!.files)), syncedDirs: ranks.map((r) => `rank-${r}`) },
     );
 
@@ -120,6 +136,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq });
     return snapshot;
   } catch (err) {
+    c.clearArrivals();
     if (phase !== 'resume') {
       abortSnapshot(pending);
       // Best effort: ranks that are still there go on as before.

@@ -26,6 +26,12 @@ export interface Counters {
   received: number[];
 }
 
+interface Arrival {
+  seq: number;
+  safePoint: number;
+  written: number[];
+}
+
 interface RankSlot {
   channel?: Channel;
   pid?: number;
@@ -59,6 +65,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly helloTimeoutMs: number;
   /** Ranks expected back after a CRIU dump, and who waits for them. */
   private readonly rejoins = new Map<number, { resolve: (hello: ControlMessage) => void; reject: (e: Error) => void }>();
+  /**
+   * self checkpoints: the safe point each rank reported standing at, unasked, as
+   * soon as it got there (with what it had written to each peer), and who waits.
+   */
+  private readonly arrivals = new Map<number, Arrival>();
+  private readonly arrivalWaiters = new Map<number, { seq: number; safePoint: number; resolve: (written: number[]) => void; reject: (e: Error) => void }>();
   /** Filled by the launcher: what `status` requests from control clients return. */
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
@@ -125,12 +137,45 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
   }
 
+  /**
+   * self: resolves with what `rank` had written to each peer once it reports
+   * standing at safe point `safePoint` of checkpoint `seq` (perhaps already done);
+   * fails after `timeoutMs`, or when the rank exits or loses its connection.
+   */
+  awaitArrival(rank: number, seq: number, safePoint: number, timeoutMs: number): Promise<number[]> {
+    const a = this.arrivals.get(rank);
+    if (a && a.seq === seq && a.safePoint === safePoint) return Promise.resolve(a.written);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.arrivalWaiters.delete(rank);
+        reject(new CkptError(ErrorCodes.TIMEOUT, `timed out after ${timeoutMs} ms waiting for rank ${rank} to reach safe point ${safePoint}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.arrivalWaiters.delete(rank);
+      };
+      this.arrivalWaiters.set(rank, {
+        seq,
+        safePoint,
+        resolve: (w) => (done(), resolve(w)),
+        reject: (e) => (done(), reject(e)),
+      });
+    });
+  }
+
+  /** The checkpoint is over: arrivals reported for it are forgotten. */
+  clearArrivals(): void {
+    this.arrivals.clear();
+    for (const w of [...this.arrivalWaiters.values()]) w.reject(new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the checkpoint is over'));
+  }
+
   /** The launcher tells the coordinator a rank's process ended. */
   rankExited(rank: number, exit: { code: number | null; signal: string | null }): void {
     const slot = this.slots[rank];
     if (!slot || slot.exited) return;
     slot.exited = true;
     this.rejoins.get(rank)?.reject(new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.arrivalWaiters.get(rank)?.reject(new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
     if (!this.wiredUp && !slot.channel && this.slots.some((s) => s.channel)) {
       // Ranks are waiting in init() for one that will never come.
       this.emit('abort', { message: `rank ${rank} exited before joining the job`, rank });
@@ -197,7 +242,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       if (err && err.code === ErrorCodes.OOB_PROTOCOL) this.emit('rejected', err);
       if (role === 'rank') {
         const slot = this.slots[rank];
-        if (slot?.channel === channel) slot.channel = undefined;
+        if (slot?.channel === channel) {
+          slot.channel = undefined;
+          this.arrivalWaiters.get(rank)?.reject(new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
+        }
       }
     });
     channel.on('frame', () => reject(ErrorCodes.OOB_PROTOCOL, 'data frame on the control channel'));
@@ -299,6 +347,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         }
         channel.send({ type: 'reply', id: m.id, ok: true });
         this.checkpointHandler({ from: 'rank' }).catch(() => {});
+        return;
+      }
+      case 'arrived': {
+        // self: this rank stands at its first safe point since the checkpoint was announced.
+        const ints = (a: unknown): a is number[] => Array.isArray(a) && a.length === this.size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
+        if (!Number.isSafeInteger(m.seq) || !Number.isSafeInteger(m.safePoint) || !ints(m.written)) {
+          throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} sent a malformed 'arrived'`);
+        }
+        const a: Arrival = { seq: m.seq as number, safePoint: m.safePoint as number, written: m.written };
+        this.arrivals.set(rank, a);
+        const w = this.arrivalWaiters.get(rank);
+        if (w && w.seq === a.seq && w.safePoint === a.safePoint) w.resolve(a.written);
         return;
       }
       case 'abort': {
