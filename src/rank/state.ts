@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { isJobSnapshot, openSnapshot } from '../store/store.js';
+import { readPackSlice } from '../store/pack.js';
 import type { RestartFrom } from './checkpoint.js';
 
 export interface LibraryState {
@@ -33,7 +34,16 @@ export function loadRestart(snapshotDir: string, rank: number, size: number): { 
   const rec = m.ranks[rank];
   if (!rec) bad(`no rank ${rank}`);
   const rankDir = join(snapshot.dir, rec.dir);
-  const library = JSON.parse(readFileSync(join(rankDir, LIBRARY_STATE), 'utf8')) as LibraryState;
+  // A small rank's state is a slice of the job's pack file; a large one's, files of its own.
+  const pack = rec.packed ? { path: join(snapshot.dir, rec.packed.file), ...rec.packed } : undefined;
+  let library: LibraryState;
+  try {
+    library = JSON.parse((pack ? readPackSlice(pack.path, pack.library) : readFileSync(join(rankDir, LIBRARY_STATE))).toString('utf8')) as LibraryState;
+  } catch (err) {
+    if (err instanceof CkptError) throw err;
+    bad(`rank ${rank}'s library state cannot be read (${(err as Error).message})`);
+  }
+  if (!library || typeof library !== 'object') bad('not an object');
   const counts = (a: unknown) => Array.isArray(a) && a.length === size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
   if (library.rank !== rank || !counts(library.sent) || !counts(library.received)) bad('counters');
   if (!Array.isArray(library.unexpected) || !Array.isArray(library.unsent)) bad('queues');
@@ -44,6 +54,7 @@ export function loadRestart(snapshotDir: string, rank: number, size: number): { 
       store: snapshot.store,
       seq: snapshot.seq,
       rankDir,
+      ...(pack ? { packed: { path: pack.path, state: pack.state, binary: pack.binary } } : {}),
       safePoint: library.safePoint!,
       previousPid: rec.pid,
       previousHostname: m.host,

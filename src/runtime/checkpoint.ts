@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord, type ManifestDraft, type RankRecord } from '../store/manifest.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
-import { mkdirPrivate } from '../util/fsx.js';
+import { mkdirPrivate, writeFileDurable } from '../util/fsx.js';
+import { hashBytes } from '../store/checksum.js';
+import { packStates, PACK_FILE } from '../store/pack.js';
 import type { FileEntry } from '../store/checksum.js';
 import { version } from '../version.js';
 import type { Coordinator } from './coordinator.js';
@@ -111,24 +113,37 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
 
     phase = 'save';
     o.onPhase?.(phase);
-    for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
+    const inlineBytes = envBytes('CKPT_SELF_INLINE_BYTES', DEFAULT_INLINE_BYTES);
     // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
     const saved = await all('ckpt-save', phaseMs, (j) => ({
       target,
       expected: ranks.map((i) => written[i]?.[j] ?? 0),
       rankDir: join(pending.dir, `rank-${j}`),
+      inlineBytes,
     }));
 
     phase = 'commit';
     o.onPhase?.(phase);
+    // Small ranks replied with their state: one pack file for all of them.
+    const inline = ranks.flatMap((r) => inlineState(r, saved[r]!.inline));
+    const synced = ranks.flatMap((r) => syncedFiles(r, saved[r]!.files));
+    const pack = inline.length ? packStates(inline) : undefined;
+    if (pack) {
+      writeFileDurable(join(pending.dir, PACK_FILE), pack.bytes);
+      synced.push({ path: PACK_FILE, size: pack.bytes.byteLength, xxh64: await hashBytes(pack.bytes) });
+    }
+    const rankRecords = ranks.map((r): RankRecord => {
+      const packed = pack?.packed.get(r);
+      return { rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint), ...(packed ? { packed } : {}) };
+    });
     const snapshot = await commitSnapshot(
       pending,
-      jobManifest(o, createdAt, { name: 'self', version }, ranks.map((r) => ({ rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint) })), {
+      jobManifest(o, createdAt, { name: 'self', version }, rankRecords, {
         target,
-        // Each rank's local snapshot (save(), its files written and fsynced), as it timed it.
+        // Each rank's local snapshot (save(), and its files written and fsynced unless packed), as it timed it.
         saveMs: ranks.map((r) => (typeof saved[r]!.saveMs === 'number' ? saved[r]!.saveMs : null)),
       }),
-      { synced: ranks.flatMap((r) => syncedFiles(r, saved[r]!.files)), syncedDirs: ranks.map((r) => `rank-${r}`) },
+      { synced, syncedDirs: ranks.filter((r) => !pack?.packed.has(r)).map((r) => `rank-${r}`) },
     );
 
     phase = 'resume';
@@ -149,6 +164,29 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       hint: phase === 'reach' ? 'with the self checkpointer every rank must call comm.safePoint() now and then' : undefined,
     });
   }
+}
+
+/** Up to this many bytes of state (save()'s and the library's), a rank replies with them instead of writing files. */
+const DEFAULT_INLINE_BYTES = 64 << 10;
+
+function envBytes(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_INLINE_BYTES) throw new CkptError(ErrorCodes.USAGE, `${name} must be a byte count from 0 to ${MAX_INLINE_BYTES}, not '${v}'`);
+  return n;
+}
+/** Base64 in a control message: 4/3 of it, under the 1 MiB limit with room to spare. */
+const MAX_INLINE_BYTES = 512 << 10;
+
+/** A small rank's state from its save reply; malformed: the checkpoint fails. */
+function inlineState(rank: number, inline: unknown): { rank: number; state: Buffer; binary: boolean; library: Buffer }[] {
+  if (inline === undefined) return [];
+  const i = inline as { binary?: unknown; state?: unknown; library?: unknown };
+  if (typeof i !== 'object' || i === null || typeof i.binary !== 'boolean' || typeof i.state !== 'string' || typeof i.library !== 'string') {
+    throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} replied to ckpt-save with a malformed state`);
+  }
+  return [{ rank, state: Buffer.from(i.state, 'base64'), binary: i.binary, library: Buffer.from(i.library, 'base64') }];
 }
 
 /** What a rank reports it wrote, fsynced and hashed; anything malformed is simply synced and hashed again. */

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { SnapshotError, ErrorCodes } from '../errors.js';
 import { version } from '../version.js';
 import type { FileEntry } from './checksum.js';
+import type { PackedRank } from './pack.js';
 
 export const MANIFEST_NAME = 'manifest.json';
 export const MANIFEST_FORMAT = 'ckpt-snapshot';
@@ -87,8 +88,10 @@ export interface JobRecord {
 export interface RankRecord {
   rank: number;
   pid: number;
-  /** The rank's files, relative to the snapshot: `rank-N`. */
+  /** The rank's files, relative to the snapshot: `rank-N` (none for a packed rank). */
   dir: string;
+  /** self, a small rank: its state is a slice of a pack file shared by the job's small ranks. */
+  packed?: PackedRank;
   /** The safe point at which it was saved (self). */
   safePoint?: number;
   /** criu: every pid of the rank's tree (the restore needs them free). */
@@ -225,5 +228,16 @@ function validateJob(value: Record<string, unknown>): void {
     if (r.stdio !== undefined && !(Array.isArray(r.stdio) && r.stdio.every((x) => x === null || isStr(x)))) fail(`ranks[${i}].stdio`);
     if (r.rejoin !== undefined && !(isStr(r.rejoin) && /^pipe:\[\d+\]$/.test(r.rejoin))) fail(`ranks[${i}].rejoin`);
     if (!isLockName(r.networkLock)) fail(`ranks[${i}].networkLock`);
+    if (r.packed !== undefined) validatePacked(r.packed, i, value.files);
   });
+}
+
+/** A packed rank's slices must lie inside a pack file the manifest lists (and checksums). */
+function validatePacked(p: unknown, i: number, files: unknown): void {
+  const slice = (x: unknown): x is [number, number] => Array.isArray(x) && x.length === 2 && x.every((n) => isInt(n) && n >= 0);
+  if (!isObj(p) || !isStr(p.file) || !slice(p.state) || !slice(p.library) || typeof p.binary !== 'boolean') fail(`ranks[${i}].packed`);
+  if (!isSafeRelativePath(p.file)) throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `manifest names a pack file outside the snapshot: ${JSON.stringify(p.file)}`);
+  const entry = Array.isArray(files) ? files.find((f) => isObj(f) && f.path === p.file) : undefined;
+  if (!isObj(entry) || !isInt(entry.size)) fail(`ranks[${i}].packed: ${p.file} is not among the snapshot's files`);
+  for (const [offset, length] of [p.state, p.library]) if (offset + length > (entry.size as number)) fail(`ranks[${i}].packed: a slice ends past ${p.file}`);
 }

@@ -179,6 +179,8 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     const syncedDirs = new Set((options.syncedDirs ?? []).map((d) => join(pending.dir, d)));
     const dirs = [...new Set(files.map((f) => f.slice(0, f.lastIndexOf('/'))))];
     for (const d of dirs) chmodSync(d, PRIVATE_DIR_MODE);
+    // The snapshot's own directory is synced once, after the manifest.
+    syncedDirs.add(pending.dir);
     const [hashed] = await Promise.all([
       hashFiles(pending.dir, todo),
       Promise.all([...todo, ...dirs.filter((d) => !syncedDirs.has(d))].map(fsyncPathAsync)),

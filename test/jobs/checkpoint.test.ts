@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../dist/runtime/launcher.js';
 import { collect, program, restartToEnd, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
-import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
+import { listSnapshots, openSnapshot, verifySnapshot, type Snapshot } from '../../dist/store/store.js';
+import type { JobManifest } from '../../dist/store/manifest.js';
 import { assertPrivate, ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
 
 const ITERS = 4000;
@@ -19,8 +20,15 @@ const self = { crs: 'self', iters: ITERS, name: `t${process.pid}` } as const;
 const start = (t: TestContext, store: string, env: Record<string, string> = {}): Promise<Job> => startExchange(t, store, { ...self, env });
 const baseline = (t: TestContext, env: Record<string, string> = {}): Promise<Map<number, string>> => uninterrupted(t, { ...self, env });
 
-/** `cycles` times: checkpoint with `then: 'terminate'`, then restart; the last restarted job runs to its end. Its checksums. */
-async function killRestartCycles(t: TestContext, env: Record<string, string>, cycles: number): Promise<Map<number, string>> {
+/** Where each rank's state went: into the job's pack file (small) or files of its own. */
+const storage = (snap: Snapshot): string[] => (snap.manifest as JobManifest).ranks.map((r) => (r.packed ? 'packed' : 'files'));
+
+/**
+ * `cycles` times: checkpoint with `then: 'terminate'`, then restart; the last
+ * restarted job runs to its end. Its checksums, and where each snapshot's ranks went.
+ */
+async function killRestartCycles(t: TestContext, env: Record<string, string>, cycles: number): Promise<{ sums: Map<number, string>; stored: string[] }> {
+  const stored: string[] = [];
   const store = join(tempDir(t), 'store');
   let job = await start(t, store, env);
   let sums = collect(job);
@@ -29,6 +37,7 @@ async function killRestartCycles(t: TestContext, env: Record<string, string>, cy
     await sleep(100);
     const snap = await job.checkpoint({ then: 'terminate' });
     assert.equal(snap.seq, cycle);
+    stored.push(...storage(snap));
     const ended = await job.wait();
     assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
     assert.equal(sums.size, 0, 'the job was ended before it finished');
@@ -39,7 +48,7 @@ async function killRestartCycles(t: TestContext, env: Record<string, string>, cy
   }
   const result = await job.wait();
   assert.equal(result.status, 0, result.error?.message);
-  return sums;
+  return { sums, stored };
 }
 
 test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupted run', async (t) => {
@@ -65,12 +74,26 @@ test('20 checkpoint-and-continue cycles end with the checksums of an uninterrupt
 });
 
 test('5 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
-  assert.deepEqual(await killRestartCycles(t, {}, 5), await baseline(t));
+  const { sums, stored } = await killRestartCycles(t, {}, 5);
+  assert.deepEqual(sums, await baseline(t));
+  // Small states: every rank of every snapshot went into the job's pack file.
+  assert.deepEqual(new Set(stored), new Set(['packed']));
 });
 
 test('1 MiB messages, senders blocked in their sends: 3 checkpoint-kill-restart cycles end with the checksums of an uninterrupted run', async (t) => {
   const env = { BIG: String(1 << 20) };
-  assert.deepEqual(await killRestartCycles(t, env, 3), await baseline(t, env));
+  const { sums, stored } = await killRestartCycles(t, env, 3);
+  assert.deepEqual(sums, await baseline(t, env));
+  // A rank holding unmatched 1 MiB messages is too big for the pack: files of its own.
+  assert.ok(stored.includes('files'), `ranks stored: ${stored.join(' ')}`);
+});
+
+test('CKPT_SELF_INLINE_BYTES=0: every rank writes files of its own; 2 checkpoint-kill-restart cycles still end with the checksums', async (t) => {
+  process.env.CKPT_SELF_INLINE_BYTES = '0';
+  t.after(() => delete process.env.CKPT_SELF_INLINE_BYTES);
+  const { sums, stored } = await killRestartCycles(t, {}, 2);
+  assert.deepEqual(new Set(stored), new Set(['files']));
+  assert.deepEqual(sums, await baseline(t));
 });
 
 test('a rank asks for a checkpoint with comm.checkpoint(), collectively', async (t) => {

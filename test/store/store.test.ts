@@ -223,6 +223,42 @@ test('validateManifest rejects each malformed field', async (t) => {
   }
 });
 
+test("validateManifest checks a job's packed ranks: slices inside a pack file the manifest lists", () => {
+  const job: Json = {
+    ...draft(),
+    kind: 'job',
+    origin: 'coordinated',
+    seq: 1,
+    committedAt: new Date().toISOString(),
+    job: { id: 'j1', name: 'j', size: 2, oob: 'unix', argv: ['node', 'x.js'], cwd: '/', env: {} },
+    ranks: [
+      { rank: 0, pid: 10, dir: 'rank-0', safePoint: 3, packed: { file: 'ranks.pack', state: [0, 40], binary: false, library: [40, 60] } },
+      { rank: 1, pid: 11, dir: 'rank-1', safePoint: 3 },
+    ],
+    files: [
+      { path: 'ranks.pack', size: 100, xxh64: '0123456789abcdef' },
+      { path: 'rank-1/state.json', size: 5, xxh64: '0123456789abcdef' },
+    ],
+  };
+  delete job.process;
+  assert.equal(validateManifest(structuredClone(job)).kind, 'job');
+  const FORMAT = 'ECKPT_SNAPSHOT_FORMAT';
+  const cases: [string, (m: Json) => unknown, string][] = [
+    ['slice past the end', (m) => (m.ranks[0].packed.library = [40, 61]), FORMAT],
+    ['negative offset', (m) => (m.ranks[0].packed.state = [-1, 40]), FORMAT],
+    ['slice not a pair', (m) => (m.ranks[0].packed.state = [0]), FORMAT],
+    ['binary not boolean', (m) => (m.ranks[0].packed.binary = 'no'), FORMAT],
+    ['pack not among the files', (m) => (m.ranks[0].packed.file = 'other.pack'), FORMAT],
+    ['pack path escapes', (m) => (m.ranks[0].packed.file = '../ranks.pack'), 'ECKPT_SNAPSHOT_PATH'],
+    ['packed not an object', (m) => (m.ranks[0].packed = 'ranks.pack'), FORMAT],
+  ];
+  for (const [what, edit, code] of cases) {
+    const m = structuredClone(job);
+    edit(m);
+    assert.throws(() => validateManifest(m), { code }, what);
+  }
+});
+
 test('ckpt snapshots ls / inspect / verify / rm, as text and --json', async (t) => {
   const store = join(tempDir(t), 'store');
   await make(store, 201);
