@@ -27,7 +27,8 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from '
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launchJob } from '../dist/runtime/launcher.js';
@@ -373,6 +374,52 @@ function fsyncBaseline() {
   return median(times);
 }
 
+/**
+ * What one request/reply round costs here with nothing of ckpt in it: N idle bare
+ * `node` processes, each connected to this process by a unix socket, echo a
+ * 100-byte message; the median of 21 rounds (ms), 20–50 ms apart. A coordinated
+ * checkpoint is a few such rounds (plus the commit's fsyncs): the floor it sits on.
+ */
+async function bareRound(n) {
+  const path = join(work, `round-${n}.sock`);
+  const sockets = [];
+  const server = createServer((s) => sockets.push(s));
+  await new Promise((r) => server.listen(path, r));
+  const children = Array.from({ length: n }, () =>
+    spawn(process.execPath, ['-e', "const s = require('node:net').connect(process.env.SOCK); s.on('data', (d) => s.write(d)); s.on('error', () => process.exit(0));"], {
+      env: { ...process.env, SOCK: path },
+      stdio: 'ignore',
+      detached: true,
+    }),
+  );
+  try {
+    const deadline = now() + 30_000;
+    while (sockets.length < n) {
+      if (now() > deadline) throw new Error(`bare round: only ${sockets.length} of ${n} processes connected`);
+      await sleep(10);
+    }
+    const msg = Buffer.alloc(100, 1);
+    const times = [];
+    for (let i = 0; i < 21; i++) {
+      await sleep(20 + Math.random() * 30);
+      const t0 = now();
+      await Promise.all(sockets.map((s) => new Promise((r) => (s.once('data', r), s.write(msg)))));
+      times.push(now() - t0);
+    }
+    return median(times);
+  } finally {
+    for (const c of children) {
+      try {
+        process.kill(-c.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+}
+
 function printSelf(sums) {
   const base = sums.find((x) => x.n === 1)?.overhead ?? sums[0].overhead;
   log(`\n== self: global checkpoint of N ranks (medians of ${REPS}, ms) ==`);
@@ -387,6 +434,10 @@ function printSelf(sums) {
   }
   const at16 = sums.find((x) => x.n === 16);
   if (at16) log(`goal: overhead ≤ 10 ms at N = 16 → ${fmt(at16.overhead)} ms (${at16.overhead <= 10 ? 'met' : 'NOT met'}); growth ≤ N → ${sums.every((x) => x.overhead / base <= Math.max(1, x.n)) ? 'met' : 'NOT met'}`);
+  log('\nbaseline: one request/reply round to N idle bare node processes (unix sockets; median of 21, ms), and the overhead in such rounds');
+  log(`   N | ${sums.map((x) => String(x.n).padStart(6)).join(' | ')}`);
+  log(`round | ${sums.map((x) => fmt(x.bareRoundMs, 2).padStart(6)).join(' | ')}`);
+  log(`ovh/rd| ${sums.map((x) => fmt(x.overhead / x.bareRoundMs, 1).padStart(6)).join(' | ')}`);
   log('\nwhere the time goes (medians, ms): stop = request → last rank at its safe point; drain = → first save begins;');
   log('save = first save begins → last save replied; commit = → first resume arrives; resume = → checkpoint() resolves');
   log('   N |   stop |  drain |   save | commit | resume');
@@ -426,6 +477,9 @@ async function main() {
   report.loadavg = (await import('node:os')).loadavg().map((x) => +x.toFixed(2));
   log(`job checkpoints: N = ${RANKS.join(', ')}; per N: ${CRS.map((c) => `${c} ${repsFor(c)} checkpoints (+${warmupFor(c)} warm-up) and ${restartsFor(c)} restarts`).join(', ')}; think ${THINK_MS} ms; state ${STATE_BYTES} B; store on ${report.store}; ${report.cpus} CPUs, load average ${report.loadavg.join(' ')}`);
   log(`baseline: write + fsync of a 1 KiB file + fsync of its directory there: ${fmt(report.fsyncMs, 2)} ms (median of 21)`);
+  report.bareRoundMs = {};
+  for (const n of RANKS) report.bareRoundMs[n] = await bareRound(n);
+  log(`baseline: one request/reply round to N idle bare node processes: ${RANKS.map((n) => `N = ${n} ${fmt(report.bareRoundMs[n], 2)} ms`).join(', ')}`);
   for (const crs of CRS) {
     const s = await support(crs);
     if (!s.ok) {
@@ -443,7 +497,7 @@ async function main() {
           throw new Error(`N = ${n}: ${err.message}`);
         }
       }
-      sums = runs.map(summarize);
+      sums = runs.map((r) => ({ ...summarize(r), bareRoundMs: report.bareRoundMs[r.n] }));
       report.crs[crs] = { runs, summary: sums };
     } catch (err) {
       // One checkpointer failing does not lose the other's figures.

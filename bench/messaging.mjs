@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Messaging benchmark: ckpt/rank between two ranks beside a bare Node socket pair
 // doing the same in the same run; and job start-up time beside bare `node` processes.
-//   node bench/messaging.mjs [--quick] [--reps N] [--json]
+//   node bench/messaging.mjs [--quick] [--reps N] [--transports unix,tcp] [--sizes 8,65536,…]
+//                            [--no-startup] [--json]
 // Not a test: figures depend on the machine. Goals: latency ≤ 1.5× bare,
 // bandwidth ≥ 0.8× bare from 64 KiB up. Latency: half the median round trip of a
 // ping-pong; bandwidth: a stream of messages, then one acknowledgement.
-// Bandwidth: ckpt/rank streams both ways (rank 0 → 1 and 1 → 0) and reports the
-// slower direction. ckpt/rank is measured twice: receiving into a buffer the rank reuses (recv's
+// Bandwidth: both sides stream both ways (ckpt/rank: rank 0 → 1 and 1 → 0; the bare
+// pair: connecting → accepting side and back) and report the slower direction. ckpt/rank is measured twice: receiving into a buffer the rank reuses (recv's
 // `into`, what an MPI program does: the goals' figures), and receiving each
 // message into memory of its own (a fresh Buffer per message: page faults for
 // every large one, which the bare reader, counting bytes only, never pays).
@@ -18,13 +19,38 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const self = fileURLToPath(import.meta.url);
-const SIZES = [8, 64, 512, 4096, 32768, 65536, 262144, 1048576, 4194304];
+const ALL_SIZES = [8, 64, 512, 4096, 32768, 65536, 262144, 1048576, 4194304];
+// --sizes reaches the children (ranks, bare pair) through the environment.
+const sizesArg = process.argv.includes('--sizes') ? process.argv[process.argv.indexOf('--sizes') + 1] : process.env.BENCH_SIZES;
+const SIZES = sizesArg ? sizesArg.split(',').map(Number) : ALL_SIZES;
+if (!SIZES.length || SIZES.some((n) => !Number.isInteger(n) || n < 1 || n > 64 << 20)) {
+  console.error(`bench/messaging.mjs: --sizes: '${sizesArg}' is not a list of byte counts (1 B to 64 MiB)`);
+  process.exit(2);
+}
+process.env.BENCH_SIZES = SIZES.join(',');
+const transportsArg = process.argv.includes('--transports') ? process.argv[process.argv.indexOf('--transports') + 1] : 'unix,tcp';
+const TRANSPORTS = String(transportsArg).split(',');
+if (!TRANSPORTS.every((t) => t === 'unix' || t === 'tcp')) {
+  console.error(`bench/messaging.mjs: --transports: '${transportsArg}' is not a list of unix and tcp`);
+  process.exit(2);
+}
 const quick = process.argv.includes('--quick');
 
 function latencyIters(size) {
   const n = size <= 4096 ? 2000 : size <= 65536 ? 1000 : size <= 1048576 ? 200 : 50;
   return quick ? Math.ceil(n / 10) : n;
 }
+// Round trips before any size is timed, on both sides alike: the first size (8 B)
+// would otherwise pay for the JIT's warm-up of the whole send/recv path (ckpt/rank's
+// is longer than the bare pair's), which per-size warm-up rounds do not cover.
+const WARMUP_TRIPS = quick ? 500 : 3000;
+// And a stream each way of 64 KiB messages before the bandwidths (512 MiB; quick:
+// 128): here a fresh process pair's streams speed up over their first few hundred MiB
+// (measured: a bare pair's 64 KiB stream 0.8, 2.1, 2.6, 4.0 GiB/s in its first four
+// 256 MiB rounds), so without it the first sizes timed would measure that ramp.
+const WARMUP_STREAM_BYTES = 64 << 10;
+const WARMUP_STREAM_COUNT = quick ? 2048 : 8192;
+
 function streamCount(size) {
   const n = Math.max(200, Math.min(50_000, Math.floor((256 << 20) / size)));
   return quick ? Math.ceil(n / 10) : n;
@@ -55,6 +81,19 @@ async function rankMain() {
   const peer = 1 - comm.rank;
   const useInto = process.env.BENCH_RECV_INTO === '1';
   const out = { latency: {}, bandwidth: {} };
+  {
+    const buf = Buffer.alloc(8, 7);
+    const opts = useInto ? { into: Buffer.alloc(8) } : {};
+    await comm.barrier();
+    for (let i = 0; i < WARMUP_TRIPS; i++) {
+      if (comm.rank === 0) {
+        await comm.send(peer, buf);
+        await comm.recv(peer, undefined, opts);
+      } else {
+        await comm.send(peer, await comm.recv(peer, undefined, opts));
+      }
+    }
+  }
   for (const size of SIZES) {
     const buf = Buffer.alloc(size, 7);
     const opts = useInto ? { into: Buffer.alloc(size) } : {};
@@ -74,6 +113,22 @@ async function rankMain() {
       if (i >= warm) trips[i - warm] = Number(process.hrtime.bigint() - t0);
     }
     out.latency[size] = oneWay(trips);
+  }
+  {
+    // A stream each way before any is timed (as for the bare pair): the first size
+    // timed would otherwise also pay for the JIT and the sockets' buffer growth.
+    const buf = Buffer.alloc(WARMUP_STREAM_BYTES, 7);
+    const opts = useInto ? { into: Buffer.alloc(WARMUP_STREAM_BYTES) } : {};
+    for (const sender of [0, 1]) {
+      await comm.barrier();
+      if (comm.rank === sender) {
+        for (let i = 0; i < WARMUP_STREAM_COUNT; i++) await comm.send(peer, buf, 1);
+        await comm.recv(peer, 2);
+      } else {
+        for (let i = 0; i < WARMUP_STREAM_COUNT; i++) await comm.recv(peer, 1, opts);
+        await comm.send(peer, 0, 2);
+      }
+    }
   }
   for (const size of SIZES) {
     const buf = Buffer.alloc(size, 7);
@@ -166,6 +221,11 @@ async function bareMeasure(transport, where) {
   const socket = await bareConnect(transport, where);
   const read = reader(socket);
   const out = { latency: {}, bandwidth: {} };
+  const warm = Buffer.alloc(8, 7);
+  for (let i = 0; i < WARMUP_TRIPS; i++) {
+    await write(socket, warm);
+    await read(8);
+  }
   for (const size of SIZES) {
     const buf = Buffer.alloc(size, 7);
     const iters = latencyIters(size);
@@ -179,22 +239,42 @@ async function bareMeasure(transport, where) {
     }
     out.latency[size] = oneWay(trips);
   }
+  // Both ways, like ckpt/rank: this side streams and times, then the echo side does
+  // (it reports its figures itself); the slower direction counts.
+  await streamOut(socket, read, Buffer.alloc(WARMUP_STREAM_BYTES, 7), WARMUP_STREAM_COUNT);
+  await streamIn(socket, read, WARMUP_STREAM_BYTES * WARMUP_STREAM_COUNT);
   for (const size of SIZES) {
-    const buf = Buffer.alloc(size, 7);
     const count = streamCount(size);
-    const t0 = process.hrtime.bigint();
-    const acked = read(1);
-    for (let i = 0; i < count; i++) await write(socket, buf);
-    await acked;
-    out.bandwidth[size] = (size * count) / (Number(process.hrtime.bigint() - t0) / 1e9) / (1 << 20);
+    out.bandwidth[size] = await streamOut(socket, read, Buffer.alloc(size, 7), count);
+    await streamIn(socket, read, size * count);
   }
   console.log(`RESULT ${JSON.stringify(out)}`);
   socket.end();
 }
 
+/** Writes `count` copies of `buf`, then waits for the other side's 1-byte ack: MiB/s. */
+async function streamOut(socket, read, buf, count) {
+  const t0 = process.hrtime.bigint();
+  const acked = read(1);
+  for (let i = 0; i < count; i++) await write(socket, buf);
+  await acked;
+  return (buf.length * count) / (Number(process.hrtime.bigint() - t0) / 1e9) / (1 << 20);
+}
+
+/** Reads `bytes`, then acknowledges them with one byte. */
+async function streamIn(socket, read, bytes) {
+  await read(bytes);
+  await write(socket, Buffer.alloc(1));
+}
+
 async function bareEcho(transport, where) {
   const socket = await bareAccept(transport, where);
   const read = reader(socket);
+  const warm = Buffer.alloc(8, 7);
+  for (let i = 0; i < WARMUP_TRIPS; i++) {
+    await read(8);
+    await write(socket, warm);
+  }
   for (const size of SIZES) {
     const buf = Buffer.alloc(size, 7);
     const iters = latencyIters(size);
@@ -203,10 +283,15 @@ async function bareEcho(transport, where) {
       await write(socket, buf);
     }
   }
+  const reverse = {};
+  await streamIn(socket, read, WARMUP_STREAM_BYTES * WARMUP_STREAM_COUNT);
+  await streamOut(socket, read, Buffer.alloc(WARMUP_STREAM_BYTES, 7), WARMUP_STREAM_COUNT);
   for (const size of SIZES) {
-    await read(size * streamCount(size));
-    await write(socket, Buffer.alloc(1));
+    const count = streamCount(size);
+    await streamIn(socket, read, size * count);
+    reverse[size] = await streamOut(socket, read, Buffer.alloc(size, 7), count);
   }
+  console.log(`REVERSE ${JSON.stringify(reverse)}`);
   socket.end();
 }
 
@@ -222,9 +307,9 @@ function runNode(args, env = {}) {
   });
 }
 
-function parseResult(text) {
-  const line = text.split('\n').find((l) => l.includes('RESULT '));
-  return JSON.parse(line.slice(line.indexOf('RESULT ') + 7));
+function parseResult(text, tag = 'RESULT ') {
+  const line = text.split('\n').find((l) => l.includes(tag));
+  return JSON.parse(line.slice(line.indexOf(tag) + tag.length));
 }
 
 async function bare(transport) {
@@ -234,7 +319,9 @@ async function bare(transport) {
     const addr = transport === 'unix' ? join(dir, 'echo.sock') : String(await freePort());
     const echo = runNode([self, 'bare-echo', transport, addr]);
     const result = parseResult(await runNode([self, 'bare-measure', transport, addr]));
-    await echo;
+    const reverse = parseResult(await echo, 'REVERSE ');
+    // The slower direction, as for ckpt/rank.
+    for (const size of SIZES) result.bandwidth[size] = Math.min(result.bandwidth[size], reverse[size]);
     return result;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -306,7 +393,7 @@ async function main() {
     latency: Object.fromEntries(SIZES.map((n) => [n, Math.min(...runs.map((r) => r.latency[n]))])),
     bandwidth: Object.fromEntries(SIZES.map((n) => [n, Math.max(...runs.map((r) => r.bandwidth[n]))])),
   });
-  for (const transport of ['unix', 'tcp']) {
+  for (const transport of TRANSPORTS) {
     const cs = [];
     const fs = [];
     const bs = [];
@@ -331,8 +418,8 @@ async function main() {
       );
     }
   }
-  console.log('\n== job start-up (median), ckpt run vs N bare `node` processes ==');
-  for (const n of [1, 4, 16]) {
+  if (!process.argv.includes('--no-startup')) console.log('\n== job start-up (median), ckpt run vs N bare `node` processes ==');
+  for (const n of process.argv.includes('--no-startup') ? [] : [1, 4, 16]) {
     const s = await startup(n);
     report.startup[n] = s;
     console.log(`N=${String(n).padEnd(3)} ckpt ${s.ckpt.toFixed(0).padStart(5)} ms   bare ${s.bare.toFixed(0).padStart(5)} ms   (${(s.ckpt / s.bare).toFixed(2)}×)`);
