@@ -5,7 +5,10 @@ import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fixture, privateStateDir, runJob, waitForLine, assertNoneLeft } from './helpers.js';
-import { launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Coordinator, launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
 import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/runtime/frame.js';
 
 before(() => privateStateDir());
@@ -168,4 +171,50 @@ test('killing the job ends every rank, with SIGKILL for those ignoring SIGTERM',
   assert.equal(result.status, 143);
   assert.ok(result.ranks.every((r) => r.signal === 'SIGKILL'), JSON.stringify(result.ranks));
   await assertNoneLeft('CKPT_JOB_ID', job.id);
+});
+
+test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints) and refuses a malformed one", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-arrived-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const c = new Coordinator({ jobId: 'j-arrived', size: 1, secret: 's3cret', address: { transport: 'unix', path: join(dir, 'coord.sock') } });
+  await c.listen();
+  t.after(() => c.close());
+  const rejected: string[] = [];
+  c.on('rejected', (e) => rejected.push(`${e.code}: ${e.message}`));
+
+  const socket = connect(join(dir, 'coord.sock'));
+  t.after(() => socket.destroy());
+  const messages: any[] = [];
+  let wake: (() => void) | undefined;
+  const decoder = new FrameDecoder((f) => (messages.push(decodeControl(f.payload)), wake?.()), { control: 1 << 20, data: 0 });
+  socket.on('data', (d: Buffer) => decoder.push(d));
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  const next = async () => {
+    while (!messages.length) await new Promise<void>((r) => (wake = r));
+    return messages.shift();
+  };
+  socket.write(encodeControl({ type: 'hello', v: 1, role: 'rank', job: 'j-arrived', rank: 0, pid: process.pid, secret: 's3cret', peer: 'unix:/x' }));
+  assert.equal((await next()).type, 'welcome');
+
+  // Reported before anyone waits for it, then waited for: resolves at once with `written`.
+  socket.write(encodeControl({ type: 'arrived', seq: 3, safePoint: 7, written: [0] }));
+  await sleep(100);
+  assert.deepEqual(await c.awaitArrival(0, 3, 7, 2000), [0]);
+  // Another checkpoint's or another safe point's report does not count: the wait times out, naming both.
+  await assert.rejects(c.awaitArrival(0, 4, 8, 300), /timed out after 300 ms waiting for rank 0 to reach safe point 8/);
+  // Waited for first, reported later.
+  const waiting = c.awaitArrival(0, 5, 9, 2000);
+  socket.write(encodeControl({ type: 'arrived', seq: 5, safePoint: 9, written: [2] }));
+  assert.deepEqual(await waiting, [2]);
+
+  // Malformed (a count per rank missing): the connection is refused with a protocol error.
+  // Whoever waits for that rank learns at once that it is gone.
+  const lost = assert.rejects(c.awaitArrival(0, 6, 10, 5000), /rank 0 lost its connection to the coordinator/);
+  socket.write(encodeControl({ type: 'arrived', seq: 6, safePoint: 10, written: [] }));
+  const err = await next();
+  assert.equal(err.code, 'ECKPT_OOB_PROTOCOL');
+  assert.match(err.message, /rank 0 sent a malformed 'arrived'/);
+  await closed;
+  await lost;
+  assert.ok(rejected.some((r) => /malformed 'arrived'/.test(r)), rejected.join('; '));
 });
