@@ -13,9 +13,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord, type ManifestDraft, type RankRecord } from '../store/manifest.js';
-import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
-import { mkdirPrivate, writeFileDurable } from '../util/fsx.js';
-import { hashBytes } from '../store/checksum.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, writeSnapshotFile, type Snapshot } from '../store/store.js';
+import { mkdirPrivate } from '../util/fsx.js';
 import { packStates, PACK_FILE } from '../store/pack.js';
 import type { FileEntry } from '../store/checksum.js';
 import { version } from '../version.js';
@@ -128,10 +127,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     const inline = ranks.flatMap((r) => inlineState(r, saved[r]!.inline));
     const synced = ranks.flatMap((r) => syncedFiles(r, saved[r]!.files));
     const pack = inline.length ? packStates(inline) : undefined;
-    if (pack) {
-      writeFileDurable(join(pending.dir, PACK_FILE), pack.bytes);
-      synced.push({ path: PACK_FILE, size: pack.bytes.byteLength, xxh64: await hashBytes(pack.bytes) });
-    }
+    if (pack) synced.push(await writeSnapshotFile(pending, PACK_FILE, pack.bytes));
     const rankRecords = ranks.map((r): RankRecord => {
       const packed = pack?.packed.get(r);
       return { rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint), ...(packed ? { packed } : {}) };

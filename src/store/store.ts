@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, join, resolve } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
 import { fsyncPath, fsyncPathAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, writeFileDurable } from '../util/fsx.js';
-import { entryChecksum, hashFile, hashFiles, listFiles, type FileEntry } from './checksum.js';
+import { entryChecksum, hashBytes, hashFile, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft, type ProcessManifest, type JobManifest } from './manifest.js';
 
 const SEQ_NAME = /^\d{6,}$/;
@@ -137,6 +137,20 @@ export async function syncFiles(root: string, dir: string): Promise<FileEntry[]>
   for (const f of files) chmodSync(f, PRIVATE_FILE_MODE);
   const [entries] = await Promise.all([hashFiles(root, files), Promise.all([...files, ...dirs].map(fsyncPathAsync))]);
   return entries;
+}
+
+/**
+ * Writes one file of a pending snapshot from bytes in memory, private and fsynced
+ * (its directory entry is made durable by the commit), and returns its entry for
+ * `CommitOptions.synced`. A full disk is `ECKPT_NO_SPACE`.
+ */
+export async function writeSnapshotFile(pending: PendingSnapshot, name: string, bytes: Uint8Array): Promise<FileEntry> {
+  try {
+    writeFileDurable(join(pending.dir, name), bytes);
+  } catch (err) {
+    noSpace(err, `writing ${name}`);
+  }
+  return { path: name, size: bytes.byteLength, xxh64: await hashBytes(bytes) };
 }
 
 /** Writes the manifest (with checksums of every file) and renames the snapshot into place. */
