@@ -148,6 +148,9 @@ test('ckpt checkpoint JOB / ckpt restart through the CLI, and --term ends the jo
   const inspect = JSON.parse((await ckpt(['snapshots', 'inspect', store, '--json'], env)).stdout);
   assert.equal(inspect.manifest.kind, 'job');
   assert.equal(inspect.manifest.endState, 'terminate');
+  const text = await ckpt(['snapshots', 'inspect', store], env);
+  // self packs the small ranks' states; criu's images are in rank-N/ directories.
+  assert.match(text.stdout, inspect.manifest.crs.name === 'self' ? /^ranks +0–3 in ranks\.pack; safe point \d+$/m : /^ranks +0–3 in rank-N\/$/m);
   const restarted = ckptProgram(['restart', store], env);
   t.after(() => restarted.kill());
   assert.equal((await restarted.exited).code, 0, restarted.stderr);

@@ -3,7 +3,7 @@ import { parse, intOption, type Command } from '../command.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
-import { describeManifest } from '../../store/manifest.js';
+import { describeManifest, type RankRecord } from '../../store/manifest.js';
 import { printJson, println } from '../output.js';
 
 const usage = 'ckpt snapshots ls STORE | inspect REF | verify REF | rm REF  [--seq N] [--json]';
@@ -70,6 +70,7 @@ export const snapshotsCommand: Command = {
           println(`command    ${d.command.join(' ')}`);
           println(`cwd        ${m.kind === 'process' ? m.process.cwd : m.job.cwd}`);
           println(`files      ${m.files.length}, ${mb(m.files.reduce((n, f) => n + f.size, 0))}`);
+          if (m.kind === 'job') println(`ranks      ${describeRanks(m.ranks)}`);
         }
         return 0;
       }
@@ -103,3 +104,28 @@ export const snapshotsCommand: Command = {
     }
   },
 };
+
+/** "0–2, 4 in ranks.pack; 3 in rank-N/; safe point 1234": where each rank's state is. */
+function describeRanks(ranks: RankRecord[]): string {
+  const where = new Map<string, number[]>();
+  for (const r of ranks) {
+    const w = r.packed ? `in ${r.packed.file}` : 'in rank-N/';
+    where.set(w, [...(where.get(w) ?? []), r.rank]);
+  }
+  const parts = [...where].map(([w, rs]) => `${rankList(rs)} ${w}`);
+  const points = [...new Set(ranks.map((r) => r.safePoint).filter((x) => x !== undefined))];
+  if (points.length === 1) parts.push(`safe point ${points[0]}`);
+  return parts.join('; ');
+}
+
+/** 0, 1, 2, 5 → "0–2, 5". */
+function rankList(rs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < rs.length; ) {
+    let j = i;
+    while (j + 1 < rs.length && rs[j + 1] === rs[j]! + 1) j++;
+    out.push(j > i ? `${rs[i]}–${rs[j]}` : `${rs[i]}`);
+    i = j + 1;
+  }
+  return out.join(', ');
+}
