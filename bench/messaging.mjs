@@ -43,7 +43,13 @@ function latencyIters(size) {
 // Round trips before any size is timed, on both sides alike: the first size (8 B)
 // would otherwise pay for the JIT's warm-up of the whole send/recv path (ckpt/rank's
 // is longer than the bare pair's), which per-size warm-up rounds do not cover.
+// At least WARMUP_TRIPS of them and WARMUP_MS long: right after start-up a process
+// pair's first fraction of a second stays slower (8 B into a reused buffer measured
+// 21–29 µs first thing, 18–21 µs later in the same processes).
 const WARMUP_TRIPS = quick ? 500 : 3000;
+const WARMUP_MS = quick ? 200 : 1500;
+/** The warm-up's 8-byte messages: byte 0 says whether another round trip follows. */
+const warmupDone = (i, t0) => i >= WARMUP_TRIPS && performance.now() - t0 >= WARMUP_MS;
 // And a stream each way of 64 KiB messages before the bandwidths (512 MiB; quick:
 // 128): here a fresh process pair's streams speed up over their first few hundred MiB
 // (measured: a bare pair's 64 KiB stream 0.8, 2.1, 2.6, 4.0 GiB/s in its first four
@@ -82,15 +88,20 @@ async function rankMain() {
   const useInto = process.env.BENCH_RECV_INTO === '1';
   const out = { latency: {}, bandwidth: {} };
   {
-    const buf = Buffer.alloc(8, 7);
+    const buf = Buffer.alloc(8, 1);
     const opts = useInto ? { into: Buffer.alloc(8) } : {};
     await comm.barrier();
-    for (let i = 0; i < WARMUP_TRIPS; i++) {
+    const t0 = performance.now();
+    for (let i = 0, more = true; more; i++) {
       if (comm.rank === 0) {
+        more = !warmupDone(i + 1, t0);
+        buf[0] = more ? 1 : 0;
         await comm.send(peer, buf);
         await comm.recv(peer, undefined, opts);
       } else {
-        await comm.send(peer, await comm.recv(peer, undefined, opts));
+        const m = await comm.recv(peer, undefined, opts);
+        more = m[0] === 1;
+        await comm.send(peer, m);
       }
     }
   }
@@ -169,8 +180,10 @@ function reader(socket) {
   let have = 0;
   let want = 0;
   let wake = null;
+  let last = 0;
   socket.on('data', (d) => {
     have += d.length;
+    last = d[d.length - 1];
     if (wake && have >= want) {
       have -= want;
       const w = wake;
@@ -178,7 +191,7 @@ function reader(socket) {
       w();
     }
   });
-  return (n) =>
+  const read = (n) =>
     new Promise((resolve) => {
       if (have >= n) {
         have -= n;
@@ -188,6 +201,9 @@ function reader(socket) {
         wake = resolve;
       }
     });
+  // The last byte that arrived (the warm-up's flag, once a whole message is in).
+  read.last = () => last;
+  return read;
 }
 
 function write(socket, buf) {
@@ -221,9 +237,13 @@ async function bareMeasure(transport, where) {
   const socket = await bareConnect(transport, where);
   const read = reader(socket);
   const out = { latency: {}, bandwidth: {} };
-  const warm = Buffer.alloc(8, 7);
-  for (let i = 0; i < WARMUP_TRIPS; i++) {
-    await write(socket, warm);
+  // The same warm-up: the last byte of each 8-byte message says whether another follows.
+  const warm = Buffer.alloc(8, 1);
+  const t0 = performance.now();
+  for (let i = 0, more = true; more; i++) {
+    more = !warmupDone(i + 1, t0);
+    warm[7] = more ? 1 : 0;
+    await write(socket, Buffer.from(warm));
     await read(8);
   }
   for (const size of SIZES) {
@@ -271,8 +291,9 @@ async function bareEcho(transport, where) {
   const socket = await bareAccept(transport, where);
   const read = reader(socket);
   const warm = Buffer.alloc(8, 7);
-  for (let i = 0; i < WARMUP_TRIPS; i++) {
+  for (let more = true; more; ) {
     await read(8);
+    more = read.last() === 1;
     await write(socket, warm);
   }
   for (const size of SIZES) {
