@@ -191,16 +191,8 @@ export class PeerNetwork {
         });
       }),
     );
-    for (const link of this.links) {
-      if (link.timer) clearTimeout(link.timer);
-      link.timer = undefined;
-      quietly(link.socket);
-      link.socket = undefined;
-      // A peer that went down first may have ended or reset our connection: that was planned.
-      link.closed = false;
-      link.error = undefined;
-    }
-    this.ended.fill(false);
+    // A peer that went down first may have ended or reset our connection: that was planned.
+    this.links.forEach((_, r) => this.resetLink(r));
     for (const s of this.accepted) quietly(s);
     this.accepted.clear();
     const server = this.server;

@@ -164,6 +164,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
 
 /** Up to this many bytes of state (save()'s and the library's), a rank replies with them instead of writing files. */
 const DEFAULT_INLINE_BYTES = 64 << 10;
+/** Base64 in a control message: 4/3 of it, under the 1 MiB limit with room to spare. */
+const MAX_INLINE_BYTES = 512 << 10;
 
 function envBytes(name: string, fallback: number): number {
   const v = process.env[name];
@@ -172,8 +174,6 @@ function envBytes(name: string, fallback: number): number {
   if (!Number.isSafeInteger(n) || n < 0 || n > MAX_INLINE_BYTES) throw new CkptError(ErrorCodes.USAGE, `${name} must be a byte count from 0 to ${MAX_INLINE_BYTES}, not '${v}'`);
   return n;
 }
-/** Base64 in a control message: 4/3 of it, under the 1 MiB limit with room to spare. */
-const MAX_INLINE_BYTES = 512 << 10;
 
 /** A small rank's state from its save reply; malformed: the checkpoint fails. */
 function inlineState(rank: number, inline: unknown): { rank: number; state: Buffer; binary: boolean; library: Buffer }[] {

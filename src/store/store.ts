@@ -194,11 +194,8 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     const dirs = [...new Set(files.map((f) => f.slice(0, f.lastIndexOf('/'))))];
     for (const d of dirs) chmodSync(d, PRIVATE_DIR_MODE);
     // The snapshot's own directory is synced once, after the manifest.
-    syncedDirs.add(pending.dir);
-    const [hashed] = await Promise.all([
-      hashFiles(pending.dir, todo),
-      Promise.all([...todo, ...dirs.filter((d) => !syncedDirs.has(d))].map(fsyncPathAsync)),
-    ]);
+    const unsyncedDirs = dirs.filter((d) => d !== pending.dir && !syncedDirs.has(d));
+    const [hashed] = await Promise.all([hashFiles(pending.dir, todo), Promise.all([...todo, ...unsyncedDirs].map(fsyncPathAsync))]);
     const byPath = new Map(hashed.map((e, i) => [todo[i]!, e]));
     const entries = files.map((f) => reused.get(f) ?? byPath.get(f)!);
     const full: Manifest = {
