@@ -30,7 +30,12 @@ export const ErrorCodes = {
   SNAPSHOT_FORMAT: 'ECKPT_SNAPSHOT_FORMAT',
   SNAPSHOT_CORRUPT: 'ECKPT_SNAPSHOT_CORRUPT',
   SNAPSHOT_PATH: 'ECKPT_SNAPSHOT_PATH',
+  /** A snapshot or store owned by another user, or writable by others: refused before anything is used. */
+  SNAPSHOT_OWNER: 'ECKPT_SNAPSHOT_OWNER',
+  /** The working directory a restart would start in does not exist here. */
+  CWD_MISSING: 'ECKPT_CWD_MISSING',
   NO_SPACE: 'ECKPT_NO_SPACE',
+  STORE_IN_USE: 'ECKPT_STORE_IN_USE',
   // jobs
   TIMEOUT: 'ECKPT_TIMEOUT',
   JOB_NOT_FOUND: 'ECKPT_JOB_NOT_FOUND',

@@ -1,6 +1,7 @@
 // The `ckpt` executable: finds the command and runs it; every failure ends as one line.
 import { commands } from './commands/index.js';
 import { UsageError } from '../errors.js';
+import { holdInspectorSignal } from '../util/signals.js';
 import { errorJson, formatError, printJson } from './output.js';
 
 function help(): string {
@@ -18,6 +19,7 @@ function help(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  holdInspectorSignal();
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
   try {

@@ -2,6 +2,7 @@
 // stream sockets). One criu process serves one connection; NOTIFY callbacks are
 // answered through `onNotify`.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, type ErrorCode } from '../errors.js';
 import { native } from '../util/native.js';
 import { criuErrorLines } from './log.js';
@@ -144,7 +145,8 @@ export function criuFailure(
   return new CriuError(code, `${what} failed: ${reason}`, {
     logPath,
     criuErrors: lines,
-    hint: logPath ? `CRIU's log: ${logPath}` : undefined,
+    // Name the log only where there is one (a restore that never started writes none).
+    hint: logPath && existsSync(logPath) ? `CRIU's log: ${logPath}` : undefined,
     details: { crErrno: resp?.crErrno },
   });
 }

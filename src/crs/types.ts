@@ -46,6 +46,12 @@ export interface ProcessCheckpointRequest {
    * work again when the tree is continued.
    */
   thenKill?: boolean;
+  /**
+   * With thenKill: commits the snapshot (given the component's data) while the dumped
+   * tree is still frozen, so that a throw can roll the dump back (connections out of
+   * repair mode, network unlocked, tree running on); that throw is the checkpoint's error.
+   */
+  commitFrozen?: (data: Record<string, unknown>) => Promise<void>;
   onProgress?: (message: string) => void;
   /** CRIU's action-script stages (pre-dump, post-dump, network-lock…): false or a throw aborts. */
   onNotify?: NotifyHook;
@@ -63,6 +69,8 @@ export interface RestartRequest {
   onProgress?: (message: string) => void;
   /** CRIU's restore stages (pre-restore, post-restore, pre-resume, post-resume). */
   onNotify?: NotifyHook;
+  /** Start the program as this user (root restarting another user's snapshot: never with more privilege than its writer). */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface ProcessExit {

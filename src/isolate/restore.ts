@@ -13,9 +13,10 @@ import { CriuSession, criuFailure } from '../criu/client.js';
 import { readRestoreStats, type RestoreStats } from '../criu/images.js';
 import { NetworkLock, ReqType } from '../criu/schema.js';
 import { criuBinary, requirePrivileges } from '../crs/criu/index.js';
-import { criuLogLevel, IMAGES_DIR, RESTORE_LOG } from '../crs/criu/options.js';
+import { assertHasImages, criuLogLevel, IMAGES_DIR, RESTORE_LOG } from '../crs/criu/options.js';
 import type { Manifest } from '../store/manifest.js';
-import { assertIntact, openSnapshot, type Snapshot } from '../store/store.js';
+import { assertIntact, openSnapshot, snapshotPath, type Snapshot } from '../store/store.js';
+import { restartIdentity } from '../store/trust.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { native } from '../util/native.js';
 import { logsDir } from '../util/paths.js';
@@ -72,6 +73,8 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
   if (snapshot.manifest.crs.name !== 'criu') {
     throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `isolated snapshot made by '${snapshot.manifest.crs.name}', not criu`);
   }
+  restartIdentity(snapshot.owner, snapshot.dir, 'images');
+  assertHasImages(snapshot.manifest.files, snapshot.dir);
   if (options.verify !== false) {
     options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
     await assertIntact(snapshot);
@@ -86,7 +89,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
   const logPath = join(logDir, RESTORE_LOG);
   const workDirFd = openSync(logDir, 'r');
   const before = ourChildren();
-  const images = join(snapshot.dir, IMAGES_DIR);
+  const images = snapshotPath(snapshot, IMAGES_DIR);
   options.onProgress?.('restoring with CRIU');
   const session = CriuSession.open({ criuPath: criu.path });
   let resp;

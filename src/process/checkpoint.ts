@@ -6,7 +6,7 @@ import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { getCheckpointer, selectCheckpointer } from '../crs/registry.js';
 import { loadSelfState, selfRegistered } from '../crs/self/index.js';
 import { processManifestDraft, type EndState } from '../store/manifest.js';
-import { abortSnapshot, assertIntact, beginSnapshot, commitSnapshot, isProcessSnapshot, openSnapshot } from '../store/store.js';
+import { abortSnapshot, assertIntact, beginSnapshot, closeSnapshot, commitSnapshot, isProcessSnapshot, openSnapshot, reacquirePending, releasePending, snapshotPath } from '../store/store.js';
 import { runHooks, type CheckpointResult } from './hooks.js';
 import { currentPid, recordOfSelf } from './record.js';
 
@@ -59,7 +59,11 @@ async function takeCheckpoint(options: CheckpointOptions): Promise<CheckpointRes
   let outcome;
   try {
     await runHooks('prepare', { crs: component.name, store: pending.store, seq: pending.seq });
+    // A process that dumps itself must hold no descriptor on the snapshot it writes:
+    // it would be in the images, naming a directory the commit renames.
+    if (component.transparent) releasePending(pending);
     outcome = await component.checkpointSelf({ pending, record, onProgress: options.onProgress });
+    if (outcome.state === 'continue' && component.transparent) reacquirePending(pending);
   } catch (err) {
     abortSnapshot(pending);
     throw err;
@@ -104,7 +108,9 @@ async function resumeFresh(dir: string): Promise<CheckpointResult> {
   await assertIntact(snapshot);
   const { manifest } = snapshot;
   getCheckpointer(manifest.crs.name);
-  if (manifest.crs.name === 'self') await loadSelfState(snapshot.dir, manifest.data);
+  if (manifest.crs.name === 'self') await loadSelfState(snapshotPath(snapshot), manifest.data);
+  // Read: a later checkpoint (which may dump this process with CRIU) holds no descriptor on it.
+  closeSnapshot(snapshot);
   const result: CheckpointResult = {
     state: 'restart',
     crs: manifest.crs.name,

@@ -2,7 +2,7 @@
 import { CkptError, ErrorCodes, ProcessError } from '../errors.js';
 import { selectCheckpointer } from '../crs/registry.js';
 import type { NotifyHook } from '../crs/types.js';
-import { processManifestDraft, type EndState } from '../store/manifest.js';
+import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../store/store.js';
 import { ownerUid, processTree, readStat } from '../util/procfs.js';
 import { assertSafePid, signalPid } from '../util/signals.js';
@@ -53,6 +53,9 @@ export function assertCheckpointable(pid: number): void {
 /**
  * Snapshots a process tree. In terminate and stop modes the tree is dumped stopped
  * and only ended once the snapshot is committed: a failed commit leaves it running.
+ * In terminate mode the commit happens while CRIU still holds the tree frozen, so
+ * that a failure can be rolled back by CRIU (TCP connections out of repair mode,
+ * network unlocked); should the tree be gone anyway, its images are kept.
  */
 export async function checkpointProcess(options: ProcessCheckpointOptions): Promise<Snapshot> {
   const then = options.then ?? 'continue';
@@ -65,6 +68,21 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir);
   const leave = then === 'continue' ? 'running' : 'stopped';
+  let snapshot: Snapshot | undefined;
+  let commitFailed = false;
+  const commit = async (data: Record<string, unknown>): Promise<void> => {
+    options.onProgress?.('committing the snapshot');
+    try {
+      snapshot = await commitSnapshot(
+        pending,
+        processManifestDraft({ createdAt, crs: { name: component.name, version: availability.version ?? 'unknown' }, endState: then, origin: 'external', process: record, data }),
+        { onProgress: options.onProgress },
+      );
+    } catch (err) {
+      commitFailed = true;
+      throw err;
+    }
+  };
   let result;
   try {
     result = await component.checkpointProcess({
@@ -73,30 +91,55 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       record,
       leave,
       thenKill: then === 'terminate',
+      commitFrozen: then === 'terminate' ? commit : undefined,
       onProgress: options.onProgress,
       onNotify: options.onNotify,
     });
   } catch (err) {
+    if (commitFailed && then === 'terminate' && !treeAlive(options.pid)) throw keptImages(pending, record, err);
     abortSnapshot(pending);
     throw err;
   }
+  // Committed while frozen: the component (CRIU) has killed the tree.
+  if (snapshot) return snapshot;
   // The tree as CRIU froze it (the component refreshed record.tree then).
   const tree = record.tree;
-  let snapshot: Snapshot;
   try {
-    options.onProgress?.('committing the snapshot');
-    snapshot = await commitSnapshot(
-      pending,
-      processManifestDraft({ createdAt, crs: { name: component.name, version: availability.version ?? 'unknown' }, endState: then, origin: 'external', process: record, data: result.data ?? {} }),
-      { onProgress: options.onProgress },
-    );
+    await commit(result.data ?? {});
   } catch (err) {
     abortSnapshot(pending);
     if (leave === 'stopped') for (const pid of tree) signalPid(pid, 'SIGCONT');
     throw err;
   }
   if (then === 'terminate') for (const pid of tree) signalPid(pid, 'SIGKILL');
-  return snapshot;
+  return snapshot!;
+}
+
+function treeAlive(pid: number): boolean {
+  const st = readStat(pid);
+  return !!st && st.state !== 'Z';
+}
+
+/**
+ * A failed commit after which the process is gone all the same (CRIU could not roll
+ * the dump back): its images are all that is left of it, so they stay, with the way
+ * to bring it back.
+ */
+function keptImages(pending: { path: string }, record: ProcessRecord, err: unknown): CkptError {
+  // By name: our descriptor on it is gone with us.
+  const images = `${pending.path}/images`;
+  const e = err as CkptError;
+  const flags = [
+    '--restore-detached',
+    record.shellJob ? '--shell-job' : '',
+    record.tcpEstablished ? '--tcp-established' : '',
+    `--network-lock ${record.networkLock === 'skip' ? 'skip' : 'nftables'}`,
+  ].filter(Boolean);
+  return new CkptError(e.code ?? ErrorCodes.CHECKPOINT_FAILED, `${e.message ?? String(err)}; the process is gone, its images are kept in ${images}`, {
+    cause: err,
+    hint: `free some space, then: criu restore -D ${images} ${flags.join(' ')}`,
+    details: { images },
+  });
 }
 
 /** Lets a stopped process tree run again (`ckpt resume`). */

@@ -2,6 +2,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { ProcessRecord } from '../store/manifest.js';
+import { recordEnv, type RecordedEnv } from '../store/env.js';
 import { cmdline, fdTarget, ownerUid, processTree, readStat } from '../util/procfs.js';
 
 /** Variables that describe one run of ckpt and must not leak into a restart. */
@@ -12,13 +13,15 @@ export function currentPid(): number {
   return Number(readlinkSync('/proc/self'));
 }
 
-function environ(pid: number | 'self'): Record<string, string> {
+const transient = (name: string): boolean => TRANSIENT_ENV.includes(name);
+
+function environ(pid: number | 'self'): RecordedEnv {
   const env: Record<string, string> = {};
   for (const entry of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
     const eq = entry.indexOf('=');
-    if (eq > 0 && !TRANSIENT_ENV.includes(entry.slice(0, eq))) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
-  return env;
+  return recordEnv(env, transient);
 }
 
 /**
@@ -38,7 +41,7 @@ export function recordOf(pid: number): ProcessRecord {
     tree: processTree(pid),
     argv: cmdline(pid),
     cwd: readlinkSync(`/proc/${pid}/cwd`),
-    env: environ(pid),
+    ...environ(pid),
     stdio: [0, 1, 2].map((fd) => fdTarget(pid, fd) ?? null),
     shellJob: needsShellJob(pid),
     tcpEstablished: true,
@@ -48,14 +51,11 @@ export function recordOf(pid: number): ProcessRecord {
 
 export function recordOfSelf(): ProcessRecord {
   const pid = currentPid();
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k, v]) => v !== undefined && !TRANSIENT_ENV.includes(k)),
-  ) as Record<string, string>;
   return {
     ...recordOf(pid),
     // Node may have rewritten its argv; this is the command that starts this program again.
     argv: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
     cwd: process.cwd(),
-    env,
+    ...recordEnv(process.env, transient),
   };
 }

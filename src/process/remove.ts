@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { dumpRunId } from '../criu/images.js';
 import { lockTableName, removeLockTable } from '../isolate/cleanup.js';
-import { removeSnapshot, type Snapshot } from '../store/store.js';
+import { removeSnapshot, snapshotPath, type Snapshot } from '../store/store.js';
 
 export interface RemovedSnapshot {
   dir: string;
@@ -19,7 +19,7 @@ export async function removeSnapshotAndLeftovers(snapshot: Snapshot): Promise<Re
   // Only a killed, non-isolated process dumped with the lock leaves one in the host's namespace
   // (an isolated job's lock table is dealt with by the isolate layer).
   if (m.kind !== 'job' && m.crs.name === 'criu' && m.endState === 'terminate' && m.process.networkLock !== 'skip' && !m.process.isolation) {
-    runId = dumpRunId(join(snapshot.dir, 'images'));
+    runId = dumpRunId(snapshotPath(snapshot, 'images'));
   }
   removeSnapshot(snapshot);
   const removed = runId !== undefined && (await removeLockTable(runId));

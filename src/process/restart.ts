@@ -5,6 +5,7 @@ import { assertIntact, isJobSnapshot, isProcessSnapshot, openSnapshot, type Snap
 import { restartJob, type RestartJobOptions } from '../runtime/restart.js';
 import type { Job } from '../runtime/launcher.js';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { restartIdentity } from '../store/trust.js';
 
 export interface RestartOptions {
   /** A sequence of the store; default the newest committed one. */
@@ -19,6 +20,11 @@ export interface RestartOptions {
   onNotify?: NotifyHook;
   /** For job snapshots: how the restarted job runs (output, periodic checkpoints). */
   job?: RestartJobOptions;
+  /**
+   * Accept a snapshot written by another user (refused otherwise: ECKPT_SNAPSHOT_OWNER).
+   * As root, its program then runs as that user; its process images or job are still refused.
+   */
+  trustOwner?: boolean;
 }
 
 export interface Restarted {
@@ -28,11 +34,12 @@ export interface Restarted {
 }
 
 export async function restartSnapshot(ref: string, options: RestartOptions = {}): Promise<Restarted> {
-  const snapshot = openSnapshot(ref, { seq: options.seq });
+  const snapshot = openSnapshot(ref, { seq: options.seq, trustOwner: options.trustOwner });
   if (isProcessSnapshot(snapshot) && snapshot.manifest.process.isolation) {
     throw new CkptError(ErrorCodes.USAGE, `${snapshot.dir} holds an isolated job: restart it with restartIsolated() or ckpt restart`);
   }
   const component = getCheckpointer(snapshot.manifest.crs.name);
+  const runAs = restartIdentity(snapshot.owner, snapshot.dir, isJobSnapshot(snapshot) ? 'job' : component.transparent ? 'images' : 'program');
   if (options.verify !== false) {
     options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
     await assertIntact(snapshot);
@@ -66,6 +73,7 @@ export async function restartSnapshot(ref: string, options: RestartOptions = {})
     logFile: options.logFile,
     onProgress: options.onProgress,
     onNotify: options.onNotify,
+    runAs,
   });
   return { snapshot, process };
 }

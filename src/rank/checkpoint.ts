@@ -33,15 +33,15 @@
 // A restored copy wakes inside the dump, reads {coord, job, secret} from the
 // rejoin pipe (the restart pre-fills it), joins the new coordinator like a new
 // rank, reconnects to its peers on the welcome, and reports `restart`.
-import { closeSync, fstatSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { CkptError, ErrorCodes } from '../errors.js';
+import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { selfCallbacks } from '../crs/self/index.js';
 import { runHooks, type CheckpointResult } from '../process/hooks.js';
 import { currentPid, recordOf } from '../process/record.js';
 import { native } from '../util/native.js';
-import { fsyncPath, mkdirPrivate, writeFileDurable } from '../util/fsx.js';
+import { fsyncPath, writeFileDurable } from '../util/fsx.js';
 import { hashBytes } from '../store/checksum.js';
 import { readPackSlice, type PackSlice } from '../store/pack.js';
 import type { ControlMessage } from '../runtime/frame.js';
@@ -84,6 +84,15 @@ interface Pending {
   keepAlive?: NodeJS.Timeout;
   /** The ordinal of the rank-requested checkpoint (comm.checkpoint()) this is, if it is one. */
   requested?: number;
+  /**
+   * Resolved when the checkpoint is over for this rank (ckpt-resume, or a new
+   * prepare that finds it abandoned): requests still waiting in it give up, and
+   * nothing more is written into its snapshot.
+   */
+  ended: Deferred<void>;
+  isEnded?: boolean;
+  /** Requests of this checkpoint still being handled (an abort waits for them before it is answered). */
+  work: Set<Promise<unknown>>;
 }
 
 /** What a restarted job hands its restored ranks through their rejoin pipes. */
@@ -279,11 +288,74 @@ export class CheckpointAgent {
     return p.outcome.promise;
   }
 
-  /** Handles one ckpt-* request from the coordinator; resolves to the reply's body. */
-  async handle(m: ControlMessage): Promise<Record<string, unknown>> {
+  /**
+   * Handles one ckpt-* request from the coordinator; resolves to the reply's body.
+   * A request of the pending checkpoint is tracked until it is answered: an abort
+   * (ckpt-resume) is answered only once none of them can still write into the
+   * snapshot, so the coordinator removes the partial directory after every rank
+   * has stopped touching it.
+   */
+  handle(m: ControlMessage): Promise<Record<string, unknown>> {
+    const p = this.pending;
+    const run = this.handleOp(m);
+    if (p && m.op !== 'ckpt-prepare' && m.op !== 'ckpt-resume') {
+      p.work.add(run);
+      const done = () => p.work.delete(run);
+      run.then(done, done);
+    }
+    return run;
+  }
+
+  /** The checkpoint is over for this rank: waits in it give up; then its requests are waited for. */
+  private async end(p: Pending): Promise<void> {
+    if (!p.isEnded) {
+      p.isEnded = true;
+      p.ended.resolve();
+    }
+    await Promise.allSettled([...p.work]);
+  }
+
+  /** Waits for `promise`, unless checkpoint `p` ends first (then fails: nothing more is done for it). */
+  private until<T>(p: Pending, promise: Promise<T>): Promise<T> {
+    this.check(p);
+    return Promise.race([
+      promise,
+      p.ended.promise.then((): never => {
+        throw this.endedError();
+      }),
+    ]).then((v) => {
+      this.check(p);
+      return v;
+    });
+  }
+
+  /** Fails once checkpoint `p` is over (aborted): checked before every write into its snapshot. */
+  private check(p: Pending): void {
+    if (p.isEnded || this.pending !== p) throw this.endedError();
+  }
+
+  private endedError(): CkptError {
+    return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.host.rank}: the checkpoint was aborted`);
+  }
+
+  private async handleOp(m: ControlMessage): Promise<Record<string, unknown>> {
     switch (m.op) {
       case 'ckpt-prepare': {
-        if (this.pending) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+        const stale = this.pending;
+        if (stale) {
+          // A criu rank back from its dump needs the resume's addresses to link up again.
+          if (stale.disconnected) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+          // The coordinator takes one checkpoint at a time and ends each with
+          // ckpt-resume before the next prepare: this one was abandoned (its
+          // resume lost). It ends here as an abort would end it.
+          this.clear(stale);
+          this.pending = undefined;
+          await this.end(stale);
+          stale.targetKnown.resolve();
+          this.settle(stale, null);
+          this.peers?.resume();
+          if (this.pending) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
+        }
         const crs = m.crs === 'criu' ? 'criu' : 'self';
         const p: Pending = {
           crs,
@@ -293,6 +365,8 @@ export class CheckpointAgent {
           targetKnown: deferred(),
           arrived: deferred(),
           outcome: deferred(),
+          ended: deferred(),
+          work: new Set(),
         };
         const announce = () => {
           if (m.requested === true) {
@@ -349,16 +423,16 @@ export class CheckpointAgent {
         const p = this.need();
         p.target = Number(m.target);
         p.targetKnown.resolve();
-        await p.arrived.promise;
+        await this.until(p, p.arrived.promise);
         return { written: [...(this.peers?.written ?? [])] };
       }
       case 'ckpt-drain': {
         const p = this.need();
-        await this.drained(m.expected);
+        await this.drained(p, m.expected);
         // criu: the prepare hooks run here, not at the dump: a hook that fails then
         // aborts the checkpoint before any rank has gone down (a rank refusing its
         // dump while others are down would leave their links to it broken).
-        if (p.crs === 'criu') await runHooks('prepare', { crs: 'criu', store: p.store, seq: p.seq });
+        if (p.crs === 'criu') await this.until(p, runHooks('prepare', { crs: 'criu', store: p.store, seq: p.seq }));
         return {};
       }
       case 'ckpt-save': {
@@ -369,18 +443,20 @@ export class CheckpointAgent {
           p.target = m.target as number;
           p.targetKnown.resolve();
         }
-        await p.arrived.promise;
+        await this.until(p, p.arrived.promise);
         // self: the drain is part of the save request (one round fewer).
-        if (m.expected !== undefined) await this.drained(m.expected);
+        if (m.expected !== undefined) await this.drained(p, m.expected);
         const t0 = performance.now();
-        await runHooks('prepare', { crs: 'self', store: p.store, seq: p.seq });
+        await this.until(p, runHooks('prepare', { crs: 'self', store: p.store, seq: p.seq }));
         const cb = selfCallbacks();
         if (!cb) {
           throw new CkptError(ErrorCodes.SELF_NOT_REGISTERED, `rank ${this.host.rank} has no save()/load() callbacks`, {
             hint: "call registerSelf({ save, load }) from 'ckpt' before the first safePoint()",
           });
         }
+        // An abort that comes while save() runs is answered once it has returned: nothing is written then.
         const state = await cb.save();
+        this.check(p);
         const binary = state instanceof Uint8Array;
         const data = binary ? state : Buffer.from(JSON.stringify(state ?? null));
         const library = Buffer.from(JSON.stringify({ ...this.host.captureState(), safePoint: this.safePoints }));
@@ -394,16 +470,26 @@ export class CheckpointAgent {
         }
         // Large: each rank makes its own files durable, all ranks at once.
         const rankDir = String(m.rankDir);
-        mkdirPrivate(rankDir);
+        // Only inside the snapshot's directory as it is: if the checkpoint was
+        // aborted and that directory removed, nothing may bring it back.
+        try {
+          mkdirSync(rankDir, { mode: 0o700 });
+        } catch (err) {
+          if (errnoCode(err) === 'ENOENT') throw this.endedError();
+          if (errnoCode(err) !== 'EEXIST') throw err;
+        }
+        chmodSync(rankDir, 0o700);
         const files: { name: string; data: Uint8Array }[] = [
           { name: binary ? STATE_BIN : STATE_JSON, data },
           { name: LIBRARY_STATE, data: library },
         ];
         const written = [];
         for (const f of files) {
+          this.check(p);
           writeFileDurable(join(rankDir, f.name), f.data);
           written.push({ name: f.name, size: f.data.byteLength, xxh64: await hashBytes(f.data) });
         }
+        this.check(p);
         fsyncPath(rankDir);
         // Synced and hashed here: the coordinator's commit takes them as they are.
         return { safePoint: this.safePoints, files: written, saveMs: saveMs() };
@@ -426,9 +512,14 @@ export class CheckpointAgent {
         if (!p) return {};
         p.targetKnown.resolve();
         if (m.outcome !== 'continue') {
+          // Answered once none of this checkpoint's requests can still write into
+          // its snapshot: the coordinator removes the partial directory after
+          // every rank has answered (a save() under way is waited for, and writes nothing).
+          await this.end(p);
           this.settle(p, null);
           return {};
         }
+        void this.end(p);
         const host = hostname();
         const pid = currentPid();
         const result: CheckpointResult = {
@@ -449,8 +540,8 @@ export class CheckpointAgent {
     }
   }
 
-  /** Resolves once this rank has read, from each rank i, `expected[i]` frames: nothing is in flight to it. */
-  private async drained(expected: unknown): Promise<void> {
+  /** Resolves once this rank has read, from each rank i, `expected[i]` frames: nothing is in flight to it. Fails if `p` ends first. */
+  private async drained(p: Pending, expected: unknown): Promise<void> {
     const peers = this.peers;
     if (!peers) return;
     if (!Array.isArray(expected) || expected.length !== peers.size || !expected.every((n) => Number.isInteger(n) && n >= 0)) {
@@ -459,14 +550,22 @@ export class CheckpointAgent {
     const counts = expected as number[];
     const done = () => counts.every((n, i) => i === this.host.rank || peers.read[i]! >= n);
     if (done()) return;
-    await new Promise<void>((resolve) => {
-      peers.onRead = () => {
-        if (done()) {
-          peers.onRead = undefined;
-          resolve();
-        }
-      };
-    });
+    await this.until(
+      p,
+      new Promise<void>((resolve) => {
+        const onRead = () => {
+          if (done()) {
+            peers.onRead = undefined;
+            resolve();
+          }
+        };
+        peers.onRead = onRead;
+        // An abort stops the watch (the promise is then abandoned).
+        void p.ended.promise.then(() => {
+          if (peers.onRead === onRead) peers.onRead = undefined;
+        });
+      }),
+    );
   }
 
   private need(): Pending {

@@ -4,7 +4,7 @@
 // so delivery is in order per (source, tag). Unmatched arrivals wait in a queue.
 import { dirname, join } from 'node:path';
 import { CkptError, ErrorCodes, JobError, UsageError } from '../errors.js';
-import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../runtime/channel.js';
+import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../runtime/channel.js';
 import { FrameKind, MAX_DATA_BYTES, type ControlMessage, type Frame } from '../runtime/frame.js';
 import { PeerNetwork } from './peers.js';
 import { Deadlines } from './deadlines.js';
@@ -14,6 +14,7 @@ import * as collectives from './collectives.js';
 import { CheckpointAgent, type RestartFrom } from './checkpoint.js';
 import { currentPid, recordOf } from '../process/record.js';
 import { loadRestart, type LibraryState } from './state.js';
+import { holdInspectorSignal } from '../util/signals.js';
 import type { CheckpointResult } from '../process/hooks.js';
 
 /** Matches a message from any rank. */
@@ -646,6 +647,8 @@ export function decodeData(m: { kind: FrameKind; payload: Buffer }): unknown {
 export async function init(options: InitOptions = {}): Promise<Comm> {
   const env = options.env ?? process.env;
   const timeoutMs = options.timeoutMs ?? envInt(env, 'CKPT_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS;
+  // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port.
+  holdInspectorSignal();
   if (env.CKPT_JOB_ID === undefined) return new Comm(0, 1, 'singleton', timeoutMs, undefined, undefined);
 
   const rank = envInt(env, 'CKPT_RANK');
@@ -677,6 +680,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     secret,
     maxMessageBytes: options.maxMessageBytes ?? MAX_DATA_BYTES,
     linkTimeoutMs: envInt(env, 'CKPT_JOIN_TIMEOUT_MS') ?? 70_000,
+    helloTimeoutMs: helloTimeoutMs(env),
     bodyFor: (source, kind, tag, length) => comm?.claimBody(source, kind, tag, length),
     onFrame: (source: number, frame: Frame) => {
       const m = { source, tag: frame.tag, kind: frame.kind, payload: frame.payload };

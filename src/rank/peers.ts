@@ -23,7 +23,16 @@ import {
   MAX_CONTROL_BYTES,
   type Frame,
 } from '../runtime/frame.js';
-import { listenOn, parseAddress, secretsEqual, formatAddress, OOB_PROTOCOL_VERSION, type Address } from '../runtime/channel.js';
+import {
+  helloTimeoutMs,
+  HelloGate,
+  listenOn,
+  parseAddress,
+  secretsEqual,
+  formatAddress,
+  OOB_PROTOCOL_VERSION,
+  type Address,
+} from '../runtime/channel.js';
 
 /**
  * Payloads up to this size are copied behind the header and written at once; bigger
@@ -42,6 +51,10 @@ export interface PeerNetworkOptions {
   maxMessageBytes: number;
   /** How long a send waits for its peer's connection to arrive (a lower rank waits for a higher one). */
   linkTimeoutMs: number;
+  /** How long an accepted connection has to present a valid peer-hello (default: the coordinator's, `CKPT_HELLO_TIMEOUT_MS`). */
+  helloTimeoutMs?: number;
+  /** Accepted connections held at once before their hello (default MAX_UNAUTHENTICATED); more are closed at once. */
+  maxUnauthenticated?: number;
   /** A data frame from a peer, in that peer's send order. */
   onFrame: (source: number, frame: Frame) => void;
   /** Where a large payload from `source` should be read to, once its header is in (see FrameDecoder). */
@@ -103,6 +116,8 @@ export class PeerNetwork {
   private readonly links: Link[];
   /** Connections accepted and not yet closed (before and after their hello). */
   private readonly accepted = new Set<Socket>();
+  /** Accepted connections whose peer-hello has not been accepted yet (closed after the hello timeout). */
+  private readonly gate: HelloGate;
   /** Ranks whose stream to us has ended. */
   readonly ended: boolean[];
   /**
@@ -121,6 +136,7 @@ export class PeerNetwork {
     this.ended = new Array(o.size).fill(false);
     this.written = new Array(o.size).fill(0);
     this.read = new Array(o.size).fill(0);
+    this.gate = new HelloGate(o.maxUnauthenticated);
   }
 
   /** Holds every later send in memory (a checkpoint is draining the links). */
@@ -195,6 +211,8 @@ export class PeerNetwork {
     this.links.forEach((_, r) => this.resetLink(r));
     for (const s of this.accepted) quietly(s);
     this.accepted.clear();
+    // Strangers waiting for their hello went with them (quietly: no close is reported).
+    this.gate.reset();
     const server = this.server;
     this.server = undefined;
     server?.close();
@@ -436,12 +454,26 @@ export class PeerNetwork {
 
   /** The lower rank of a pair: a higher rank connected; its hello says which. */
   private accept(accepted: Socket): void {
+    // Strangers that never say hello must not fill our descriptors: at most so
+    // many wait for their hello at once, each for the hello timeout.
+    const admitted = this.gate.admit(accepted);
+    if (!admitted) return;
+    const authenticated = () => {
+      admitted();
+      clearTimeout(helloTimer);
+    };
+    const timeoutMs = this.o.helloTimeoutMs ?? helloTimeoutMs();
+    const helloTimer = setTimeout(() => {
+      if (peer === -1) refuse(new CkptError(ErrorCodes.TIMEOUT, `no peer-hello within ${timeoutMs} ms`));
+    }, timeoutMs);
+    helloTimer.unref();
     let peer = -1;
     let failed = false;
     // Data is refused until the hello is accepted: before that a stranger's frame costs its header.
     const limits = { control: MAX_CONTROL_BYTES, data: 0 };
     const refuse = (err: CkptError) => {
       socket.end(encodeControl({ type: 'error', code: err.code, message: err.message }));
+      // A stranger that does not read its refusal is not waited for long (it is still counted until then).
       setTimeout(() => socket.destroy(), 1000).unref();
       peer = -2;
     };
@@ -466,6 +498,7 @@ export class PeerNetwork {
         // A closed link (that rank went down for a criu dump and is back): replaced.
         if (link.socket || link.error) this.resetLink(r);
         peer = r;
+        authenticated();
         limits.data = this.o.maxMessageBytes;
         this.attach(r, socket, () => failed);
       },
@@ -506,7 +539,10 @@ export class PeerNetwork {
       });
       socket.resume();
     }
-    socket.on('close', () => this.accepted.delete(socket));
+    socket.on('close', () => {
+      this.accepted.delete(socket);
+      authenticated();
+    });
     // Errors before the hello was accepted concern a stranger's connection only.
     socket.on('error', () => {});
   }

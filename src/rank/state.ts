@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { isJobSnapshot, openSnapshot } from '../store/store.js';
+import { closeSnapshot, isJobSnapshot, openSnapshot } from '../store/store.js';
 import { readPackSlice } from '../store/pack.js';
 import type { RestartFrom } from './checkpoint.js';
 
@@ -33,6 +33,9 @@ export function loadRestart(snapshotDir: string, rank: number, size: number): { 
   if (m.job.size !== size) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `the snapshot holds ${m.job.size} ranks, this job has ${size}`);
   const rec = m.ranks[rank];
   if (!rec) bad(`no rank ${rank}`);
+  // Read by name from here on (ranks run as the job's user, who wrote it): hold no descriptor
+  // that a later CRIU dump of this rank would have to restore.
+  closeSnapshot(snapshot);
   const rankDir = join(snapshot.dir, rec.dir);
   // A small rank's state is a slice of the job's pack file; a large one's, files of its own.
   const pack = rec.packed ? { path: join(snapshot.dir, rec.packed.file), ...rec.packed } : undefined;

@@ -18,6 +18,59 @@ import {
 /** Version of the OOB protocol spoken inside control frames (sent in every hello). */
 export const OOB_PROTOCOL_VERSION = 1;
 
+/**
+ * How long a new connection to any ckpt listener (the coordinator's, a rank's peer
+ * listener) has to present a valid hello before it is dropped. Shared by both, so
+ * a stranger costs the same everywhere; `CKPT_HELLO_TIMEOUT_MS` overrides it.
+ */
+export const HELLO_TIMEOUT_MS = 10_000;
+
+/**
+ * Connections a listener holds that have not yet said a valid hello. Beyond this
+ * a new connection is closed at once: idle strangers cannot fill a job's file
+ * descriptors (a member's hello arrives with its connection, so it is never long
+ * among them).
+ */
+export const MAX_UNAUTHENTICATED = 64;
+
+/**
+ * Counts a listener's connections that have not said a valid hello yet, and closes
+ * a new one at once when `max` are already waiting.
+ */
+export class HelloGate {
+  private waiting = 0;
+  constructor(private readonly max = MAX_UNAUTHENTICATED) {}
+
+  /** Admits a connection and returns what to call once it said hello or closed (once is enough); undefined: closed. */
+  admit(socket: import('node:net').Socket): (() => void) | undefined {
+    if (this.waiting >= this.max) {
+      socket.on('error', () => {});
+      socket.destroy();
+      return undefined;
+    }
+    this.waiting++;
+    let open = true;
+    return () => {
+      if (open) {
+        open = false;
+        this.waiting--;
+      }
+    };
+  }
+
+  reset(): void {
+    this.waiting = 0;
+  }
+}
+
+/** The hello timeout in force: `CKPT_HELLO_TIMEOUT_MS` (a positive whole number of ms) or HELLO_TIMEOUT_MS. */
+export function helloTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.CKPT_HELLO_TIMEOUT_MS;
+  if (v === undefined || v === '') return HELLO_TIMEOUT_MS;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n > 0 ? n : HELLO_TIMEOUT_MS;
+}
+
 export type Transport = 'unix' | 'tcp';
 export type Address = { transport: 'unix'; path: string } | { transport: 'tcp'; host: string; port: number };
 

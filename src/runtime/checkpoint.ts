@@ -13,7 +13,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord, type ManifestDraft, type RankRecord } from '../store/manifest.js';
-import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, writeSnapshotFile, type Snapshot } from '../store/store.js';
+import { recordEnv, type RecordedEnv } from '../store/env.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, writeSnapshotFile, type PendingSnapshot, type Snapshot } from '../store/store.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { packStates, PACK_FILE } from '../store/pack.js';
 import type { FileEntry } from '../store/checksum.js';
@@ -45,8 +46,8 @@ export interface JobCheckpointOptions {
 /** Environment variables that belong to one run of a job, never to its snapshot. */
 const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT)$/;
 
-export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter(([k, v]) => v !== undefined && !RUN_ONLY_ENV.test(k))) as Record<string, string>;
+export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
+  return recordEnv(env, (k) => RUN_ONLY_ENV.test(k));
 }
 
 export function envMs(name: string, fallback: number): number {
@@ -148,18 +149,47 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     return snapshot;
   } catch (err) {
     c.clearArrivals();
-    if (phase !== 'resume') {
-      abortSnapshot(pending);
-      // Best effort: ranks that are still there go on as before.
-      await Promise.allSettled(ranks.map((r) => c.requestRank(r, 'ckpt-resume', 5000, { outcome: 'abort' })));
-    }
+    let leftover: string | undefined;
+    // The ranks that are still there go on as before; then the partial snapshot goes.
+    if (phase !== 'resume') leftover = await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort' });
     const cause = err instanceof Error ? err.message : String(err);
-    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}`, {
+    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}${leftover ? `; ${leftover}` : ''}`, {
       cause: err,
       details: { phase },
       hint: phase === 'reach' ? 'with the self checkpointer every rank must call comm.safePoint() now and then' : undefined,
     });
   }
+}
+
+/** How long an abort waits for each rank to answer its ckpt-resume (at least 5 s; the phase timeout if longer). */
+function abortMs(phaseMs: number): number {
+  return Math.max(5000, phaseMs);
+}
+
+/**
+ * Ends an aborted checkpoint: every rank is sent `ckpt-resume` (abort) and the
+ * partial snapshot is removed only once each rank has answered — a rank answers
+ * once none of its requests can still write into the snapshot (a save() under
+ * way is waited for and then writes nothing) — or is gone (not connected, or its
+ * connection closed), or has not answered within `timeoutMs`. So nothing is
+ * written into a removed directory, and no rank is left with a pending
+ * checkpoint that would refuse the next one. Never throws: a directory that
+ * cannot be removed is left (partial directories are never listed or restored)
+ * and described in the returned text.
+ */
+async function abortCheckpoint(c: Coordinator, ranks: number[], pending: PendingSnapshot, timeoutMs: number, body: Record<string, unknown>): Promise<string | undefined> {
+  await Promise.allSettled(ranks.map((r) => c.requestRank(r, 'ckpt-resume', timeoutMs, body)));
+  let last: unknown;
+  // A rank that did not answer in time may still be closing a file in it (ENOTEMPTY): a few tries.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      abortSnapshot(pending);
+      return undefined;
+    } catch (err) {
+      last = err;
+    }
+  }
+  return `the partial snapshot ${pending.dir} could not be removed: ${last instanceof Error ? last.message : String(last)}`;
 }
 
 /** Up to this many bytes of state (save()'s and the library's), a rank replies with them instead of writing files. */
@@ -208,10 +238,14 @@ function resumeAll(c: Coordinator, ranks: number[], timeoutMs: number, body: Rec
   for (const r of ranks) c.requestRank(r, 'ckpt-resume', timeoutMs, body).catch(() => {});
 }
 
-/** Keeps the newest `keep` committed snapshots of a store and removes the rest. */
-export function applyRetention(store: string, keep: number): number[] {
+/**
+ * Keeps the newest `keep` committed snapshots of job `jobName` in a store and removes
+ * its older ones. Anything else in the store — another job's snapshots, a process's,
+ * one whose manifest cannot be read — is neither counted nor ever removed.
+ */
+export function applyRetention(store: string, keep: number, jobName: string): number[] {
   if (!(keep >= 1)) return [];
-  const committed = listSnapshots(store);
+  const committed = listSnapshots(store).filter((s) => s.manifest?.kind === 'job' && s.manifest.job.name === jobName);
   const removed: number[] = [];
   for (const s of committed.slice(0, Math.max(0, committed.length - keep))) {
     try {
@@ -328,17 +362,20 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
     return snapshot;
   } catch (err) {
     let fatal = false;
+    let leftover: string | undefined;
     if (phase !== 'resume') {
-      abortSnapshot(pending);
-      // Ranks that went down must be back before anyone can reconnect.
+      // Ranks that went down must be back (their images written) before anyone can reconnect.
       const back = await Promise.allSettled([...down.values()]);
       fatal = back.some((b) => b.status === 'rejected');
-      if (!fatal) {
-        await Promise.allSettled(ranks.map((r) => c.requestRank(r, 'ckpt-resume', 5000, { outcome: 'abort', peers: c.peerAddresses() })));
+      if (fatal) {
+        // The job cannot go on (it is aborted); the snapshot goes all the same.
+        leftover = await abortCheckpoint(c, [], pending, 0, {});
+      } else {
+        leftover = await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort', peers: c.peerAddresses() });
       }
     }
     const cause = err instanceof Error ? err.message : String(err);
-    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}`, {
+    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}${leftover ? `; ${leftover}` : ''}`, {
       cause: err,
       details: { phase, fatal },
       hint: fatal ? 'a rank went down for its CRIU dump and did not come back: the job cannot go on' : undefined,

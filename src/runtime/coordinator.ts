@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from './channel.js';
+import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from './channel.js';
 import type { ControlMessage } from './frame.js';
 
 export interface CoordinatorOptions {
@@ -16,8 +16,10 @@ export interface CoordinatorOptions {
   address: Address;
   /** How long ranks that have joined wait for the rest before the job is aborted. */
   joinTimeoutMs?: number;
-  /** How long a new connection has to say hello. */
+  /** How long a new connection has to say hello (default: the shared hello timeout, `CKPT_HELLO_TIMEOUT_MS`). */
   helloTimeoutMs?: number;
+  /** Connections held at once before their hello (default MAX_UNAUTHENTICATED); more are closed at once. */
+  maxUnauthenticated?: number;
 }
 
 /** Per-peer message counters a rank reports at finalize (and, in issue 4, at drain). */
@@ -63,6 +65,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private wiredUp = false;
   private readonly joinTimeoutMs: number;
   private readonly helloTimeoutMs: number;
+  private readonly gate: HelloGate;
+  /** Connections that have not said a valid hello yet. */
   /** Ranks expected back after a CRIU dump, and who waits for them. */
   private readonly rejoins = new Map<number, { resolve: (hello: ControlMessage) => void; reject: (e: Error) => void }>();
   /**
@@ -88,7 +92,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.secret = options.secret;
     this.bound = options.address;
     this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
-    this.helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
+    this.helloTimeoutMs = options.helloTimeoutMs ?? helloTimeoutMs();
+    this.gate = new HelloGate(options.maxUnauthenticated);
     this.slots = Array.from({ length: options.size }, () => ({ exited: false }));
   }
 
@@ -226,6 +231,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   private accept(socket: Socket): void {
+    // Too many connections waiting for their hello: this one costs no more than its accept.
+    const authenticated = this.gate.admit(socket);
+    if (!authenticated) return;
     const channel = new Channel(socket);
     this.channels.add(channel);
     let role: 'rank' | 'control' | undefined;
@@ -235,6 +243,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       channel.fail(err);
       this.emit('rejected', err);
     };
+    // Counted until its socket is really closed (a refused one lingers up to a second for its error message).
+    socket.once('close', authenticated);
     const helloTimer = setTimeout(() => reject(ErrorCodes.TIMEOUT, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
     channel.on('close', (err) => {
       clearTimeout(helloTimer);
@@ -254,6 +264,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         if (role === undefined) {
           clearTimeout(helloTimer);
           const hello = this.checkHello(m);
+          authenticated();
           role = hello.role;
           if (hello.role === 'rank') {
             rank = hello.rank;
@@ -375,7 +386,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (m.type !== 'request') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from a control client`);
     switch (m.op) {
       case 'status':
-        channel.send({ type: 'reply', id: m.id, ok: true, status: this.statusProvider() });
+        // `peers`: where each rank listens for its peers (tcp: host:port), for the job's own user.
+        channel.send({ type: 'reply', id: m.id, ok: true, status: { ...this.statusProvider(), peers: this.wiredUp ? this.peerAddresses() : [] } });
         return;
       case 'checkpoint': {
         if (!this.checkpointHandler) {

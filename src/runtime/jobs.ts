@@ -2,11 +2,13 @@
 // the launcher, read by `ckpt ps` / `ckpt kill`. The files hold the job secret, so
 // the directory is 0700 and the files 0600. A job whose launcher is gone is dead
 // and its entry is removed by whoever lists the jobs next.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { JobError, ErrorCodes } from '../errors.js';
-import { mkdirPrivate, writeFileAtomic } from '../util/fsx.js';
+import { mkdirPrivate, PRIVATE_FILE_MODE, writeFileAtomic } from '../util/fsx.js';
+import { listSnapshots } from '../store/store.js';
 import { stateDir } from '../util/paths.js';
 import { isAlive } from '../util/signals.js';
 
@@ -121,4 +123,125 @@ export function findJob(query: string): JobRecord {
     throw new JobError(ErrorCodes.USAGE, `'${query}' matches ${matches.length} jobs (${matches.map((j) => j.id).join(', ')}): give the job id`);
   }
   throw new JobError(ErrorCodes.JOB_NOT_FOUND, `no running job '${query}'`, { hint: "see 'ckpt ps'" });
+}
+
+// ── Store claims: a snapshot store holds the snapshots of one job ───────────────
+// A job's snapshots are those whose manifest names the job (its name: a restarted
+// job keeps it, and goes on in its own store). A store holding another job's (or a
+// process's) snapshots is refused, and so is one a live job of another launch has
+// claimed: $STATE/stores/<hash of the store's path>.json, created exclusively,
+// naming the job and its launcher (pid + start time: a dead launcher's claim is
+// stale and taken over).
+
+export interface StoreClaim {
+  store: string;
+  job: string;
+  name: string;
+  pid: number;
+  pidStart: number;
+}
+
+export function storesDir(): string {
+  return join(stateDir(), 'stores');
+}
+
+/** The store's path with symlinks resolved as far as it exists (the same store by any name). */
+export function canonicalStore(store: string): string {
+  let head = resolve(store);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...tail.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(store);
+      tail.push(basename(head));
+      head = up;
+    }
+  }
+}
+
+const claimPath = (store: string): string => join(storesDir(), `${createHash('sha256').update(store).digest('hex').slice(0, 32)}.json`);
+
+function storeInUse(store: string, message: string, details: Record<string, unknown>): JobError {
+  return new JobError(ErrorCodes.STORE_IN_USE, `snapshot store ${store} ${message}`, {
+    hint: 'a store holds the snapshots of one job: give this job a --dir of its own',
+    details: { store, ...details },
+  });
+}
+
+/** Refuses a store that holds snapshots of anything but the job `name`. */
+export function assertStoreOfJob(store: string, name: string): void {
+  let listed: ReturnType<typeof listSnapshots>;
+  try {
+    listed = listSnapshots(store);
+  } catch {
+    return; // no store yet (or not one: the first checkpoint says why)
+  }
+  for (const s of listed) {
+    const m = s.manifest;
+    if (!m) continue; // unreadable: nobody's, and never removed by retention either
+    if (m.kind !== 'job') throw storeInUse(store, `holds snapshots of a process (seq ${s.seq})`, { owner: null });
+    if (m.job.name !== name) throw storeInUse(store, `holds snapshots of job '${m.job.name}' (seq ${s.seq}), not of '${name}'`, { owner: m.job.name });
+  }
+}
+
+function readClaim(path: string): StoreClaim | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as StoreClaim;
+  } catch {
+    return undefined;
+  }
+}
+
+const claimAlive = (c: StoreClaim | undefined): c is StoreClaim =>
+  !!c && Number.isSafeInteger(c.pid) && c.pid > 1 && isAlive(c.pid) && processStartTime(c.pid) === c.pidStart;
+
+/** Refuses a store claimed by another live job, or holding another job's snapshots (without claiming it). */
+export function assertStoreFree(storePath: string, job: { id: string; name: string }): void {
+  const store = canonicalStore(storePath);
+  const claim = readClaim(claimPath(store));
+  if (claimAlive(claim) && claim.job !== job.id) {
+    throw storeInUse(store, `is in use by job '${claim.name}' (${claim.job}, launcher pid ${claim.pid})`, { owner: claim.name, job: claim.job });
+  }
+  assertStoreOfJob(store, job.name);
+}
+
+/**
+ * Claims the store for a job being launched (ECKPT_STORE_IN_USE when another live
+ * job has it, or it holds another job's snapshots). Returns the release, which
+ * removes the claim while it is still this job's.
+ */
+export function claimStore(storePath: string, job: { id: string; name: string }): () => void {
+  const store = canonicalStore(storePath);
+  const path = claimPath(store);
+  const mine: StoreClaim = { store, job: job.id, name: job.name, pid: process.pid, pidStart: processStartTime(process.pid) ?? 0 };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      mkdirPrivate(storesDir());
+      writeFileSync(path, `${JSON.stringify(mine)}\n`, { flag: 'wx', mode: PRIVATE_FILE_MODE });
+      break;
+    } catch (err) {
+      // A state directory we cannot write (read-only, full): the job runs unclaimed,
+      // as it runs unregistered; the snapshots' own names still guard the store.
+      if (errnoCode(err) !== 'EEXIST') break;
+      if (attempt >= 5) throw err;
+    }
+    const held = readClaim(path);
+    if (claimAlive(held)) {
+      throw storeInUse(store, `is in use by job '${held.name}' (${held.job}, launcher pid ${held.pid})`, { owner: held.name, job: held.job });
+    }
+    // Stale (its launcher is gone) or torn: take it over.
+    rmSync(path, { force: true });
+  }
+  const release = () => {
+    if (readClaim(path)?.job === job.id) rmSync(path, { force: true });
+  };
+  try {
+    assertStoreOfJob(store, job.name);
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return release;
 }

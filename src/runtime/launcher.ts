@@ -2,7 +2,7 @@
 // output, and ends the job as a whole — when every rank has exited, or at the
 // first failure, by ending every other rank's process group (SIGTERM, then SIGKILL).
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, mkdtempSync, openSync, closeSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, closeSync, rmSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
@@ -10,17 +10,16 @@ import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
-import { mkdirPrivate } from '../util/fsx.js';
 import { spawnGroup, type Exit } from '../util/spawn.js';
 import { native } from '../util/native.js';
 import { logsDir } from '../util/paths.js';
 import { restoredRank, spawnedRank, terminateRank, type RankProcess } from './rankproc.js';
-import type { JobSnapshot } from '../store/store.js';
+import { snapshotPath, type JobSnapshot } from '../store/store.js';
 import { signalGroup } from '../util/signals.js';
 import { newSecret, type Address, type Transport } from './channel.js';
 import { Coordinator } from './coordinator.js';
-import { processStartTime, removeJob, writeJob, type JobRecord, type JobState } from './jobs.js';
-import { forwardLines, prefixedSink } from './output.js';
+import { assertStoreFree, canonicalStore, claimStore, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from './jobs.js';
+import { forwardLines, openOutputFile, prefixedSink, prepareOutputDir } from './output.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError, jobEnvForSnapshot, type CheckpointPhase, type JobCheckpointer } from './checkpoint.js';
 import type { EndState } from '../store/manifest.js';
 import type { Snapshot } from '../store/store.js';
@@ -154,6 +153,10 @@ export class Job extends EventEmitter<JobEvents> {
   private crs: Promise<{ name: JobCheckpointer; version: string }> | undefined;
   /** The environment the ranks were started with (recorded in job snapshots, less the run-only variables). */
   private rankEnv: NodeJS.ProcessEnv = {};
+  /** --output DIR: each rank's [stdout, stderr] files, opened before anything starts; taken by the rank's start. */
+  private outputFiles = new Map<number, (number | undefined)[]>();
+  /** Gives back the store claim (see claimStore). */
+  private releaseStore: (() => void) | undefined;
 
   /** @internal use launchJob() */
   constructor(options: LaunchOptions, id: string, dir: string, coordinator: Coordinator, secret: string) {
@@ -221,6 +224,14 @@ export class Job extends EventEmitter<JobEvents> {
     if (!['continue', 'stop', 'terminate'].includes(then)) return Promise.reject(new CkptError(ErrorCodes.USAGE, `unknown end state '${then}'`));
     const o = this.options;
     const store = request.store ?? this.store;
+    // Another store than the job's own (ckpt checkpoint JOB --dir): it must not be another job's.
+    if (request.store !== undefined && canonicalStore(request.store) !== canonicalStore(this.store)) {
+      try {
+        assertStoreFree(request.store, this);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const crs = request.crs === undefined ? this.checkpointer() : resolveJobCheckpointer(request.crs);
     const run = crs.then((c) => coordinateCheckpoint({
       coordinator: this.coordinator,
@@ -238,10 +249,13 @@ export class Job extends EventEmitter<JobEvents> {
         oob: this.oob,
         argv: [o.command, ...(o.args ?? [])],
         cwd: o.cwd ?? process.cwd(),
-        env: jobEnvForSnapshot(this.rankEnv),
+        ...jobEnvForSnapshot(this.rankEnv),
+        // What a restart resumes: the schedule and the retention.
+        ...(o.intervalMs ? { intervalMs: o.intervalMs } : {}),
+        ...(o.keep ? { keep: o.keep } : {}),
       },
     })).then((snapshot) => {
-      if (o.keep) applyRetention(store, o.keep);
+      if (o.keep) applyRetention(store, o.keep, this.name);
       this.emit('checkpoint', snapshot);
       if (then === 'stop') this.signal('SIGSTOP');
       if (then === 'terminate') {
@@ -304,7 +318,7 @@ export class Job extends EventEmitter<JobEvents> {
       let stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
       const fds: number[] = [];
       if (output.mode === 'files') {
-        fds.push(openSync(join(output.dir, `rank-${rank}.out`), 'w', 0o644), openSync(join(output.dir, `rank-${rank}.err`), 'w', 0o644));
+        fds.push(this.takeOutputFile(rank, 0), this.takeOutputFile(rank, 1));
         stdio = ['ignore', fds[0]!, fds[1]!];
       }
       const child = spawnGroup(o.command, o.args ?? [], {
@@ -345,7 +359,7 @@ export class Job extends EventEmitter<JobEvents> {
           if (shared) continue;
           let fd: number;
           if (output.mode === 'files') {
-            fd = openSync(join(output.dir, `rank-${rec.rank}.${i === 1 ? 'out' : 'err'}`), 'a', 0o644);
+            fd = this.takeOutputFile(rec.rank, i - 1);
           } else {
             // The read end belongs to the stream from here on.
             const [readEnd, writeEnd] = n.pipe();
@@ -365,7 +379,7 @@ export class Job extends EventEmitter<JobEvents> {
         inherit.push({ key: rec.rejoin, fd: rejoinRead });
         const pid = await restoreJobRank(
           {
-            imagesDir: join(snapshot.dir, rec.dir, 'images'),
+            imagesDir: snapshotPath(snapshot, rec.dir, 'images'),
             pids: rec.tree?.length ? rec.tree : [rec.pid],
             inherit,
             shellJob: rec.shellJob,
@@ -408,10 +422,33 @@ export class Job extends EventEmitter<JobEvents> {
       await this.coordinator.close();
       if (this.options.register !== false) removeJob(this.id);
       rmSync(this.dir, { recursive: true, force: true });
+      this.closeOutputFiles();
+      this.releaseStore?.();
       throw e;
     }
+    this.closeOutputFiles(); // a 2>&1 rank's second file, or a stream that was no pipe
     this.state = 'running';
     this.persist();
+  }
+
+  /** @internal the rank output files and the store claim (launchJob takes them before the job starts) */
+  adopt(files: Map<number, (number | undefined)[]>, releaseStore: () => void): void {
+    this.outputFiles = files;
+    this.releaseStore = releaseStore;
+  }
+
+  private takeOutputFile(rank: number, stream: number): number {
+    const pair = this.outputFiles.get(rank);
+    const fd = pair?.[stream];
+    if (pair === undefined || fd === undefined) throw new CkptError(ErrorCodes.INTERNAL, `no output file for rank ${rank}`);
+    pair[stream] = undefined;
+    return fd;
+  }
+
+  /** @internal closes the output files no rank took (ours: each rank has its own copies). */
+  closeOutputFiles(): void {
+    for (const pair of this.outputFiles.values()) for (const fd of pair) if (fd !== undefined) closeQuietly(fd);
+    this.outputFiles.clear();
   }
 
   private setUp(env: NodeJS.ProcessEnv): void {
@@ -514,6 +551,7 @@ export class Job extends EventEmitter<JobEvents> {
     await this.coordinator.close();
     if (this.options.register !== false) removeJob(this.id);
     rmSync(this.dir, { recursive: true, force: true });
+    this.releaseStore?.();
     const ranks = this.procs.map((p) => ({ rank: p.rank, pid: p.proc.pid ?? null, ...p.exit! }));
     this.resolveDone(this.failure ? { status: this.failure.status, ranks, error: this.failure.error } : { status: 0, ranks });
   }
@@ -539,9 +577,28 @@ export async function launchJob(options: LaunchOptions): Promise<Job> {
   if (options.bind !== undefined && oob !== 'tcp') throw new CkptError(ErrorCodes.USAGE, '--bind needs --oob tcp');
   const env = { ...process.env, ...options.env };
   resolveCommand(options.command, env.PATH ?? '', options.cwd);
-  if (options.output?.mode === 'files') mkdirPrivate(options.output.dir);
-
   const id = randomBytes(4).toString('hex');
+  const name = options.name ?? id;
+  // A store holds one job's snapshots: refused when another live job has it, or it
+  // holds another job's (a restart is the same job: it keeps the name).
+  const releaseStore = claimStore(options.store ?? join(stateDir(), 'snapshots', name), { id, name });
+  const outputFiles = new Map<number, (number | undefined)[]>();
+  const closeFiles = () => {
+    for (const pair of outputFiles.values()) for (const fd of pair) if (fd !== undefined) closeQuietly(fd);
+  };
+  try {
+    if (options.output?.mode === 'files') {
+      const out = prepareOutputDir(options.output.dir);
+      // Every file before anything starts: a refused one fails the launch, not rank k of N.
+      const append = options.restoreFrom !== undefined;
+      for (let rank = 0; rank < size; rank++) outputFiles.set(rank, [openOutputFile(out, `rank-${rank}.out`, append), openOutputFile(out, `rank-${rank}.err`, append)]);
+    }
+  } catch (err) {
+    closeFiles();
+    releaseStore();
+    throw err;
+  }
+
   const secret = newSecret();
   // Sockets live in a private directory: only this user can reach them (Node cannot
   // read SO_PEERCRED; the 0700 directory plus the job secret stand in for it).
@@ -552,9 +609,12 @@ export async function launchJob(options: LaunchOptions): Promise<Job> {
     await coordinator.listen();
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
+    closeFiles();
+    releaseStore();
     throw err;
   }
   const job = new Job(options, id, dir, coordinator, secret);
+  job.adopt(outputFiles, releaseStore);
   const rankEnv: NodeJS.ProcessEnv = {
     ...env,
     CKPT_SIZE: String(size),
@@ -564,10 +624,39 @@ export async function launchJob(options: LaunchOptions): Promise<Job> {
   };
   if (options.rankTimeoutMs !== undefined) rankEnv.CKPT_TIMEOUT_MS = String(options.rankTimeoutMs);
   if (options.joinTimeoutMs !== undefined) rankEnv.CKPT_JOIN_TIMEOUT_MS = String(options.joinTimeoutMs + 10_000);
-  if (options.crs === 'criu') await job.checkpointer(); // fail now, not at the first checkpoint
+  if (options.crs === 'criu') {
+    try {
+      await job.checkpointer(); // fail now, not at the first checkpoint
+    } catch (err) {
+      await coordinator.close();
+      rmSync(dir, { recursive: true, force: true });
+      job.closeOutputFiles();
+      releaseStore();
+      throw err;
+    }
+  }
   if (options.restoreFrom) await job.startRestored(options.restoreFrom, rankEnv);
   else job.start(rankEnv);
   return job;
+}
+
+/**
+ * Ends `job` when this process gets SIGINT, SIGTERM, SIGHUP or SIGQUIT, with the
+ * status a shell expects (130, 143, 129, 131); a second signal kills every rank at
+ * once. What `ckpt run` and `ckpt restart` of a job do. Returns the uninstall.
+ */
+export function endJobOnSignals(job: Job): () => void {
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) job.kill(`interrupted (${signal})`, 128 + (osConstants.signals[signal] ?? 15));
+    else job.signal('SIGKILL');
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+  for (const s of signals) process.on(s, onSignal);
+  return () => {
+    for (const s of signals) process.off(s, onSignal);
+  };
 }
 
 /** Finds the executable as spawn will (PATH search unless it has a slash); fails early if absent. */

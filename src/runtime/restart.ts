@@ -2,8 +2,12 @@
 // back — self: N fresh rank processes, each resumes from its part of the snapshot
 // (ckpt/rank reads it in init(), and its first safePoint() resolves `restart`);
 // criu: every rank restored by CRIU, woken inside its dump, rejoining the new
-// coordinator through its rejoin pipe. The restarted job keeps the checkpointer.
+// coordinator through its rejoin pipe. The restarted job keeps the checkpointer,
+// its name (and so its store: the same job goes on there), and its recorded
+// periodic checkpoints and retention (--interval/--keep).
+import { existsSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { restartEnv } from '../store/env.js';
 import type { JobSnapshot } from '../store/store.js';
 import { launchJob, type Job, type LaunchOptions } from './launcher.js';
 
@@ -16,15 +20,23 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `restarting a job checkpointed by '${crs}' is not supported`);
   }
   const [command, ...args] = m.job.argv;
+  if (!existsSync(m.job.cwd)) {
+    throw new CkptError(ErrorCodes.CWD_MISSING, `the working directory the job ran in, ${m.job.cwd}, does not exist here`, {
+      hint: 'create it (or mount what held it) and restart again',
+    });
+  }
   return launchJob({
     ...options,
+    // The job's schedule and retention go on as recorded, unless the restart says otherwise (intervalMs 0: none).
+    intervalMs: options.intervalMs ?? m.job.intervalMs,
+    keep: options.keep ?? m.job.keep,
     command: command!,
     args,
     size: m.job.size,
     oob: m.job.oob,
     name: m.job.name,
     cwd: m.job.cwd,
-    env: m.job.env,
+    env: restartEnv(m.job.env, m.job.envWithheld, process.env),
     crs,
     // Later checkpoints of the restarted job go on numbering in the same store.
     store: snapshot.store,

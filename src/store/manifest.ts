@@ -20,8 +20,10 @@ export interface ProcessRecord {
   tree: number[];
   argv: string[];
   cwd: string;
-  /** The environment a fresh restart (self/none) starts the program with. */
+  /** The environment a fresh restart (self/none) starts the program with (secrets withheld: store/env.ts). */
   env: Record<string, string>;
+  /** Variables whose values were not recorded: a restart takes them from its own environment. */
+  envWithheld?: string[];
   /** What fds 0, 1 and 2 pointed at (`pipe:[12]`, `/dev/null`…): restore rewires them. */
   stdio: (string | null)[];
   /** CRIU options the restore must repeat. */
@@ -83,6 +85,11 @@ export interface JobRecord {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
+  /** As for a process: names of variables whose values were not recorded. */
+  envWithheld?: string[];
+  /** Its periodic checkpoints (`--interval`, ms) and retention (`--keep`): a restart resumes them. */
+  intervalMs?: number;
+  keep?: number;
 }
 
 export interface RankRecord {
@@ -145,6 +152,7 @@ function fail(what: string): never {
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const isNameList = (v: unknown): boolean => v === undefined || (Array.isArray(v) && v.every((x) => isStr(x) && /^[^=\0]+$/.test(x)));
 
 /** A relative path that stays inside the snapshot: no absolute, no '..', no empty parts. */
 export function isSafeRelativePath(p: string): boolean {
@@ -197,6 +205,7 @@ function validateProcess(value: Record<string, unknown>): void {
   if (!Array.isArray(p.argv) || !p.argv.every(isStr) || p.argv.length === 0) fail('process.argv');
   if (!isStr(p.cwd)) fail('process.cwd');
   if (!isObj(p.env) || !Object.values(p.env).every(isStr)) fail('process.env');
+  if (!isNameList(p.envWithheld)) fail('process.envWithheld');
   if (!Array.isArray(p.stdio) || !p.stdio.every((x) => x === null || isStr(x))) fail('process.stdio');
   if (!isInt(p.uid)) fail('process.uid');
   if (!isLockName(p.networkLock)) fail('process.networkLock');
@@ -218,6 +227,9 @@ function validateJob(value: Record<string, unknown>): void {
   if (!Array.isArray(j.argv) || !j.argv.every(isStr) || j.argv.length === 0) fail('job.argv');
   if (!isStr(j.cwd)) fail('job.cwd');
   if (!isObj(j.env) || !Object.values(j.env).every(isStr)) fail('job.env');
+  if (!isNameList(j.envWithheld)) fail('job.envWithheld');
+  if (j.intervalMs !== undefined && !(isInt(j.intervalMs) && j.intervalMs >= 1)) fail('job.intervalMs');
+  if (j.keep !== undefined && !(isInt(j.keep) && j.keep >= 1)) fail('job.keep');
   const ranks = value.ranks;
   if (!Array.isArray(ranks) || ranks.length !== j.size) fail('ranks');
   ranks.forEach((r, i) => {

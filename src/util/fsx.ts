@@ -1,5 +1,5 @@
 // File-system primitives for durable, private snapshots.
-import { closeSync, fsyncSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -26,6 +26,21 @@ export async function fsyncPathAsync(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Makes one file or directory of a snapshot private (`mode`) and durable, through its
+ * own descriptor: opened without following a link, so a link planted in its place
+ * is refused rather than chmod'ed or synced through.
+ */
+export async function fsyncPrivateAsync(path: string, mode?: number, sync = true): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (mode !== undefined) await handle.chmod(mode);
+    if (sync) await handle.sync();
   } finally {
     await handle.close();
   }

@@ -8,6 +8,12 @@ export function assertSafePid(pid: number, what = 'pid'): void {
   }
 }
 
+/** EPERM: a process of another user (and we are not root): one coded line, not an internal error. */
+function notPermitted(err: unknown, pid: number): unknown {
+  if (errnoCode(err) !== 'EPERM') return err;
+  return new CkptError(ErrorCodes.PERMISSION, `not permitted to signal ${pid}: it belongs to another user`, { cause: err });
+}
+
 /** Sends a signal to a pid (> 1); false if it no longer exists. */
 export function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
   assertSafePid(pid);
@@ -16,7 +22,7 @@ export function signalPid(pid: number, signal: NodeJS.Signals | 0): boolean {
     return true;
   } catch (err) {
     if (errnoCode(err) === 'ESRCH') return false;
-    throw err;
+    throw notPermitted(err, pid);
   }
 }
 
@@ -28,7 +34,7 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
     return true;
   } catch (err) {
     if (errnoCode(err) === 'ESRCH') return false;
-    throw err;
+    throw notPermitted(err, pgid);
   }
 }
 
@@ -40,4 +46,16 @@ export function isAlive(pid: number): boolean {
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+}
+
+let inspectorSignalHeld = false;
+/**
+ * Node opens its inspector (a debugger port any local user can reach) on SIGUSR1 —
+ * the signal Slurm sends ahead of a time limit. Any listener stops that; ckpt's
+ * processes (the CLI, coordinators, ranks) install this one at start.
+ */
+export function holdInspectorSignal(): void {
+  if (inspectorSignalHeld) return;
+  inspectorSignalHeld = true;
+  process.on('SIGUSR1', () => {});
 }

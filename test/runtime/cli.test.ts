@@ -1,7 +1,9 @@
 // The CLI: ckpt run / ps / kill as a user types them.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertNoneLeft, fixture, privateStateDir, results, runCli, uniqueMark } from './helpers.js';
 import { writeJob, jobsDir } from '../../dist/runtime/jobs.js';
@@ -169,4 +171,31 @@ test('ckpt ps removes the entries of jobs that died', async () => {
   assert.deepEqual(JSON.parse(ps.stdout).filter((j: any) => j.id === 'deadbeef'), []);
   assert.ok(!existsSync(join(jobsDir(), 'deadbeef.json')));
   assert.ok(jobsDir().startsWith(stateDir));
+});
+
+/** TCP listeners of these pids (`ss`): a job on unix sockets has none, unless a debugger port opened. */
+function tcpListenersOf(pids: number[]): string[] {
+  const out = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)));
+}
+
+test('SIGUSR1 (what Slurm sends) to ckpt run and to its ranks opens no debugger port', async () => {
+  const mark = uniqueMark();
+  const run = startWaitingJob(2, [], mark);
+  await run.isReady;
+  const ps = JSON.parse((await runCli(['ps', '--json'])).stdout).find((j: any) => j.name === `job-${mark}`);
+  const pids: number[] = [run.child().pid, ...ps.pids];
+  for (const pid of pids) process.kill(pid, 'SIGUSR1');
+  // A checkpoint round through the coordinator and every rank: each has handled its signal by then.
+  const store = mkdtempSync(join(tmpdir(), 'ckpt-usr1-'));
+  try {
+    const c = await runCli(['checkpoint', `job-${mark}`, '--dir', store]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(tcpListenersOf(pids), []);
+  } finally {
+    rmSync(store, { recursive: true, force: true });
+  }
+  await runCli(['kill', `job-${mark}`]);
+  await run.done;
+  await assertNoneLeft('MARK', mark);
 });

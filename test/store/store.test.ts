@@ -72,19 +72,19 @@ test('commit is atomic: a partial snapshot is never listed or opened, and its nu
   await make(store);
   const pending = beginSnapshot(store);
   assert.equal(pending.seq, 2);
-  assert.match(pending.dir, /\/\.partial-000002-[0-9a-f]+$/);
+  assert.match(pending.path, /\/\.partial-000002-[0-9a-f]+-\d+@[^/]+$/);
   writeFileSync(join(pending.dir, 'state.bin'), 'half');
   // Even with a manifest written (a crash just before the rename), it is not a snapshot.
   writeFileSync(join(pending.dir, MANIFEST_NAME), JSON.stringify({ ...draft(), seq: 2, committedAt: 'x', files: [] }));
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [1]);
   assert.equal(openSnapshot(store).seq, 1);
   assert.throws(() => openSnapshot(store, { seq: 2 }), { code: 'ECKPT_SNAPSHOT_MISSING', message: /never committed/ });
-  assert.throws(() => openSnapshot(pending.dir), { code: 'ECKPT_SNAPSHOT_INCOMPLETE' });
-  assert.throws(() => listSnapshots(pending.dir), { code: 'ECKPT_SNAPSHOT_INCOMPLETE' });
+  assert.throws(() => openSnapshot(pending.path), { code: 'ECKPT_SNAPSHOT_INCOMPLETE' });
+  assert.throws(() => listSnapshots(pending.path), { code: 'ECKPT_SNAPSHOT_INCOMPLETE' });
   // The next snapshot skips the number the partial one holds.
   assert.equal((await make(store)).seq, 3);
   abortSnapshot(pending);
-  assert.ok(!existsSync(pending.dir));
+  assert.ok(!existsSync(pending.path));
   assert.deepEqual(readdirSync(store).sort(), ['000001', '000003']);
 });
 

@@ -3,7 +3,7 @@ import type { Command } from '../command.js';
 import { intOption, parse } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
-import { launchJob, MAX_RANKS, type OutputMode } from '../../runtime/launcher.js';
+import { endJobOnSignals, launchJob, MAX_RANKS, type OutputMode } from '../../runtime/launcher.js';
 import { launchIsolated } from '../../isolate/launch.js';
 
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status. */
@@ -112,14 +112,7 @@ export const run: Command = {
     if (verbose) process.stderr.write(`ckpt: job ${job.id} started: ${size} rank${size > 1 ? 's' : ''} of ${command.join(' ')} (oob ${job.address})\n`);
 
     // Ctrl-C ends the whole job; a second one stops waiting for the grace period.
-    let interrupts = 0;
-    const onSignal = (signal: NodeJS.Signals) => {
-      interrupts++;
-      if (interrupts === 1) job.kill(`interrupted (${signal})`, signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143);
-      else job.signal('SIGKILL');
-    };
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-    for (const s of signals) process.on(s, onSignal);
+    const uninstall = endJobOnSignals(job);
     job.on('checkpoint', (s) => {
       if (verbose) process.stderr.write(`ckpt: job ${job.id} checkpointed into ${s.dir} (seq ${s.seq})\n`);
     });
@@ -133,7 +126,7 @@ export const run: Command = {
       else if (verbose) process.stderr.write(`ckpt: job ${job.id} finished\n`);
       return result.status;
     } finally {
-      for (const s of signals) process.off(s, onSignal);
+      uninstall();
     }
   },
 };

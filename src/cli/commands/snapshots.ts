@@ -3,10 +3,17 @@ import { parse, intOption, type Command } from '../command.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
-import { describeManifest, type RankRecord } from '../../store/manifest.js';
+import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
 import { printJson, println } from '../output.js';
 
-const usage = 'ckpt snapshots ls STORE | inspect REF | verify REF | rm REF  [--seq N] [--json]';
+const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF  [--seq N] [--json]';
+
+/** A manifest for display: the recorded environment's values hidden unless asked for. */
+function shown(m: Manifest, showEnv: boolean): Manifest {
+  if (showEnv) return m;
+  const hide = (env: Record<string, string>) => Object.fromEntries(Object.keys(env).map((k) => [k, '(hidden: --show-env)']));
+  return m.kind === 'process' ? { ...m, process: { ...m.process, env: hide(m.process.env) } } : { ...m, job: { ...m.job, env: hide(m.job.env) } };
+}
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
@@ -17,7 +24,7 @@ export const snapshotsCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(
       argv,
-      { seq: { type: 'string' }, json: { type: 'boolean', default: false } },
+      { seq: { type: 'string' }, json: { type: 'boolean', default: false }, 'show-env': { type: 'boolean', default: false } },
       usage,
     );
     const [action, ref, ...extra] = positionals;
@@ -57,8 +64,9 @@ export const snapshotsCommand: Command = {
         return 0;
       }
       case 'inspect': {
-        const snap = openSnapshot(ref, { seq });
-        if (json) printJson({ ok: true, dir: snap.dir, manifest: snap.manifest });
+        // Reading runs nothing: another user's snapshot may be looked at.
+        const snap = openSnapshot(ref, { seq, trustOwner: true });
+        if (json) printJson({ ok: true, dir: snap.dir, manifest: shown(snap.manifest, values['show-env'] === true) });
         else {
           const m = snap.manifest;
           println(`snapshot   ${snap.dir} (seq ${m.seq})`);
@@ -75,7 +83,7 @@ export const snapshotsCommand: Command = {
         return 0;
       }
       case 'verify': {
-        const snap = openSnapshot(ref, { seq });
+        const snap = openSnapshot(ref, { seq, trustOwner: true });
         const result = await verifySnapshot(snap);
         const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more)` : '';
         const damaged = `${snap.dir} is damaged: ${result.problems[0]}${more}`;

@@ -1,7 +1,7 @@
 // The `criu` checkpointer: transparent dumps through CRIU's RPC. A process that
 // checkpoints itself learns whether it continued or was restored from CRIU's
 // `restored` flag, which CRIU writes into the restored copy of its RPC socket.
-import { copyFileSync, statfsSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, CriuError, ErrorCodes } from '../../errors.js';
 import { CriuSession, criuFailure, type NotifyHandler } from '../../criu/client.js';
@@ -17,6 +17,8 @@ import type { ProcessRecord } from '../../store/manifest.js';
 import { restoreWithCriu } from './restore.js';
 import { needsShellJob } from '../../process/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
+import { dumpRunId } from '../../criu/images.js';
+import { removeLockTable } from '../../isolate/cleanup.js';
 
 let located: Promise<CriuInfo> | undefined;
 
@@ -39,11 +41,10 @@ export function requirePrivileges(): void {
 }
 
 /**
- * The dump log lives in the snapshot being written, which a failed dump removes:
- * a copy in ckpt's logs directory is what the error points to.
+ * The dump log lives in the snapshot being written (or in a work directory), which
+ * a failed dump removes: a copy in ckpt's logs directory is what the error points to.
  */
-function keepDumpLog(imagesDir: string): string {
-  const log = join(imagesDir, DUMP_LOG);
+function keepDumpLog(log: string): string {
   try {
     const dir = logsDir();
     mkdirPrivate(dir);
@@ -108,14 +109,21 @@ function ensureOwnSession(record: ProcessRecord, onProgress?: (m: string) => voi
   record.shellJob = needsShellJob(record.pid);
 }
 
-async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler) {
+/**
+ * Runs one DUMP. CRIU's log is `images/dump.log`, unless `workDir` (a directory
+ * outside the snapshot) holds it: a failure's log is then already where it stays.
+ */
+async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler, workDir?: string) {
   const { path } = await criuBinary();
   const session = CriuSession.open({ criuPath: path, outsideTree });
+  // CRIU resolves work_dir_fd in our fd table (/proc/<client>/fd/N).
+  const workDirFd = workDir === undefined ? undefined : openSync(workDir, 'r');
   try {
-    const resp = await session.call({ type: ReqType.DUMP, opts }, onNotify);
+    const resp = await session.call({ type: ReqType.DUMP, opts: workDirFd === undefined ? opts : { ...opts, workDirFd } }, onNotify);
     if (!resp?.success) {
-      const err = criuFailure('CRIU dump', resp, join(imagesDir, DUMP_LOG), session.stderrText);
-      const logPath = keepDumpLog(imagesDir);
+      const log = join(workDir ?? imagesDir, DUMP_LOG);
+      const err = criuFailure('CRIU dump', resp, log, session.stderrText);
+      const logPath = keepDumpLog(log);
       // A child that kept a session led from outside its pid namespace.
       const leader = err.criuErrors.map((l) => /A session leader of (\d+)\(/.exec(l)).find(Boolean);
       if (leader) throw sessionError(Number(leader[1]), new CriuError(err.code, err.message, { cause: err, logPath, criuErrors: err.criuErrors }));
@@ -132,6 +140,7 @@ async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onN
     return resp;
   } finally {
     session.close();
+    if (workDirFd !== undefined) closeSync(workDirFd);
   }
 }
 
@@ -188,31 +197,76 @@ export const criuCheckpointer: Checkpointer = {
     Object.assign(request.record, networkFacts(processTree(request.pid)));
     const images = join(request.pending.dir, IMAGES_DIR);
     mkdirPrivate(images);
+    const { version } = await criuBinary();
+    const data = { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR };
     request.onProgress?.(`dumping process tree ${request.pid} with CRIU`);
     // CRIU's leave-stopped keeps TCP sockets in repair mode and the network locked:
     // right before a kill, but a tree that is to be continued (--stop, then resume)
     // would find its connections dead. Such a tree is left running by CRIU, which
     // unlocks both, with a SIGSTOP already queued while it was still frozen.
     const stopAfter = request.leave === 'stopped' && !request.thenKill;
+    // A tree to be killed is committed while CRIU still holds it frozen (post-dump) and
+    // then killed by CRIU itself, connections still in repair mode and locked, as a
+    // restore needs them. A failed commit makes CRIU roll back instead: it takes the
+    // sockets out of repair mode, unlocks the network and lets the tree run on —
+    // which no one but CRIU can do once it has exited (it holds the repair sockets).
+    const commitFrozen = request.thenKill && request.leave === 'stopped' ? request.commitFrozen : undefined;
     const opts: CriuOpts = {
       ...dumpOptions(request.record, images),
       pid: request.pid,
+      // Neither flag: CRIU kills the tree once post-dump (the commit) succeeded.
       leaveRunning: request.leave === 'running' || stopAfter,
-      leaveStopped: request.leave === 'stopped' && !stopAfter,
+      leaveStopped: request.leave === 'stopped' && !stopAfter && !commitFrozen,
       notifyScripts: true,
     };
+    // CRIU writes its log after post-dump too: with the commit there, the log lives
+    // outside the snapshot (a copy as of post-dump goes in), or it would no longer
+    // match its checksum.
+    let workDir: string | undefined;
+    if (commitFrozen) {
+      mkdirPrivate(logsDir());
+      workDir = mkdtempSync(join(logsDir(), `dump-${request.pid}-`));
+    }
+    let committed = false;
+    let commitError: unknown;
     // While CRIU holds the tree frozen (post-dump), its pids are exactly those in
     // the images: the restore must find each of them free.
-    const onNotify: NotifyHandler = (script, pid) => {
+    const onNotify: NotifyHandler = async (script, pid) => {
       if (script === 'post-dump') {
         request.record.tree = processTree(request.pid);
         if (stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
       } else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
-      return request.onNotify?.(script, pid);
+      const ok = await request.onNotify?.(script, pid);
+      if (ok === false || script !== 'post-dump' || !commitFrozen) return ok;
+      try {
+        copyFileSync(join(workDir!, DUMP_LOG), join(images, DUMP_LOG));
+      } catch {
+        // a full disk: the commit says so
+      }
+      try {
+        await commitFrozen(data);
+        committed = true;
+      } catch (err) {
+        commitError = err;
+        request.onProgress?.('the commit failed: CRIU lets the process run on, connections unlocked');
+        return false;
+      }
     };
     try {
-      await dump(opts, images, false, onNotify);
+      await dump(opts, images, false, onNotify, workDir);
     } catch (err) {
+      // A failed dump's log was copied to the logs directory; a successful one's into the snapshot.
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
+      // CRIU unlocks the network itself when a dump fails; a table of this run left anyway goes.
+      if (request.record.networkLock !== 'skip') await removeLockTable(dumpRunId(images));
+      if (commitError !== undefined) throw commitError;
+      if (committed) {
+        // The snapshot is whole, but CRIU failed after it (the tree may be running on
+        // unlocked): the snapshot stands, the tree is ended as asked.
+        request.onProgress?.(`CRIU failed after the commit (${(err as Error).message}); killing the tree`);
+        for (const pid of request.record.tree) signalPid(pid, 'SIGKILL');
+        return { data };
+      }
       if (err instanceof CriuError && err.criuErrors.some((l) => /half of stream unix connection|External socket/.test(l))) {
         throw new CriuError(err.code, err.message, {
           cause: err,
@@ -223,8 +277,9 @@ export const criuCheckpointer: Checkpointer = {
       }
       throw err;
     }
-    const { version } = await criuBinary();
-    return { data: { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR } };
+    // Success: the snapshot holds its copy of the log.
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    return { data };
   },
 
   async restart(request) {

@@ -1,5 +1,6 @@
 // CRIU options shared by dump and restore: what a dump records, the restore must repeat.
 import { NetworkLock, type CriuOpts } from '../../criu/schema.js';
+import { CkptError, ErrorCodes } from '../../errors.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { holdsTcpSockets, socketInodes } from '../../util/procfs.js';
 import type { NetworkLockName } from '../../store/manifest.js';
@@ -60,4 +61,13 @@ export function networkLockMethod(name: NetworkLockName | undefined): NetworkLoc
 
 export function dumpOptions(record: ProcessRecord, imagesDir: string): CriuOpts {
   return { ...sharedOptions(record), ...externalStdio(record), imagesDir, logFile: DUMP_LOG };
+}
+
+/** A snapshot made by CRIU holds its images: refuse one that lists none before CRIU is started. */
+export function assertHasImages(files: { path: string }[], dir: string, imagesDir = IMAGES_DIR): void {
+  if (!files.some((f) => f.path === `${imagesDir}/inventory.img`)) {
+    throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${dir} holds no CRIU images (${imagesDir}/inventory.img is not among its files)`, {
+      hint: 'the snapshot is damaged or not a CRIU snapshot: use another one',
+    });
+  }
 }

@@ -15,7 +15,8 @@ import { readStat } from '../../util/procfs.js';
 import { isAlive } from '../../util/signals.js';
 import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
 import type { NetworkLockName } from '../../store/manifest.js';
-import { criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
+import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
+import { snapshotPath } from '../../store/store.js';
 
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.signals).map(([name, no]) => [no, name]),
@@ -88,6 +89,7 @@ async function whilePidsSettle<T>(restore: () => Promise<T>, timeoutMs = 5000): 
 async function restoreOnce(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
   const { snapshot } = request;
   const record = snapshot.manifest.process;
+  assertHasImages(snapshot.manifest.files, snapshot.dir);
 
   const logDir = join(logsDir(), `restore-${snapshot.seq}-${Date.now()}-${process.pid}`);
   mkdirPrivate(logDir);
@@ -111,7 +113,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
         type: ReqType.RESTORE,
         opts: {
           ...sharedOptions(record),
-          imagesDir: join(snapshot.dir, IMAGES_DIR),
+          imagesDir: snapshotPath(snapshot, IMAGES_DIR),
           workDirFd,
           logFile: RESTORE_LOG,
           inheritFd: keys,

@@ -1,0 +1,93 @@
+// An aborted checkpoint waits for the ranks: the partial snapshot is removed only
+// after every rank has answered the abort (or is gone), so no rank writes into a
+// removed directory, and no rank is left with a pending checkpoint that would
+// refuse the next one ("a checkpoint is already pending").
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launchJob, type Job } from '../../dist/runtime/launcher.js';
+import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
+import type { JobManifest } from '../../dist/store/manifest.js';
+import { fixture, tempDir } from '../helpers.js';
+
+const SIZE = 3;
+
+/** Lines of every rank; `until(re, n)` resolves once n lines (in all) have matched `re`. */
+function watch(job: Job) {
+  const lines: { rank: number; stream: string; text: string }[] = [];
+  const waiters: { re: RegExp; count: number; resolve: () => void }[] = [];
+  const seen = (re: RegExp) => lines.filter((l) => re.test(l.text)).length;
+  job.on('output', ({ rank, stream, line }) => {
+    lines.push({ rank, stream, text: line.toString().trim() });
+    for (const w of waiters.splice(0)) (seen(w.re) >= w.count ? w.resolve() : waiters.push(w));
+  });
+  const until = (re: RegExp, count = 1): Promise<void> =>
+    seen(re) >= count ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, count, resolve }));
+  return { lines, until, seen };
+}
+
+const partials = (store: string): string[] => readdirSync(store).filter((n) => n.startsWith('.partial'));
+
+test('a rank whose save() fails while another is still writing: the abort waits for it, nothing lands in a removed directory, the next checkpoint succeeds', async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const marks = join(dir, 'marks');
+  const stop = join(dir, 'stop');
+  mkdirSync(store);
+  mkdirSync(marks);
+  const job = await launchJob({
+    command: process.execPath,
+    args: [fixture('jobs/steady.mjs')],
+    size: SIZE,
+    name: `abort${process.pid}`,
+    output: { mode: 'events' },
+    // Rank 0's first save() fails; rank 1's first save() is still running then (it
+    // returns once the abort has removed the snapshot — or after 1 s — and would
+    // then write files of its own into it).
+    env: { STOP_FILE: stop, MARK_DIR: marks, FAIL_SAVE_RANK: '0', SLOW_SAVE_RANK: '1' },
+    store,
+    register: false,
+    crs: 'self',
+  });
+  t.after(() => job.kill());
+  const out = watch(job);
+  await out.until(/^progress 0 /);
+
+  await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'ECKPT_CHECKPOINT_FAILED');
+    assert.match(err.message, /phase save: .*rank 0's save\(\) fails on purpose/);
+    assert.doesNotMatch(err.message, /ENOTEMPTY|could not be removed/);
+    return true;
+  });
+  // Rank 1's save() had returned before the abort was reported (the abort waited
+  // for it), and the snapshot was still there while it ran …
+  assert.equal(readFileSync(join(marks, 'returned'), 'utf8'), 'present', "rank 1's save() ran on after the abort removed the snapshot");
+  // … and wrote nothing: the partial snapshot is gone, and stays gone.
+  assert.deepEqual(partials(store), []);
+  assert.deepEqual(listSnapshots(store), []);
+
+  // The next checkpoint is not refused by a rank still pending in the aborted one.
+  const snap = await job.checkpoint();
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [snap.seq]);
+  assert.equal((snap.manifest as JobManifest).ranks.length, SIZE);
+  assert.ok((await verifySnapshot(openSnapshot(store))).ok);
+
+  // The job goes on to a correct end.
+  await out.until(/^progress 0 /, out.seen(/^progress 0 /) + 1);
+  writeFileSync(stop, '');
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  const done = out.lines.flatMap((l) => {
+    const m = /^done (\d+) (\d+) (\d+)$/.exec(l.text);
+    return m ? [{ rank: Number(m[1]), iter: Number(m[2]), sum: Number(m[3]) }] : [];
+  });
+  assert.equal(done.length, SIZE);
+  for (const d of done) {
+    assert.equal(d.iter, done[0]!.iter);
+    assert.equal(d.sum, (d.iter * (d.iter - 1)) / 2, `rank ${d.rank}'s sum`);
+  }
+  // Still nothing but the committed snapshot in the store.
+  assert.deepEqual(partials(store), []);
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [snap.seq]);
+});
