@@ -24,6 +24,8 @@ export const ErrorCodes = {
   UNSAFE_PID: 'ECKPT_UNSAFE_PID',
   PID_TAKEN: 'ECKPT_PID_TAKEN',
   SESSION_OUTSIDE: 'ECKPT_SESSION_OUTSIDE',
+  /** A file the snapshot's process had open changed after the dump, and CRIU cannot take it back. */
+  FILE_CHANGED: 'ECKPT_FILE_CHANGED',
   // snapshots
   SNAPSHOT_MISSING: 'ECKPT_SNAPSHOT_MISSING',
   SNAPSHOT_INCOMPLETE: 'ECKPT_SNAPSHOT_INCOMPLETE',

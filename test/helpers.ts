@@ -231,12 +231,12 @@ export function testUser(): TestUser {
 let installed: string | undefined;
 /**
  * ckpt copied where any user can run it (the checkout may sit in a 0700 directory):
- * dist/, bin/, the native addons and the one runtime dependency. Returns its bin/ckpt.
+ * dist/, bin/, the native addons and the runtime dependencies. Returns its bin/ckpt.
  */
 export function userInstall(): string {
   if (installed) return installed;
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-user-install-'));
-  for (const part of ['dist', 'bin', 'package.json', 'build', join('node_modules', '@bufbuild')]) {
+  for (const part of ['dist', 'bin', 'package.json', 'build', join('node_modules', '@bufbuild'), join('node_modules', 'xxhash-wasm')]) {
     execFileSync('mkdir', ['-p', join(dir, part, '..')]);
     execFileSync('cp', ['-a', join(root, part), join(dir, part)]);
   }
@@ -266,4 +266,17 @@ export async function runAsUser(user: TestUser, command: string, args: string[],
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
   clearTimeout(timer);
   return { code, signal, stdout, stderr };
+}
+
+/** Waits until `ckpt ps` lists a job of that name (a `ckpt run` just started registers it soon after). */
+export async function waitForListedJob(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await ckpt(['ps', '--json'], env);
+    const listed = r.code === 0 && (JSON.parse(r.stdout) as { name: string }[] | { jobs: { name: string }[] });
+    const jobs = Array.isArray(listed) ? listed : listed ? listed.jobs : [];
+    if (jobs.some((j) => j.name === name)) return;
+    if (Date.now() > deadline) throw new Error(`job ${name} was never listed by ckpt ps`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -1,6 +1,7 @@
 // A CRIU RPC client: `criu swrk 3` over a SOCK_SEQPACKET socket pair (CRIU refuses
 // stream sockets). One criu process serves one connection; NOTIFY callbacks are
 // answered through `onNotify`.
+import { unprivilegedArgs } from './locate.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, type ErrorCode } from '../errors.js';
@@ -41,13 +42,13 @@ export class CriuSession {
       if (options.outsideTree) {
         // sh starts criu in the background and exits at once: criu is re-parented
         // away from us, so it is not part of the tree it dumps.
-        const sh = spawn('/bin/sh', ['-c', '"$0" swrk 3 </dev/null >/dev/null 2>&1 & exit 0', options.criuPath], {
+        const sh = spawn('/bin/sh', ['-c', '"$0" "$@" swrk 3 </dev/null >/dev/null 2>&1 & exit 0', options.criuPath, ...unprivilegedArgs()], {
           stdio,
           detached: true,
         });
         sh.on('error', () => {});
       } else {
-        child = spawn(options.criuPath, ['swrk', '3'], { stdio, detached: true });
+        child = spawn(options.criuPath, [...unprivilegedArgs(), 'swrk', '3'], { stdio, detached: true });
         child.on('error', () => {});
         child.stderr?.setEncoding('utf8').on('data', (d: string) => {
           if (stderr.text.length < 8192) stderr.text += d;

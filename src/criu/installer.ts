@@ -9,10 +9,18 @@
 // `dpkg -x` of all the .debs into a versioned directory, then patchelf the criu
 // binary onto the private loader and libraries (never an ld.so wrapper script:
 // restores of programs using the same loader fail with PR_SET_MM_MAP -16).
-// Finally `current` is switched atomically to the new directory.
+// Finally `current` is switched atomically to the new directory. Ubuntu takes the
+// same route on its own archive (the `devel` series, main and universe); other
+// systems get an error that says what ckpt needs instead (installPlan). With
+// --for-users GROUP, a copy with file capabilities is made for GROUP's members.
 import {
+  chmodSync,
+  chownSync,
   closeSync,
+  copyFileSync,
   existsSync,
+  realpathSync,
+  statSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -35,7 +43,11 @@ import {
   type CriuInfo,
   type CriuSource,
   defaultPrivateRoot,
+  fileCapabilities,
   findCriu,
+  forUsersCriuPath,
+  missingUserCaps,
+  USER_CRIU_SETCAP,
   formatVersion,
   privateCriuPath,
   qualifyCriu,
@@ -183,8 +195,69 @@ function osRelease(): Record<string, string> {
   }
 }
 
-function manualHint(): string {
-  return 'install CRIU ≥ 4.2 by hand (from your distribution or built from source) and set CKPT_CRIU=/path/to/criu';
+function manualHint(os: Record<string, string> = {}): string {
+  const like = `${os.ID ?? ''} ${os.ID_LIKE ?? ''}`;
+  const rhel = /\b(rhel|fedora|centos|rocky|almalinux)\b/.test(like);
+  const how = rhel
+    ? '`dnf install criu` when its `criu --version` is ≥ 4.2, else build CRIU ≥ 4.2 from source (README: RHEL-family)'
+    : 'your distribution\'s package when it is ≥ 4.2, else built from source';
+  return `ckpt needs a CRIU ≥ 4.2 that passes \`criu check\` (${how}); then set CKPT_CRIU=/path/to/criu`;
+}
+
+// ---- which recipe fits this system ----
+
+export interface InstallPlan {
+  distro: 'debian' | 'ubuntu';
+  /** The archive apt already uses (its URI, signed-by). */
+  mirror: AptSource;
+  /** Suites fetched from it, and the components. */
+  suites: string[];
+  components: string[];
+  /** Suite whose CRIU packages are pinned above the others (Debian: sid), if any. */
+  pinSuite?: string;
+  keyring: string;
+}
+
+export const UBUNTU_KEYRING = '/usr/share/keyrings/ubuntu-archive-keyring.gpg';
+
+/** The Ubuntu archive among apt's sources: archive/ports (any mirror), not the security pocket. */
+export function ubuntuMirror(sources: AptSource[] = aptSources()): AptSource {
+  const usable = sources.filter((s) => /^https?:\/\//.test(s.uri) && !/security\.ubuntu\.com/.test(s.uri));
+  const main =
+    usable.find((s) => /\/ubuntu(-ports)?\/?$/.test(s.uri) && s.suites.some((x) => /^[a-z]+$/.test(x))) ??
+    usable.find((s) => s.suites.some((x) => /^[a-z]+$/.test(x)));
+  if (!main) {
+    throw installError('found no Ubuntu archive among apt sources (no http(s) `deb` entry with a release suite)', {
+      hint: manualHint({ ID: 'ubuntu' }),
+    });
+  }
+  return { ...main, uri: main.uri.replace(/\/+$/, '') };
+}
+
+/** Debian or Ubuntu (or a derivative naming it in ID_LIKE) with apt-get and dpkg; else CRIU_INSTALL, saying what to do. */
+export function supportedDistro(os: Record<string, string>, tools: { apt: boolean }): 'debian' | 'ubuntu' {
+  const name = os.PRETTY_NAME ?? os.ID ?? 'this system';
+  const ubuntu = os.ID === 'ubuntu' || / ubuntu /.test(` ${os.ID_LIKE ?? ''} `);
+  if (!tools.apt || (os.ID !== 'debian' && !ubuntu)) {
+    throw installError(`cannot install CRIU automatically on ${name}: ckpt's recipe needs Debian or Ubuntu (apt-get and dpkg)`, {
+      hint: manualHint(os),
+      details: { os: os.ID, idLike: os.ID_LIKE },
+    });
+  }
+  return ubuntu ? 'ubuntu' : 'debian';
+}
+
+/**
+ * How CRIU can be installed here: Debian takes CRIU from sid and the rest from
+ * trixie; Ubuntu takes both from its development series (`devel`: Ubuntu syncs
+ * CRIU from Debian), on the archive apt already uses. Any other system: a
+ * CRIU_INSTALL error that says exactly what ckpt needs instead.
+ */
+export function installPlan(os: Record<string, string>, sources: () => AptSource[], tools: { apt: boolean }): InstallPlan {
+  if (supportedDistro(os, tools) === 'ubuntu') {
+    return { distro: 'ubuntu', mirror: ubuntuMirror(sources()), suites: ['devel'], components: ['main', 'universe'], keyring: UBUNTU_KEYRING };
+  }
+  return { distro: 'debian', mirror: debianMirror(sources()), suites: ['sid', 'trixie'], components: ['main'], pinSuite: 'sid', keyring: KEYRING };
 }
 
 function aptReason(r: RunResult): string {
@@ -394,19 +467,9 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
     if (found) return resultFor(found, root);
   }
 
-  if (!which('apt-get') || !which('dpkg')) {
-    const os = osRelease();
-    throw installError(`cannot install CRIU automatically on ${os.PRETTY_NAME ?? 'this system'}: it needs Debian's apt-get and dpkg`, {
-      hint: manualHint(),
-    });
-  }
   const os = osRelease();
-  if (os.ID !== 'debian') {
-    throw installError(
-      `cannot install CRIU automatically on ${os.PRETTY_NAME ?? os.ID ?? 'this system'}: the recipe needs a Debian apt mirror`,
-      { hint: manualHint() },
-    );
-  }
+  const tools = { apt: !!which('apt-get') && !!which('dpkg') };
+  supportedDistro(os, tools);
 
   try {
     mkdirSync(root, { recursive: true, mode: 0o755 });
@@ -429,22 +492,25 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
       if (found) return resultFor(found, root);
     }
 
-    const mirror = debianMirror();
+    const plan = installPlan(os, aptSources, tools);
+    const mirror = plan.mirror;
     const patchelf = await ensurePatchelf(progress);
     const triplet = await multiarch();
 
     work = mkdtempSync(join(root, '.tmp-'));
     const etc = join(work, 'etc');
     for (const d of [etc, join(work, 'lists', 'partial'), join(work, 'cache', 'archives', 'partial')]) mkdirSync(d, { recursive: true });
-    const signedBy = existsSync(KEYRING) ? KEYRING : mirror.signedBy;
+    const signedBy = existsSync(plan.keyring) ? plan.keyring : mirror.signedBy;
     const opt = signedBy ? `[signed-by=${signedBy}] ` : '';
-    writeFileSync(join(etc, 'sources.list'), ['sid', 'trixie'].map((s) => `deb ${opt}${mirror.uri} ${s} main\n`).join(''));
+    writeFileSync(join(etc, 'sources.list'), plan.suites.map((s) => `deb ${opt}${mirror.uri} ${s} ${plan.components.join(' ')}\n`).join(''));
     writeFileSync(
       join(etc, 'preferences'),
-      [
-        'Package: *\nPin: release n=sid\nPin-Priority: 100\n',
-        `Package: ${SID_PACKAGES.join(' ')}\nPin: release n=sid\nPin-Priority: 990\n`,
-      ].join('\n'),
+      plan.pinSuite
+        ? [
+            `Package: *\nPin: release n=${plan.pinSuite}\nPin-Priority: 100\n`,
+            `Package: ${SID_PACKAGES.join(' ')}\nPin: release n=${plan.pinSuite}\nPin-Priority: 990\n`,
+          ].join('\n')
+        : '',
     );
     const aptOpts = [
       `Dir::Etc::SourceList=${join(etc, 'sources.list')}`,
@@ -458,8 +524,8 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
       'Debug::NoLocking=1',
     ].flatMap((o) => ['-o', o]);
 
-    progress(`fetching package lists (sid, trixie) from ${mirror.uri}`);
-    await mustRun('apt-get update (private sid/trixie lists)', 'apt-get', [...aptOpts, 'update', '-qq'], 900_000);
+    progress(`fetching package lists (${plan.suites.join(', ')}) from ${mirror.uri}`);
+    await mustRun(`apt-get update (private ${plan.suites.join('/')} lists)`, 'apt-get', [...aptOpts, 'update', '-qq'], 900_000);
     progress('downloading criu and its libraries');
     await mustRun('apt-get download of criu', 'apt-get', [...aptOpts, 'install', '-y', '-d', '-qq', 'criu'], 1_800_000, {
       DEBIAN_FRONTEND: 'noninteractive',
@@ -503,7 +569,7 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
     ], 60_000);
     writeFileSync(
       join(staging, 'ckpt-install.json'),
-      `${JSON.stringify({ criu: debVersion, suites: ['sid', 'trixie'], packages: debs, installedAt: new Date().toISOString() }, null, 2)}\n`,
+      `${JSON.stringify({ criu: debVersion, distro: plan.distro, suites: plan.suites, packages: debs, installedAt: new Date().toISOString() }, null, 2)}\n`,
     );
     renameSync(staging, dir);
 
@@ -514,7 +580,7 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
       const why = err instanceof Error ? err.message : String(err);
-      throw installError(`the installed CRIU does not work: ${why}`, { cause: err, hint: manualHint() });
+      throw installError(`the installed CRIU does not work: ${why}`, { cause: err, hint: manualHint(os) });
     }
 
     const previous = currentTarget(root);
@@ -537,10 +603,133 @@ export async function installCriu(options: InstallCriuOptions = {}): Promise<Ins
       prefix: root,
       dir,
       packages: debs,
-      message: `installed CRIU ${v} at ${path}`,
+      message: `installed CRIU ${v} at ${path}${existsSync(forUsersCriuPath()) && root === resolve(defaultPrivateRoot()) ? `; the copy for users (${forUsersCriuPath()}) is of the previous one: rerun \`ckpt setup criu --for-users GROUP\`` : ''}`,
     };
   } finally {
     if (work) rmSync(work, { recursive: true, force: true });
     unlock();
   }
+}
+
+// ---- a CRIU for the users of a group (non-root checkpoints) ----
+
+export interface ForUsersResult {
+  path: string;
+  group: string;
+  gid: number;
+  /** The CRIU it is a copy of. */
+  from: string;
+  version: string;
+  capabilities: string;
+  message: string;
+}
+
+/** A group's gid from /etc/group (`getent` when that has no entry: LDAP, sssd). */
+async function groupId(group: string): Promise<number | undefined> {
+  if (/^\d+$/.test(group)) return Number(group);
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name === group && id !== undefined && /^\d+$/.test(id)) return Number(id);
+    }
+  } catch {
+    // fall through to getent
+  }
+  try {
+    const r = await runTool('getent', ['group', group], { timeoutMs: 10_000 });
+    const id = r.stdout.split(':')[2];
+    if (r.code === 0 && id && /^\d+$/.test(id)) return Number(id);
+  } catch {
+    // no getent
+  }
+  return undefined;
+}
+
+async function ensureSetcap(progress: (m: string) => void, os: Record<string, string>): Promise<string> {
+  const found = which('setcap');
+  if (found) return found;
+  if (!which('apt-get')) {
+    throw installError('setcap is not installed', { hint: `install it (Debian/Ubuntu: libcap2-bin; RHEL-family: libcap), then rerun \`ckpt setup criu --for-users\` (${os.ID ?? 'this system'})` });
+  }
+  progress('installing setcap (package libcap2-bin)');
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  const args = ['install', '-y', '-qq', '--no-install-recommends', 'libcap2-bin'];
+  const first = await runTool('apt-get', args, { timeoutMs: 600_000, env: { ...process.env, ...env } }).catch(() => undefined);
+  if (first?.code !== 0) {
+    await mustRun('apt-get update', 'apt-get', ['update', '-qq'], 600_000, env);
+    await mustRun('apt-get install libcap2-bin', 'apt-get', args, 600_000, env);
+  }
+  const p = which('setcap');
+  if (!p) throw installError('setcap is still missing after installing libcap2-bin');
+  return p;
+}
+
+/** Every directory from / down to `path`'s own must let others through (o+x), or a user's exec fails. */
+function assertTraversable(path: string): void {
+  let dir = resolve(path, '..');
+  for (;;) {
+    const st = statSync(dir);
+    if ((st.mode & 0o001) === 0) {
+      throw installError(`${dir} is closed to other users (mode ${(st.mode & 0o777).toString(8)}): they could not run CRIU below it`, {
+        hint: `chmod o+x ${dir}, or install CRIU under another --prefix`,
+      });
+    }
+    if (dir === '/') return;
+    dir = resolve(dir, '..');
+  }
+}
+
+/**
+ * `ckpt setup criu --for-users GROUP` (root): installs (or finds) CRIU as for root,
+ * then puts a copy of it at forUsersCriuPath(), owned root:GROUP, mode 0750, with
+ * the file capabilities cap_checkpoint_restore and cap_setpcap. Members of GROUP
+ * then checkpoint and restore their own processes through CRIU's unprivileged
+ * mode; nobody else can run it. The copy is written under a temporary name and
+ * renamed into place once complete.
+ */
+export async function installForUsers(group: string, options: InstallCriuOptions = {}): Promise<ForUsersResult> {
+  const progress = options.onProgress ?? (() => {});
+  if (process.geteuid?.() !== 0) {
+    throw new CkptError(ErrorCodes.PERMISSION, '`ckpt setup criu --for-users` gives a binary file capabilities: run it as root', {
+      hint: 'sudo ckpt setup criu --for-users GROUP',
+    });
+  }
+  const gid = await groupId(group);
+  if (gid === undefined) throw new CkptError(ErrorCodes.USAGE, `no group named '${group}'`, { hint: `create it (groupadd ${group}) and add the users who may checkpoint` });
+  const base = await installCriu(options);
+  const from = realpathSync(base.path);
+  const os = osRelease();
+  const setcap = await ensureSetcap(progress, os);
+  const target = forUsersCriuPath();
+  const dir = resolve(target, '..');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  assertTraversable(from);
+  assertTraversable(target);
+  progress(`copying ${from} for group ${group} (root:${group}, 0750, ${USER_CRIU_SETCAP})`);
+  const tmp = join(dir, `.criu-${process.pid}.tmp`);
+  rmSync(tmp, { force: true });
+  try {
+    copyFileSync(from, tmp);
+    chownSync(tmp, 0, gid);
+    chmodSync(tmp, 0o750);
+    await mustRun('setcap', setcap, [USER_CRIU_SETCAP, tmp], 60_000);
+    const caps = await fileCapabilities(tmp);
+    const missing = caps ? missingUserCaps(caps) : [];
+    if (missing.length) throw installError(`setcap left ${tmp} without ${missing.join(', ')} (the file system may not keep file capabilities)`, { hint: 'put the private prefix on a file system with extended attributes (ext4, xfs)' });
+    renameSync(tmp, target);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    if (err instanceof CkptError) throw err;
+    throw installError(`cannot install ${target}: ${errnoCode(err) ?? String(err)}`, { cause: err });
+  }
+  return {
+    path: target,
+    group,
+    gid,
+    from,
+    version: base.version,
+    capabilities: USER_CRIU_SETCAP,
+    message: `installed CRIU ${base.version} for the members of group ${group} at ${target} (${USER_CRIU_SETCAP}); they checkpoint their own processes with it`,
+  };
 }

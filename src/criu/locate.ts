@@ -1,8 +1,10 @@
-// Finding a CRIU that works on this machine: $CKPT_CRIU, then ckpt's private
+// Finding a CRIU that works on this machine: $CKPT_CRIU, then (for a user other
+// than root) the copy `ckpt setup criu --for-users GROUP` made, then ckpt's private
 // install (`ckpt setup criu`), then the system's. A CRIU qualifies when it is at
 // least 4.2 (older ones fail on TCP sockets with Linux ≥ 6.16) and `criu check`
-// passes. The check's result is cached per binary, kernel and user.
-import { accessSync, constants, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+// passes (`--unprivileged` for a user, whose CRIU must also hold the file
+// capabilities USER_CRIU_CAPS). The check's result is cached per binary, kernel and user.
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
@@ -16,7 +18,81 @@ export interface CriuVersion {
   sublevel: number;
 }
 
-export type CriuSource = 'env' | 'private' | 'system';
+export type CriuSource = 'env' | 'for-users' | 'private' | 'system';
+
+/**
+ * A caller other than root runs CRIU in its unprivileged mode (CRIU ≥ 3.19): the
+ * binary holds CAP_CHECKPOINT_RESTORE (file capabilities, `ckpt setup criu
+ * --for-users GROUP`) and CRIU limits itself to the caller's own processes.
+ */
+export function unprivilegedArgs(euid = process.geteuid?.() ?? 0): string[] {
+  return euid === 0 ? [] : ['--unprivileged'];
+}
+
+/**
+ * The file capabilities a CRIU run by a user other than root needs here:
+ * cap_checkpoint_restore for dump and restore, cap_setpcap for the restorer to
+ * drop the capabilities it cannot keep (this kernel's bounding set lacks some).
+ */
+export const USER_CRIU_CAPS = ['cap_checkpoint_restore', 'cap_setpcap'] as const;
+export const USER_CRIU_SETCAP = `${USER_CRIU_CAPS.join(',')}+eip`;
+
+/** Where `ckpt setup criu --for-users GROUP` puts the copy of CRIU users run. */
+export function forUsersCriuPath(): string {
+  return join(ROOT_TOOLS_DIR, 'criu', 'for-users', 'criu');
+}
+
+export const FOR_USERS_HINT = 'as root: `ckpt setup criu --for-users GROUP` (a CRIU with file capabilities for the members of GROUP)';
+
+/** A group's name (from /etc/group), or its number. */
+export function groupName(gid: number): string {
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && Number(id) === gid) return name;
+    }
+  } catch {
+    // no /etc/group
+  }
+  return String(gid);
+}
+
+/**
+ * The file capabilities of a binary as `getcap` shows them (`cap_a,cap_b=eip`):
+ * the names present in both the permitted and effective sets; undefined when
+ * getcap is not installed.
+ */
+export async function fileCapabilities(path: string): Promise<string[] | undefined> {
+  const getcap = ['/usr/sbin/getcap', '/sbin/getcap', '/usr/bin/getcap'].find(isExecutable);
+  if (!getcap) return undefined;
+  try {
+    const r = await runTool(getcap, [path], { timeoutMs: 10_000 });
+    if (r.code !== 0) return undefined;
+    return parseGetcap(r.stdout);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `PATH cap_setpcap,cap_checkpoint_restore=eip` (libcap 2.x) → the names with both e and p. */
+export function parseGetcap(text: string): string[] {
+  const out: string[] = [];
+  const line = text.trim().split('\n')[0] ?? '';
+  // After the path: clauses like `cap_a,cap_b=eip` or `cap_a+ep cap_b+p`.
+  const clauses = line.split(/\s+/).slice(1).join(' ').split(/\s+/);
+  for (const clause of clauses) {
+    const m = /^([\w,]+)[=+]([eip]+)$/.exec(clause);
+    if (!m?.[1] || !m[2]) continue;
+    if (!m[2].includes('e') || !m[2].includes('p')) continue;
+    for (const name of m[1].split(',')) if (name && !out.includes(name.toLowerCase())) out.push(name.toLowerCase());
+  }
+  return out;
+}
+
+/** Which of the capabilities a user's CRIU needs `caps` lacks. */
+export function missingUserCaps(caps: readonly string[]): string[] {
+  return USER_CRIU_CAPS.filter((c) => !caps.includes(c) && !caps.includes('all'));
+}
 
 export interface CriuInfo {
   /** Absolute path of the criu binary to run. */
@@ -32,6 +108,8 @@ export interface FindCriuOptions {
   privateRoot?: string;
   /** Environment to read CKPT_CRIU and PATH from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** For tests: where the for-users copy is looked for (default forUsersCriuPath()). */
+  forUsersPath?: string;
 }
 
 /**
@@ -211,7 +289,7 @@ export async function checkCriu(path: string, version: CriuVersion, options: { c
   if (key && options.cache !== false && readCache()[key]?.ok) return { ok: true, cached: true };
   let r;
   try {
-    r = await runTool(path, ['check'], { timeoutMs: 60_000 });
+    r = await runTool(path, ['check', ...unprivilegedArgs()], { timeoutMs: 60_000 });
   } catch (err) {
     return { ok: false, cached: false, error: `cannot run ${path}: ${errnoCode(err) ?? String(err)}` };
   }
@@ -229,6 +307,8 @@ export async function checkCriu(path: string, version: CriuVersion, options: { c
 interface Candidate {
   path: string;
   source: CriuSource;
+  /** Why this one cannot be run by the caller at all (the for-users copy, not in its group). */
+  unusable?: CkptError;
 }
 
 /** criu binaries on PATH and in the usual sbin directories, duplicates removed. */
@@ -266,6 +346,7 @@ interface Verdict {
 }
 
 async function judge(c: Candidate, cache: boolean | undefined): Promise<Verdict> {
+  if (c.unusable) return { error: c.unusable };
   let version: CriuVersion;
   try {
     version = await criuVersion(c.path);
@@ -283,14 +364,30 @@ async function judge(c: Candidate, cache: boolean | undefined): Promise<Verdict>
       ),
     };
   }
+  const root = process.geteuid?.() === 0;
+  if (!root) {
+    // A user's CRIU works through its file capabilities: name exactly the missing ones.
+    const caps = await fileCapabilities(c.path);
+    const missing = caps ? missingUserCaps(caps) : [];
+    if (caps && missing.length > 0) {
+      const why = `lacks the file capabilit${missing.length > 1 ? 'ies' : 'y'} ${missing.join(', ')} (has: ${caps.join(',') || 'none'})`;
+      return {
+        versionText: formatVersion(version),
+        check: { ok: false, cached: false, error: why },
+        error: new CkptError(ErrorCodes.CRIU_CHECK_FAILED, `${where} cannot checkpoint as a user other than root: it ${why}`, {
+          hint: `${FOR_USERS_HINT}; or as root: setcap ${USER_CRIU_SETCAP} ${safeReal(c.path)}`,
+          details: { path: c.path, source: c.source, version: formatVersion(version), missingCapabilities: missing, capabilities: caps },
+        }),
+      };
+    }
+  }
   const check = await checkCriu(c.path, version, cache === undefined ? {} : { cache });
   if (!check.ok) {
-    const root = process.geteuid?.() === 0;
     return {
       versionText: formatVersion(version),
       check,
-      error: new CkptError(ErrorCodes.CRIU_CHECK_FAILED, `criu check failed for ${where}: ${check.error}`, {
-        hint: root ? SETUP_HINT : 'CRIU needs root (or CAP_SYS_ADMIN); run ckpt as root',
+      error: new CkptError(ErrorCodes.CRIU_CHECK_FAILED, `criu check${root ? '' : ' --unprivileged'} failed for ${where}: ${check.error}`, {
+        hint: root ? SETUP_HINT : FOR_USERS_HINT,
         details: { path: c.path, source: c.source, version: formatVersion(version), criuError: check.error },
       }),
     };
@@ -324,6 +421,28 @@ function candidates(options: FindCriuOptions): Candidate[] | CkptError {
     return [{ path: fromEnv, source: 'env' }];
   }
   const list: Candidate[] = [];
+  // A user other than root can use only a CRIU with file capabilities: the copy
+  // `ckpt setup criu --for-users GROUP` made for GROUP comes first.
+  if (process.geteuid?.() !== 0 && options.privateRoot === undefined) {
+    const users = options.forUsersPath ?? forUsersCriuPath();
+    if (isExecutable(users)) list.push({ path: users, source: 'for-users' });
+    else if (existsSync(users)) {
+      let group = '?';
+      try {
+        group = groupName(statSync(users).gid);
+      } catch {
+        // unreadable: said below
+      }
+      list.push({
+        path: users,
+        source: 'for-users',
+        unusable: new CkptError(ErrorCodes.PERMISSION, `${users} is CRIU for the members of group ${group}, and you are not one of them`, {
+          hint: `ask an administrator to add you to group ${group} (then log in again)`,
+          details: { path: users, group },
+        }),
+      });
+    }
+  }
   const priv = privateCriuPath(options.privateRoot);
   if (isExecutable(priv)) list.push({ path: priv, source: 'private' });
   // root's private install (`sudo ckpt setup criu`) serves other users too: they then

@@ -23,7 +23,7 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
   const { runAs } = request;
   // Withheld variables (secrets) come from our environment: never handed to another user.
   const env = {
-    ...restartEnv(record.env, runAs ? [] : record.envWithheld, process.env),
+    ...restartEnv(record.env, runAs ? [] : record.envWithheld, process.env, request.envRefresh),
     [RESTART_SNAPSHOT_ENV]: request.snapshot.dir,
   };
   let out: number | undefined;

@@ -1,5 +1,6 @@
 // The checkpointer registry: components register themselves; callers ask by name
-// (`--crs`, CKPT_CRS) or let the highest-priority available one be chosen.
+// (`--crs`, CKPT_CRS) or let the highest-priority available one be chosen — never
+// `none`, which saves nothing and is used only when named.
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { Availability, Checkpointer } from './types.js';
 import { criuCheckpointer } from './criu/index.js';
@@ -64,15 +65,25 @@ export async function selectCheckpointer(options: SelectOptions = {}): Promise<S
   const refusals: Availability[] = [];
   for (const component of checkpointers()) {
     if (options.transparent && !component.transparent) continue;
-    if (component.name === 'self' && !options.selfRegistered) continue;
+    // `none` saves nothing: it is used only when asked for by name, never by default
+    // (a snapshot of nothing whose restart reruns the program would lose work silently).
+    if (component.name === 'none') continue;
+    if (component.name === 'self' && !options.selfRegistered) {
+      reasons.push('self: the program registered no save()/load() callbacks (registerSelf)');
+      continue;
+    }
     const availability = await component.probe();
     if (availability.ok) return { component, availability };
-    reasons.push(`${component.name}: ${availability.reason}`);
+    reasons.push(`${component.name}: ${availability.reason}${availability.hint ? ` (${availability.hint})` : ''}`);
     refusals.push(availability);
   }
   // A single candidate (criu, for another process) keeps its specific code.
-  const only = refusals.length === 1 ? refusals[0] : undefined;
-  throw new CkptError(only?.code ?? ErrorCodes.CRS_UNAVAILABLE, `no checkpointer can work here (${reasons.join('; ')})`, {
-    hint: only?.hint ?? 'run `ckpt doctor`',
+  const only = options.transparent && refusals.length === 1 ? refusals[0] : undefined;
+  throw new CkptError(only?.code ?? ErrorCodes.CRS_UNAVAILABLE, `no checkpointer can work here: ${reasons.join('; ')}`, {
+    hint:
+      only?.hint ??
+      (options.transparent
+        ? 'run `ckpt doctor`'
+        : 'call registerSelf({ save, load }) to use the self checkpointer, make CRIU work (`ckpt doctor`), or ask for `none` by name to save nothing'),
   });
 }

@@ -64,13 +64,19 @@ export interface RestartRequest {
   snapshot: ProcessSnapshot;
   /** Foreground: the restored process writes to our stdio and is our child; detached: to a log file. */
   detach: boolean;
-  /** Where a detached process's output goes. */
+  /** Where a detached process's output goes (and, in the foreground, its stdout and stderr: appended). */
   logFile?: string;
+  /** Its stdout (fd 1) goes to this file, appended (a pipe, or a file it wrote before). */
+  stdoutFile?: string;
+  /** Its stderr (fd 2) likewise. */
+  stderrFile?: string;
   onProgress?: (message: string) => void;
   /** CRIU's restore stages (pre-restore, post-restore, pre-resume, post-resume). */
   onNotify?: NotifyHook;
   /** Start the program as this user (root restarting another user's snapshot: never with more privilege than its writer). */
   runAs?: { uid: number; gid: number };
+  /** Variables a fresh start takes from the current environment besides those that say where it runs (store/env.ts). */
+  envRefresh?: string[];
 }
 
 export interface ProcessExit {

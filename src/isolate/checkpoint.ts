@@ -20,6 +20,8 @@ import { signalPid } from '../util/signals.js';
 import { removeLockTable } from './cleanup.js';
 import { findIsolatedJob, isolatedRootAlive } from './job.js';
 import { IO_EXTERNAL_KEY, IO_MOUNT } from './namespace-init.js';
+import { dumpMountExternals } from './mounts.js';
+import { inUserns, ISOLATE_RLIMIT_REMEDY, rlimitFailure } from './userns.js';
 
 export interface IsolatedCheckpointOptions {
   /** Job id, id prefix or name. */
@@ -50,7 +52,7 @@ export function defaultStore(job: JobRecord): string {
 }
 
 /** CRIU options every dump of an isolated job uses (the restore repeats the relevant ones). */
-export function isolatedDumpOptions(rootPid: number, imagesDir: string, then: EndState): CriuOpts {
+export function isolatedDumpOptions(rootPid: number, imagesDir: string, then: EndState, hostMounts: string[] = []): CriuOpts {
   return {
     pid: rootPid,
     imagesDir,
@@ -63,7 +65,8 @@ export function isolatedDumpOptions(rootPid: number, imagesDir: string, then: En
     // No iptables on these machines: nftables locks the network during the dump.
     networkLock: NetworkLock.NFTABLES,
     // The output directory is the launcher's, not the job's: a restore maps it anew.
-    external: [`mnt[${IO_MOUNT}]:${IO_EXTERNAL_KEY}`],
+    // In a user namespace, host mounts that cannot be mounted there anew are external too.
+    external: [`mnt[${IO_MOUNT}]:${IO_EXTERNAL_KEY}`, ...hostMounts],
     notifyScripts: true,
   };
 }
@@ -123,7 +126,8 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
   const session = CriuSession.open({ criuPath: criu.path });
   let resp;
   try {
-    resp = await session.call({ type: ReqType.DUMP, opts: isolatedDumpOptions(root, images, then) }, (script) => {
+    const hostMounts = inUserns(root) ? dumpMountExternals(root, job.isolated.net) : [];
+    resp = await session.call({ type: ReqType.DUMP, opts: isolatedDumpOptions(root, images, then, hostMounts) }, (script) => {
       // While CRIU holds the tree frozen, its pids are exactly those in the images.
       if (script === 'post-dump') record.tree = processTree(root);
     });
@@ -147,11 +151,14 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
     await removeLockTable(runId);
     if (job.isolated.net && isolatedRootAlive(job)) await removeLockTable(runId, root);
     abortSnapshot(pending);
-    throw new CriuError(err.code, err.message, {
+    // Another user's process without CAP_SYS_RESOURCE (a job started without its user namespace).
+    const rlimit = rlimitFailure('CRIU dump of the isolated job', err.criuErrors, logPath, ISOLATE_RLIMIT_REMEDY);
+    throw new CriuError(err.code, rlimit?.message ?? err.message, {
       cause: err,
       logPath,
       criuErrors: err.criuErrors,
-      hint: dumpHint(err.criuErrors, logPath),
+      hint: rlimit?.hint ?? dumpHint(err.criuErrors, logPath),
+      details: rlimit ? { pid: rlimit.pid, uid: rlimit.uid } : undefined,
     });
   }
 

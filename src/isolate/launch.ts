@@ -1,6 +1,6 @@
 // launchIsolated(): `ckpt run --isolate [--net] -- CMD ARGS…` — CMD as the root
 // of a fresh pid + mount (+ network) namespace, ready to be dumped whole by CRIU.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -9,7 +9,7 @@ import { spawnGroup, waitExit } from '../util/spawn.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { IsolatedJob } from './job.js';
 import { isMpiLauncher, mpiEnvironment } from './mpi.js';
-import { namespaceCommand, SETUP_FAILED_STATUS } from './namespace-init.js';
+import { IDENTITY_MAP, namespaceCommand, SETUP_FAILED_STATUS } from './namespace-init.js';
 import { createOutputDir, removeOutputDir } from './output.js';
 
 export interface IsolatedLaunchOptions {
@@ -28,6 +28,23 @@ export interface IsolatedLaunchOptions {
   register?: boolean;
   /** How long the namespace set-up may take (ms, default 15 s). */
   startTimeoutMs?: number;
+  /**
+   * Run the job in a user namespace owned by root with an identity uid/gid map
+   * (default true; CKPT_ISOLATE_USERNS=0 turns it off): the job's processes of other
+   * users can then be dumped without CAP_SYS_RESOURCE.
+   */
+  userns?: boolean;
+}
+
+export function usernsDefault(): boolean {
+  return process.env.CKPT_ISOLATE_USERNS !== '0';
+}
+
+/** uid_map and gid_map of a process that has just entered a fresh user namespace. */
+function writeIdentityMaps(pid: number): void {
+  if (!(pid > 1)) throw new Error('no pid for the user namespace');
+  writeFileSync(`/proc/${pid}/uid_map`, IDENTITY_MAP);
+  writeFileSync(`/proc/${pid}/gid_map`, IDENTITY_MAP);
 }
 
 /** File systems that are private inside the job: a program living there is invisible to it. */
@@ -62,8 +79,8 @@ function assertVisibleInside(what: string, path: string): void {
   }
 }
 
-/** Reads `pid` then `ready` from the outer script's stdout. */
-function readHandshake(stream: NodeJS.ReadableStream): { pid: Promise<number>; ready: Promise<void> } {
+/** Reads [`userns`,] `pid` then `ready` from the outer script's stdout. */
+function readHandshake(stream: NodeJS.ReadableStream, onUserns?: () => void): { pid: Promise<number>; ready: Promise<void> } {
   let text = '';
   let resolvePid!: (n: number) => void;
   let resolveReady!: () => void;
@@ -83,8 +100,23 @@ function readHandshake(stream: NodeJS.ReadableStream): { pid: Promise<number>; r
   pid.catch(() => {});
   ready.catch(() => {});
   stream.setEncoding('utf8');
+  let usernsSeen = !onUserns;
   stream.on('data', (d: string) => {
     text += d;
+    if (!usernsSeen) {
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      if (text.slice(0, nl) === 'userns') {
+        usernsSeen = true;
+        text = text.slice(nl + 1);
+        try {
+          onUserns!();
+        } catch (err) {
+          rejectBoth(err as Error);
+          return;
+        }
+      }
+    }
     const lines = text.split('\n');
     if (lines.length > 1 && /^\d+$/.test(lines[0]!)) resolvePid(Number(lines[0]));
     if (lines.length > 2 && lines[1] === 'ready') resolveReady();
@@ -106,15 +138,26 @@ export async function launchIsolated(options: IsolatedLaunchOptions): Promise<Is
   const id = randomBytes(4).toString('hex');
   const ioDir = createOutputDir(id);
   const command = [options.command, ...(options.args ?? [])];
-  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true });
-  const child = spawnGroup(ns.file, ns.args, { cwd: '/', env: { ...env, ...ns.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true, userns: options.userns ?? usernsDefault() });
+  const child = spawnGroup(ns.file, ns.args, { cwd: '/', env: { ...env, ...ns.env }, stdio: [ns.userns ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  child.stdin?.on('error', () => {}); // a set-up that died before reading `go`
   let setupErr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     // Only set-up failures reach this pipe: the job's own stderr is a file.
     if (setupErr.length < 8192) setupErr += d;
   });
   const exited = waitExit(child);
-  const handshake = readHandshake(child.stdout!);
+  // With a user namespace: the first stage (the same pid, now in the new user
+  // namespace) waits for its identity maps, written from here, then goes on.
+  const handshake = readHandshake(
+    child.stdout!,
+    ns.userns
+      ? () => {
+          writeIdentityMaps(child.pid!);
+          child.stdin!.end('go\n');
+        }
+      : undefined,
+  );
   const timeoutMs = options.startTimeoutMs ?? 15_000;
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -1,15 +1,22 @@
-// The command line that starts an isolated job, and the two small bash scripts it
+// The command line that starts an isolated job, and the small bash scripts it
 // runs. The shape follows what CRIU needs to dump a whole tree (see
 // docs/ISOLATE.md):
 //
-//   ckpt run (Node) ── unshare --pid ── bash OUTER           host pid namespace
-//                                         └─ setsid unshare --mount [--net]
-//                                              └─ bash INIT   pid 1 of the job
-//                                                   └─ CMD …
+//   ckpt run (Node) ── unshare --mount ── bash PREP            host user namespace
+//                        └─ unshare --user ── bash USERNS      waits for its uid/gid maps
+//                             └─ unshare --pid ── bash OUTER   host pid namespace
+//                                   └─ setsid unshare --mount --ipc [--net]
+//                                        └─ bash INIT          pid 1 of the job
+//                                             └─ CMD …
 //
+// PREP and USERNS (the default; CKPT_ISOLATE_USERNS=0 leaves them out) put every
+// namespace of the job under a user namespace that root owns, with an identity
+// map: root may then read the rlimits of the job's processes of other users, as
+// CRIU must, without CAP_SYS_RESOURCE. PREP first removes host mounts that would
+// be locked (hence unremovable, undumpable) inside it.
 // OUTER stays in the host pid namespace: it prints the init's host pid and exits
 // with the init's status (util-linux's `unshare --fork` misreports a child killed
-// by a signal). INIT owns fresh mount (+ network) namespaces that no process
+// by a signal). INIT owns fresh mount and IPC (+ network) namespaces that no process
 // outside the job shares, mounts the private file systems, opens stdio inside the
 // namespace (an fd opened outside fails the dump), closes inherited fds, and runs
 // CMD as its child so that the job's pid 1 can forward signals and reap orphans.
@@ -77,23 +84,75 @@ exit "$st"
 /** Runs in the host pid namespace: starts INIT, reports its pid, exits with its status. */
 export const OUTER_SCRIPT = String.raw`
 init=$1; net=$2; shift 2
-if [ "$net" = 1 ]; then ns="--mount --net"; else ns="--mount"; fi
+# --ipc: System V shared memory and semaphores must live in the dumped tree's own
+# IPC namespace (CRIU: "SysVIPC shmem map … doesn't live in IPC ns").
+if [ "$net" = 1 ]; then ns="--mount --ipc --net"; else ns="--mount --ipc"; fi
 setsid unshare $ns --propagation private -- bash -c "$init" ckpt-init "$@" &
 echo "$!"
 wait "$!"
 `;
 
+/**
+ * The first stage with a user namespace: runs in a fresh user namespace (made by
+ * `unshare --user` in the host's mount namespace prepared by PREP), says `userns`
+ * on stdout, waits until the launcher has written the identity uid/gid maps and
+ * answered `go` on stdin, then starts the pid namespace and OUTER. Every namespace
+ * of the job is thereby owned by a user namespace that root owns: root needs no
+ * CAP_SYS_RESOURCE to read the rlimits of the job's processes of other users.
+ */
+export const USERNS_SCRIPT = String.raw`
+echo userns
+read -r go || exit ${SETUP_FAILED_STATUS}
+[ "$go" = go ] || exit ${SETUP_FAILED_STATUS}
+exec </dev/null
+exec unshare --pid -- "$@"
+`;
+
+/**
+ * With a user namespace, host mounts the job must not keep (below /tmp and /dev/shm,
+ * ip-netns bind mounts) are removed first, in a mount namespace of the host's user
+ * namespace: copied into a mount namespace owned by the job's user namespace they
+ * would be locked to their parents and could no longer be unmounted.
+ */
+export const PREP_SCRIPT = String.raw`
+for m in $(awk '$5 ~ /^\/(tmp|dev\/shm)\/./ || $5 ~ /^\/run\/netns(\/|$)/ { print $5 }' /proc/self/mountinfo | sort -r); do
+  case "$CKPT_ISO_IO/" in "$m"/*) continue ;; esac
+  umount -l "$m" 2>/dev/null
+done
+# The host's /dev/shm (possibly several mounts stacked) would be dumped as a tmpfs under
+# the job's own, which CRIU reads by unmounting what covers it: locked mounts cannot be.
+while awk '$5 == "/dev/shm" { found = 1 } END { exit !found }' /proc/self/mountinfo; do
+  umount -l /dev/shm || break
+done
+# cgroup v1 hierarchies cannot be mounted again from inside a user namespace: a
+# restore would fail on them (CRIU: Unable to mount cgroup … Operation not permitted).
+if awk '$5 == "/sys/fs/cgroup" { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+  umount -R -l /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup
+fi
+init=$1; shift
+exec unshare --user -- bash -c "$init" ckpt-userns "$@"
+`;
+
+/** The identity map a job's user namespace gets: every uid and gid maps to itself. */
+export const IDENTITY_MAP = '0 0 4294967295\n';
+
 export interface NamespaceCommand {
   file: string;
   args: string[];
   env: Record<string, string>;
+  /** The first stdout line is `userns`: write the maps for that pid, then `go` on stdin. */
+  userns: boolean;
 }
 
-export function namespaceCommand(options: { command: readonly string[]; ioDir: string; cwd: string; net: boolean }): NamespaceCommand {
+export function namespaceCommand(options: { command: readonly string[]; ioDir: string; cwd: string; net: boolean; userns: boolean }): NamespaceCommand {
   const net = options.net ? '1' : '0';
+  const env = { CKPT_ISO_IO: options.ioDir, CKPT_ISO_CWD: options.cwd, CKPT_ISO_NET: net };
+  const outer = ['bash', '-c', OUTER_SCRIPT, 'ckpt-outer', INIT_SCRIPT, net, ...options.command];
+  if (!options.userns) return { file: 'unshare', args: ['--pid', '--', ...outer], env, userns: false };
   return {
     file: 'unshare',
-    args: ['--pid', '--', 'bash', '-c', OUTER_SCRIPT, 'ckpt-outer', INIT_SCRIPT, net, ...options.command],
-    env: { CKPT_ISO_IO: options.ioDir, CKPT_ISO_CWD: options.cwd, CKPT_ISO_NET: net },
+    args: ['--mount', '--propagation', 'private', '--', 'bash', '-c', PREP_SCRIPT, 'ckpt-prep', USERNS_SCRIPT, ...outer],
+    env,
+    userns: true,
   };
 }

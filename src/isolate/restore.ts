@@ -3,7 +3,7 @@
 // clashes with the original or with other copies; the job's output directory is
 // mapped to a fresh one; with rst_sibling the job's pid 1 becomes our child, so
 // its exit status is known.
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -23,6 +23,7 @@ import { logsDir } from '../util/paths.js';
 import { killNewChildren, ourChildren, removeLockTable } from './cleanup.js';
 import { IsolatedJob, liveRoots } from './job.js';
 import { createOutputDir, removeOutputDir } from './output.js';
+import { restoreMountExternals } from './mounts.js';
 
 const SIGNAL_NAMES: Record<number, NodeJS.Signals> = Object.fromEntries(
   Object.entries(constants.signals).map(([name, no]) => [no, name as NodeJS.Signals]),
@@ -65,6 +66,78 @@ export function restoreHint(errors: string[], logPath: string, net: boolean): st
   return `CRIU's log: ${logPath}`;
 }
 
+/** CRIU's complaint about its own temporary directory (an empty directory left in /tmp). */
+const CRIU_TEMP_DIR = /Unable to remove (\/tmp\/cr-tmpfs\.[A-Za-z0-9]+): Device or resource busy/;
+
+/**
+ * A restore into a user namespace leaves CRIU's empty temporary directory
+ * `/tmp/cr-tmpfs.XXXXXX` behind (its tmpfs was still referenced when it tried to
+ * remove it). Only the one this restore's log names is removed, and only if empty.
+ */
+function removeCriuTempDirs(logPath: string): void {
+  let text = '';
+  try {
+    text = readFileSync(logPath, 'utf8');
+  } catch {
+    return;
+  }
+  for (const m of text.matchAll(new RegExp(CRIU_TEMP_DIR.source, 'g'))) {
+    try {
+      rmdirSync(m[1]!);
+    } catch {
+      // gone, or not empty: not ours to touch
+    }
+  }
+}
+
+/**
+ * Runs criu in a private mount namespace in which the host mounts that the images
+ * name as external have no submounts. A restore into a user namespace binds each
+ * such mount from a copy of criu's mount namespace made for that user namespace,
+ * where submounts are locked to their parent: the kernel refuses a plain bind of a
+ * mount with locked submounts (`Can't bind-mount at …/dev: Invalid argument`).
+ */
+const CRIU_WRAPPER = String.raw`#!/bin/bash
+exec unshare --mount --propagation private -- bash -c '
+while IFS= read -r top; do
+  [ -n "$top" ] || continue
+  awk -v t="$top/" "index(\$5, t) == 1 { print \$5 }" /proc/self/mountinfo | sort -r | while IFS= read -r m; do
+    umount -l "$m" 2>/dev/null
+  done
+done <<< "$CKPT_UNCOVER"
+criu=$CKPT_CRIU
+unset CKPT_UNCOVER CKPT_CRIU
+exec "$criu" "$@"' ckpt-criu "$@"
+`;
+
+/**
+ * Opens the restore's CRIU session. For a job that ran in a user namespace
+ * (`userns` = the restore's private log directory): criu runs through
+ * CRIU_WRAPPER, and reads a configuration file of ours (CRIU_CONFIG_FILE, 0600)
+ * that turns on `mntns-compat-mode`, which this RPC schema does not carry: CRIU's
+ * newer mount engine cannot bind the root there (`Unable to mount /proc/self/fd/N:
+ * Invalid argument`).
+ */
+function openRestoreSession(criuPath: string, userns: { dir: string; uncover: string[] } | undefined): CriuSession {
+  if (userns === undefined) return CriuSession.open({ criuPath });
+  const config = join(userns.dir, 'criu.conf');
+  writeFileSync(config, 'mntns-compat-mode\n', { mode: 0o600 });
+  const wrapper = join(userns.dir, 'criu-wrapper');
+  writeFileSync(wrapper, CRIU_WRAPPER, { mode: 0o700 });
+  const vars: Record<string, string> = { CRIU_CONFIG_FILE: config, CKPT_CRIU: criuPath, CKPT_UNCOVER: userns.uncover.join('\n') };
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    // The child is spawned synchronously: only this criu sees the variables.
+    return CriuSession.open({ criuPath: wrapper });
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 export async function restartIsolated(ref: string | Snapshot, options: IsolatedRestartOptions = {}): Promise<IsolatedRestart> {
   const snapshot = typeof ref === 'string' ? openSnapshot(ref, { seq: options.seq }) : ref;
   const manifest = snapshot.manifest;
@@ -91,7 +164,11 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
   const before = ourChildren();
   const images = snapshotPath(snapshot, IMAGES_DIR);
   options.onProgress?.('restoring with CRIU');
-  const session = CriuSession.open({ criuPath: criu.path });
+  // A job in a user namespace: CRIU's newer mount engine cannot bind the root there
+  // (`Unable to mount /proc/self/fd/N: Invalid argument`); its compat mode can.
+  const userns = snapshot.manifest.files.some((f) => /(^|\/)userns-\d+\.img$/.test(f.path));
+  const hostMounts = userns ? restoreMountExternals(iso.net) : [];
+  const session = openRestoreSession(criu.path, userns ? { dir: logDir, uncover: hostMounts.map((e) => e.slice(e.indexOf(']:') + 2)) } : undefined);
   let resp;
   let timedOut = false;
   const timeoutMs = options.timeoutMs ?? (Number(process.env.CKPT_RESTORE_TIMEOUT_MS) || 120_000);
@@ -117,7 +194,8 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
         tcpEstablished: true,
         fileLocks: true,
         networkLock: NetworkLock.NFTABLES,
-        external: [`mnt[${iso.ioKey}]:${ioDir}`],
+        // Host mounts a job in a user namespace had as external: the same host paths.
+        external: [`mnt[${iso.ioKey}]:${ioDir}`, ...hostMounts],
       },
     });
     call.catch(() => {});
@@ -131,6 +209,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
     session.close();
     closeSync(workDirFd);
     await session.exited();
+    if (userns) removeCriuTempDirs(logPath);
   }
   const pid = resp?.success ? (resp.restore?.pid ?? 0) : 0;
   if (!resp?.success || pid <= 1) {
@@ -145,11 +224,13 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
           criuErrors: [],
         })
       : criuFailure('CRIU restore of the isolated job', resp ?? null, logPath, session.stderrText);
-    throw new CriuError(err.code, err.message, {
+    const errors = err.criuErrors.filter((l) => !CRIU_TEMP_DIR.test(l));
+    const message = errors.length && errors[0] !== err.criuErrors[0] ? `CRIU restore of the isolated job failed: ${errors[0]}` : err.message;
+    throw new CriuError(err.code, message, {
       cause: err,
       logPath,
-      criuErrors: err.criuErrors,
-      hint: restoreHint(err.criuErrors, logPath, iso.net),
+      criuErrors: errors,
+      hint: restoreHint(errors, logPath, iso.net),
     });
   }
   const job = new IsolatedJob({

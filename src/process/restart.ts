@@ -13,6 +13,9 @@ export interface RestartOptions {
   /** Do not wait for the process; its output goes to `logFile`. */
   detach?: boolean;
   logFile?: string;
+  /** CRIU snapshots: the restored process's stdout / stderr go to these files (appended). */
+  stdoutFile?: string;
+  stderrFile?: string;
   /** Check every file's checksum first (default true). */
   verify?: boolean;
   onProgress?: (message: string) => void;
@@ -25,6 +28,8 @@ export interface RestartOptions {
    * As root, its program then runs as that user; its process images or job are still refused.
    */
   trustOwner?: boolean;
+  /** A program started afresh takes these from the current environment too (store/env.ts). */
+  envRefresh?: string[];
 }
 
 export interface Restarted {
@@ -71,9 +76,12 @@ export async function restartSnapshot(ref: string, options: RestartOptions = {})
     snapshot,
     detach: options.detach ?? false,
     logFile: options.logFile,
+    stdoutFile: options.stdoutFile,
+    stderrFile: options.stderrFile,
     onProgress: options.onProgress,
     onNotify: options.onNotify,
     runAs,
+    envRefresh: options.envRefresh,
   });
   return { snapshot, process };
 }

@@ -88,7 +88,16 @@ export interface JobResult {
   ranks: RankExit[];
   /** Why the job was aborted, when it was. */
   error?: JobError;
+  /** It ended at a checkpoint taken to end it (`--term`, a checkpoint signal): resume it from there. */
+  checkpointed?: boolean;
 }
+
+/**
+ * The status of a job that ended at its own checkpoint ("checkpointed and stopped,
+ * resume me"): what `ckpt run` and `ckpt restart` exit with then, so that a batch
+ * script can tell it from finishing (0) and from failing or being killed.
+ */
+export const EXIT_CHECKPOINTED = 85;
 
 export interface JobEvents {
   /** Every rank has called init(): the wire-up is complete. */
@@ -194,6 +203,37 @@ export class Job extends EventEmitter<JobEvents> {
     return this.crs;
   }
 
+  /** Resolves once every rank has joined; rejects if the job ends first. */
+  private whenReady(): Promise<void> {
+    if (this.isReady) return Promise.resolve();
+    const ending = () => new JobError(ErrorCodes.CHECKPOINT_FAILED, `job ${this.id} cannot be checkpointed: it ended before every rank had joined`);
+    if (this.failure || this.state === 'exited') return Promise.reject(ending());
+    const waitMs = this.options.joinTimeoutMs ?? 60_000;
+    return new Promise((resolve, reject) => {
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        this.off('ready', onReady);
+        this.off('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => settle();
+      const onAbort = () => settle(ending());
+      const timer = setTimeout(
+        () => settle(new JobError(ErrorCodes.CHECKPOINT_FAILED, `job ${this.id} cannot be checkpointed: not every rank has joined within ${waitMs / 1000} s`)),
+        waitMs,
+      );
+      timer.unref();
+      this.once('ready', onReady);
+      this.once('abort', onAbort);
+    });
+  }
+
+  /** The checkpoint in progress, if any (settles when it is committed or aborted). */
+  busy(): Promise<unknown> | undefined {
+    return this.checkpointing?.catch(() => {});
+  }
+
   /** Resolves when every rank has exited (never rejects; see result.status / result.error). */
   wait(): Promise<JobResult> {
     return this.done;
@@ -233,7 +273,9 @@ export class Job extends EventEmitter<JobEvents> {
       }
     }
     const crs = request.crs === undefined ? this.checkpointer() : resolveJobCheckpointer(request.crs);
-    const run = crs.then((c) => coordinateCheckpoint({
+    // A job still starting is checkpointed once every rank has joined (a batch script
+    // may ask right after the launch), not refused.
+    const run = Promise.all([crs, this.whenReady()]).then(([c]) => coordinateCheckpoint({
       coordinator: this.coordinator,
       store,
       then,
@@ -553,7 +595,13 @@ export class Job extends EventEmitter<JobEvents> {
     rmSync(this.dir, { recursive: true, force: true });
     this.releaseStore?.();
     const ranks = this.procs.map((p) => ({ rank: p.rank, pid: p.proc.pid ?? null, ...p.exit! }));
-    this.resolveDone(this.failure ? { status: this.failure.status, ranks, error: this.failure.error } : { status: 0, ranks });
+    this.resolveDone(
+      this.failure
+        ? { status: this.failure.status, ranks, error: this.failure.error }
+        : this.endedByCheckpoint
+          ? { status: EXIT_CHECKPOINTED, ranks, checkpointed: true }
+          : { status: 0, ranks },
+    );
   }
 
   private persist(): void {
@@ -638,25 +686,6 @@ export async function launchJob(options: LaunchOptions): Promise<Job> {
   if (options.restoreFrom) await job.startRestored(options.restoreFrom, rankEnv);
   else job.start(rankEnv);
   return job;
-}
-
-/**
- * Ends `job` when this process gets SIGINT, SIGTERM, SIGHUP or SIGQUIT, with the
- * status a shell expects (130, 143, 129, 131); a second signal kills every rank at
- * once. What `ckpt run` and `ckpt restart` of a job do. Returns the uninstall.
- */
-export function endJobOnSignals(job: Job): () => void {
-  let interrupts = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    interrupts++;
-    if (interrupts === 1) job.kill(`interrupted (${signal})`, 128 + (osConstants.signals[signal] ?? 15));
-    else job.signal('SIGKILL');
-  };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
-  for (const s of signals) process.on(s, onSignal);
-  return () => {
-    for (const s of signals) process.off(s, onSignal);
-  };
 }
 
 /** Finds the executable as spawn will (PATH search unless it has a slash); fails early if absent. */

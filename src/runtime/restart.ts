@@ -11,7 +11,10 @@ import { restartEnv } from '../store/env.js';
 import type { JobSnapshot } from '../store/store.js';
 import { launchJob, type Job, type LaunchOptions } from './launcher.js';
 
-export type RestartJobOptions = Pick<LaunchOptions, 'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register'>;
+export type RestartJobOptions = Pick<LaunchOptions, 'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register'> & {
+  /** Variables taken from the current environment besides those that say where the job runs (store/env.ts). */
+  envRefresh?: string[];
+};
 
 export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptions = {}): Promise<Job> {
   const m = snapshot.manifest;
@@ -25,8 +28,9 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
       hint: 'create it (or mount what held it) and restart again',
     });
   }
+  const { envRefresh, ...launch } = options;
   return launchJob({
-    ...options,
+    ...launch,
     // The job's schedule and retention go on as recorded, unless the restart says otherwise (intervalMs 0: none).
     intervalMs: options.intervalMs ?? m.job.intervalMs,
     keep: options.keep ?? m.job.keep,
@@ -36,7 +40,7 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     oob: m.job.oob,
     name: m.job.name,
     cwd: m.job.cwd,
-    env: restartEnv(m.job.env, m.job.envWithheld, process.env),
+    env: restartEnv(m.job.env, m.job.envWithheld, process.env, envRefresh),
     crs,
     // Later checkpoints of the restarted job go on numbering in the same store.
     store: snapshot.store,

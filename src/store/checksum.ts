@@ -1,32 +1,105 @@
 // Checksums of snapshot files. They guard against corruption and truncation, not
 // against an attacker (who could rewrite the manifest as well), so new snapshots use
-// XXH64 from the native addon (~7x faster than SHA-256 here, which cost more than
-// CRIU's own dump). Manifests with SHA-256 entries still verify.
+// XXH64 (~7x faster than SHA-256 here, which cost more than CRIU's own dump).
+// Manifests with SHA-256 entries still verify.
+//
+// XXH64 comes from the native addon when it is built (on libuv's thread pool), else
+// from WebAssembly (xxhash-wasm, on this thread): the digests are identical, so a
+// snapshot written with one verifies with the other. No build step is needed.
 import { createHash } from 'node:crypto';
 import { createReadStream, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { lstat } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { nativeBuildHint, nativeDisabled } from '../util/native.js';
 
 export type ChecksumAlgorithm = 'xxh64' | 'sha256';
 export const CHECKSUM_ALGORITHM: ChecksumAlgorithm = 'xxh64';
 
-let xxh64: ((what: string | Buffer) => Promise<string>) | undefined;
+type Xxh64 = (what: string | Buffer) => Promise<string>;
+/** Where XXH64 comes from: the native addon, or the WebAssembly fallback. */
+export type Xxh64Backend = 'native' | 'wasm';
 
-function nativeXxh64(): (what: string | Buffer) => Promise<string> {
-  if (xxh64) return xxh64;
+let chosen: { backend: Xxh64Backend; xxh64: Xxh64; loadError?: Error } | undefined;
+
+/** The native addon's XXH64, or why it cannot be loaded. */
+function loadNative(): Xxh64 | Error {
+  if (nativeDisabled()) return new Error('disabled by CKPT_NO_NATIVE');
   try {
-    xxh64 = (createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as { xxh64: typeof xxh64 }).xxh64!;
+    return (createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as { xxh64: Xxh64 }).xxh64;
   } catch (cause) {
-    throw new CkptError(ErrorCodes.NATIVE, 'the native checksum addon is not built', { cause, hint: 'run `npm install`' });
+    return cause as Error;
   }
-  return xxh64;
+}
+
+type Wasm = { create64(seed?: bigint): { update(input: Uint8Array): unknown; digest(): bigint } };
+let wasm: Promise<Wasm> | undefined;
+
+function loadWasm(): Promise<Wasm> {
+  wasm ??= import('xxhash-wasm').then(
+    (m) => m.default(),
+    (cause) => {
+      wasm = undefined;
+      throw new CkptError(ErrorCodes.NATIVE, 'no XXH64 implementation: the native addon is not built and xxhash-wasm does not load', {
+        cause,
+        hint: `reinstall ckpt's dependencies (xxhash-wasm is one), or build the addon: ${nativeBuildHint()}`,
+      });
+    },
+  );
+  return wasm;
+}
+
+const hex = (v: bigint): string => v.toString(16).padStart(16, '0');
+/** Read chunk of the fallback: large enough that a call costs nothing, small enough to keep the event loop live. */
+const CHUNK = 1 << 20;
+
+/** XXH64 in WebAssembly: of a file (read in 1 MiB chunks, the event loop turning between them) or of bytes. */
+export async function wasmXxh64(what: string | Uint8Array): Promise<string> {
+  const { create64 } = await loadWasm();
+  const h = create64();
+  if (typeof what !== 'string') {
+    // In chunks: the module's memory grows to the largest update and never shrinks.
+    for (let at = 0; at < what.byteLength; at += CHUNK) h.update(what.subarray(at, Math.min(at + CHUNK, what.byteLength)));
+    return hex(h.digest());
+  }
+  const file = await open(what, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (;;) {
+      const { bytesRead } = await file.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      h.update(bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await file.close();
+  }
+  return hex(h.digest());
+}
+
+/** XXH64 from the native addon (throws when it is not built). */
+export async function nativeXxh64(what: string | Uint8Array): Promise<string> {
+  const n = loadNative();
+  if (n instanceof Error) throw n;
+  return n(typeof what === 'string' ? what : Buffer.from(what.buffer, what.byteOffset, what.byteLength));
+}
+
+function xxh64(): Xxh64 {
+  if (chosen) return chosen.xxh64;
+  const n = loadNative();
+  chosen = n instanceof Error ? { backend: 'wasm', xxh64: wasmXxh64, loadError: n } : { backend: 'native', xxh64: n };
+  return chosen.xxh64;
+}
+
+/** Which implementation computes XXH64 in this process (and why not the native one). */
+export function checksumBackend(): { backend: Xxh64Backend; reason?: string } {
+  xxh64();
+  return chosen!.loadError ? { backend: chosen!.backend, reason: chosen!.loadError.message.split('\n')[0] } : { backend: chosen!.backend };
 }
 
 /** The checksum of a file's contents: 16 hex digits (xxh64) or 64 (sha256). */
 export async function hashFile(path: string, algorithm: ChecksumAlgorithm = CHECKSUM_ALGORITHM): Promise<string> {
-  if (algorithm === 'xxh64') return nativeXxh64()(path);
+  if (algorithm === 'xxh64') return xxh64()(path);
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
@@ -34,7 +107,7 @@ export async function hashFile(path: string, algorithm: ChecksumAlgorithm = CHEC
 
 /** The checksum of bytes about to be written (what the file will hash to). */
 export async function hashBytes(data: Uint8Array): Promise<string> {
-  return nativeXxh64()(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  return xxh64()(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
 }
 
 export interface FileEntry {

@@ -27,12 +27,32 @@ export function recordEnv(env: NodeJS.ProcessEnv, drop: (name: string) => boolea
 }
 
 /**
- * The environment a restart starts with: the recorded one, plus the withheld
- * variables' values from `current` where it has them (never when the restart runs as
- * another user than the one whose environment `current` is).
+ * Variables that describe where a program runs now, not what it is: after a requeue
+ * or on another node the recorded values are stale (a new job id, another scratch
+ * directory, other GPUs). A restart takes them from its own environment.
  */
-export function restartEnv(recorded: Record<string, string>, withheld: string[] | undefined, current: NodeJS.ProcessEnv): Record<string, string> {
-  const env = { ...recorded };
+const WHERE_IT_RUNS = /^(SLURM_\w*|SLURMD_\w*|TMPDIR|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HOSTNAME|PMIX_\w*|PMI_\w*)$/;
+
+/** Whether a restart takes `name` from its own environment: where it runs, or named by --env-refresh. */
+export function isRefreshed(name: string, extra: readonly string[] = []): boolean {
+  return WHERE_IT_RUNS.test(name) || extra.includes(name);
+}
+
+/**
+ * The environment a restart starts with: the recorded one, less the variables that
+ * describe where it runs (`isRefreshed`: taken from `current`, or left unset if
+ * `current` has none), plus the withheld variables' values from `current` where it
+ * has them (the caller passes none when the restart runs as another user).
+ */
+export function restartEnv(
+  recorded: Record<string, string>,
+  withheld: string[] | undefined,
+  current: NodeJS.ProcessEnv,
+  refresh: readonly string[] = [],
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(recorded)) if (!isRefreshed(k, refresh)) env[k] = v;
+  for (const [k, v] of Object.entries(current)) if (v !== undefined && isRefreshed(k, refresh)) env[k] = v;
   for (const k of withheld ?? []) {
     const v = current[k];
     if (v !== undefined) env[k] = v;

@@ -35,9 +35,26 @@ export interface ProcessRecord {
    * hundred ms here). Absent in older snapshots: nftables.
    */
   networkLock?: NetworkLockName;
+  /**
+   * Regular files the tree held open for writing at the dump (stdio and other fds):
+   * they may grow after it, so a restore hands in a descriptor opened for appending.
+   */
+  files?: RecordedFile[];
   uid: number;
   /** Present when the snapshot holds an isolated job (ckpt run --isolate): a whole tree with its namespaces. */
   isolation?: IsolationRecord;
+}
+
+export interface RecordedFile {
+  /** Absolute path at the dump (CRIU's inherit-fd key is this path without its leading `/`). */
+  path: string;
+  /** Which process of the tree held it, and on which fds (1, 2: stdout, stderr). */
+  pid: number;
+  fds: number[];
+  /** Opened with O_APPEND (CRIU does not check the size of such a file). */
+  append: boolean;
+  /** Size at the dump. */
+  size: number;
 }
 
 export interface IsolationRecord {
@@ -209,6 +226,17 @@ function validateProcess(value: Record<string, unknown>): void {
   if (!Array.isArray(p.stdio) || !p.stdio.every((x) => x === null || isStr(x))) fail('process.stdio');
   if (!isInt(p.uid)) fail('process.uid');
   if (!isLockName(p.networkLock)) fail('process.networkLock');
+  if (
+    p.files !== undefined &&
+    !(
+      Array.isArray(p.files) &&
+      p.files.every(
+        (f) =>
+          isObj(f) && isStr(f.path) && f.path.startsWith('/') && isInt(f.pid) && f.pid > 1 && Array.isArray(f.fds) &&
+          f.fds.every((n) => isInt(n) && n >= 0) && typeof f.append === 'boolean' && isInt(f.size) && f.size >= 0,
+      )
+    )
+  ) fail('process.files');
   if (p.isolation !== undefined) {
     const iso = p.isolation;
     if (!isObj(iso) || !isStr(iso.name) || typeof iso.net !== 'boolean') fail('process.isolation');

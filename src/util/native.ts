@@ -1,5 +1,11 @@
-// The native addon (native/ckpt_native.c), built by `npm install` into build/Release.
+// The native addon (native/ckpt_native.c), built by the package's install script into
+// build/Release when a C toolchain is there. It is optional: only CRIU needs it
+// (SEQPACKET sockets for CRIU's RPC, waitpid of restored processes, pipes handed to
+// them, setsid before a self-dump). `self` and `none` work without it, and checksums
+// fall back to WebAssembly (src/store/checksum.ts). `ckpt doctor` says which is used.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { CkptError, ErrorCodes } from '../errors.js';
 
 export interface NativeAddon {
@@ -19,18 +25,72 @@ export interface NativeAddon {
   dup(fd: number): number;
 }
 
-let addon: NativeAddon | undefined;
+/** The package's root directory (where build/Release is). */
+const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/** CKPT_NO_NATIVE=1: behave as if the addon were not built (tests, benchmarks, diagnosis). */
+export function nativeDisabled(): boolean {
+  const v = process.env.CKPT_NO_NATIVE;
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+/**
+ * What to run to build the addon, for the situation ckpt is in: a dependency of
+ * another project (npm or pnpm), or a clone of ckpt itself.
+ */
+export function nativeBuildHint(): string {
+  const asDependency = /[/\\]node_modules[/\\]/.test(packageRoot);
+  const needs = 'needs python3, make and a C compiler';
+  if (!asDependency) return `run \`npm install\` (or \`npm run build\`) in ${packageRoot.replace(/\/$/, '')} (${needs})`;
+  const pnpm = /[/\\]node_modules[/\\]\.pnpm[/\\]/.test(packageRoot);
+  return pnpm
+    ? `run \`pnpm approve-builds\` (allow ckpt), then \`pnpm rebuild ckpt\` (${needs})`
+    : `run \`npm rebuild ckpt\` in your project (${needs}; with pnpm: \`pnpm approve-builds\`, then \`pnpm rebuild ckpt\`)`;
+}
+
+export interface NativeStatus {
+  ok: boolean;
+  /** Why it cannot be loaded (not built, disabled, a broken build). */
+  reason?: string;
+  hint?: string;
+}
+
+let addon: NativeAddon | undefined;
+let failure: CkptError | undefined;
+
+/** The addon, or ECKPT_NATIVE saying why not and what to run. */
 export function native(): NativeAddon {
   if (addon) return addon;
-  const require = createRequire(import.meta.url);
+  if (failure) throw failure;
+  const file = `${packageRoot}build/Release/ckpt_native.node`;
+  if (nativeDisabled()) {
+    failure = new CkptError(ErrorCodes.NATIVE, 'the native addon is disabled (CKPT_NO_NATIVE)', { hint: 'unset CKPT_NO_NATIVE' });
+    throw failure;
+  }
   try {
-    addon = require('../../build/Release/ckpt_native.node') as NativeAddon;
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
   } catch (cause) {
-    throw new CkptError(ErrorCodes.NATIVE, 'the native addon is not built', {
+    const built = existsSync(file);
+    failure = new CkptError(ErrorCodes.NATIVE, built ? `the native addon does not load: ${(cause as Error).message.split('\n')[0]}` : 'the native addon is not built', {
       cause,
-      hint: 'run `npm install` (needs python3, make and a C compiler)',
+      hint: nativeBuildHint(),
     });
+    throw failure;
   }
   return addon;
 }
+
+/** Whether the addon loads, without throwing (`ckpt doctor`). */
+export function nativeStatus(): NativeStatus {
+  try {
+    native();
+    return { ok: true };
+  } catch (err) {
+    const e = err as CkptError;
+    return { ok: false, reason: e.message, hint: e.hint };
+  }
+}
+
+/** What works without the addon, and what does not: for `ckpt doctor`. */
+export const NATIVE_LOSS =
+  'without it: no CRIU checkpointer (transparent checkpoints, criu jobs, isolated jobs); checksums use WebAssembly; self and none work';

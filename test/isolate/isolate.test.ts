@@ -64,19 +64,23 @@ function restart(t: TestContext, env: NodeJS.ProcessEnv, ...args: string[]): Pro
 }
 
 /** Every pid namespace and net namespace in use on the machine right now. */
-function namespaces(): { pid: Set<string>; net: Set<string> } {
+function namespaces(): { pid: Set<string>; net: Set<string>; ipc: Set<string>; user: Set<string> } {
   const pid = new Set<string>();
   const net = new Set<string>();
+  const ipc = new Set<string>();
+  const user = new Set<string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       pid.add(readlinkSync(`/proc/${name}/ns/pid`));
       net.add(readlinkSync(`/proc/${name}/ns/net`));
+      ipc.add(readlinkSync(`/proc/${name}/ns/ipc`));
+      user.add(readlinkSync(`/proc/${name}/ns/user`));
     } catch {
       // gone
     }
   }
-  return { pid, net };
+  return { pid, net, ipc, user };
 }
 
 function nftTables(): Set<string> {
@@ -113,7 +117,8 @@ test('a C program: run --isolate, ps lists it, checkpoint --term, restart goes o
 test('a C program: --stop leaves the job stopped until ckpt resume; the default store and continue mode work', async (t) => {
   if (!(await needCriu(t))) return;
   const env = stateEnv(t);
-  const job = runIsolated(t, env, ['--name', 'stopper', '--', buildTicker(t), '100']);
+  // 300 ticks (6 s): the job must still run when the --stop checkpoint freezes it, on a loaded machine too.
+  const job = runIsolated(t, env, ['--name', 'stopper', '--', buildTicker(t), '300']);
   await job.waitFor(/^tick 5$/);
   const stopped = await ckpt(['checkpoint', 'stopper', '--stop', '--json'], env);
   assert.equal(stopped.code, 0, stopped.stderr);
@@ -241,6 +246,8 @@ test('a failed restore (corrupted image) leaves no processes, namespaces or lock
   const newNetNs = [...after.ns.net].filter((n) => !before.ns.net.has(n));
   assert.deepEqual(newPidNs, [], 'no pid namespace of the restore is left');
   assert.deepEqual(newNetNs, [], 'no network namespace is left');
+  assert.deepEqual([...after.ns.ipc].filter((n) => !before.ns.ipc.has(n)), [], 'no IPC namespace is left');
+  assert.deepEqual([...after.ns.user].filter((n) => !before.ns.user.has(n)), [], 'no user namespace is left');
   assert.ok(![...after.tables].some((l) => l.includes(`CRIU-${runId.slice(0, 21)}`)), 'the lock table is gone');
   const ps = JSON.parse((await ckpt(['ps', '--json'], env)).stdout) as unknown[];
   assert.deepEqual(ps, [], 'no job is left registered');

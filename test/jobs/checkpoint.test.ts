@@ -3,6 +3,7 @@
 // collectives): checkpoint-and-continue and checkpoint-kill-restart cycles end with
 // exactly the checksums of an uninterrupted run.
 import { test, type TestContext } from 'node:test';
+import { EXIT_CHECKPOINTED } from '../../dist/runtime/launcher.js';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot, type Snapshot } from '../../dist/store/store.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
 import { assertPrivate, ckpt, fillUp, mountTmpfs, tempDir } from '../helpers.js';
+import { waitForListedJob } from '../helpers.js';
 
 const ITERS = 4000;
 
@@ -39,7 +41,7 @@ async function killRestartCycles(t: TestContext, env: Record<string, string>, cy
     assert.equal(snap.seq, cycle);
     stored.push(...storage(snap));
     const ended = await job.wait();
-    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
+    assert.equal(ended.status, EXIT_CHECKPOINTED, `cycle ${cycle}: ${ended.error?.message}`);
     assert.equal(sums.size, 0, 'the job was ended before it finished');
     const restarted = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
     job = restarted.process.job!;
@@ -129,14 +131,15 @@ test('ckpt run --interval --keep checkpoints periodically and keeps the newest K
   assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')), 'no partial snapshot left');
 });
 
-test('ckpt checkpoint JOB / ckpt restart through the CLI, and --term ends the job with status 0', async (t) => {
+test('ckpt checkpoint JOB / ckpt restart through the CLI, and --term ends the job with status 85 (checkpointed)', async (t) => {
   const dir = tempDir(t);
   const store = join(dir, 'store');
   const env = { ITERS: '6000', CKPT_STATE_DIR: join(dir, 'state') };
   const { Program, ckptProgram } = await import('../helpers.js');
   const run = ckptProgram(['run', '-n', '4', '--name', 'clijob', '--dir', store, '--', process.execPath, program], env);
   t.after(() => run.kill());
-  await sleep(800);
+  // Listed, not ready: a checkpoint asked for while the job starts is taken once every rank has joined.
+  await waitForListedJob('clijob', env);
   const cp = await ckpt(['checkpoint', 'clijob', '--json'], env);
   assert.equal(cp.code, 0, cp.stderr);
   assert.equal(JSON.parse(cp.stdout).seq, 1);
@@ -144,7 +147,7 @@ test('ckpt checkpoint JOB / ckpt restart through the CLI, and --term ends the jo
   assert.equal(term.code, 0, term.stderr);
   assert.match(term.stdout, /seq 2.*was ended/);
   const exit = await run.exited;
-  assert.equal(exit.code, 0, run.stderr);
+  assert.equal(exit.code, EXIT_CHECKPOINTED, run.stderr);
   const inspect = JSON.parse((await ckpt(['snapshots', 'inspect', store, '--json'], env)).stdout);
   assert.equal(inspect.manifest.kind, 'job');
   assert.equal(inspect.manifest.endState, 'terminate');
@@ -182,7 +185,7 @@ test('a checkpoint that cannot finish aborts cleanly: the job goes on, the previ
   // must still drain exactly: a message lost or doubled shows only on a restart.
   const next = await job.checkpoint({ then: 'terminate' });
   assert.equal(next.seq, first.seq + 1);
-  assert.equal((await job.wait()).status, 0);
+  assert.equal((await job.wait()).status, EXIT_CHECKPOINTED);
   assert.deepEqual(await restartToEnd(t, store), expected);
 });
 

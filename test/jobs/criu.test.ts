@@ -4,6 +4,7 @@
 // continue cycles and kill-restart cycles end with exactly the checksums of an
 // uninterrupted run; a rank killed during a checkpoint leaves no partial snapshot.
 import { test, type TestContext } from 'node:test';
+import { EXIT_CHECKPOINTED } from '../../dist/runtime/launcher.js';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { collect, program, startExchange, uninterrupted } from './exchange.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
 import { assertPrivate, ckpt, ckptProgram, fillUp, mountTmpfs, needCriu, tempDir } from '../helpers.js';
+import { waitForListedJob } from '../helpers.js';
 import { readStat } from '../../dist/util/procfs.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
 
@@ -67,7 +69,7 @@ async function killRestartCycles(t: TestContext, env: Record<string, string>, cy
     assert.equal(snap.seq, cycle, 'the restarted job goes on numbering in the same store');
     assert.equal(snap.manifest.crs.name, 'criu');
     const ended = await job.wait();
-    assert.equal(ended.status, 0, `cycle ${cycle}: ${ended.error?.message}`);
+    assert.equal(ended.status, EXIT_CHECKPOINTED, `cycle ${cycle}: ${ended.error?.message}`);
     assert.equal(sums.size, 0, 'the job was ended before it finished');
     job = await restart(t, store, stderr);
     sums = collect(job);
@@ -185,7 +187,7 @@ test('criu: a prepare hook that fails aborts the checkpoint before any rank goes
   // Every rank kept its links: the next checkpoint works, and its snapshot restarts to the same end.
   const next = await job.checkpoint({ then: 'terminate' });
   assert.equal(next.seq, 1);
-  assert.equal((await job.wait()).status, 0);
+  assert.equal((await job.wait()).status, EXIT_CHECKPOINTED);
   const again = await restart(t, store);
   const sums = collect(again);
   assert.equal((await again.wait()).status, 0);
@@ -232,13 +234,14 @@ test('criu: ckpt run --crs criu, ckpt checkpoint JOB --term, ckpt restart: [rank
   const env = { ITERS: '8000', NO_SAFEPOINT: '1', CKPT_STATE_DIR: join(dir, 'state') };
   const run = ckptProgram(['run', '-n', '4', '--crs', 'criu', '--name', 'crijob', '--dir', store, '--', process.execPath, program], env);
   t.after(() => run.kill());
-  await sleep(800);
+  // Listed, not ready: a checkpoint asked for while the job starts is taken once every rank has joined.
+  await waitForListedJob('crijob', env);
   const cp = await ckpt(['checkpoint', 'crijob', '--json'], env);
   assert.equal(cp.code, 0, cp.stderr);
   assert.equal(JSON.parse(cp.stdout).seq, 1);
   const term = await ckpt(['checkpoint', 'crijob', '--term'], env);
   assert.equal(term.code, 0, term.stderr);
-  assert.equal((await run.exited).code, 0, run.stderr);
+  assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
   const inspect = JSON.parse((await ckpt(['snapshots', 'inspect', store, '--json'], env)).stdout);
   assert.equal(inspect.manifest.crs.name, 'criu');
   assert.equal(inspect.manifest.endState, 'terminate');

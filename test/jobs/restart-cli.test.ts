@@ -4,6 +4,7 @@
 // holds the snapshots of one job (a second job is refused with ECKPT_STORE_IN_USE,
 // retention never removes another job's snapshots).
 import { test, type TestContext } from 'node:test';
+import { EXIT_CHECKPOINTED } from '../../dist/runtime/launcher.js';
 import assert from 'node:assert/strict';
 import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -65,7 +66,7 @@ for (const crs of ['self', 'criu'] as const) {
     const run = await runTicker(t, dir, ['--crs', crs, '--name', name, '--dir', store]);
     const term = await ckpt(['checkpoint', name, '--term', '--json'], stateEnv(dir));
     assert.equal(term.code, 0, term.stderr);
-    assert.equal((await run.exited).code, 0, run.stderr);
+    assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
     // The same snapshot twice: one restart per signal (criu gets the same pids back each time).
     for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
       const { again, facts } = await restartJob(t, dir, [store]);
@@ -96,7 +97,7 @@ test('a restarted periodic job keeps checkpointing with its recorded --interval/
   const term = await ckpt(['checkpoint', name, '--term', '--json'], stateEnv(dir));
   assert.equal(term.code, 0, term.stderr);
   const last = JSON.parse(term.stdout).seq as number;
-  assert.equal((await run.exited).code, 0, run.stderr);
+  assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
 
   // No options: the restarted job checkpoints every second and keeps 3, as recorded.
   const { again } = await restartJob(t, dir, [store]);
@@ -141,7 +142,7 @@ test('two jobs on one store: the second is refused with ECKPT_STORE_IN_USE; the 
   }
   const term = await ckpt(['checkpoint', a, '--term'], stateEnv(dir));
   assert.equal(term.code, 0, term.stderr);
-  assert.equal((await run.exited).code, 0, run.stderr);
+  assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
   // The first job is gone, its snapshots are still its own: another job is refused.
   const r = await second(['--name', `second-${process.pid}`]);
   assert.equal(r.code, 1, r.stderr);
@@ -172,7 +173,7 @@ test('ckpt restart of a job into its own store is allowed, with --interval given
   const name = `own-${process.pid}`;
   const run = await runTicker(t, dir, ['--crs', 'self', '--name', name, '--dir', store]);
   assert.equal((await ckpt(['checkpoint', name, '--term'], stateEnv(dir))).code, 0);
-  assert.equal((await run.exited).code, 0, run.stderr);
+  assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
   const { again, facts } = await restartJob(t, dir, [store, '--interval', '1']);
   assert.equal(facts.name, name);
   // The restart checkpoints into its own store (the interval given here), numbering on.

@@ -300,6 +300,12 @@ test('partial snapshots of writers that are gone are swept by the next checkpoin
   assert.ok(!existsSync(stale), 'the dead writer\'s partial directory is gone');
   assert.ok(existsSync(live.path), 'a live writer\'s is kept');
   assert.equal(next.seq, 2, 'numbers still count past the live partial one');
+  // `ckpt snapshots gc` does the same on demand.
+  mkdirSync(stale, { mode: 0o700 });
+  const gc = await ckpt(['snapshots', 'gc', store, '--json']);
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.deepEqual(JSON.parse(gc.stdout).removed, [stale.split('/').pop()]);
+  assert.ok(existsSync(live.path) && existsSync(next.path));
 });
 
 test('secrets in the environment are recorded by name only; a restart takes them from its own environment', async (t) => {

@@ -1,7 +1,10 @@
 // `ckpt doctor`: can each checkpointer work here, and if not, why and what to do.
 import { parse, type Command } from '../command.js';
 import { checkpointers } from '../../crs/registry.js';
+import { checksumBackend } from '../../store/checksum.js';
+import { NATIVE_LOSS, nativeStatus } from '../../util/native.js';
 import { printJson, println } from '../output.js';
+import { probeOtherUsers } from '../../isolate/userns.js';
 
 const usage = 'ckpt doctor [--json]';
 
@@ -16,9 +19,13 @@ export const doctorCommand: Command = {
       const a = await c.probe();
       report.push({ name: c.name, priority: c.priority, transparent: c.transparent, ...a });
     }
-    const chosen = report.find((r) => r.ok && r.name !== 'self')?.name;
+    // `none` is never chosen automatically (it saves nothing): only by name.
+    const chosen = report.find((r) => r.ok && r.name !== 'self' && r.name !== 'none')?.name;
+    const addon = { ...nativeStatus(), checksums: checksumBackend().backend };
+    // Whether root can dump other users' processes (CAP_SYS_RESOURCE; issue 17).
+    const otherUsers = report.some((r) => r.name === 'criu' && r.ok) ? await probeOtherUsers() : undefined;
     if (values.json) {
-      printJson({ ok: true, automatic: chosen, checkpointers: report });
+      printJson({ ok: true, automatic: chosen, checkpointers: report, native: addon, otherUsers });
       return 0;
     }
     for (const r of report) {
@@ -26,9 +33,17 @@ export const doctorCommand: Command = {
       println(`${r.name.padEnd(5)} ${status}`);
       if (!r.ok && r.hint) println(`      → ${r.hint}`);
       if (r.name === 'criu' && r.ok && r.details?.path) println(`      ${String(r.details.path)}`);
+      if (r.name === 'criu' && otherUsers) {
+        println(`      other users' processes: ${otherUsers.ok ? 'ok' : otherUsers.isolated ? 'only under ckpt run --isolate' : 'no'} (${otherUsers.reason})`);
+        if (otherUsers.consequence) println(`      ${otherUsers.consequence}`);
+        if (otherUsers.hint) println(`      → ${otherUsers.hint}`);
+      }
       if (r.name === 'self') println('      needs the program to register save()/load() (registerSelf)');
+      if (r.name === 'none') println('      saves nothing: used only when asked for by name (--crs none, CKPT_CRS=none)');
     }
-    println(`automatic choice: ${chosen ?? 'none'}${chosen === 'criu' ? '' : ' (self when the program registers callbacks)'}`);
+    println(`native addon: ${addon.ok ? 'built' : `unavailable: ${addon.reason}`}; checksums: ${addon.checksums === 'native' ? 'native XXH64' : 'WebAssembly XXH64 (same digests)'}`);
+    if (!addon.ok) println(`      ${NATIVE_LOSS}\n      → ${addon.hint}`);
+    println(`automatic choice: ${chosen ?? 'self when the program registers save()/load(); without them checkpoint() fails (none: only by name)'}`);
     return 0;
   },
 };

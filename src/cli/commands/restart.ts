@@ -4,13 +4,14 @@ import { constants } from 'node:os';
 import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { restartSnapshot } from '../../process/restart.js';
-import { endJobOnSignals } from '../../runtime/launcher.js';
-import { openSnapshot, type Snapshot } from '../../store/store.js';
+import { restartJob } from '../../runtime/restart.js';
+import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
+import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, printJson, println, progress } from '../output.js';
 
-const usage = 'ckpt restart SNAPSHOT [--seq N] [--detach [--log FILE]] [--no-verify] [--trust-owner] [--interval SEC] [--keep K] [--json]';
+const usage = `ckpt restart SNAPSHOT [--seq N] [--detach] [--log FILE | --stdout FILE --stderr FILE] [--no-verify] [--trust-owner] [--interval SEC] [--keep K] ${unattendedUsage} [--json]`;
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boolean): Promise<number> {
@@ -47,16 +48,21 @@ export const restartCommand: Command = {
         seq: { type: 'string' },
         detach: { type: 'boolean', default: false },
         log: { type: 'string' },
+        stdout: { type: 'string' },
+        stderr: { type: 'string' },
         'no-verify': { type: 'boolean', default: false },
         'trust-owner': { type: 'boolean', default: false },
         json: { type: 'boolean', default: false },
         interval: { type: 'string' },
         keep: { type: 'string' },
+        ...unattendedOptions,
       },
       usage,
     );
+    const unattended = unattendedFrom(values);
     if (positionals.length !== 1) throw new UsageError('name one snapshot', { hint: `usage: ${usage}` });
-    if (values.log && !values.detach) throw new UsageError('--log goes with --detach');
+    const outputs = { log: values.log, stdout: values.stdout, stderr: values.stderr };
+    for (const [flag, file] of Object.entries(outputs)) if (file === '') throw new UsageError(`--${flag} takes a file name`);
     const json = values.json === true;
     // A snapshot of an isolated job comes back as a job in fresh namespaces.
     const trustOwner = values['trust-owner'] === true;
@@ -66,6 +72,14 @@ export const restartCommand: Command = {
     const keep = intOption(values.keep, 'keep', 1);
     if ((interval !== undefined || keep !== undefined) && opened.manifest.kind !== 'job') {
       throw new UsageError('--interval and --keep go with the snapshot of a job');
+    }
+    const supervised = Object.values(unattended.supervise).some((v) => v !== undefined && v !== false);
+    if (supervised && opened.manifest.kind !== 'job') {
+      throw new UsageError('--checkpoint-signal, --max-restarts and --restart-from-scratch go with the snapshot of a job');
+    }
+    const redirected = values.stdout !== undefined || values.stderr !== undefined || (values.log !== undefined && !values.detach);
+    if (redirected && (opened.manifest.kind !== 'process' || opened.manifest.crs.name !== 'criu' || isIsolatedSnapshot(opened.manifest))) {
+      throw new UsageError('--stdout, --stderr and --log (without --detach) go with the snapshot of a process made by criu');
     }
     if (isIsolatedSnapshot(opened.manifest)) {
       if (values.detach) throw new UsageError('--detach is not supported for a snapshot of an isolated job');
@@ -81,13 +95,17 @@ export const restartCommand: Command = {
         seq: intOption(values.seq, 'seq', 1),
         detach: values.detach === true,
         logFile: values.log,
+        stdoutFile: values.stdout,
+        stderrFile: values.stderr,
         verify: values['no-verify'] !== true,
         trustOwner,
+        envRefresh: unattended.envRefresh,
         onProgress: progress(json),
-        job: { intervalMs: interval === undefined ? undefined : interval * 1000, keep },
+        job: { intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh },
       });
     } finally {
-      for (const sig of FORWARDED) process.off(sig, catchEarly);
+      // A restarted job keeps them until its own are in place (no moment without a handler).
+      if (!restarted?.process.job) for (const sig of FORWARDED) process.off(sig, catchEarly);
       endProgress(json);
     }
     const { snapshot, process: proc } = restarted;
@@ -100,16 +118,14 @@ export const restartCommand: Command = {
     if (proc.job) {
       // A job's coordinator is this process: signals end the job as they do for ckpt run.
       const job = proc.job;
-      const uninstall = endJobOnSignals(job);
+      // Signals end it (or checkpoint it: --checkpoint-signal); a dead rank brings it back (--max-restarts).
+      const options = { intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh };
+      const done = runUnattended(job, unattended, { store: job.store, relaunch: (s) => (s ? restartJob(s, options) : restartJob(snapshot as JobSnapshot, options)) });
+      for (const sig of FORWARDED) process.off(sig, catchEarly);
+      if (json) printJson({ ok: true, detached: false, ...facts, job: job.id, name: job.name, ranks: job.pids });
+      // A signal that came while the ranks were being restored: handled now.
       if (early) process.emit(early, early);
-      try {
-        if (json) printJson({ ok: true, detached: false, ...facts, job: job.id, name: job.name, ranks: job.pids });
-        const result = await job.wait();
-        if (result.error) process.stderr.write(`${formatError(result.error)}\n`);
-        return result.status;
-      } finally {
-        uninstall();
-      }
+      return done;
     }
     if (json) printJson({ ok: true, detached: false, ...facts });
     // Signals meant for us go to the restored process, which then decides our exit.

@@ -1,9 +1,16 @@
 // ckpt run: start a parallel job and wait for it.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { intOption, parse } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
-import { endJobOnSignals, launchJob, MAX_RANKS, type OutputMode } from '../../runtime/launcher.js';
+import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../../runtime/launcher.js';
+import { restartJob } from '../../runtime/restart.js';
+import { newestJobSnapshot } from '../../runtime/supervise.js';
+import { stateDir } from '../../util/paths.js';
+import { listSnapshots } from '../../store/store.js';
+import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
 import { launchIsolated } from '../../isolate/launch.js';
 
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status. */
@@ -30,7 +37,8 @@ async function runIsolated(command: string[], o: { net: boolean; name?: string; 
 }
 
 const usage =
-  'ckpt run -n N [--oob unix|tcp] [--bind ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self] [-v] -- CMD [ARGS…]\n' +
+  'ckpt run -n N [--oob unix|tcp] [--bind ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n' +
+  `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
   '       ckpt run --isolate [--net] [--name NAME] [-v] -- CMD [ARGS…]';
 
 const options = {
@@ -48,6 +56,8 @@ const options = {
   crs: { type: 'string' },
   isolate: { type: 'boolean' },
   net: { type: 'boolean' },
+  resume: { type: 'boolean' },
+  ...unattendedOptions,
 } as const;
 
 /** Options end at `--` or at the first word that is not an option (the command). */
@@ -71,7 +81,7 @@ export const run: Command = {
     const { own, command } = split(argv);
     const { values } = parse(own, options, usage);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'resume', ...(Object.keys(unattendedOptions) as (keyof typeof unattendedOptions)[])] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
       }
       if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
@@ -93,7 +103,8 @@ export const run: Command = {
     const crs = values.crs;
     if (crs !== undefined && crs !== 'criu' && crs !== 'self') throw new UsageError(`--crs is criu or self, not '${crs}'`);
 
-    const job = await launchJob({
+    const unattended = unattendedFrom(values);
+    const launch: LaunchOptions = {
       command: command[0]!,
       args: command.slice(1),
       size,
@@ -107,26 +118,45 @@ export const run: Command = {
       intervalMs: interval === undefined ? undefined : interval * 1000,
       keep,
       crs,
-    });
+    };
+    const restartOptions = { output, intervalMs: launch.intervalMs, keep, joinTimeoutMs: launch.joinTimeoutMs, rankTimeoutMs: launch.rankTimeoutMs, envRefresh: unattended.envRefresh };
+    // --resume: the same line starts the job the first time and resumes it after every requeue.
+    if (values.resume && values.dir === undefined && values.name === undefined) throw new UsageError('--resume needs the job\'s --name or --dir (where its snapshots are)');
+    const store = values.dir ?? join(stateDir(), 'snapshots', values.name ?? '');
+    const from = values.resume ? newestJobSnapshot(store, values.name) : undefined;
+    if (values.resume) process.stderr.write(`${resumeLine(store, from)}\n`);
+    const job = from ? await restartJob(from, restartOptions) : await launchJob(launch);
     const verbose = values.verbose === true;
     if (verbose) process.stderr.write(`ckpt: job ${job.id} started: ${size} rank${size > 1 ? 's' : ''} of ${command.join(' ')} (oob ${job.address})\n`);
-
-    // Ctrl-C ends the whole job; a second one stops waiting for the grace period.
-    const uninstall = endJobOnSignals(job);
-    job.on('checkpoint', (s) => {
-      if (verbose) process.stderr.write(`ckpt: job ${job.id} checkpointed into ${s.dir} (seq ${s.seq})\n`);
+    const watch = (j: typeof job) => {
+      j.on('checkpoint', (s) => {
+        if (verbose) process.stderr.write(`ckpt: job ${j.id} checkpointed into ${s.dir} (seq ${s.seq})\n`);
+      });
+      j.on('checkpoint-error', (err) => process.stderr.write(`${formatError(err)}\n`));
+      j.on('rejected', (err) => {
+        if (verbose) process.stderr.write(`ckpt: job ${j.id}: refused a connection: ${err.message}\n`);
+      });
+    };
+    watch(job);
+    // Signals end the job (or checkpoint it, --checkpoint-signal); a dead rank brings it back (--max-restarts).
+    const status = await runUnattended(job, unattended, {
+      store: job.store,
+      relaunch: (snap) => (snap ? restartJob(snap, restartOptions) : launchJob(launch)),
+      onRelaunch: watch,
     });
-    job.on('checkpoint-error', (err) => process.stderr.write(`${formatError(err)}\n`));
-    job.on('rejected', (err) => {
-      if (verbose) process.stderr.write(`ckpt: job ${job.id}: refused a connection: ${err.message}\n`);
-    });
-    try {
-      const result = await job.wait();
-      if (result.error) process.stderr.write(`${formatError(result.error)}\n`);
-      else if (verbose) process.stderr.write(`ckpt: job ${job.id} finished\n`);
-      return result.status;
-    } finally {
-      uninstall();
-    }
+    if (verbose) process.stderr.write(`ckpt: job ${job.name} ended with status ${status}\n`);
+    return status;
   },
 };
+
+/** What --resume found: one line, so a batch log shows which run this was. */
+function resumeLine(store: string, from: { seq: number; dir: string; manifest: { job: { name: string } } } | undefined): string {
+  if (from) return `ckpt: resuming job ${from.manifest.job.name} from snapshot ${from.seq} (${from.dir})`;
+  let partial = false;
+  try {
+    partial = listSnapshots(store).length === 0 && existsSync(store) && readdirSync(store).some((n) => n.startsWith('.partial-'));
+  } catch {
+    // no store yet
+  }
+  return partial ? `ckpt: ${store} holds only an incomplete snapshot: starting the job afresh` : `ckpt: no snapshot in ${store} yet: starting the job`;
+}

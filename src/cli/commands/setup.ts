@@ -1,11 +1,11 @@
 // `ckpt setup criu`: makes sure a working CRIU ≥ 4.2 is available (installing a private one if needed).
 import { parse, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
-import { installCriu } from '../../criu/installer.js';
+import { installCriu, installForUsers } from '../../criu/installer.js';
 import { defaultPrivateRoot } from '../../criu/locate.js';
 import { endProgress, printJson, println, progress } from '../output.js';
 
-const usage = 'ckpt setup criu [--json] [--prefix DIR] [--force]';
+const usage = 'ckpt setup criu [--json] [--prefix DIR] [--force] [--for-users GROUP]';
 
 export const setup: Command = {
   name: 'setup',
@@ -18,6 +18,7 @@ export const setup: Command = {
         json: { type: 'boolean', default: false },
         prefix: { type: 'string' },
         force: { type: 'boolean', default: false },
+        'for-users': { type: 'string' },
       },
       usage,
     );
@@ -31,6 +32,23 @@ export const setup: Command = {
     const prefix = values.prefix;
     if (prefix !== undefined && !prefix.startsWith('/')) throw new UsageError(`--prefix takes an absolute directory, not '${prefix}'`);
     const onProgress = progress(json);
+    const group = values['for-users'];
+    if (group !== undefined) {
+      if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(group)) throw new UsageError(`--for-users takes a group name, not '${group}'`);
+      if (prefix !== undefined) throw new UsageError('--for-users goes with the default prefix (its copy of CRIU lives there)');
+      let done;
+      try {
+        done = await installForUsers(group, { onProgress, force: values.force === true });
+      } finally {
+        endProgress(json);
+      }
+      if (json) printJson({ ok: true, ...done });
+      else {
+        println(done.message);
+        println(`members of ${group} may need to log in again to have the group`);
+      }
+      return 0;
+    }
     let result;
     try {
       result = await installCriu({ ...(prefix ? { prefix } : {}), onProgress, force: values.force === true });

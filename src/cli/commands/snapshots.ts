@@ -1,12 +1,12 @@
 // `ckpt snapshots ls|inspect|verify|rm`: look after a snapshot store.
 import { parse, intOption, type Command } from '../command.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
-import { listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
+import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
 import { printJson, println } from '../output.js';
 
-const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF  [--seq N] [--json]';
+const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF | gc STORE  [--seq N] [--json]';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
 function shown(m: Manifest, showEnv: boolean): Manifest {
@@ -105,6 +105,12 @@ export const snapshotsCommand: Command = {
         const removed = await removeSnapshotAndLeftovers(snap);
         if (json) printJson({ ok: true, removed: removed.dir, ...(removed.lockTable ? { lockTable: removed.lockTable } : {}) });
         else println(`removed ${removed.dir}${removed.lockTable ? ` (and CRIU's network lock table ${removed.lockTable})` : ''}`);
+        return 0;
+      }
+      case 'gc': {
+        const removed = collectGarbage(ref);
+        if (json) printJson({ ok: true, removed });
+        else println(removed.length ? `removed ${removed.length} abandoned partial snapshot(s): ${removed.join(' ')}` : 'nothing to remove');
         return 0;
       }
       default:

@@ -15,6 +15,7 @@ import { logsDir } from '../../util/paths.js';
 import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { restoreWithCriu } from './restore.js';
+import { writableFiles } from './files.js';
 import { needsShellJob } from '../../process/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
 import { dumpRunId } from '../../criu/images.js';
@@ -31,6 +32,11 @@ export function criuBinary(): Promise<CriuInfo> {
   return located;
 }
 
+/**
+ * Root (or CAP_SYS_ADMIN): what whole-tree work in fresh namespaces needs (isolate/).
+ * The criu checkpointer itself also serves other users, through CRIU's unprivileged
+ * mode and a binary with file capabilities: findCriu() says what is missing.
+ */
 export function requirePrivileges(): void {
   const p = privileges();
   if (!p.root && !p.capSysAdmin) {
@@ -155,29 +161,22 @@ export const criuCheckpointer: Checkpointer = {
       const code = Object.values(ErrorCodes).find((c) => c === report.code);
       return { ok: false, reason: report.reason, hint: report.hint, code, details: { ...report } };
     }
-    const p = report.privileges;
-    if (!p.root && !p.capSysAdmin) {
-      return {
-        ok: false,
-        version: report.version,
-        reason: 'not root and no CAP_SYS_ADMIN: CRIU cannot dump or restore',
-        code: ErrorCodes.PERMISSION,
-        hint: 'run as root, or use the self checkpointer',
-        details: { ...report },
-      };
-    }
+    // A user other than root: the CRIU found passed `criu check --unprivileged` and
+    // holds the file capabilities it needs (locate.ts); CRIU then reaches only the
+    // caller's own processes.
+    const unprivileged = !report.privileges.root;
     try {
       native();
     } catch (err) {
       return { ok: false, reason: (err as Error).message, hint: (err as CkptError).hint };
     }
-    return { ok: true, version: report.version, details: { path: report.path, source: report.source } };
+    return { ok: true, version: report.version, details: { path: report.path, source: report.source, unprivileged } };
   },
 
   async checkpointSelf(request: SelfCheckpointRequest) {
-    requirePrivileges();
     ensureOwnSession(request.record, request.onProgress);
     Object.assign(request.record, networkFacts(processTree(request.record.pid)));
+    request.record.files = writableFiles(processTree(request.record.pid)).filter((f) => !f.path.startsWith(`${request.pending.path}/`));
     const images = join(request.pending.dir, IMAGES_DIR);
     mkdirPrivate(images);
     request.onProgress?.('dumping this process with CRIU');
@@ -191,7 +190,6 @@ export const criuCheckpointer: Checkpointer = {
   },
 
   async checkpointProcess(request: ProcessCheckpointRequest) {
-    requirePrivileges();
     const outside = sessionLedFromOutside(request.record.tree.length ? request.record.tree : [request.pid]);
     if (outside !== undefined) throw sessionError(outside);
     Object.assign(request.record, networkFacts(processTree(request.pid)));
@@ -234,6 +232,8 @@ export const criuCheckpointer: Checkpointer = {
     const onNotify: NotifyHandler = async (script, pid) => {
       if (script === 'post-dump') {
         request.record.tree = processTree(request.pid);
+        // Files it writes may grow after the dump: the restore appends to them.
+        request.record.files = writableFiles(request.record.tree);
         if (stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
       } else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
       const ok = await request.onNotify?.(script, pid);
@@ -283,7 +283,6 @@ export const criuCheckpointer: Checkpointer = {
   },
 
   async restart(request) {
-    requirePrivileges();
     return restoreWithCriu(request, (await criuBinary()).path);
   },
 };
@@ -295,7 +294,6 @@ export const criuCheckpointer: Checkpointer = {
  * `restored: true` in the copy a restart brought back.
  */
 export async function dumpJobRank(imagesDir: string, record: ProcessRecord): Promise<{ restored: boolean; criu: string }> {
-  requirePrivileges();
   mkdirPrivate(imagesDir);
   // Its peer and coordinator connections are closed: no TCP connection to protect, no lock.
   const opts: CriuOpts = { ...dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir), leaveRunning: true };

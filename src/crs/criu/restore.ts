@@ -17,6 +17,7 @@ import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js'
 import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
+import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
 
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.signals).map(([name, no]) => [no, name]),
@@ -97,14 +98,38 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
   const workDirFd = openSync(logDir, 'r');
   const opened: number[] = [workDirFd];
   try {
-    let { keys, ourFds } = stdioInheritance(record.stdio);
-    if (request.detach) {
-      // A detached process writes to a log file instead of our (soon closed) stdio.
-      const out = openSync(request.logFile ?? join(logDir, 'output.log'), 'a', PRIVATE_FILE_MODE);
-      const nul = openSync('/dev/null', 'r');
-      opened.push(out, nul);
-      ourFds = ourFds.map((i) => (i === 0 ? nul : out));
+    const overrides: OutputOverrides = {
+      stdout: request.stdoutFile ?? request.logFile,
+      stderr: request.stderrFile ?? request.logFile,
+    };
+    const { keys, ourFds: stdioSlots } = stdioInheritance(record.stdio);
+    // Pipes and sockets on stdio: ours, or a file (--stdout/--stderr/--log), or —
+    // detached — a log file instead of our (soon closed) stdio.
+    let detachedOut: number | undefined;
+    let nul: number | undefined;
+    const ourFds = stdioSlots.map((i) => {
+      const file = i === 1 ? overrides.stdout : i === 2 ? overrides.stderr : undefined;
+      if (file) {
+        const fd = openForAppend(file, i === 1 ? 'stdout' : 'stderr');
+        opened.push(fd);
+        return fd;
+      }
+      if (!request.detach) return i;
+      if (i === 0) {
+        if (nul === undefined) opened.push((nul = openSync('/dev/null', 'r')));
+        return nul;
+      }
+      if (detachedOut === undefined) opened.push((detachedOut = openSync(join(logDir, 'output.log'), 'a', PRIVATE_FILE_MODE)));
+      return detachedOut;
+    });
+    // Regular files it wrote (stdout to a file…): appended to at their current end.
+    const files = fileInheritance(record.files ?? [], record.pid, overrides);
+    opened.push(...files.opened);
+    for (const f of files.files) {
+      keys.push({ key: f.key, fd: 4 + ourFds.length });
+      ourFds.push(f.fd);
     }
+    if (files.files.length) request.onProgress?.(`appending to ${files.files.map((f) => f.path).join(', ')}`);
     request.onProgress?.('restoring with CRIU');
     const session = CriuSession.open({ criuPath, passFds: ourFds });
     let resp;
@@ -135,7 +160,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           hint: 'stop the process holding it, or restore in a new PID namespace',
         });
       }
-      throw err;
+      throw badSizeError(err) ?? err;
     }
     // A failed restore can name pid -1; never treat anything at or below 1 as ours.
     const pid = resp.restore?.pid ?? 0;

@@ -1,5 +1,6 @@
 // The `none` checkpointer: saves no state. Its snapshot records only the command
-// line; a restart runs the program again from the beginning.
+// line; a restart runs the program again from the beginning. Never chosen
+// automatically (see registry.ts): only by name (`--crs none`, CKPT_CRS=none).
 import { version } from '../../version.js';
 import { restartFresh } from '../fresh-start.js';
 import type { Checkpointer } from '../types.js';

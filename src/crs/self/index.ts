@@ -1,7 +1,7 @@
 // The `self` checkpointer: application-level checkpoints. The program registers
 // save() and load(); a checkpoint stores what save() returns, a restart starts the
 // program afresh and hands that back to load().
-import { readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { version } from '../../version.js';
@@ -18,7 +18,19 @@ export interface SelfCallbacks {
   load(state: SelfState): void | Promise<void>;
 }
 
+/**
+ * State kept in a file its owner writes and reads itself: a program outside Node,
+ * through the line protocol (`protocol.ts`, docs/SELF-PROTOCOL.md).
+ */
+export interface SelfFileCallbacks {
+  /** Has the whole state written to `path` (a new file of the pending snapshot); resolves once it is complete. */
+  saveFile(path: string): Promise<void>;
+  /** Has the state read from `path` (the snapshot's file, through its checked descriptor); resolves once it is read. */
+  loadFile(path: string): Promise<void>;
+}
+
 let callbacks: SelfCallbacks | undefined;
+let fileCallbacks: SelfFileCallbacks | undefined;
 
 /** Registers the program's save/load callbacks (replacing earlier ones). */
 export function registerSelf(cb: SelfCallbacks): void {
@@ -26,6 +38,16 @@ export function registerSelf(cb: SelfCallbacks): void {
     throw new TypeError('registerSelf({ save, load }) needs two functions');
   }
   callbacks = cb;
+  fileCallbacks = undefined;
+}
+
+/** @internal Registers file callbacks instead (the launcher of programs outside Node). */
+export function registerSelfFiles(cb: SelfFileCallbacks): void {
+  if (typeof cb?.saveFile !== 'function' || typeof cb?.loadFile !== 'function') {
+    throw new TypeError('registerSelfFiles({ saveFile, loadFile }) needs two functions');
+  }
+  fileCallbacks = cb;
+  callbacks = undefined;
 }
 
 /** The registered callbacks (the rank library saves and loads through them too). */
@@ -34,7 +56,7 @@ export function selfCallbacks(): SelfCallbacks | undefined {
 }
 
 export function selfRegistered(): boolean {
-  return callbacks !== undefined;
+  return callbacks !== undefined || fileCallbacks !== undefined;
 }
 
 const STATE_JSON = 'state.json';
@@ -42,6 +64,10 @@ const STATE_BIN = 'state.bin';
 
 /** Reads a self snapshot's saved state and hands it to load(). */
 export async function loadSelfState(snapshotDir: string, data: Record<string, unknown>): Promise<void> {
+  if (fileCallbacks) {
+    await fileCallbacks.loadFile(join(snapshotDir, data.state === STATE_JSON ? STATE_JSON : STATE_BIN));
+    return;
+  }
   if (!callbacks) {
     throw new CkptError(ErrorCodes.SELF_NOT_REGISTERED, 'restarting from a self snapshot, but no load() callback is registered', {
       hint: 'call registerSelf({ save, load }) before checkpoint()',
@@ -62,6 +88,22 @@ export const selfCheckpointer: Checkpointer = {
   },
 
   async checkpointSelf(request) {
+    if (fileCallbacks) {
+      // The owner writes the file itself, through the pending snapshot's descriptor;
+      // the commit makes it private, syncs and checksums it like any other.
+      const path = join(request.pending.dir, STATE_BIN);
+      await fileCallbacks.saveFile(path);
+      let regular = false;
+      try {
+        regular = lstatSync(path).isFile();
+      } catch {}
+      if (!regular) {
+        throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the program reported its state saved, but wrote no state file', {
+          hint: 'write the state to the path of the `save` request, then answer `saved` (docs/SELF-PROTOCOL.md)',
+        });
+      }
+      return { state: 'continue', data: { state: STATE_BIN } };
+    }
     if (!callbacks) {
       throw new CkptError(ErrorCodes.SELF_NOT_REGISTERED, 'the self checkpointer needs save() and load() callbacks', {
         hint: 'call registerSelf({ save, load }) first',

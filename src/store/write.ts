@@ -1,0 +1,274 @@
+// Writing a snapshot: a partial directory created and opened once, every file written
+// and synced through descriptors, the manifest last, then an atomic rename into place
+// and an fsync of the store. A store must be the caller's and closed to others.
+import { closeSync, existsSync, fsyncSync, lstatSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
+import { DirFd } from '../util/dirfd.js';
+import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
+import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
+import { MANIFEST_NAME, type Manifest, type ManifestDraft } from './manifest.js';
+import { assertWritableStore } from './trust.js';
+import { closeSnapshot } from './read.js';
+import { noSpace, openDir, PARTIAL_NAME, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
+
+/**
+ * Removes the partial directories of writers that are gone (their pid no longer runs
+ * on this host): what a killed checkpoint left. Returns their names.
+ */
+export function sweepPartials(store: DirFd): string[] {
+  const host = hostname();
+  const swept: string[] = [];
+  for (const name of readdirSync(store.at())) {
+    const m = PARTIAL_NAME.exec(name);
+    if (!m || m[2] === undefined || m[3] !== host || existsSync(`/proc/${m[2]}`)) continue;
+    rmSync(store.at(name), { recursive: true, force: true });
+    swept.push(name);
+  }
+  return swept;
+}
+
+/** Reserves the next sequence number of a store (created 0700 if missing). */
+export function beginSnapshot(storePath: string): PendingSnapshot {
+  const store = resolve(storePath);
+  // An existing directory keeps its mode (never chmod someone's /tmp or home), but it
+  // must be ours and closed to others: we write into it, as root too.
+  let createdStore = false;
+  try {
+    if (!existsSync(store)) {
+      mkdirPrivate(store);
+      createdStore = true;
+    }
+  } catch (err) {
+    if (errnoCode(err) === 'ENOTDIR' || errnoCode(err) === 'EEXIST') {
+      throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `${store} is not a directory`, { cause: err });
+    }
+    noSpace(err, 'creating the snapshot store');
+  }
+  const storeFd = openDir(store, 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
+  try {
+    assertWritableStore(storeFd.stat, store);
+    if (existsSync(storeFd.at(MANIFEST_NAME))) {
+      throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `${store} is itself a snapshot; give the store directory that holds it`);
+    }
+    sweepPartials(storeFd);
+    const { committed, partial } = seqsIn(storeFd.at());
+    let seq = Math.max(0, ...committed, ...partial) + 1;
+    for (;;) {
+      const name = `${PARTIAL_PREFIX}${seqName(seq)}-${randomBytes(4).toString('hex')}-${writerTag()}`;
+      try {
+        const dir = storeFd.mkdir(name, PRIVATE_DIR_MODE);
+        return {
+          store,
+          seq,
+          dir: dir.at(),
+          path: join(store, name),
+          finalDir: join(store, seqName(seq)),
+          createdStore,
+          handles: { store: storeFd, dir, name },
+        };
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') noSpace(err, 'creating the snapshot directory');
+        seq++;
+      }
+    }
+  } catch (err) {
+    storeFd.close();
+    throw err;
+  }
+}
+
+/**
+ * Closes a pending snapshot's descriptors before the process that holds them dumps
+ * itself with CRIU (an open descriptor on a directory that is renamed by the commit
+ * could not be restored); `dir` is its name meanwhile. Reacquire before the commit.
+ */
+export function releasePending(pending: PendingSnapshot): void {
+  const h = pending.handles;
+  if (!h) return;
+  pending.released = { name: h.name, store: h.store.stat, dir: h.dir.stat };
+  closePending(pending, pending.path);
+}
+
+/** Opens a released pending snapshot again, and checks it is the very directory we made. */
+export function reacquirePending(pending: PendingSnapshot): void {
+  const r = pending.released;
+  if (!r) return;
+  const store = openDir(pending.store, 'the snapshot store');
+  const dir = openDir(store.at(r.name), 'the snapshot directory');
+  const same = (a: DirFd, b: Stats) => a.stat.dev === b.dev && a.stat.ino === b.ino;
+  if (!same(store, r.store) || !same(dir, r.dir)) {
+    store.close();
+    dir.close();
+    throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `${pending.path} was replaced while the checkpoint was written`);
+  }
+  pending.released = undefined;
+  pending.handles = { store, dir, name: r.name };
+  pending.dir = dir.at();
+}
+
+/** Closes the descriptors; `dir` then names `to` (a stale /proc/<pid>/fd/N could name a reused descriptor). */
+function closePending(pending: PendingSnapshot, to: string): void {
+  pending.handles?.dir.close();
+  pending.handles?.store.close();
+  pending.handles = undefined;
+  pending.dir = to;
+}
+
+/**
+ * Makes every file below `dir` durable (fsync, with the directories from `dir` up to
+ * `root`) and returns their checksums relative to `root`: what a commit would do for
+ * them, done by their writer (a job's rank, for its own images) so that the commit can
+ * take them as they are (`CommitOptions.synced`).
+ */
+export async function syncFiles(root: string, dir: string): Promise<FileEntry[]> {
+  const files = await listFiles(dir);
+  const dirs = [...new Set([...files.map((f) => f.slice(0, f.lastIndexOf('/'))), dir, root])];
+  const [entries] = await Promise.all([
+    hashFiles(root, files),
+    Promise.all([...files.map((f) => fsyncPrivateAsync(f, PRIVATE_FILE_MODE)), ...dirs.map((d) => fsyncPrivateAsync(d))]),
+  ]);
+  return entries;
+}
+
+/**
+ * Writes one file of a pending snapshot from bytes in memory, private and fsynced
+ * (its directory entry is made durable by the commit), and returns its entry for
+ * `CommitOptions.synced`. A full disk is `ECKPT_NO_SPACE`.
+ */
+export async function writeSnapshotFile(pending: PendingSnapshot, name: string, bytes: Uint8Array): Promise<FileEntry> {
+  try {
+    writeExclusive(pending, name, bytes);
+  } catch (err) {
+    noSpace(err, `writing ${name}`);
+  }
+  return { path: name, size: bytes.byteLength, xxh64: await hashBytes(bytes) };
+}
+
+/** A new file in the pending snapshot: created exclusively (no planted link is followed), 0600, fsynced. */
+function writeExclusive(pending: PendingSnapshot, name: string, data: string | Uint8Array): void {
+  const h = pending.handles;
+  const fd = h ? h.dir.createFile(name, PRIVATE_FILE_MODE) : undefined;
+  if (fd === undefined) throw new SnapshotError(ErrorCodes.INTERNAL, 'the pending snapshot is not open');
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes the manifest (with checksums of every file) and renames the snapshot into place. */
+export interface CommitOptions {
+  onProgress?: (message: string) => void;
+  /**
+   * Files their writers already fsynced (with their directories) and hashed from
+   * the bytes they wrote: a job's ranks, all at once. Taken as reported; every
+   * other file is synced and hashed here.
+   */
+  synced?: FileEntry[];
+  /** Subdirectories of the snapshot their writers already fsynced. */
+  syncedDirs?: string[];
+}
+
+export async function commitSnapshot(pending: PendingSnapshot, manifest: ManifestDraft, options: CommitOptions = {}): Promise<Snapshot> {
+  const { onProgress } = options;
+  const h = pending.handles;
+  if (!h) throw new SnapshotError(ErrorCodes.INTERNAL, 'the pending snapshot is not open');
+  try {
+    const files = await listFiles(pending.dir);
+    const known = new Map((options.synced ?? []).map((e) => [join(pending.dir, e.path), e]));
+    const reused = new Map<string, FileEntry>();
+    let bytes = 0;
+    for (const f of files) {
+      // A file its writer reported (synced, hashed, with its size) is taken as reported:
+      // a stat per file cost ~3 ms for a 16-rank criu job's 400 images (verify and every
+      // restart check sizes and checksums against the disk). Any other file is synced
+      // and hashed here.
+      const k = known.get(f);
+      const size = k?.size ?? lstatSync(f).size;
+      bytes += size;
+      if (k) reused.set(f, k);
+    }
+    const todo = files.filter((f) => !reused.has(f));
+    onProgress?.(`syncing and checksumming ${files.length} files (${(bytes / 1e6).toFixed(1)} MB)`);
+    // Both at once: fsync waits on the disk in libuv's pool while the hashes are computed.
+    // Files their writers synced were made private by them; the rest are made so here,
+    // through their own descriptor (opened without following a link) as they are synced.
+    // Subdirectories (a job's rank-N/) are synced too, all at once: one journal commit, not N.
+    const syncedDirs = new Set((options.syncedDirs ?? []).map((d) => join(pending.dir, d)));
+    const dirs = [...new Set(files.map((f) => f.slice(0, f.lastIndexOf('/'))))].filter((d) => d !== pending.dir);
+    const [hashed] = await Promise.all([
+      hashFiles(pending.dir, todo),
+      Promise.all([
+        ...todo.map((f) => fsyncPrivateAsync(f, PRIVATE_FILE_MODE)),
+        ...dirs.map((d) => fsyncPrivateAsync(d, PRIVATE_DIR_MODE, !syncedDirs.has(d))),
+      ]),
+    ]);
+    const byPath = new Map(hashed.map((e, i) => [todo[i]!, e]));
+    const entries = files.map((f) => reused.get(f) ?? byPath.get(f)!);
+    const full: Manifest = {
+      ...manifest,
+      seq: pending.seq,
+      committedAt: new Date().toISOString(),
+      files: entries,
+    } as Manifest;
+    // No temporary name needed: a partial snapshot is never opened, manifest or not.
+    // Synchronous fsyncs: one after another they cost less here than two at once
+    // through libuv's pool (measured: 1.7 vs 2.1 ms with a temporary name, 2.6 in the pool).
+    writeExclusive(pending, MANIFEST_NAME, `${JSON.stringify(full, null, 2)}\n`);
+    fsyncSync(h.dir.fd);
+    renameSync(h.store.at(h.name), h.store.at(seqName(pending.seq)));
+    fsyncSync(h.store.fd);
+    closePending(pending, pending.finalDir);
+    return { store: pending.store, seq: pending.seq, dir: pending.finalDir, manifest: full };
+  } catch (err) {
+    return noSpace(err, 'committing the snapshot');
+  }
+}
+
+/** Removes a snapshot that will not be committed. */
+export function abortSnapshot(pending: PendingSnapshot): void {
+  const h = pending.handles;
+  // Through the store's descriptor while we hold it; by name once released (a self-dump).
+  rmSync(h ? h.store.at(h.name) : pending.path, { recursive: true, force: true });
+  closePending(pending, pending.path);
+  if (pending.createdStore) {
+    try {
+      rmdirSync(pending.store);
+    } catch {
+      // not empty (another snapshot arrived meanwhile): keep it
+    }
+  }
+}
+
+
+export function removeSnapshot(snapshot: Snapshot): void {
+  closeSnapshot(snapshot);
+  // Through the store's descriptor, renamed first so a half-removed snapshot is never
+  // mistaken for a committed one (and its name left for a sweep if we die meanwhile).
+  const store = openDir(snapshot.store, 'the snapshot store');
+  try {
+    const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
+    renameSync(store.at(seqName(snapshot.seq)), store.at(trash));
+    rmSync(store.at(trash), { recursive: true, force: true });
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * Removes what dead writers left in a store (`ckpt snapshots gc`): the partial
+ * directories of checkpoints whose ckpt process is gone. The store must be ours.
+ */
+export function collectGarbage(storePath: string): string[] {
+  const store = openDir(resolve(storePath), 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
+  try {
+    assertWritableStore(store.stat, resolve(storePath));
+    return sweepPartials(store);
+  } finally {
+    store.close();
+  }
+}
