@@ -13,6 +13,7 @@ import { criuLogLevel, DUMP_LOG, IMAGES_DIR } from '../crs/criu/options.js';
 import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../store/store.js';
 import type { JobRecord } from '../runtime/jobs.js';
+import { writeJob } from '../runtime/jobs.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { logsDir, stateDir } from '../util/paths.js';
 import { fdTarget, processTree } from '../util/procfs.js';
@@ -184,6 +185,12 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
     // cut the job off once it is resumed.
     await unlock(job, runId);
   } else if (then === 'terminate') {
+    // Marked first, so that `ckpt run --isolate` exits with EXIT_CHECKPOINTED, not 137.
+    try {
+      writeJob({ ...job, checkpointedSeq: snapshot.seq });
+    } catch {
+      // the registry serves ps and the exit status; the snapshot stands without it
+    }
     // SIGKILL to pid 1 ends the whole pid namespace. A host-side lock table (job
     // without --net) stays until the restore: peers see no reset meanwhile.
     signalPid(root, 'SIGKILL');

@@ -6,49 +6,11 @@
 // - processes of a half-done restore: with rst_sibling they are children of the
 //   restoring process, so they are told apart from everything else by parentage.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { runTool } from '../criu/locate.js';
+export { listLockTables, lockTableName, removeLockTable } from '../criu/lock-table.js';
 import { native } from '../util/native.js';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { childrenOf, readStat } from '../util/procfs.js';
 import { signalPid } from '../util/signals.js';
-
-/** CRIU formats `inet CRIU-<id>` into a 32-byte buffer: the table name is cut after 26 characters. */
-export function lockTableName(runId: string): string {
-  return `inet CRIU-${runId}`.slice(0, 31).slice('inet '.length);
-}
-
-function nft(args: string[], netnsPid?: number) {
-  return netnsPid
-    ? runTool('nsenter', [`--net=/proc/${netnsPid}/ns/net`, '--', 'nft', ...args], { timeoutMs: 10_000 })
-    : runTool('nft', args, { timeoutMs: 10_000 });
-}
-
-/** Names of CRIU's lock tables (`CRIU-…`) in the host's network namespace, or in that of `netnsPid`. */
-export async function listLockTables(netnsPid?: number): Promise<string[]> {
-  try {
-    const r = await nft(['list', 'tables'], netnsPid);
-    if (r.code !== 0) return [];
-    return r.stdout
-      .split('\n')
-      .map((l) => /^table inet (CRIU-\S+)$/.exec(l.trim())?.[1])
-      .filter((n): n is string => !!n);
-  } catch {
-    return [];
-  }
-}
-
-/** Deletes the lock table of one CRIU run if it is there; true when one was removed. */
-export async function removeLockTable(runId: string | undefined, netnsPid?: number): Promise<boolean> {
-  if (!runId) return false;
-  const name = lockTableName(runId);
-  if (!(await listLockTables(netnsPid)).includes(name)) return false;
-  try {
-    const r = await nft(['delete', 'table', 'inet', name], netnsPid);
-    return r.code === 0;
-  } catch {
-    return false;
-  }
-}
 
 function pidNamespace(pid: number): string | undefined {
   try {

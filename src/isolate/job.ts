@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { childrenOf, processTree } from '../util/procfs.js';
 import { isAlive, signalPid } from '../util/signals.js';
-import { findJob, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../runtime/jobs.js';
+import { EXIT_CHECKPOINTED, findJob, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../runtime/jobs.js';
 import { followOutput, removeOutputDir } from './output.js';
 
 export interface IsolatedExit {
@@ -16,6 +16,8 @@ export interface IsolatedExit {
   status: number;
   code: number | null;
   signal: NodeJS.Signals | null;
+  /** It ended at its own checkpoint (`--term`): `status` is EXIT_CHECKPOINTED. */
+  checkpointed?: boolean;
 }
 
 export interface IsolatedJobInit {
@@ -66,14 +68,25 @@ export class IsolatedJob {
       this.state = 'exited';
       liveRoots.delete(this.rootPid);
       follower.stop();
+      // (How pid 1's end is reported varies: a signal, or bash's 128+N.)
+      const checkpointed = this.endedByCheckpoint();
       if (init.register !== false) removeJob(this.id);
       removeOutputDir(init.ioDir);
-      return { status: exitStatus(code, signal), code, signal };
+      return checkpointed ? { status: EXIT_CHECKPOINTED, code, signal, checkpointed } : { status: exitStatus(code, signal), code, signal };
     });
   }
 
   wait(): Promise<IsolatedExit> {
     return this.done;
+  }
+
+  /** A checkpoint with --term marked our registry entry before it killed the job. */
+  private endedByCheckpoint(): boolean {
+    try {
+      return findJob(this.id).checkpointedSeq !== undefined;
+    } catch {
+      return false;
+    }
   }
 
   /** Host pid of the command (pid 1's child), while it runs. */

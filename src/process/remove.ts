@@ -4,7 +4,7 @@
 // snapshot gone no restore will, so it goes too.
 import { join } from 'node:path';
 import { dumpRunId } from '../criu/images.js';
-import { lockTableName, removeLockTable } from '../isolate/cleanup.js';
+import { lockTableName, removeLockTable } from '../criu/lock-table.js';
 import { removeSnapshot, snapshotPath, type Snapshot } from '../store/store.js';
 
 export interface RemovedSnapshot {

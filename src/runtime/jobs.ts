@@ -47,7 +47,16 @@ export interface JobRecord {
   ranks: { rank: number; pid: number | null }[];
   state: JobState;
   startedAt: number;
+  /** Set by a checkpoint that ends the job (`--term`) before it kills it: the seq it was saved as. */
+  checkpointedSeq?: number;
 }
+
+/**
+ * The status of a job that ended at its own checkpoint ("checkpointed and stopped,
+ * resume me"): what `ckpt run` and `ckpt restart` exit with then, so that a batch
+ * script can tell it from finishing (0) and from failing or being killed.
+ */
+export const EXIT_CHECKPOINTED = 85;
 
 export function jobsDir(): string {
   return join(stateDir(), 'jobs');

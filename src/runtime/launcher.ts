@@ -18,7 +18,7 @@ import { snapshotPath, type JobSnapshot } from '../store/store.js';
 import { signalGroup } from '../util/signals.js';
 import { newSecret, type Address, type Transport } from './channel.js';
 import { Coordinator } from './coordinator.js';
-import { assertStoreFree, canonicalStore, claimStore, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from './jobs.js';
+import { EXIT_CHECKPOINTED, assertStoreFree, canonicalStore, claimStore, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from './jobs.js';
 import { forwardLines, openOutputFile, prefixedSink, prepareOutputDir } from './output.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError, jobEnvForSnapshot, type CheckpointPhase, type JobCheckpointer } from './checkpoint.js';
 import type { EndState } from '../store/manifest.js';
@@ -92,12 +92,7 @@ export interface JobResult {
   checkpointed?: boolean;
 }
 
-/**
- * The status of a job that ended at its own checkpoint ("checkpointed and stopped,
- * resume me"): what `ckpt run` and `ckpt restart` exit with then, so that a batch
- * script can tell it from finishing (0) and from failing or being killed.
- */
-export const EXIT_CHECKPOINTED = 85;
+export { EXIT_CHECKPOINTED };
 
 export interface JobEvents {
   /** Every rank has called init(): the wire-up is complete. */

@@ -49,7 +49,7 @@ export function newestJobSnapshot(store: string, name?: string): JobSnapshot | u
 }
 
 /** Asks Slurm to queue this batch job again (its script then runs from the top). */
-async function requeue(log: (line: string) => void): Promise<void> {
+export async function requeueSlurmJob(log: (line: string) => void): Promise<void> {
   const id = process.env.SLURM_JOB_ID;
   if (!id) {
     log('ckpt: not inside a Slurm job (no SLURM_JOB_ID): nothing to requeue');
@@ -94,7 +94,7 @@ export async function superviseJob(first: Job, o: SuperviseOptions): Promise<Job
       async (s) => {
         ending = true;
         o.log(`ckpt: job ${job.name} checkpointed into ${s.dir} (seq ${s.seq}); it ends with status ${EXIT_CHECKPOINTED}`);
-        if (o.requeue) await requeue(o.log);
+        if (o.requeue) await requeueSlurmJob(o.log);
       },
       (err: unknown) => {
         checkpointRun = undefined;

@@ -102,7 +102,7 @@ test('a C program: run --isolate, ps lists it, checkpoint --term, restart goes o
   assert.equal(out.endState, 'terminate');
   assert.equal(out.processes, 2, 'pid 1 of the job and the program');
   const exit = await job.exited;
-  assert.equal(exit.code, 137, 'the job was killed');
+  assert.equal(exit.code, 85, 'the job ended at its checkpoint (EXIT_CHECKPOINTED)');
   const before = ticks(job.lines).at(-1)!;
   const restarted = restart(t, env, store);
   const rexit = await restarted.exited;
@@ -112,6 +112,22 @@ test('a C program: run --isolate, ps lists it, checkpoint --term, restart goes o
   assertConsecutive(after, 'restarted ticks');
   assert.equal(after.at(-1), 150);
   assert.equal(restarted.lines.at(-1), 'done');
+});
+
+test('--isolate --checkpoint-signal USR1: the whole tree checkpointed, the job ends with 85; the restart goes on from the next tick', async (t) => {
+  if (!(await needCriu(t))) return;
+  const env = stateEnv(t);
+  const job = runIsolated(t, env, ['--net', '--name', 'sigprog', '--checkpoint-signal', 'USR1', '--', buildTicker(t), '300']);
+  await job.waitFor(/^tick 10$/);
+  job.child.kill('SIGUSR1');
+  const exit = await job.exited;
+  assert.equal(exit.code, 85, job.stderr);
+  const snapshot = /checkpointed into (\S+) \(seq 1\)/.exec(job.stderr)?.[1];
+  assert.ok(snapshot, job.stderr);
+  const before = ticks(job.lines).at(-1)!;
+  const restarted = restart(t, env, snapshot);
+  assert.equal((await restarted.exited).code, 7, restarted.stderr);
+  assert.equal(ticks(restarted.lines)[0], before + 1, 'nothing lost, nothing repeated');
 });
 
 test('a C program: --stop leaves the job stopped until ckpt resume; the default store and continue mode work', async (t) => {
@@ -171,7 +187,7 @@ test('a Node tree (worker thread, child processes over TCP and unix sockets) con
   await job.waitFor(/^count tcp=[1-9]\d\d+ /);
   const out = await checkpointJob(env, 'nodetree', store, '--term');
   assert.equal(out.processes, 4, 'node parent, two children, pid 1');
-  assert.equal((await job.exited).code, 137);
+  assert.equal((await job.exited).code, 85); // ended at its checkpoint
   const last = job.lines.filter((l) => l.startsWith('count')).at(-1)!;
   const count = (line: string, k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(line)?.[1]);
   const restarted = restart(t, env, store);
@@ -199,7 +215,7 @@ test('Open MPI: mpirun -np 4 checkpointed mid-run, killed and restarted prints e
   await job.waitFor(/^round 40 /);
   const out = await checkpointJob(env, 'mpi', store, '--term');
   assert.ok((out.processes as number) >= 6, `mpirun, 4 ranks and pid 1 (${out.processes})`);
-  assert.equal((await job.exited).code, 137);
+  assert.equal((await job.exited).code, 85); // ended at its checkpoint
   assert.notEqual(job.lines.at(-1), 'done 4 ranks', 'checkpointed mid-run');
   const restarted = restart(t, env, store);
   const exit = await restarted.exited;

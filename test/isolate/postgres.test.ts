@@ -72,10 +72,10 @@ test('PostgreSQL under pgbench load, as user postgres: checkpoint --term mid-run
   assert.ok(uids.filter((u) => u === pgUid).length >= 5, `the server (postmaster + workers) and pgbench run as postgres: ${uids.join(',')}`);
 
   const r = await ckpt(['checkpoint', 'pg', '--dir', store, '--term', '--json'], env);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr || r.stdout);
   const out = JSON.parse(r.stdout) as { processes: number };
   assert.ok(out.processes >= 10, `postmaster, its workers, backends, pgbench and the shells (${out.processes})`);
-  assert.equal((await job.exited).code, 137);
+  assert.equal((await job.exited).code, 85); // ended at its checkpoint
   assert.ok(!job.lines.some((l) => l.startsWith('pgbench exit')), 'checkpointed while pgbench ran');
 
   const restarted = ckptProgram(['restart', store], env);

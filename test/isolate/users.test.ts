@@ -75,7 +75,7 @@ test("another user's process in an isolated job: checkpoint --term and restart w
   assert.ok([...treeUids(root).values()].includes(user.uid), 'a process of the test user is in the tree');
   const r = await ckpt(['checkpoint', 'asuser', '--dir', store, '--term', '--json'], env);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await run.exited).code, 137);
+  assert.equal((await run.exited).code, 85); // ended at its checkpoint
   const before = counts(run.lines).at(-1)!;
   const tempDirs = () => new Set(execFileSync('sh', ['-c', 'ls -d /tmp/cr-tmpfs.* 2>/dev/null || true'], { encoding: 'utf8' }).split('\n').filter(Boolean));
   const dirsBefore = tempDirs();
@@ -137,3 +137,25 @@ test("ckpt doctor tells whether root can dump other users' processes, the conseq
   // The probe's child (a throw-away uid) is gone.
   assert.equal(execFileSync('sh', ['-c', 'pgrep -u 2147480001 | wc -l'], { encoding: 'utf8' }).trim(), '0');
 });
+
+test("ckpt checkpoint --pid of another user's process without CAP_SYS_RESOURCE: one line saying whose, why and what to do; the process untouched", async (t) => {
+  if (!(await needCriu(t))) return;
+  if (hasCapSysResourceHere()) return t.skip('this root has CAP_SYS_RESOURCE: such a dump works');
+  const user = testUser();
+  const { spawn } = await import('node:child_process');
+  const victim = spawn('sleep', ['1000'], { uid: user.uid, gid: user.gid, detached: true, stdio: 'ignore' });
+  t.after(() => victim.kill('SIGKILL'));
+  const store = join(tempDir(t), 'store');
+  const r = await ckpt(['checkpoint', '--pid', String(victim.pid), '--dir', store]);
+  assert.notEqual(r.code, 0);
+  assert.ok(isOneLineError(r.stderr), r.stderr);
+  assert.match(r.stderr, new RegExp(`runs as uid ${user.uid}.*CAP_SYS_RESOURCE`));
+  assert.match(r.stderr, /ckpt run --isolate/);
+  const state = readFileSync(`/proc/${victim.pid}/stat`, 'utf8').split(') ')[1]![0];
+  assert.ok(state === 'S' || state === 'R', `the process runs on (state ${state})`);
+});
+
+function hasCapSysResourceHere(): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? (BigInt(`0x${m[1]}`) & (1n << 24n)) !== 0n : false;
+}

@@ -7,14 +7,19 @@ import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
 import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../../runtime/launcher.js';
 import { restartJob } from '../../runtime/restart.js';
-import { newestJobSnapshot } from '../../runtime/supervise.js';
+import { newestJobSnapshot, requeueSlurmJob } from '../../runtime/supervise.js';
+import { EXIT_CHECKPOINTED } from '../../runtime/jobs.js';
+import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import { stateDir } from '../../util/paths.js';
 import { listSnapshots } from '../../store/store.js';
 import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
 import { launchIsolated } from '../../isolate/launch.js';
 
-/** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status. */
-async function runIsolated(command: string[], o: { net: boolean; name?: string; verbose: boolean }): Promise<number> {
+/** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status (85: ended at its checkpoint). */
+async function runIsolated(
+  command: string[],
+  o: { net: boolean; name?: string; verbose: boolean; checkpointSignal?: NodeJS.Signals; requeue?: boolean },
+): Promise<number> {
   const job = await launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name });
   if (o.verbose) {
     process.stderr.write(`ckpt: isolated job ${job.id} started: ${command.join(' ')} (pid ${job.rootPid}${o.net ? ', own network' : ''})\n`);
@@ -25,21 +30,41 @@ async function runIsolated(command: string[], o: { net: boolean; name?: string; 
     if (++interrupts === 1) void job.end();
     else job.kill();
   };
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  // --checkpoint-signal: the whole tree checkpointed, then ended (status 85), requeued if asked.
+  let checkpointRun: Promise<void> | undefined;
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const onCheckpointSignal = (sig: NodeJS.Signals) => {
+    if (checkpointRun) return;
+    log(`ckpt: ${sig}: checkpointing isolated job ${job.name}, then ending it`);
+    checkpointRun = checkpointIsolatedJob({ job: job.id, then: 'terminate' }).then(
+      async (r) => {
+        log(`ckpt: job ${job.name} checkpointed into ${r.snapshot.dir} (seq ${r.snapshot.seq}); it ends with status ${EXIT_CHECKPOINTED}`);
+        if (o.requeue) await requeueSlurmJob(log);
+      },
+      (err: unknown) => {
+        checkpointRun = undefined;
+        log(`ckpt: the checkpoint on ${sig} failed, the job goes on: ${formatError(err)}`);
+      },
+    );
+  };
+  const signals = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).filter((s) => s !== o.checkpointSignal);
   for (const s of signals) process.on(s, onSignal);
+  if (o.checkpointSignal) process.on(o.checkpointSignal, onCheckpointSignal);
   try {
     const exit = await job.wait();
+    await checkpointRun;
     if (o.verbose) process.stderr.write(`ckpt: isolated job ${job.id} exited with status ${exit.status}\n`);
     return exit.status;
   } finally {
     for (const s of signals) process.off(s, onSignal);
+    if (o.checkpointSignal) process.off(o.checkpointSignal, onCheckpointSignal);
   }
 }
 
 const usage =
   'ckpt run -n N [--oob unix|tcp] [--bind ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n' +
   `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
-  '       ckpt run --isolate [--net] [--name NAME] [-v] -- CMD [ARGS…]';
+  '       ckpt run --isolate [--net] [--name NAME] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [-v] -- CMD [ARGS…]';
 
 const options = {
   np: { type: 'string', short: 'n' },
@@ -81,11 +106,18 @@ export const run: Command = {
     const { own, command } = split(argv);
     const { values } = parse(own, options, usage);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'resume', ...(Object.keys(unattendedOptions) as (keyof typeof unattendedOptions)[])] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'resume', 'max-restarts', 'restart-from-scratch', 'env-refresh'] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
       }
       if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
-      return runIsolated(command, { net: values.net === true, name: values.name, verbose: values.verbose === true });
+      const { supervise } = unattendedFrom(values);
+      return runIsolated(command, {
+        net: values.net === true,
+        name: values.name,
+        verbose: values.verbose === true,
+        checkpointSignal: supervise.checkpointSignal,
+        requeue: supervise.requeue,
+      });
     }
     if (values.net) throw new UsageError('--net goes with --isolate', { hint: `usage: ${usage}` });
     if (values.np === undefined) throw new UsageError('say how many ranks with -n N', { hint: `usage: ${usage}` });

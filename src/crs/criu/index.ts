@@ -19,7 +19,8 @@ import { writableFiles } from './files.js';
 import { needsShellJob } from '../../process/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
 import { dumpRunId } from '../../criu/images.js';
-import { removeLockTable } from '../../isolate/cleanup.js';
+import { removeLockTable } from '../../criu/lock-table.js';
+import { PID_RLIMIT_REMEDY, rlimitFailure } from '../../criu/rlimit.js';
 
 let located: Promise<CriuInfo> | undefined;
 
@@ -133,6 +134,9 @@ async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onN
       // A child that kept a session led from outside its pid namespace.
       const leader = err.criuErrors.map((l) => /A session leader of (\d+)\(/.exec(l)).find(Boolean);
       if (leader) throw sessionError(Number(leader[1]), new CriuError(err.code, err.message, { cause: err, logPath, criuErrors: err.criuErrors }));
+      // Another user's process, and no CAP_SYS_RESOURCE: one line with the way out.
+      const rlimit = rlimitFailure('CRIU dump', err.criuErrors, logPath, PID_RLIMIT_REMEDY);
+      if (rlimit) throw new CriuError(err.code, rlimit.message, { cause: err, logPath, criuErrors: err.criuErrors, hint: rlimit.hint });
       const full =
         resp?.crErrno === ENOSPC || err.criuErrors.some((l) => /No space left on device|Disk quota exceeded/.test(l)) || fileSystemFull(imagesDir);
       throw new CriuError(full ? ErrorCodes.NO_SPACE : err.code, full ? `${err.message}: the snapshot's file system is full` : err.message, {
