@@ -3,11 +3,11 @@
 // job with EXIT_CHECKPOINTED (and, asked to, a requeue); SIGINT/SIGTERM end it (a
 // checkpoint in progress is let finish first); a rank or node that dies brings the
 // job back from its newest committed snapshot, a bounded number of times.
-import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { isJobSnapshot, listSnapshots, openSnapshot, type JobSnapshot } from '../store/store.js';
 import { EXIT_CHECKPOINTED, type Job, type JobResult } from './launcher.js';
+import { requeueSlurmJob } from '../util/slurm.js';
 
 export interface SuperviseOptions {
   /** On this signal: a checkpoint that ends the job (status EXIT_CHECKPOINTED). */
@@ -46,23 +46,6 @@ export function newestJobSnapshot(store: string, name?: string): JobSnapshot | u
     if (isJobSnapshot(opened)) return opened;
   }
   return undefined;
-}
-
-/** Asks Slurm to queue this batch job again (its script then runs from the top). */
-export async function requeueSlurmJob(log: (line: string) => void): Promise<void> {
-  const id = process.env.SLURM_JOB_ID;
-  if (!id) {
-    log('ckpt: not inside a Slurm job (no SLURM_JOB_ID): nothing to requeue');
-    return;
-  }
-  const child = spawn('scontrol', ['requeue', id], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const code = await new Promise<number | null>((resolve) => {
-    child.on('error', () => resolve(null));
-    child.on('close', resolve);
-  });
-  log(code === 0 ? `ckpt: requeued Slurm job ${id}` : `ckpt: scontrol requeue ${id} failed: ${err.trim() || `status ${code}`}`);
 }
 
 /** Waits for `job` and whatever replaces it; resolves with the status the command should exit with. */

@@ -94,19 +94,22 @@ export function socketInodes(pid: number | 'self', table: keyof typeof INODE_COL
   return out;
 }
 
+/** The descriptors a process has open (none once it is gone, or when we may not look). */
+export function openFds(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Whether any process of the tree holds a TCP socket (listening, connecting, established…). */
 export function holdsTcpSockets(pids: number[]): boolean {
   if (pids.length === 0) return false;
   const sockets = new Set<string>();
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const fd of fds) {
-      const m = /^socket:\[(\d+)\]$/.exec(fdTarget(pid, Number(fd)) ?? '');
+    for (const fd of openFds(pid)) {
+      const m = /^socket:\[(\d+)\]$/.exec(fdTarget(pid, fd) ?? '');
       if (m) sockets.add(m[1]!);
     }
   }

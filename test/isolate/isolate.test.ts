@@ -130,6 +130,31 @@ test('--isolate --checkpoint-signal USR1: the whole tree checkpointed, the job e
   assert.equal(ticks(restarted.lines)[0], before + 1, 'nothing lost, nothing repeated');
 });
 
+test('--isolate --resume --max-restarts 1: the program killed inside the job is restored from the newest snapshot; the same line later resumes', async (t) => {
+  if (!(await needCriu(t))) return;
+  const env = stateEnv(t);
+  const line = ['--net', '--name', 'resprog', '--resume', '--max-restarts', '1', '--', buildTicker(t), '300'];
+  const job = runIsolated(t, env, line);
+  await job.waitFor(/^tick 10$/);
+  assert.match(job.stderr, /no snapshot in .* yet: starting the job/);
+  const cp = await ckpt(['checkpoint', 'resprog', '--json'], env);
+  assert.equal(cp.code, 0, cp.stderr || cp.stdout);
+  const listed = (JSON.parse((await ckpt(['ps', '--json'], env)).stdout) as { name: string; isolated: { rootPid: number } }[]).find((j) => j.name === 'resprog')!;
+  const root = listed.isolated.rootPid;
+  const program = Number(readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(' ')[0]);
+  assert.ok(program > 1);
+  process.kill(program, 'SIGKILL');
+  const exit = await job.exited;
+  assert.equal(exit.code, 7, job.stderr);
+  assert.match(job.stderr, /exited with status 137; restarting from snapshot 1 \(restart 1 of 1\)/);
+  assert.equal(ticks(job.lines).at(-1), 300);
+  // The same line again: the store holds a snapshot, so it resumes from it.
+  const again = runIsolated(t, env, line);
+  assert.equal((await again.exited).code, 7, again.stderr);
+  assert.match(again.stderr, /resuming job resprog from snapshot 1/);
+  assert.equal(ticks(again.lines).at(-1), 300);
+});
+
 test('a C program: --stop leaves the job stopped until ckpt resume; the default store and continue mode work', async (t) => {
   if (!(await needCriu(t))) return;
   const env = stateEnv(t);

@@ -171,6 +171,25 @@ test('--max-restarts: a rank killed during a checkpoint, the job comes back from
   assert.deepEqual(sums(p), expected);
 });
 
+test('SIGTERM during a checkpoint: it is let finish and committed, then the job ends with 143; nothing half-written is listed', async (t) => {
+  const s = setup(t, 'self');
+  const mark = join(s.store, '..', 'saving');
+  // Rank 1's save() in the second checkpoint takes 2 s of its own: the SIGTERM arrives within it.
+  const p = ckptProgram(s.line([]), jobEnv(s, 'self', { BLOCK_SAVE_RANK: '1', BLOCK_SAVE_MARK: mark, BLOCK_SAVE_MS: '2000' }));
+  t.after(() => p.kill());
+  const name = s.line([])[4]!;
+  await until('every rank at the gate', () => gatedLines(p).length, 4, p);
+  assert.equal((await ckpt(['checkpoint', name])).code, 0);
+  const second = ckpt(['checkpoint', name]);
+  await until('rank 1 in its save()', () => (existsSync(mark) ? 1 : 0), 1, p);
+  p.child.kill('SIGTERM');
+  assert.equal((await second).code, 0, 'the checkpoint in progress was committed');
+  assert.equal((await p.exited).code, 143, p.stderr);
+  assert.match(p.stderr, /SIGTERM: letting the checkpoint in progress finish/);
+  assert.deepEqual(readdirSync(s.store).sort(), ['000001', '000002']);
+  assert.equal((await ckpt(['snapshots', 'verify', s.store])).code, 0);
+});
+
 test('--max-restarts without a snapshot: the job fails and says --restart-from-scratch; with it, it starts again', async (t) => {
   const expected = await uninterrupted();
   const s = setup(t, 'self');

@@ -199,3 +199,4 @@ test('SIGUSR1 (what Slurm sends) to ckpt run and to its ranks opens no debugger 
   await run.done;
   await assertNoneLeft('MARK', mark);
 });
+

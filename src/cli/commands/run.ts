@@ -7,64 +7,38 @@ import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
 import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../../runtime/launcher.js';
 import { restartJob } from '../../runtime/restart.js';
-import { newestJobSnapshot, requeueSlurmJob } from '../../runtime/supervise.js';
-import { EXIT_CHECKPOINTED } from '../../runtime/jobs.js';
-import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
+import { newestJobSnapshot } from '../../runtime/supervise.js';
 import { stateDir } from '../../util/paths.js';
-import { listSnapshots } from '../../store/store.js';
-import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
+import { listSnapshots, type Snapshot } from '../../store/store.js';
+import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage, type Unattended } from '../unattended.js';
 import { launchIsolated } from '../../isolate/launch.js';
+import { restartIsolated } from '../../isolate/restore.js';
+import { newestIsolatedSnapshot, superviseIsolated } from '../../isolate/supervise.js';
 
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status (85: ended at its checkpoint). */
 async function runIsolated(
   command: string[],
-  o: { net: boolean; name?: string; verbose: boolean; checkpointSignal?: NodeJS.Signals; requeue?: boolean },
+  o: { net: boolean; name?: string; verbose: boolean; resume: boolean } & Unattended['supervise'],
 ): Promise<number> {
-  const job = await launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name });
-  if (o.verbose) {
-    process.stderr.write(`ckpt: isolated job ${job.id} started: ${command.join(' ')} (pid ${job.rootPid}${o.net ? ', own network' : ''})\n`);
-  }
-  // Ctrl-C (or ckpt kill) ends the job; a second one kills its namespace at once.
-  let interrupts = 0;
-  const onSignal = () => {
-    if (++interrupts === 1) void job.end();
-    else job.kill();
-  };
-  // --checkpoint-signal: the whole tree checkpointed, then ended (status 85), requeued if asked.
-  let checkpointRun: Promise<void> | undefined;
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const onCheckpointSignal = (sig: NodeJS.Signals) => {
-    if (checkpointRun) return;
-    log(`ckpt: ${sig}: checkpointing isolated job ${job.name}, then ending it`);
-    checkpointRun = checkpointIsolatedJob({ job: job.id, then: 'terminate' }).then(
-      async (r) => {
-        log(`ckpt: job ${job.name} checkpointed into ${r.snapshot.dir} (seq ${r.snapshot.seq}); it ends with status ${EXIT_CHECKPOINTED}`);
-        if (o.requeue) await requeueSlurmJob(log);
-      },
-      (err: unknown) => {
-        checkpointRun = undefined;
-        log(`ckpt: the checkpoint on ${sig} failed, the job goes on: ${formatError(err)}`);
-      },
-    );
-  };
-  const signals = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).filter((s) => s !== o.checkpointSignal);
-  for (const s of signals) process.on(s, onSignal);
-  if (o.checkpointSignal) process.on(o.checkpointSignal, onCheckpointSignal);
-  try {
-    const exit = await job.wait();
-    await checkpointRun;
-    if (o.verbose) process.stderr.write(`ckpt: isolated job ${job.id} exited with status ${exit.status}\n`);
-    return exit.status;
-  } finally {
-    for (const s of signals) process.off(s, onSignal);
-    if (o.checkpointSignal) process.off(o.checkpointSignal, onCheckpointSignal);
-  }
+  const launch = () => launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name });
+  const relaunch = async (from: Snapshot | undefined) => (from ? (await restartIsolated(from)).job : launch());
+  // Its snapshots: the default store of its name (where `ckpt checkpoint NAME` puts them).
+  const store = join(stateDir(), 'snapshots', o.name ?? '');
+  if (o.resume && o.name === undefined) throw new UsageError('--resume needs the job\'s --name (where its snapshots are)');
+  const from = o.resume ? newestIsolatedSnapshot(store, o.name!) : undefined;
+  if (o.resume) log(resumeLine(store, from && { seq: from.seq, dir: from.dir, name: o.name! }));
+  const job = await relaunch(from);
+  if (o.verbose) log(`ckpt: isolated job ${job.id} started: ${command.join(' ')} (pid ${job.rootPid}${o.net ? ', own network' : ''})`);
+  const exit = await superviseIsolated(job, { ...o, name: job.name, store: join(stateDir(), 'snapshots', job.name), relaunch, log });
+  if (o.verbose) log(`ckpt: isolated job ${job.name} exited with status ${exit.status}`);
+  return exit.status;
 }
 
 const usage =
   'ckpt run -n N [--oob unix|tcp] [--bind ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n' +
   `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
-  '       ckpt run --isolate [--net] [--name NAME] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [-v] -- CMD [ARGS…]';
+  '       ckpt run --isolate [--net] [--name NAME] [--resume] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [-v] -- CMD [ARGS…]';
 
 const options = {
   np: { type: 'string', short: 'n' },
@@ -106,18 +80,12 @@ export const run: Command = {
     const { own, command } = split(argv);
     const { values } = parse(own, options, usage);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'resume', 'max-restarts', 'restart-from-scratch', 'env-refresh'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh'] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
       }
       if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
       const { supervise } = unattendedFrom(values);
-      return runIsolated(command, {
-        net: values.net === true,
-        name: values.name,
-        verbose: values.verbose === true,
-        checkpointSignal: supervise.checkpointSignal,
-        requeue: supervise.requeue,
-      });
+      return runIsolated(command, { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true, ...supervise });
     }
     if (values.net) throw new UsageError('--net goes with --isolate', { hint: `usage: ${usage}` });
     if (values.np === undefined) throw new UsageError('say how many ranks with -n N', { hint: `usage: ${usage}` });
@@ -156,7 +124,7 @@ export const run: Command = {
     if (values.resume && values.dir === undefined && values.name === undefined) throw new UsageError('--resume needs the job\'s --name or --dir (where its snapshots are)');
     const store = values.dir ?? join(stateDir(), 'snapshots', values.name ?? '');
     const from = values.resume ? newestJobSnapshot(store, values.name) : undefined;
-    if (values.resume) process.stderr.write(`${resumeLine(store, from)}\n`);
+    if (values.resume) process.stderr.write(`${resumeLine(store, from && { seq: from.seq, dir: from.dir, name: from.manifest.job.name })}\n`);
     const job = from ? await restartJob(from, restartOptions) : await launchJob(launch);
     const verbose = values.verbose === true;
     if (verbose) process.stderr.write(`ckpt: job ${job.id} started: ${size} rank${size > 1 ? 's' : ''} of ${command.join(' ')} (oob ${job.address})\n`);
@@ -182,8 +150,8 @@ export const run: Command = {
 };
 
 /** What --resume found: one line, so a batch log shows which run this was. */
-function resumeLine(store: string, from: { seq: number; dir: string; manifest: { job: { name: string } } } | undefined): string {
-  if (from) return `ckpt: resuming job ${from.manifest.job.name} from snapshot ${from.seq} (${from.dir})`;
+function resumeLine(store: string, from: { seq: number; dir: string; name: string } | undefined): string {
+  if (from) return `ckpt: resuming job ${from.name} from snapshot ${from.seq} (${from.dir})`;
   let partial = false;
   try {
     partial = listSnapshots(store).length === 0 && existsSync(store) && readdirSync(store).some((n) => n.startsWith('.partial-'));

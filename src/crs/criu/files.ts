@@ -4,10 +4,11 @@
 // bad size"). The dump records them; the restore opens each for appending at its
 // current end (or where --stdout/--stderr/--log say) and hands that descriptor to
 // CRIU through inherit-fd, in place of the file it would reopen and check.
-import { constants, closeSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { constants, closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, errnoCode } from '../../errors.js';
 import type { RecordedFile } from '../../store/manifest.js';
 import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
+import { openFds } from '../../util/procfs.js';
 
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
@@ -17,14 +18,7 @@ const O_APPEND = 0o2000;
 export function writableFiles(pids: number[]): RecordedFile[] {
   const out: RecordedFile[] = [];
   for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    for (const name of fds) {
-      const fd = Number(name);
+    for (const fd of openFds(pid)) {
       try {
         const path = readlinkSync(`/proc/${pid}/fd/${fd}`);
         if (!path.startsWith('/') || path.endsWith(' (deleted)')) continue;
