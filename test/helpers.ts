@@ -280,3 +280,20 @@ export async function waitForListedJob(name: string, env: NodeJS.ProcessEnv = {}
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Waits until `file` holds a line matching `re` after offset `from` (polls the file; bounded). */
+export async function waitForLine(file: string, re: RegExp, from = 0, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8').slice(from);
+    } catch {
+      // not there yet
+    }
+    const hit = text.split('\n').find((l) => re.test(l));
+    if (hit !== undefined) return hit;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re} in ${file}: ${text.slice(-300)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

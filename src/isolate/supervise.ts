@@ -3,7 +3,7 @@
 // checkpoints the whole tree and ends it (EXIT_CHECKPOINTED), with a requeue if asked;
 // a job that fails (not ended by us) is restored from its newest snapshot, at most
 // `maxRestarts` times.
-import { listSnapshots, openSnapshot, type Snapshot } from '../store/store.js';
+import { newestSnapshot, type Snapshot } from '../store/store.js';
 import { EXIT_CHECKPOINTED } from '../runtime/jobs.js';
 import { requeueSlurmJob } from '../util/slurm.js';
 import { checkpointIsolatedJob } from './checkpoint.js';
@@ -24,14 +24,7 @@ export interface IsolatedSuperviseOptions {
 
 /** The newest committed snapshot of isolated job `name` in `store`, if any. */
 export function newestIsolatedSnapshot(store: string, name: string): Snapshot | undefined {
-  let listed;
-  try {
-    listed = listSnapshots(store);
-  } catch {
-    return undefined;
-  }
-  const s = listed.reverse().find((l) => l.manifest?.kind === 'process' && l.manifest.process.isolation?.name === name);
-  return s ? openSnapshot(s.dir) : undefined;
+  return newestSnapshot(store, (m) => m.kind === 'process' && m.process.isolation?.name === name);
 }
 
 export async function superviseIsolated(first: IsolatedJob, o: IsolatedSuperviseOptions): Promise<IsolatedExit> {

@@ -5,7 +5,7 @@
 // job back from its newest committed snapshot, a bounded number of times.
 import { constants as osConstants } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { isJobSnapshot, listSnapshots, openSnapshot, type JobSnapshot } from '../store/store.js';
+import { newestSnapshot, type JobSnapshot } from '../store/store.js';
 import { EXIT_CHECKPOINTED, type Job, type JobResult } from './launcher.js';
 import { requeueSlurmJob } from '../util/slurm.js';
 
@@ -34,18 +34,7 @@ const END_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
 
 /** The newest committed snapshot of job `name` (any job's, without a name) in `store`, if any. */
 export function newestJobSnapshot(store: string, name?: string): JobSnapshot | undefined {
-  let listed;
-  try {
-    listed = listSnapshots(store);
-  } catch {
-    return undefined;
-  }
-  for (const s of listed.reverse()) {
-    if (s.manifest?.kind !== 'job' || (name !== undefined && s.manifest.job.name !== name)) continue;
-    const opened = openSnapshot(s.dir);
-    if (isJobSnapshot(opened)) return opened;
-  }
-  return undefined;
+  return newestSnapshot(store, (m) => m.kind === 'job' && (name === undefined || m.job.name === name)) as JobSnapshot | undefined;
 }
 
 /** Waits for `job` and whatever replaces it; resolves with the status the command should exit with. */

@@ -224,3 +224,15 @@ export function closeSnapshot(snapshot: Snapshot): void {
   opened.delete(snapshot.io);
   snapshot.io = undefined;
 }
+
+/** The newest committed snapshot of a store whose manifest `matches`, opened; undefined if none (or no store). */
+export function newestSnapshot(store: string, matches: (m: Manifest) => boolean): Snapshot | undefined {
+  let listed;
+  try {
+    listed = listSnapshots(store);
+  } catch {
+    return undefined;
+  }
+  const found = [...listed].reverse().find((l) => l.manifest !== undefined && matches(l.manifest));
+  return found ? openSnapshot(found.dir) : undefined;
+}

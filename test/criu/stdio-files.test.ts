@@ -5,24 +5,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, ckpt, fixture, isOneLineError, needCriu, Program, tempDir } from '../helpers.js';
-
-/** Waits until `file` holds a line matching `re` (bounded; polls the file, never a fixed delay). */
-async function waitForLine(file: string, re: RegExp, from = 0, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8').slice(from);
-    } catch {
-      // not there yet
-    }
-    const hit = text.split('\n').find((l) => re.test(l));
-    if (hit !== undefined) return hit;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re} in ${file}: ${text.slice(-300)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { alive, ckpt, fixture, isOneLineError, needCriu, Program, tempDir, waitForLine } from '../helpers.js';
 
 const tick = (line: string): number => Number(/^tick (\d+)$/.exec(line)?.[1] ?? NaN);
 const lastTick = (text: string): number => tick(text.trim().split('\n').filter((l) => l.startsWith('tick ')).at(-1) ?? '');

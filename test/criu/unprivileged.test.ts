@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { alive, ckpt, fixture, isOneLineError, needCriu, procState, Program, runAsUser, testUser, userDir, userInstall, type TestUser } from '../helpers.js';
+import { alive, ckpt, fixture, isOneLineError, needCriu, procState, Program, runAsUser, testUser, userDir, userInstall, waitForLine, type TestUser } from '../helpers.js';
 import { forUsersCriuPath, missingUserCaps, parseGetcap } from '../../dist/criu/locate.js';
 import { ownerUid } from '../../dist/util/procfs.js';
 
@@ -31,23 +31,6 @@ async function setup(t: TestContext): Promise<{ user: TestUser; home: string; bi
 /** `ckpt ARGS` as the test user, with its own HOME (its state, logs, job registry). */
 const asUser = (s: { user: TestUser; home: string; bin: string }, args: string[], timeoutMs = 120_000) =>
   runAsUser(s.user, process.execPath, [s.bin, ...args], { HOME: s.home, CKPT_HOME: '', CKPT_CRIU: '' }, timeoutMs);
-
-/** Waits until `file` holds a line matching `re` (polls the file; bounded). */
-async function waitForLine(file: string, re: RegExp, from = 0, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8').slice(from);
-    } catch {
-      // not there yet
-    }
-    const hit = text.split('\n').find((l) => re.test(l));
-    if (hit !== undefined) return hit;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re} in ${file}: ${text.slice(-300)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const lastTick = (text: string): number => Number(/tick (\d+)\s*$/.exec(text.trim().split('\n').filter((l) => l.startsWith('tick ')).at(-1) ?? '')?.[1] ?? NaN);
 
