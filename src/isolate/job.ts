@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { childrenOf, processTree } from '../util/procfs.js';
 import { isAlive, signalPid } from '../util/signals.js';
-import { EXIT_CHECKPOINTED, findJob, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../runtime/jobs.js';
+import { EXIT_CHECKPOINTED, findJob, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../registry/jobs.js';
 import { followOutput, removeOutputDir } from './output.js';
 
 export interface IsolatedExit {

@@ -4,7 +4,7 @@
 // a job that fails (not ended by us) is restored from its newest snapshot, at most
 // `maxRestarts` times.
 import { newestSnapshot, type Snapshot } from '../store/store.js';
-import { EXIT_CHECKPOINTED } from '../runtime/jobs.js';
+import { EXIT_CHECKPOINTED } from '../registry/jobs.js';
 import { requeueSlurmJob } from '../util/slurm.js';
 import { checkpointIsolatedJob } from './checkpoint.js';
 import type { IsolatedExit, IsolatedJob } from './job.js';

@@ -7,8 +7,8 @@ import { getCheckpointer, selectCheckpointer } from '../crs/registry.js';
 import { loadSelfState, selfRegistered } from '../crs/self/index.js';
 import { processManifestDraft, type EndState } from '../store/manifest.js';
 import { abortSnapshot, assertIntact, beginSnapshot, closeSnapshot, commitSnapshot, isProcessSnapshot, openSnapshot, reacquirePending, releasePending, snapshotPath } from '../store/store.js';
-import { runHooks, type CheckpointResult } from './hooks.js';
-import { currentPid, recordOfSelf } from './record.js';
+import { runHooks, type CheckpointResult } from '../crs/hooks.js';
+import { currentPid, recordOfSelf } from '../store/record.js';
 
 export interface CheckpointOptions {
   /** The snapshot store: each checkpoint adds a numbered snapshot to it. */

@@ -6,7 +6,7 @@ import { processManifestDraft, type EndState, type ProcessRecord } from '../stor
 import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../store/store.js';
 import { ownerUid, processTree, readStat } from '../util/procfs.js';
 import { assertSafePid, signalPid } from '../util/signals.js';
-import { currentPid, recordOf } from './record.js';
+import { currentPid, recordOf } from '../store/record.js';
 
 export interface ProcessCheckpointOptions {
   pid: number;

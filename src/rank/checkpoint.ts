@@ -38,13 +38,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { selfCallbacks } from '../crs/self/index.js';
-import { runHooks, type CheckpointResult } from '../process/hooks.js';
-import { currentPid, recordOf } from '../process/record.js';
+import { runHooks, type CheckpointResult } from '../crs/hooks.js';
+import { currentPid, recordOf } from '../store/record.js';
 import { native } from '../util/native.js';
 import { fsyncPath, writeFileDurable } from '../util/fsx.js';
 import { hashBytes } from '../store/checksum.js';
 import { readPackSlice, type PackSlice } from '../store/pack.js';
-import type { ControlMessage } from '../runtime/frame.js';
+import type { ControlMessage } from '../wire/frame.js';
 import type { PeerNetwork } from './peers.js';
 import type { LibraryState } from './state.js';
 

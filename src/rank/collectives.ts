@@ -3,7 +3,7 @@
 // collectives in the same order; per-(source, tag) ordering keeps successive
 // calls apart without sequence numbers. Trees are binomial: log2(size) rounds.
 import { CkptError, ErrorCodes } from '../errors.js';
-import { FrameKind } from '../runtime/frame.js';
+import { FrameKind } from '../wire/frame.js';
 import { decodeData, encodeData, type Comm, type ReduceOp } from './comm.js';
 
 const TAG_BARRIER = -2;

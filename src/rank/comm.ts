@@ -4,18 +4,18 @@
 // so delivery is in order per (source, tag). Unmatched arrivals wait in a queue.
 import { dirname, join } from 'node:path';
 import { CkptError, ErrorCodes, JobError, UsageError } from '../errors.js';
-import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../runtime/channel.js';
-import { FrameKind, MAX_DATA_BYTES, type ControlMessage, type Frame } from '../runtime/frame.js';
+import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
+import { FrameKind, MAX_DATA_BYTES, type ControlMessage, type Frame } from '../wire/frame.js';
 import { PeerNetwork } from './peers.js';
 import { Deadlines } from './deadlines.js';
 import { syncFiles } from '../store/store.js';
 import type { FileEntry } from '../store/checksum.js';
 import * as collectives from './collectives.js';
 import { CheckpointAgent, type RestartFrom } from './checkpoint.js';
-import { currentPid, recordOf } from '../process/record.js';
+import { currentPid, recordOf } from '../store/record.js';
 import { loadRestart, type LibraryState } from './state.js';
 import { holdInspectorSignal } from '../util/signals.js';
-import type { CheckpointResult } from '../process/hooks.js';
+import type { CheckpointResult } from '../crs/hooks.js';
 
 /** Matches a message from any rank. */
 export const ANY_SOURCE = -1;

@@ -22,7 +22,7 @@ import {
   FrameKind,
   MAX_CONTROL_BYTES,
   type Frame,
-} from '../runtime/frame.js';
+} from '../wire/frame.js';
 import {
   helloTimeoutMs,
   HelloGate,
@@ -32,7 +32,7 @@ import {
   formatAddress,
   OOB_PROTOCOL_VERSION,
   type Address,
-} from '../runtime/channel.js';
+} from '../wire/channel.js';
 
 /**
  * Payloads up to this size are copied behind the header and written at once; bigger

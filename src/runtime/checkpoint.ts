@@ -20,7 +20,7 @@ import { packStates, PACK_FILE } from '../store/pack.js';
 import type { FileEntry } from '../store/checksum.js';
 import { version } from '../version.js';
 import type { Coordinator } from './coordinator.js';
-import type { ControlMessage } from './frame.js';
+import type { ControlMessage } from '../wire/frame.js';
 
 export type CheckpointPhase = 'prepare' | 'reach' | 'drain' | 'save' | 'dump' | 'commit' | 'resume';
 export type JobCheckpointer = 'self' | 'criu';

@@ -6,8 +6,8 @@
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from './channel.js';
-import type { ControlMessage } from './frame.js';
+import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
 
 export interface CoordinatorOptions {
   jobId: string;

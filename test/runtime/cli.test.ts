@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { assertNoneLeft, fixture, privateStateDir, results, runCli, uniqueMark } from './helpers.js';
-import { writeJob, jobsDir } from '../../dist/runtime/jobs.js';
+import { writeJob, jobsDir } from '../../dist/registry/jobs.js';
 
 let stateDir = '';
 before(() => {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Coordinator, launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
-import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/runtime/frame.js';
+import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/wire/frame.js';
 
 before(() => privateStateDir());
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameDecoder, FrameKind, encodeFrame, encodeControl, decodeControl, HEADER_BYTES, type Frame } from '../../dist/runtime/frame.js';
-import { parseAddress, formatAddress } from '../../dist/runtime/channel.js';
+import { FrameDecoder, FrameKind, encodeFrame, encodeControl, decodeControl, HEADER_BYTES, type Frame } from '../../dist/wire/frame.js';
+import { parseAddress, formatAddress } from '../../dist/wire/channel.js';
 
 function collect(limits = { control: 1024, data: 1 << 20 }) {
   const frames: Frame[] = [];

@@ -11,8 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { privateStateDir, runCli } from './helpers.js';
 import { fixture, tempDir } from '../helpers.js';
 import { launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
-import { controlRequest } from '../../dist/runtime/control.js';
-import { decodeControl, FrameDecoder } from '../../dist/runtime/frame.js';
+import { controlRequest } from '../../dist/control/job-control.js';
+import { decodeControl, FrameDecoder } from '../../dist/wire/frame.js';
 import { listSnapshots, openSnapshot, verifySnapshot } from '../../dist/store/store.js';
 
 before(() => privateStateDir());

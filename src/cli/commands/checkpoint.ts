@@ -2,8 +2,8 @@
 import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { checkpointProcess } from '../../process/external.js';
-import { checkpointJob } from '../../runtime/control.js';
-import { findJob } from '../../runtime/jobs.js';
+import { checkpointJob } from '../../control/job-control.js';
+import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, printJson, println, progress } from '../output.js';

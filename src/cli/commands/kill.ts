@@ -3,7 +3,7 @@ import type { Command } from '../command.js';
 import { parse } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { println, printJson } from '../output.js';
-import { killJob, parseSignal } from '../../runtime/control.js';
+import { killJob, parseSignal } from '../../control/job-control.js';
 
 const usage = 'ckpt kill JOB [--signal SIG] [--json]';
 

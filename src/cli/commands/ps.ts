@@ -2,7 +2,7 @@
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
 import { println, printJson } from '../output.js';
-import { listJobs } from '../../runtime/jobs.js';
+import { listJobs } from '../../registry/jobs.js';
 
 const usage = 'ckpt ps [--json]';
 

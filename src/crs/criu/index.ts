@@ -16,7 +16,7 @@ import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpoi
 import type { ProcessRecord } from '../../store/manifest.js';
 import { restoreWithCriu } from './restore.js';
 import { writableFiles } from './files.js';
-import { needsShellJob } from '../../process/record.js';
+import { needsShellJob } from '../../store/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
 import { dumpRunId } from '../../criu/images.js';
 import { removeLockTable } from '../../criu/lock-table.js';

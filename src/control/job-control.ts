@@ -4,9 +4,9 @@
 import { constants as osConstants } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { signalGroup, signalPid } from '../util/signals.js';
-import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from './channel.js';
-import type { ControlMessage } from './frame.js';
-import { findJob, isJobAlive, type JobRecord } from './jobs.js';
+import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
+import { findJob, isJobAlive, type JobRecord } from '../registry/jobs.js';
 import { killIsolatedJob } from '../isolate/job.js';
 
 /** Connects to a job's coordinator as a control client. */

@@ -1,8 +1,8 @@
 // What a snapshot records about the process it holds, read from /proc.
 import { readFileSync, readlinkSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
-import type { ProcessRecord } from '../store/manifest.js';
-import { recordEnv, type RecordedEnv } from '../store/env.js';
+import type { ProcessRecord } from './manifest.js';
+import { recordEnv, type RecordedEnv } from './env.js';
 import { cmdline, fdTarget, ownerUid, processTree, readStat } from '../util/procfs.js';
 
 /** Variables that describe one run of ckpt and must not leak into a restart. */
