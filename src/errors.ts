@@ -4,6 +4,8 @@
 export const ErrorCodes = {
   USAGE: 'ECKPT_USAGE',
   INTERNAL: 'ECKPT_INTERNAL',
+  /** A fault injected by CKPT_FAULT (tests). */
+  FAULT: 'ECKPT_FAULT',
   NATIVE: 'ECKPT_NATIVE',
   // CRIU and checkpointers
   CRIU_NOT_FOUND: 'ECKPT_CRIU_NOT_FOUND',

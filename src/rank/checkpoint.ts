@@ -41,6 +41,7 @@ import { selfCallbacks } from '../crs/self/index.js';
 import { runHooks, type CheckpointResult } from '../crs/hooks.js';
 import { currentPid, recordOf } from '../store/record.js';
 import { native } from '../util/native.js';
+import { faultPoint, FAULT_POINTS, type FaultPoint } from '../util/faults.js';
 import { fsyncPath, writeFileDurable } from '../util/fsx.js';
 import { hashBytes } from '../store/checksum.js';
 import { readPackSlice, type PackSlice } from '../store/pack.js';
@@ -273,6 +274,7 @@ export class CheckpointAgent {
         // Perhaps the target: hold sends, so that what we report written stays true,
         // and say where we stand (the coordinator then needs no reach round for us).
         p.reported = true;
+        await faultPoint('arrived', this.host.rank);
         this.peers?.pause();
         this.host.tellCoordinator({ type: 'arrived', seq: p.seq, safePoint: this.safePoints, written: [...(this.peers?.written ?? [])] });
       }
@@ -339,6 +341,8 @@ export class CheckpointAgent {
   }
 
   private async handleOp(m: ControlMessage): Promise<Record<string, unknown>> {
+    const point = typeof m.op === 'string' ? m.op.replace(/^ckpt-/, '') : '';
+    if ((FAULT_POINTS as readonly string[]).includes(point)) await faultPoint(point as FaultPoint, this.host.rank);
     switch (m.op) {
       case 'ckpt-prepare': {
         const stale = this.pending;
@@ -456,6 +460,7 @@ export class CheckpointAgent {
         }
         // An abort that comes while save() runs is answered once it has returned: nothing is written then.
         const state = await cb.save();
+        await faultPoint('saved', this.host.rank);
         this.check(p);
         const binary = state instanceof Uint8Array;
         const data = binary ? state : Buffer.from(JSON.stringify(state ?? null));

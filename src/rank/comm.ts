@@ -15,6 +15,7 @@ import { CheckpointAgent, type RestartFrom } from './checkpoint.js';
 import { currentPid, recordOf } from '../store/record.js';
 import { loadRestart, type LibraryState } from './state.js';
 import { holdInspectorSignal } from '../util/signals.js';
+import { faultPoint } from '../util/faults.js';
 import type { CheckpointResult } from '../crs/hooks.js';
 
 /** Matches a message from any rank. */
@@ -349,6 +350,7 @@ export class Comm {
   async criuDump(oob: Channel, m: ControlMessage): Promise<void> {
     let rankDir: string;
     try {
+      await faultPoint('dump', this.rank);
       if (!this.peers || !this.link) throw new CkptError(ErrorCodes.INTERNAL, 'a singleton has nothing to dump');
       ({ rankDir } = await this.agent.beginDump(m));
     } catch (err) {
@@ -376,6 +378,7 @@ export class Comm {
     // This rank's local snapshot, for the coordinator's record (not meaningful in a restored copy).
     const dumpMs = Math.round((performance.now() - t0) * 100) / 100;
     try {
+      await faultPoint(restored ? 'rejoin' : 'dumped', this.rank);
       if (restored) {
         const info = this.agent.readRejoin();
         this.jobId = info.job;

@@ -19,6 +19,7 @@ import { mkdirPrivate } from '../util/fsx.js';
 import { packStates, PACK_FILE } from '../store/pack.js';
 import type { FileEntry } from '../store/checksum.js';
 import { version } from '../version.js';
+import { faultPoint } from '../util/faults.js';
 import type { Coordinator } from './coordinator.js';
 import type { ControlMessage } from '../wire/frame.js';
 
@@ -44,7 +45,7 @@ export interface JobCheckpointOptions {
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
-const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT)$/;
+const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT|FAULT|FAULT_DIR)$/;
 
 export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
   return recordEnv(env, (k) => RUN_ONLY_ENV.test(k));
@@ -92,12 +93,14 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   let phase: CheckpointPhase = 'prepare';
   try {
     o.onPhase?.('prepare');
+    await faultPoint('prepare', 'coord');
     const prepared = await all('ckpt-prepare', phaseMs, () => ({ seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
     const counts = prepared.map((m) => Number(m.safePoints));
     const target = Math.max(...counts) + 1;
 
     phase = 'reach';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     // A rank reports, unasked, the first safe point it stands at after the prepare.
     // Ranks whose next safe point is the target need not be told it (in a job whose
     // ranks keep in step, none are): the save request confirms it. The others are
@@ -113,6 +116,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
 
     phase = 'save';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     const inlineBytes = envBytes('CKPT_SELF_INLINE_BYTES', DEFAULT_INLINE_BYTES);
     // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
     const saved = await all('ckpt-save', phaseMs, (j) => ({
@@ -124,6 +128,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
 
     phase = 'commit';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     // Small ranks replied with their state: one pack file for all of them.
     const inline = ranks.flatMap((r) => inlineState(r, saved[r]!.inline));
     const synced = ranks.flatMap((r) => syncedFiles(r, saved[r]!.files));
@@ -145,6 +150,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
 
     phase = 'resume';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq });
     return snapshot;
   } catch (err) {
@@ -276,15 +282,18 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
   const down = new Map<number, Promise<ControlMessage>>();
   try {
     o.onPhase?.('prepare');
+    await faultPoint('prepare', 'coord');
     const prepared = await all('ckpt-prepare', phaseMs, () => ({ crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
     const written = prepared.map((m) => m.written as number[]);
 
     phase = 'drain';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     await all('ckpt-drain', phaseMs, (j) => ({ expected: ranks.map((i) => written[i]?.[j] ?? 0) }));
 
     phase = 'dump';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
     // All ranks at once by default; CKPT_DUMP_CONCURRENCY=K dumps K at a time (bounds
     // the CRIU processes' memory and CPU for a large job; measured at N = 16 on 2
@@ -331,6 +340,7 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
 
     phase = 'commit';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     const snapshot = await commitSnapshot(
       pending,
       jobManifest(
@@ -358,6 +368,7 @@ async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapsh
 
     phase = 'resume';
     o.onPhase?.(phase);
+    await faultPoint(phase, 'coord');
     resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, peers: c.peerAddresses() });
     return snapshot;
   } catch (err) {
