@@ -13,6 +13,12 @@ export interface CheckpointResult {
   hostname: string;
   previousHostname: string;
   snapshot: { store: string; seq: number; dir: string };
+  /**
+   * onContinue only: the checkpoint failed or was aborted after onPrepare ran, and
+   * no snapshot was taken (`snapshot` names the one that was not). The hook undoes
+   * what onPrepare did, as after a checkpoint that succeeded.
+   */
+  aborted?: boolean;
 }
 
 export interface PrepareInfo {
@@ -40,7 +46,7 @@ function add<T>(list: Hook<T>[], hook: Hook<T>): () => void {
 
 /** Runs before every checkpoint: quiesce what cannot be snapshotted. Returns a remover. */
 export const onPrepare = (hook: Hook<PrepareInfo>): (() => void) => add(hooks.prepare, hook);
-/** Runs in the original process after a checkpoint (or a failed one). Returns a remover. */
+/** Runs in the original process after a checkpoint, and after one that failed once onPrepare had run (`aborted`). Returns a remover. */
 export const onContinue = (hook: Hook<CheckpointResult>): (() => void) => add(hooks.continue, hook);
 /** Runs in a process restarted from a snapshot: refresh pids, hosts, connections. Returns a remover. */
 export const onRestart = (hook: Hook<CheckpointResult>): (() => void) => add(hooks.restart, hook);

@@ -57,7 +57,15 @@ async function takeCheckpoint(options: CheckpointOptions): Promise<CheckpointRes
   const base = { crs: component.name, previousPid: record.pid, previousHostname, snapshot: snapshotRef };
 
   let outcome;
+  let prepared = false;
+  /** A failure after onPrepare ran: onContinue undoes it (`aborted`), then the error goes on. */
+  const failed = async (err: unknown): Promise<never> => {
+    abortSnapshot(pending);
+    if (prepared) await runHooks('continue', { ...base, state: 'continue', pid: record.pid, hostname: previousHostname, aborted: true });
+    throw err;
+  };
   try {
+    prepared = true;
     await runHooks('prepare', { crs: component.name, store: pending.store, seq: pending.seq });
     // A process that dumps itself must hold no descriptor on the snapshot it writes:
     // it would be in the images, naming a directory the commit renames.
@@ -65,8 +73,7 @@ async function takeCheckpoint(options: CheckpointOptions): Promise<CheckpointRes
     outcome = await component.checkpointSelf({ pending, record, onProgress: options.onProgress });
     if (outcome.state === 'continue' && component.transparent) reacquirePending(pending);
   } catch (err) {
-    abortSnapshot(pending);
-    throw err;
+    return failed(err);
   }
 
   if (outcome.state === 'restart') {
@@ -89,8 +96,7 @@ async function takeCheckpoint(options: CheckpointOptions): Promise<CheckpointRes
     options.onProgress?.('committing the snapshot');
     await commitSnapshot(pending, manifest, { onProgress: options.onProgress });
   } catch (err) {
-    abortSnapshot(pending);
-    throw err;
+    return failed(err);
   }
   if (then === 'terminate') process.exit(0);
   const result: CheckpointResult = { ...base, state: 'continue', pid: record.pid, hostname: previousHostname };

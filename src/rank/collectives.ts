@@ -4,7 +4,17 @@
 // calls apart without sequence numbers. Trees are binomial: log2(size) rounds.
 import { CkptError, ErrorCodes } from '../errors.js';
 import { FrameKind } from '../wire/frame.js';
-import { decodeData, encodeData, type Comm, type ReduceOp } from './comm.js';
+import { decodeData, encodeData, type RawMessage } from './codec.js';
+
+export type ReduceOp = 'sum' | 'min' | 'max';
+
+/** What collectives need of a communicator: its place, and raw sends and receives. */
+export interface Port {
+  readonly rank: number;
+  readonly size: number;
+  sendRaw(dest: number, kind: FrameKind, tag: number, payload: Uint8Array): Promise<void>;
+  recvRaw(source: number, tag: number, what: string, timeoutMs: number | undefined): Promise<RawMessage>;
+}
 
 const TAG_BARRIER = -2;
 const TAG_BCAST = -3;
@@ -13,7 +23,7 @@ const TAG_GATHER = -5;
 const EMPTY = new Uint8Array(0);
 
 /** Dissemination barrier: in round k every rank signals rank+2^k and waits for rank-2^k. */
-export async function barrier(comm: Comm, timeoutMs?: number): Promise<void> {
+export async function barrier(comm: Port, timeoutMs?: number): Promise<void> {
   const { rank, size } = comm;
   for (let k = 1, round = 0; k < size; k <<= 1, round++) {
     const to = (rank + k) % size;
@@ -24,7 +34,7 @@ export async function barrier(comm: Comm, timeoutMs?: number): Promise<void> {
 }
 
 /** Binomial-tree broadcast; the encoded payload is forwarded as received. */
-export async function bcast(comm: Comm, value: unknown, root: number, timeoutMs?: number): Promise<unknown> {
+export async function bcast(comm: Port, value: unknown, root: number, timeoutMs?: number): Promise<unknown> {
   const { rank, size } = comm;
   checkRoot(comm, root, 'bcast');
   const vr = (rank - root + size) % size;
@@ -54,7 +64,7 @@ export async function bcast(comm: Comm, value: unknown, root: number, timeoutMs?
 }
 
 /** Reduce to rank 0 up a binomial tree, then broadcast: every rank gets the same bits. */
-export async function allreduce(comm: Comm, value: number | number[], op: ReduceOp, timeoutMs?: number): Promise<number | number[]> {
+export async function allreduce(comm: Port, value: number | number[], op: ReduceOp, timeoutMs?: number): Promise<number | number[]> {
   const combine = combiner(op);
   checkOperand(value, 'allreduce');
   const { rank, size } = comm;
@@ -75,7 +85,7 @@ export async function allreduce(comm: Comm, value: number | number[], op: Reduce
 }
 
 /** Linear gather: fine up to the job-size limit (256), and the root sees which rank is late. */
-export async function gather(comm: Comm, value: unknown, root: number, timeoutMs?: number): Promise<unknown[] | undefined> {
+export async function gather(comm: Port, value: unknown, root: number, timeoutMs?: number): Promise<unknown[] | undefined> {
   checkRoot(comm, root, 'gather');
   const { kind, payload } = encodeData(value);
   if (comm.rank !== root) {
@@ -91,7 +101,7 @@ export async function gather(comm: Comm, value: unknown, root: number, timeoutMs
   return out;
 }
 
-function checkRoot(comm: Comm, root: number, what: string): void {
+function checkRoot(comm: Port, root: number, what: string): void {
   if (!Number.isInteger(root) || root < 0 || root >= comm.size) {
     throw new CkptError(ErrorCodes.USAGE, `${what}: root ${root} is not a rank of this job (0…${comm.size - 1})`);
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { closeSnapshot, isJobSnapshot, openSnapshot } from '../store/store.js';
 import { readPackSlice } from '../store/pack.js';
-import type { RestartFrom } from './checkpoint.js';
+import { LIBRARY_STATE, type SelfRestartFrom as RestartFrom } from '../crs/self/job-rank.js';
 
 export interface LibraryState {
   rank: number;
@@ -19,7 +19,6 @@ export interface LibraryState {
   safePoint?: number;
 }
 
-const LIBRARY_STATE = 'library.json';
 
 function bad(what: string): never {
   throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `invalid rank library state: ${what}`);

@@ -1,29 +1,23 @@
-// The coordinator's checkpoint state machine:
-//   self: prepare → reach (every rank at the same safe point) → save (once nothing
-//         is in flight to it, each rank's state into its directory) → commit
-//         (global manifest, atomic rename) → resume (continue, not waited for)
-//   criu: prepare (sends held at once) → drain → dump (each rank closes its
-//         connections, CRIU dumps it, it rejoins) → commit → resume (the ranks
-//         reconnect to each other and send what they held; not waited for)
-// then the launcher stops or ends the job. Every phase has a timeout; any failure
-// aborts the checkpoint — the partial snapshot is removed and the ranks resume as
-// if nothing had happened. (criu: a rank that went down for its dump and never
-// came back leaves the job unable to go on: the error says so, `fatal`.)
+// The coordinator's side of a job checkpoint, whatever the checkpointer: a new
+// partial snapshot, the component's phases up to its cut (crs/self, crs/criu:
+// JobCheckpointer.begin), the commit (the one global manifest, atomically), then
+// every rank resumes — not waited for. Any failure before the commit aborts: the
+// ranks resume as if nothing had happened and the partial snapshot is removed.
+// The protocol: docs/RUNTIME.md.
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
-import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord, type ManifestDraft, type RankRecord } from '../store/manifest.js';
+import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
+import { jobCheckpointer } from '../crs/job-registry.js';
+import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord } from '../store/manifest.js';
 import { recordEnv, type RecordedEnv } from '../store/env.js';
-import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, removeSnapshot, openSnapshot, writeSnapshotFile, type PendingSnapshot, type Snapshot } from '../store/store.js';
-import { mkdirPrivate } from '../util/fsx.js';
-import { packStates, PACK_FILE } from '../store/pack.js';
-import type { FileEntry } from '../store/checksum.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, openSnapshot, removeSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
+import { pendingWriter } from '../store/writer.js';
 import { version } from '../version.js';
 import { faultPoint } from '../util/faults.js';
 import type { Coordinator } from './coordinator.js';
-import type { ControlMessage } from '../wire/frame.js';
 
-export type CheckpointPhase = 'prepare' | 'reach' | 'drain' | 'save' | 'dump' | 'commit' | 'resume';
+export type CheckpointPhase = JobPhase;
+/** @deprecated the launcher's component names until it takes a JobCheckpointer by name. */
 export type JobCheckpointer = 'self' | 'criu';
 
 export interface JobCheckpointOptions {
@@ -32,9 +26,8 @@ export interface JobCheckpointOptions {
   then: EndState;
   job: JobManifestRecord;
   pids: number[];
-  /** The job's checkpointer (default self); `crsVersion` goes into the manifest. */
-  crs?: JobCheckpointer;
-  crsVersion?: string;
+  /** The job's checkpointer, by name (default self). */
+  crs?: string;
   /** A rank asked for it (comm.checkpoint()): ranks match it to their calls. */
   requested?: boolean;
   /** Timeout of each phase; `reach` waits for the ranks' next safe point and gets `reachMs`; `dump` (criu) gets `dumpMs`. */
@@ -42,10 +35,12 @@ export interface JobCheckpointOptions {
   reachMs?: number;
   dumpMs?: number;
   onPhase?: (phase: CheckpointPhase) => void;
+  /** Unused: the component reports its version with its cut. */
+  crsVersion?: string;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
-const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT|FAULT|FAULT_DIR)$/;
+const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT|FAULT|FAULT_DIR|PEER_HOST)$/;
 
 export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
   return recordEnv(env, (k) => RUN_ONLY_ENV.test(k));
@@ -56,113 +51,80 @@ export function envMs(name: string, fallback: number): number {
   return Number.isFinite(v) && v > 0 ? v : fallback;
 }
 
-/** What both checkpointers' state machines start from: the ranks, a new snapshot, request rounds. */
-function begin(o: JobCheckpointOptions) {
+export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
   const c = o.coordinator;
-  const ranks = [...Array(o.job.size).keys()];
+  const component = jobCheckpointer(o.crs ?? 'self');
   if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
+  const ranks = [...Array(o.job.size).keys()];
   const phaseMs = o.phaseMs ?? envMs('CKPT_CHECKPOINT_PHASE_MS', 30_000);
   const pending = beginSnapshot(o.store);
-  /** One request to every rank, all at once; the first failure fails the round. */
-  const all = (op: string, timeoutMs: number, body: (r: number) => Record<string, unknown>) =>
-    Promise.all(ranks.map((r) => c.requestRank(r, op, timeoutMs, body(r))));
-  return { c, ranks, phaseMs, pending, createdAt: new Date().toISOString(), all };
-}
-
-function jobManifest(o: JobCheckpointOptions, createdAt: string, crs: { name: string; version: string }, ranks: RankRecord[], data: Record<string, unknown>): ManifestDraft {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    kind: 'job',
-    origin: 'coordinated',
-    createdAt,
-    ckptVersion: version,
-    crs,
-    host: hostname(),
-    endState: o.then,
-    job: o.job,
+  const createdAt = new Date().toISOString();
+  let phase = 'prepare' as CheckpointPhase;
+  const run: JobCheckpointRun = {
+    jobId: o.job.id,
     ranks,
-    data,
+    pids: o.pids,
+    pending,
+    requested: o.requested === true,
+    phaseMs,
+    reachMs: o.reachMs ?? envMs('CKPT_CHECKPOINT_REACH_MS', 60_000),
+    dumpMs: o.dumpMs ?? envMs('CKPT_CHECKPOINT_DUMP_MS', Math.max(phaseMs, 120_000)),
+    async phase(name) {
+      phase = name;
+      o.onPhase?.(name);
+      await faultPoint(name, 'coord');
+    },
+    request: (r, op, body = {}, timeoutMs = phaseMs) => c.requestRank(r, op, timeoutMs, body),
+    all: (op, body, timeoutMs = phaseMs) => Promise.all(ranks.map((r) => c.requestRank(r, op, timeoutMs, body(r)))),
+    awaitArrival: (r, safePoint, timeoutMs) => c.awaitArrival(r, pending.seq, safePoint, timeoutMs),
+    awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
+    peerAddresses: () => c.peerAddresses(),
+    writer: pendingWriter(pending),
   };
-}
-
-export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
-  if (o.crs === 'criu') return coordinateCriuCheckpoint(o);
-  const { c, ranks, phaseMs, pending, createdAt, all } = begin(o);
-  const reachMs = o.reachMs ?? envMs('CKPT_CHECKPOINT_REACH_MS', 60_000);
-  let phase: CheckpointPhase = 'prepare';
+  const attempt = component.begin(run);
   try {
-    o.onPhase?.('prepare');
-    await faultPoint('prepare', 'coord');
-    const prepared = await all('ckpt-prepare', phaseMs, () => ({ seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
-    const counts = prepared.map((m) => Number(m.safePoints));
-    const target = Math.max(...counts) + 1;
-
-    phase = 'reach';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    // A rank reports, unasked, the first safe point it stands at after the prepare.
-    // Ranks whose next safe point is the target need not be told it (in a job whose
-    // ranks keep in step, none are): the save request confirms it. The others are
-    // sent on to the target, and reply when there.
-    const written = await Promise.all(
-      ranks.map((r) =>
-        counts[r]! + 1 === target
-          ? c.awaitArrival(r, pending.seq, target, reachMs)
-          : c.requestRank(r, 'ckpt-reach', reachMs, { target }).then((m) => m.written as number[]),
-      ),
-    );
+    const cut = await attempt.cut();
     c.clearArrivals();
-
-    phase = 'save';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    const inlineBytes = envBytes('CKPT_SELF_INLINE_BYTES', DEFAULT_INLINE_BYTES);
-    // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
-    const saved = await all('ckpt-save', phaseMs, (j) => ({
-      target,
-      expected: ranks.map((i) => written[i]?.[j] ?? 0),
-      rankDir: join(pending.dir, `rank-${j}`),
-      inlineBytes,
-    }));
-
-    phase = 'commit';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    // Small ranks replied with their state: one pack file for all of them.
-    const inline = ranks.flatMap((r) => inlineState(r, saved[r]!.inline));
-    const synced = ranks.flatMap((r) => syncedFiles(r, saved[r]!.files));
-    const pack = inline.length ? packStates(inline) : undefined;
-    if (pack) synced.push(await writeSnapshotFile(pending, PACK_FILE, pack.bytes));
-    const rankRecords = ranks.map((r): RankRecord => {
-      const packed = pack?.packed.get(r);
-      return { rank: r, pid: o.pids[r] ?? 0, dir: `rank-${r}`, safePoint: Number(saved[r]!.safePoint), ...(packed ? { packed } : {}) };
-    });
     const snapshot = await commitSnapshot(
       pending,
-      jobManifest(o, createdAt, { name: 'self', version }, rankRecords, {
-        target,
-        // Each rank's local snapshot (save(), and its files written and fsynced unless packed), as it timed it.
-        saveMs: ranks.map((r) => (typeof saved[r]!.saveMs === 'number' ? saved[r]!.saveMs : null)),
-      }),
-      { synced, syncedDirs: ranks.filter((r) => !pack?.packed.has(r)).map((r) => `rank-${r}`) },
+      {
+        format: MANIFEST_FORMAT,
+        version: MANIFEST_VERSION,
+        kind: 'job',
+        origin: 'coordinated',
+        createdAt,
+        ckptVersion: version,
+        crs: { name: component.name, version: cut.version },
+        host: hostname(),
+        endState: o.then,
+        job: o.job,
+        ranks: cut.ranks,
+        data: cut.data,
+      },
+      { synced: cut.synced, syncedDirs: cut.syncedDirs },
     );
-
-    phase = 'resume';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq });
+    await run.phase('resume');
+    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });
     return snapshot;
   } catch (err) {
     c.clearArrivals();
+    let fatal = false;
     let leftover: string | undefined;
-    // The ranks that are still there go on as before; then the partial snapshot goes.
-    if (phase !== 'resume') leftover = await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort' });
+    if (phase !== 'resume') {
+      const after = await attempt.abandon();
+      fatal = after.fatal;
+      // A job that cannot go on is not told to resume (it is aborted); the snapshot goes all the same.
+      leftover = fatal ? await abortCheckpoint(c, [], pending, 0, {}) : await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort', ...after.resume });
+    }
     const cause = err instanceof Error ? err.message : String(err);
     throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}${leftover ? `; ${leftover}` : ''}`, {
       cause: err,
-      details: { phase },
-      hint: phase === 'reach' ? 'with the self checkpointer every rank must call comm.safePoint() now and then' : undefined,
+      details: { phase, fatal },
+      hint: fatal
+        ? 'a rank went down for its CRIU dump and did not come back: the job cannot go on'
+        : phase === 'reach'
+          ? 'with the self checkpointer every rank must call comm.safePoint() now and then'
+          : undefined,
     });
   }
 }
@@ -198,42 +160,6 @@ async function abortCheckpoint(c: Coordinator, ranks: number[], pending: Pending
   return `the partial snapshot ${pending.dir} could not be removed: ${last instanceof Error ? last.message : String(last)}`;
 }
 
-/** Up to this many bytes of state (save()'s and the library's), a rank replies with them instead of writing files. */
-const DEFAULT_INLINE_BYTES = 64 << 10;
-/** Base64 in a control message: 4/3 of it, under the 1 MiB limit with room to spare. */
-const MAX_INLINE_BYTES = 512 << 10;
-
-function envBytes(name: string, fallback: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return fallback;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_INLINE_BYTES) throw new CkptError(ErrorCodes.USAGE, `${name} must be a byte count from 0 to ${MAX_INLINE_BYTES}, not '${v}'`);
-  return n;
-}
-
-/** A small rank's state from its save reply; malformed: the checkpoint fails. */
-function inlineState(rank: number, inline: unknown): { rank: number; state: Buffer; binary: boolean; library: Buffer }[] {
-  if (inline === undefined) return [];
-  const i = inline as { binary?: unknown; state?: unknown; library?: unknown };
-  if (typeof i !== 'object' || i === null || typeof i.binary !== 'boolean' || typeof i.state !== 'string' || typeof i.library !== 'string') {
-    throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} replied to ckpt-save with a malformed state`);
-  }
-  return [{ rank, state: Buffer.from(i.state, 'base64'), binary: i.binary, library: Buffer.from(i.library, 'base64') }];
-}
-
-/** What a rank reports it wrote, fsynced and hashed; anything malformed is simply synced and hashed again. */
-function syncedFiles(rank: number, files: unknown): FileEntry[] {
-  if (!Array.isArray(files)) return [];
-  return files.flatMap((f: { name?: unknown; path?: unknown; size?: unknown; xxh64?: unknown }) => {
-    // self reports names in its directory, criu paths below it (images/…); neither may climb out.
-    const rel = typeof f?.path === 'string' ? f.path : f?.name;
-    const ok = typeof rel === 'string' && /^[\w.-]+(\/[\w.-]+)?$/.test(rel) && !rel.split('/').some((p) => p === '..' || p === '.');
-    return ok && Number.isInteger(f.size) && typeof f.xxh64 === 'string' && /^[0-9a-f]{16}$/.test(f.xxh64)
-      ? [{ path: `rank-${rank}/${rel}`, size: f.size as number, xxh64: f.xxh64 }]
-      : [];
-  });
-}
-
 /**
  * The snapshot is committed: the ranks are told to go on, and the checkpoint is
  * reported without waiting for their replies (one round less while the caller
@@ -264,132 +190,7 @@ export function applyRetention(store: string, keep: number, jobName: string): nu
   return removed;
 }
 
-/** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
-function dumpConcurrency(): number {
-  return Math.max(1, Math.floor(envMs('CKPT_DUMP_CONCURRENCY', Infinity)));
-}
-
 /** A failed criu checkpoint after which the job cannot go on (a rank went down and did not come back). */
 export function isFatalCheckpointError(err: unknown): boolean {
   return err instanceof JobError && (err.details as { fatal?: boolean } | undefined)?.fatal === true;
-}
-
-async function coordinateCriuCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
-  const { c, ranks, phaseMs, pending, createdAt, all } = begin(o);
-  const dumpMs = o.dumpMs ?? envMs('CKPT_CHECKPOINT_DUMP_MS', Math.max(phaseMs, 120_000));
-  let phase: CheckpointPhase = 'prepare';
-  /** Ranks that went down for their dump, and their way back. */
-  const down = new Map<number, Promise<ControlMessage>>();
-  try {
-    o.onPhase?.('prepare');
-    await faultPoint('prepare', 'coord');
-    const prepared = await all('ckpt-prepare', phaseMs, () => ({ crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: o.requested === true }));
-    const written = prepared.map((m) => m.written as number[]);
-
-    phase = 'drain';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    await all('ckpt-drain', phaseMs, (j) => ({ expected: ranks.map((i) => written[i]?.[j] ?? 0) }));
-
-    phase = 'dump';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    for (const r of ranks) mkdirPrivate(join(pending.dir, `rank-${r}`));
-    // All ranks at once by default; CKPT_DUMP_CONCURRENCY=K dumps K at a time (bounds
-    // the CRIU processes' memory and CPU for a large job; measured at N = 16 on 2
-    // cores the whole checkpoint took about as long either way, 2.2–2.5 s). A rank
-    // waiting for its turn runs on: its sends are held and nothing is in flight to
-    // it, so the cut stays consistent. After a failure no further rank goes down.
-    const hellos = new Map<number, ControlMessage>();
-    const queue = [...ranks];
-    /** A rank that refused, never answered, or did not come back; `stop`: no further dumps. */
-    let failure: unknown;
-    let stop = false;
-    const worker = async (): Promise<void> => {
-      while (!stop && queue.length > 0) {
-        const r = queue.shift()!;
-        const back = c.awaitRejoin(r, dumpMs);
-        back.catch(() => {});
-        try {
-          await c.requestRank(r, 'ckpt-dump', phaseMs, { rankDir: join(pending.dir, `rank-${r}`) });
-        } catch (err) {
-          // It did not go down (it refused, or never answered): nobody waits for it.
-          failure ??= err;
-          stop = true;
-          return;
-        }
-        down.set(r, back);
-        try {
-          const hello = await back;
-          hellos.set(r, hello);
-          if (hello.dumped !== 'ok') stop = true;
-        } catch (err) {
-          failure ??= err;
-          stop = true;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(dumpConcurrency(), ranks.length) }, worker));
-    if (failure !== undefined) throw failure;
-    const failed = [...hellos.keys()].filter((r) => hellos.get(r)?.dumped !== 'ok');
-    if (failed.length) {
-      throw new JobError(ErrorCodes.CHECKPOINT_FAILED, failed.map((r) => `rank ${r}: ${String(hellos.get(r)?.message ?? 'dump failed')}`).join('; '), {
-        details: { ranks: failed },
-      });
-    }
-
-    phase = 'commit';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    const snapshot = await commitSnapshot(
-      pending,
-      jobManifest(
-        o,
-        createdAt,
-        { name: 'criu', version: o.crsVersion ?? 'unknown' },
-        ranks.map((r) => {
-        const p = prepared[r]!;
-        return {
-          rank: r,
-          pid: Number(p.pid),
-          dir: `rank-${r}`,
-          tree: p.tree as number[],
-          stdio: p.stdio as (string | null)[],
-          rejoin: String(p.rejoin),
-          shellJob: p.shellJob === true,
-          networkLock: p.networkLock === 'skip' ? 'skip' : 'nftables',
-        };
-      }),
-        // How long each rank's own CRIU dump took (its local snapshot), as the rank timed it.
-        { images: 'images', dumpMs: ranks.map((r) => (typeof hellos.get(r)?.dumpMs === 'number' ? hellos.get(r)!.dumpMs : null)) },
-      ),
-      { synced: ranks.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)), syncedDirs: ranks.flatMap((r) => [`rank-${r}`, `rank-${r}/images`]) },
-    );
-
-    phase = 'resume';
-    o.onPhase?.(phase);
-    await faultPoint(phase, 'coord');
-    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, peers: c.peerAddresses() });
-    return snapshot;
-  } catch (err) {
-    let fatal = false;
-    let leftover: string | undefined;
-    if (phase !== 'resume') {
-      // Ranks that went down must be back (their images written) before anyone can reconnect.
-      const back = await Promise.allSettled([...down.values()]);
-      fatal = back.some((b) => b.status === 'rejected');
-      if (fatal) {
-        // The job cannot go on (it is aborted); the snapshot goes all the same.
-        leftover = await abortCheckpoint(c, [], pending, 0, {});
-      } else {
-        leftover = await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort', peers: c.peerAddresses() });
-      }
-    }
-    const cause = err instanceof Error ? err.message : String(err);
-    throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${o.job.id} failed in phase ${phase}: ${cause}${leftover ? `; ${leftover}` : ''}`, {
-      cause: err,
-      details: { phase, fatal },
-      hint: fatal ? 'a rank went down for its CRIU dump and did not come back: the job cannot go on' : undefined,
-    });
-  }
 }

@@ -20,6 +20,7 @@ import { newSecret, type Address, type Transport } from '../wire/channel.js';
 import { Coordinator } from './coordinator.js';
 import { EXIT_CHECKPOINTED, assertStoreFree, canonicalStore, claimStore, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../registry/jobs.js';
 import { forwardLines, openOutputFile, prefixedSink, prepareOutputDir } from './output.js';
+import type { CriuRankRecord } from '../crs/criu/job.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError, jobEnvForSnapshot, type CheckpointPhase, type JobCheckpointer } from './checkpoint.js';
 import type { EndState } from '../store/manifest.js';
 import type { Snapshot } from '../store/store.js';
@@ -383,7 +384,7 @@ export class Job extends EventEmitter<JobEvents> {
     const output = this.options.output ?? { mode: 'prefix' };
     const n = native();
     const logDir = join(logsDir(), `restore-job-${snapshot.seq}-${Date.now()}-${process.pid}`);
-    const restoreRank = async (rec: JobSnapshot['manifest']['ranks'][number]): Promise<void> => {
+    const restoreRank = async (rec: CriuRankRecord): Promise<void> => {
       if (!rec.rejoin || !rec.stdio) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `rank ${rec.rank} of ${snapshot.dir} has no criu restore record`);
       const ours: number[] = [];
       const inherit: { key: string; fd: number }[] = [];
@@ -438,7 +439,7 @@ export class Job extends EventEmitter<JobEvents> {
       // A few restores at a time: each CRIU restore waits on the disk and the kernel
       // part of the time. Every one settles before a failure is acted on, so that no
       // restored rank is left unsupervised.
-      const queue = [...snapshot.manifest.ranks];
+      const queue = [...snapshot.manifest.ranks] as CriuRankRecord[]; // validated by restartJob
       const settled: PromiseSettledResult<void>[] = [];
       const worker = async () => {
         for (let rec = queue.shift(); rec; rec = queue.shift()) settled.push(...(await Promise.allSettled([restoreRank(rec)])));

@@ -7,6 +7,7 @@
 // periodic checkpoints and retention (--interval/--keep).
 import { existsSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { isJobCheckpointer, jobCheckpointer } from '../crs/job-registry.js';
 import { restartEnv } from '../store/env.js';
 import type { JobSnapshot } from '../store/store.js';
 import { launchJob, type Job, type LaunchOptions } from './launcher.js';
@@ -19,9 +20,11 @@ export type RestartJobOptions = Pick<LaunchOptions, 'output' | 'intervalMs' | 'k
 export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptions = {}): Promise<Job> {
   const m = snapshot.manifest;
   const crs = m.crs.name;
-  if (crs !== 'self' && crs !== 'criu') {
+  if (!isJobCheckpointer(crs)) {
     throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `restarting a job checkpointed by '${crs}' is not supported`);
   }
+  // The component's own fields of every rank record, before anything is started.
+  m.ranks.forEach((r, i) => jobCheckpointer(crs).validateRank(r, `ranks[${i}]`));
   const [command, ...args] = m.job.argv;
   if (!existsSync(m.job.cwd)) {
     throw new CkptError(ErrorCodes.CWD_MISSING, `the working directory the job ran in, ${m.job.cwd}, does not exist here`, {
@@ -41,7 +44,7 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     name: m.job.name,
     cwd: m.job.cwd,
     env: restartEnv(m.job.env, m.job.envWithheld, process.env, envRefresh),
-    crs,
+    crs: crs as 'self' | 'criu', // the launcher's names until it takes components by name
     // Later checkpoints of the restarted job go on numbering in the same store.
     store: snapshot.store,
     ...(crs === 'self' ? { restartFrom: snapshot.dir } : { restoreFrom: snapshot }),

@@ -109,6 +109,11 @@ export interface JobRecord {
   keep?: number;
 }
 
+/**
+ * One rank of a job snapshot. The store knows its common fields and a self rank's
+ * pack slices (checked against the files); the checkpointer that made the snapshot
+ * adds and validates its own fields (crs/<name>/job.ts: validateRank).
+ */
 export interface RankRecord {
   rank: number;
   pid: number;
@@ -116,17 +121,8 @@ export interface RankRecord {
   dir: string;
   /** self, a small rank: its state is a slice of a pack file shared by the job's small ranks. */
   packed?: PackedRank;
-  /** The safe point at which it was saved (self). */
-  safePoint?: number;
-  /** criu: every pid of the rank's tree (the restore needs them free). */
-  tree?: number[];
-  /** criu: what fds 0-2 pointed at; a restore hands in new pipes for pipes and sockets. */
-  stdio?: (string | null)[];
-  /** criu: the rank's rejoin pipe (`pipe:[ino]`), through which a restore tells it where its new coordinator is. */
-  rejoin?: string;
-  shellJob?: boolean;
-  /** criu: as for a process (ranks have no TCP connections at their dump: `skip`). */
-  networkLock?: NetworkLockName;
+  /** The component's own fields (self: safePoint; criu: tree, stdio, rejoin, shellJob, networkLock). */
+  [field: string]: unknown;
 }
 
 /** A global snapshot of an N-rank job, taken by the coordinator. */
@@ -263,11 +259,6 @@ function validateJob(value: Record<string, unknown>): void {
   ranks.forEach((r, i) => {
     if (!isObj(r) || r.rank !== i || !isInt(r.pid) || !isStr(r.dir)) fail(`ranks[${i}]`);
     if (!isSafeRelativePath(r.dir)) throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `manifest names a rank directory outside the snapshot: ${JSON.stringify(r.dir)}`);
-    if (r.safePoint !== undefined && !isInt(r.safePoint)) fail(`ranks[${i}].safePoint`);
-    if (r.tree !== undefined && !(Array.isArray(r.tree) && r.tree.every((x) => isInt(x) && x > 1))) fail(`ranks[${i}].tree`);
-    if (r.stdio !== undefined && !(Array.isArray(r.stdio) && r.stdio.every((x) => x === null || isStr(x)))) fail(`ranks[${i}].stdio`);
-    if (r.rejoin !== undefined && !(isStr(r.rejoin) && /^pipe:\[\d+\]$/.test(r.rejoin))) fail(`ranks[${i}].rejoin`);
-    if (!isLockName(r.networkLock)) fail(`ranks[${i}].networkLock`);
     if (r.packed !== undefined) validatePacked(r.packed, i, value.files);
   });
 }

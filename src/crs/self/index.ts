@@ -59,8 +59,9 @@ export function selfRegistered(): boolean {
   return callbacks !== undefined || fileCallbacks !== undefined;
 }
 
-const STATE_JSON = 'state.json';
-const STATE_BIN = 'state.bin';
+/** The names of a self snapshot's state file (a single process's, and a large rank's). */
+export const STATE_JSON = 'state.json';
+export const STATE_BIN = 'state.bin';
 
 /** Reads a self snapshot's saved state and hands it to load(). */
 export async function loadSelfState(snapshotDir: string, data: Record<string, unknown>): Promise<void> {

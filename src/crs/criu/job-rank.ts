@@ -1,0 +1,112 @@
+// The criu checkpointer's rank half: no safe point. At the prepare the rank says
+// what its restore will need (its process tree, stdio, a rejoin pipe); at the dump
+// it leaves the job, CRIU dumps it wherever its code is, and it rejoins — the same
+// coordinator in the original, the restarted job's in a restored copy, which
+// learns where that is from the rejoin pipe (the restart pre-fills it).
+import { closeSync, fstatSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { CkptError, ErrorCodes } from '../../errors.js';
+import { currentPid, recordOf } from '../../store/record.js';
+import type { FileEntry } from '../../store/checksum.js';
+import { native } from '../../util/native.js';
+import { faultPoint } from '../../util/faults.js';
+import { parse } from '../../wire/validate.js';
+import { dumpRequest } from '../../wire/messages.js';
+import type { CheckpointResult } from '../hooks.js';
+import type { DownOutcome, RankCheckpointer, RankHost } from '../job.js';
+import { dumpJobRank } from './index.js';
+
+/** What a restarted job hands its restored ranks through their rejoin pipes. */
+export interface RejoinInfo {
+  coord: string;
+  job: string;
+  secret: string;
+}
+
+export function criuRankHalf(host: RankHost): RankCheckpointer {
+  /** The read end of the rejoin pipe, a timer that keeps the process alive, and who we were, for the pending checkpoint. */
+  let rejoinFd: number | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
+  let before: { pid: number; hostname: string; store: string; seq: number; dir: string } | undefined;
+
+  const readRejoin = (): RejoinInfo => {
+    if (rejoinFd === undefined) throw new CkptError(ErrorCodes.INTERNAL, 'no rejoin pipe');
+    const text = readFileSync(rejoinFd, 'utf8');
+    closeSync(rejoinFd);
+    rejoinFd = undefined;
+    let info: RejoinInfo;
+    try {
+      info = JSON.parse(text) as RejoinInfo;
+    } catch {
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${host.rank} was restored without rejoin information (read ${text.length} bytes)`);
+    }
+    if (typeof info?.coord !== 'string' || typeof info.job !== 'string' || typeof info.secret !== 'string') {
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${host.rank} was restored with incomplete rejoin information`);
+    }
+    return info;
+  };
+
+  return {
+    atSafePoint: false,
+    async prepare(s) {
+      const n = native();
+      const [readEnd, writeEnd] = n.pipe();
+      n.close(writeEnd);
+      rejoinFd = readEnd;
+      keepAlive = setInterval(() => {}, 1 << 30);
+      const record = recordOf(currentPid());
+      before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
+      return { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]` };
+    },
+    async checkpoint(s, m, reply) {
+      const writer = s.writer(parse(dumpRequest, m, 'ckpt-dump').rankDir);
+      await host.goDown(
+        () => reply({}),
+        async (): Promise<DownOutcome> => {
+          let restored = false;
+          let dumpError: Error | undefined;
+          let files: FileEntry[] | undefined;
+          const t0 = performance.now();
+          try {
+            restored = (await dumpJobRank(writer.path('images'), recordOf(currentPid()))).restored;
+            // The original makes its own images durable and checksums them, all ranks
+            // at once: the coordinator's commit then takes them as they are.
+            if (!restored) files = await writer.syncTree('images');
+          } catch (err) {
+            dumpError = err as Error;
+          }
+          // This rank's local snapshot, for the coordinator's record (not meaningful in a restored copy).
+          const dumpMs = Math.round((performance.now() - t0) * 100) / 100;
+          await faultPoint(restored ? 'rejoin' : 'dumped', host.rank);
+          if (restored) return { restored: true, rejoin: readRejoin() };
+          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
+        },
+      );
+      return undefined;
+    },
+    end() {
+      if (keepAlive) clearInterval(keepAlive);
+      keepAlive = undefined;
+      if (rejoinFd !== undefined) {
+        try {
+          closeSync(rejoinFd);
+        } catch {
+          // already closed
+        }
+        rejoinFd = undefined;
+      }
+    },
+    async restarted(): Promise<CheckpointResult> {
+      const b = before;
+      return {
+        state: 'restart',
+        crs: 'criu',
+        pid: currentPid(),
+        previousPid: b?.pid ?? currentPid(),
+        hostname: hostname(),
+        previousHostname: b?.hostname ?? hostname(),
+        snapshot: { store: b?.store ?? '', seq: b?.seq ?? 0, dir: b?.dir ?? '' },
+      };
+    },
+  };
+}

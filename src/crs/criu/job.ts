@@ -1,0 +1,38 @@
+// The criu checkpointer for jobs: its coordinator half, rank half and rank record.
+import { SnapshotError, ErrorCodes } from '../../errors.js';
+import type { NetworkLockName, RankRecord } from '../../store/manifest.js';
+import type { JobCheckpointer } from '../job.js';
+import { beginCriuCheckpoint } from './job-coordinator.js';
+import { criuRankHalf } from './job-rank.js';
+
+/** A criu rank's record: what its restore needs (validated by validateRank before use). */
+export interface CriuRankRecord extends RankRecord {
+  /** Every pid of the rank's tree (the restore needs them free). */
+  tree: number[];
+  /** What fds 0-2 pointed at; a restore hands in new pipes for pipes and sockets. */
+  stdio: (string | null)[];
+  /** The rank's rejoin pipe (`pipe:[ino]`), through which a restore tells it where its new coordinator is. */
+  rejoin: string;
+  shellJob?: boolean;
+  /** As for a process (ranks have no TCP connections at their dump: `skip`). */
+  networkLock?: NetworkLockName;
+}
+
+const pid = (x: unknown) => Number.isSafeInteger(x) && (x as number) > 1;
+
+export const criuJobCheckpointer: JobCheckpointer = {
+  name: 'criu',
+  begin: beginCriuCheckpoint,
+  rank: criuRankHalf,
+  validateRank(r, where) {
+    const fail = (field: string): never => {
+      throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${where}.${field}`);
+    };
+    // What the restore relies on: every pid it needs free, the stdio it hands over, the rejoin pipe.
+    if (!(Array.isArray(r.tree) && r.tree.length > 0 && r.tree.every(pid))) fail('tree');
+    if (!(Array.isArray(r.stdio) && r.stdio.every((x) => x === null || typeof x === 'string'))) fail('stdio');
+    if (!(typeof r.rejoin === 'string' && /^pipe:\[\d+\]$/.test(r.rejoin))) fail('rejoin');
+    if (r.shellJob !== undefined && typeof r.shellJob !== 'boolean') fail('shellJob');
+    if (r.networkLock !== undefined && r.networkLock !== 'skip' && r.networkLock !== 'nftables') fail('networkLock');
+  },
+};

@@ -1,0 +1,137 @@
+// The job-checkpointer interface: what a checkpointer component supplies so that
+// whole jobs (ckpt run -n N) can be checkpointed and restored with it. A component
+// gives three halves:
+//   - the coordinator's: the phases of one job checkpoint up to the commit
+//     (begin() → cut(), or abandon() after a failure), run by runtime/checkpoint.ts;
+//   - the rank's: a participant of the rank's checkpoint session (rank/checkpoint/),
+//     beside the library's own participants (peers: drain, hold, re-link; the
+//     library state; the user's hooks);
+//   - the restore: how a rank of one of its snapshots starts again (runtime/restart.ts).
+// Adding a component for jobs: one folder under crs/ and one line in crs/job-registry.ts
+// (docs/ARCHITECTURE.md, "Add a checkpointer"). The protocol: docs/RUNTIME.md.
+import type { FileEntry } from '../store/checksum.js';
+import type { PendingSnapshot } from '../store/layout.js';
+import type { RankRecord } from '../store/manifest.js';
+import type { SnapshotWriter } from '../store/writer.js';
+import type { CheckpointResult } from './hooks.js';
+
+export type JobPhase = 'prepare' | 'reach' | 'drain' | 'save' | 'dump' | 'commit' | 'resume';
+
+/** What the coordinator's half works with: the ranks, request rounds, the snapshot being written. */
+export interface JobCheckpointRun {
+  readonly jobId: string;
+  readonly ranks: readonly number[];
+  /** Each rank's pid as the launcher knows it. */
+  readonly pids: readonly number[];
+  readonly pending: PendingSnapshot;
+  readonly requested: boolean;
+  /** Timeouts: of each request round; of the wait for a safe point (self); of a rank's dump and rejoin (criu). */
+  readonly phaseMs: number;
+  readonly reachMs: number;
+  readonly dumpMs: number;
+  /** Enters a phase: progress for the caller, and the coordinator's fault point. */
+  phase(name: JobPhase): Promise<void>;
+  /** One request to rank `rank`; resolves with the reply (ok), rejects with the rank's error. */
+  request(rank: number, op: string, body?: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** One request to every rank at once; the first failure fails the round. */
+  all(op: string, body: (rank: number) => Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>[]>;
+  /** A rank's unasked report that it stands at safe point `safePoint` (self): its written[] counts. */
+  awaitArrival(rank: number, safePoint: number, timeoutMs: number): Promise<number[]>;
+  /** A rank's new connection after it went down for a dump; resolves with its hello. */
+  awaitRejoin(rank: number, timeoutMs: number): Promise<Record<string, unknown>>;
+  /** The ranks' current peer addresses (after a rejoin they have new ones). */
+  peerAddresses(): string[];
+  /** A writer for a file of the snapshot's own (not a rank's). */
+  writer: SnapshotWriter;
+}
+
+/** What the coordinator's half hands to the commit. */
+export interface JobCut {
+  ranks: RankRecord[];
+  /** The manifest's `data`. */
+  data: Record<string, unknown>;
+  /** The component's version, for the manifest's `crs`. */
+  version: string;
+  /** Files the ranks made durable and checksummed themselves (taken as they are). */
+  synced: FileEntry[];
+  /** Directories whose entries the ranks wrote (fsynced once by the commit). */
+  syncedDirs: string[];
+  /** Added to every rank's ckpt-resume after the commit. */
+  resume?: Record<string, unknown>;
+}
+
+/** One job checkpoint in progress, on the coordinator. */
+export interface JobCheckpointAttempt {
+  cut(): Promise<JobCut>;
+  /**
+   * After a failure in cut(): what the ranks need to go on. `fatal`: the job cannot
+   * (a rank went down for its dump and did not come back).
+   */
+  abandon(): Promise<{ fatal: boolean; resume?: Record<string, unknown> }>;
+}
+
+/** The parts of a rank a component's rank half acts on (supplied by ckpt/rank). */
+export interface RankHost {
+  readonly rank: number;
+  readonly size: number;
+  readonly isFinalized: boolean;
+  /** Safe points passed so far. */
+  readonly safePoints: number;
+  /** The library's own state, as a self checkpoint saves it. */
+  captureLibrary(): unknown;
+  /** Frames handed to each peer so far. */
+  written(): number[];
+  /**
+   * criu: the rank leaves the job for its dump (replies `reply` to the request,
+   * closes its coordinator and peer connections), `dump()` runs, then the rank
+   * rejoins — the same coordinator, or a restarted job's (what `dump` says).
+   */
+  goDown(reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void>;
+}
+
+/** How a dump ended, for the rejoin. */
+export interface DownOutcome {
+  restored: boolean;
+  /** A restored copy: where its new coordinator is. */
+  rejoin?: { coord: string; job: string; secret: string };
+  /** The original: its rejoin hello's report (dumped ok/error, dumpMs, files). */
+  report?: Record<string, unknown>;
+}
+
+/** A checkpoint as a rank's participants see it. */
+export interface RankSession {
+  readonly seq: number;
+  readonly store: string;
+  readonly dir: string;
+  readonly crs: string;
+  /** Fails once the checkpoint is over (aborted): checked before every write into the snapshot. */
+  check(): void;
+  /** Waits for `promise` unless the checkpoint ends first (then fails). */
+  until<T>(promise: Promise<T>): Promise<T>;
+  /** The error of a checkpoint that is over (aborted). */
+  endedError(): Error;
+  /** A writer for this rank's directory in the snapshot. */
+  writer(rankDir: string): SnapshotWriter;
+}
+
+/** A component's rank half. Each method may add fields to the phase's reply. */
+export interface RankCheckpointer {
+  /** self: the rank stops at a common safe point; criu: it is taken wherever it is. */
+  readonly atSafePoint: boolean;
+  prepare?(s: RankSession): Promise<Record<string, unknown>>;
+  /** self: ckpt-save; criu: ckpt-dump. */
+  checkpoint(s: RankSession, request: Record<string, unknown>, reply: (body: Record<string, unknown>) => Promise<void>): Promise<Record<string, unknown> | undefined>;
+  /** The checkpoint is over for this rank (committed or aborted). */
+  end?(s: RankSession): void;
+  /** A rank started from one of this component's snapshots, at its first safe point (self) or after its restore (criu). */
+  restarted?(): Promise<CheckpointResult>;
+}
+
+/** A component that can checkpoint jobs. */
+export interface JobCheckpointer {
+  readonly name: string;
+  begin(run: JobCheckpointRun): JobCheckpointAttempt;
+  rank(host: RankHost): RankCheckpointer;
+  /** Validates this component's fields of a rank record read from a manifest. */
+  validateRank(record: Record<string, unknown>, where: string): void;
+}

@@ -1,0 +1,74 @@
+// The peer links' part in a checkpoint (DMTCP's socket plugin in small): hold
+// sends so that what a rank reports written stays true, drain until nothing is in
+// flight to this rank, and after a criu checkpoint re-link with the peers' new
+// addresses. Without peers (a singleton) every step is empty.
+import { CkptError, ErrorCodes } from '../../errors.js';
+import { parse } from '../../wire/validate.js';
+import { counts } from '../../wire/messages.js';
+import type { PeerNetwork } from '../peers.js';
+import type { Session } from './session.js';
+
+export class PeersParticipant {
+  constructor(
+    private readonly rank: number,
+    private readonly peers: PeerNetwork | undefined,
+  ) {}
+
+  /** Frames handed to each peer's socket so far. */
+  written(): number[] {
+    return [...(this.peers?.written ?? [])];
+  }
+
+  hold(): void {
+    this.peers?.pause();
+  }
+
+  release(): void {
+    this.peers?.resume();
+  }
+
+  /** criu: every link is up before sends are held (a rank still wiring up cannot be cut). */
+  async linked(timeoutMs: number): Promise<void> {
+    if (this.peers && !this.peers.linked) await this.peers.whenLinked(timeoutMs);
+  }
+
+  /** Resolves once this rank has read, from each rank i, `expected[i]` frames: nothing is in flight to it. */
+  async drained(s: Session, expected: unknown): Promise<void> {
+    const peers = this.peers;
+    if (!peers) return;
+    const want = parse(counts, expected, `rank ${this.rank}: the drain request's frame counts`);
+    if (want.length !== peers.size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.rank}: a drain request without one frame count per rank`);
+    const done = () => want.every((n, i) => i === this.rank || peers.read[i]! >= n);
+    if (done()) return;
+    await s.until(
+      new Promise<void>((resolve) => {
+        const onRead = () => {
+          if (done()) {
+            peers.onRead = undefined;
+            resolve();
+          }
+        };
+        peers.onRead = onRead;
+        // An abort stops the watch (the promise is then abandoned).
+        void s.ended.promise.then(() => {
+          if (peers.onRead === onRead) peers.onRead = undefined;
+        });
+      }),
+    );
+  }
+
+  /**
+   * After a criu checkpoint: a rank that went down connects to every peer anew; one
+   * that stayed up while others went down (an aborted checkpoint) re-links.
+   */
+  relink(wentDown: boolean, addresses: string[] | undefined): void {
+    if (!this.peers) return;
+    const ok = addresses && addresses.length === this.peers.size ? addresses : undefined;
+    if (wentDown) {
+      if (!ok) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.rank}: ckpt-resume without the peers' addresses`);
+      this.peers.connectAll(ok);
+    } else if (ok) {
+      this.peers.relink(ok);
+    }
+  }
+}

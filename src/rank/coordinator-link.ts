@@ -1,0 +1,133 @@
+// A rank's connection to its coordinator: what it answers there, and — for a criu
+// checkpoint — leaving the job for the dump and rejoining after it: the same
+// coordinator in the original, a restarted job's in a restored copy.
+import { CkptError, ErrorCodes, JobError } from '../errors.js';
+import type { DownOutcome } from '../crs/job.js';
+import { currentPid } from '../store/record.js';
+import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
+import { exited, welcome as welcomeMessage } from '../wire/messages.js';
+import { parse } from '../wire/validate.js';
+import type { Comm } from './comm.js';
+import type { PeerNetwork } from './peers.js';
+
+/** How this rank reaches its coordinator again (after a CRIU checkpoint or restore). */
+export interface CoordinatorLink {
+  coord: Address;
+  secret: string;
+  env: NodeJS.ProcessEnv;
+  connectTimeoutMs: number;
+  joinTimeoutMs: number;
+  onAbort: 'exit' | 'error';
+  onCoordinatorLost: 'exit' | 'error';
+  /** Where this rank's peers reach it (from its own host: wire/connector.ts). */
+  listenAddress: (coord: Address, rank: number) => Address;
+}
+
+export function onCoordinatorMessage(comm: Comm, oob: Channel, m: ControlMessage, onAbort: 'exit' | 'error'): void {
+  switch (m.type) {
+    case 'exited': {
+      let e;
+      try {
+        e = parse(exited, m, 'exited');
+      } catch (err) {
+        comm.fail(err as CkptError);
+        return;
+      }
+      comm.peerGone(e.rank, e.sent ?? null);
+      return;
+    }
+    case 'abort':
+      if (onAbort === 'exit') process.exit(1);
+      comm.fail(new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`));
+      return;
+    case 'request':
+      if (typeof m.op === 'string' && m.op.startsWith('ckpt-')) {
+        const replyEarly = (body: Record<string, unknown>) => oob.sendFlushed({ type: 'reply', id: m.id, ok: true, ...body });
+        comm.agent.handle(m, replyEarly).then(
+          (body) => {
+            if (body) oob.send({ type: 'reply', id: m.id, ok: true, ...body });
+          },
+          (err: Error) => oob.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
+        );
+      } else if (m.op === 'stats') oob.send({ type: 'reply', id: m.id, ok: true, ...comm.stats() });
+      else oob.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
+      return;
+    case 'error':
+      comm.fail(remoteError(m, 'the coordinator reported an error'));
+      return;
+    default:
+      comm.fail(new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from the coordinator`));
+  }
+}
+
+/** What goDown needs of the communicator it takes down and brings back. */
+export interface DownHost {
+  readonly rank: number;
+  readonly size: number;
+  jobId: string;
+  readonly link: CoordinatorLink;
+  readonly peers: PeerNetwork;
+  /** The connection to the coordinator, closed on purpose (`leaving`), or a new one attached. */
+  leaveCoordinator(): Channel | undefined;
+  attachCoordinator(oob: Channel): void;
+  restored(): Promise<void>;
+}
+
+/**
+ * criu: replies, closes every connection, lets `dump` run, then rejoins. A rank
+ * that cannot rejoin its job must not outlive it: it exits (70).
+ */
+export async function goDown(c: DownHost, reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void> {
+  // Going down: the reply, then no connection leads outside this process.
+  const oob = c.leaveCoordinator();
+  await reply();
+  oob?.destroy();
+  await c.peers.disconnect();
+  const outcome = await dump();
+  try {
+    if (outcome.rejoin) {
+      const info = outcome.rejoin;
+      c.jobId = info.job;
+      c.link.coord = parseAddress(info.coord);
+      c.link.secret = info.secret;
+      c.peers.setIdentity(info.job, info.secret);
+      Object.assign(c.link.env, { CKPT_JOB_ID: info.job, CKPT_COORD: info.coord, CKPT_JOB_SECRET: info.secret });
+    }
+    await rejoin(c, outcome);
+  } catch (err) {
+    process.stderr.write(`ckpt/rank: rank ${c.rank} cannot rejoin its job after a checkpoint: ${(err as Error).message}; exiting\n`);
+    process.exit(70);
+  }
+}
+
+async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {
+  const link = c.link;
+  const peerAddress = await c.peers.listen(link.listenAddress(link.coord, c.rank));
+  const socket = await connectTo(link.coord, link.connectTimeoutMs);
+  const ch = new Channel(socket);
+  const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress };
+  if (!outcome.restored) {
+    // The same coordinator: it waits for every rank to rejoin, commits, and sends ckpt-resume with the new peer addresses.
+    ch.send({ ...hello, rejoin: true, ...outcome.report });
+    c.attachCoordinator(ch);
+    return;
+  }
+  // A restarted job: a fresh coordinator, joined like a new rank.
+  ch.send({ ...hello, restored: true });
+  const peers = await awaitWelcome(ch, c.size, link.joinTimeoutMs);
+  c.peers.connectAll(peers);
+  c.attachCoordinator(ch);
+  await c.restored();
+}
+
+/** The coordinator's welcome once every rank has joined: the peers' addresses. */
+export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number): Promise<string[]> {
+  const m = await ch.next(timeoutMs, 'the other ranks to join the job (welcome)');
+  if (m.type === 'error') throw remoteError(m, 'the coordinator refused this rank');
+  if (m.type === 'abort') throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
+  if (m.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);
+  const w = parse(welcomeMessage, m, 'the welcome');
+  if (w.peers.length !== size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `the welcome names ${w.peers.length} peers, the job has ${size}`);
+  return w.peers;
+}

@@ -1,0 +1,136 @@
+// init(): a rank joins the job `ckpt run` started it in (its CKPT_* environment):
+// it listens for its peers, says hello to the coordinator, and links up with every
+// peer on the welcome. A rank of a job restarted from a self snapshot first reads
+// its part of it. Without that environment: a communicator of size 1.
+import { dirname, join } from 'node:path';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { restartSelfRank } from '../crs/self/job-rank.js';
+import { holdInspectorSignal } from '../util/signals.js';
+import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
+import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
+import { restartHooks } from './checkpoint/hooks.js';
+import type { RawMessage } from './codec.js';
+import { Comm, CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from './comm.js';
+import { awaitWelcome, type CoordinatorLink } from './coordinator-link.js';
+import { PeerNetwork } from './peers.js';
+import { loadRestart } from './state.js';
+
+export interface InitOptions {
+  /** Default timeout of every wait (recv, collectives), ms. Env CKPT_TIMEOUT_MS; default 10 minutes. */
+  timeoutMs?: number;
+  /** Largest message accepted from a peer. */
+  maxMessageBytes?: number;
+  /** When the coordinator goes away unexpectedly, exit the process (default) or only fail pending operations. */
+  onCoordinatorLost?: 'exit' | 'error';
+  /**
+   * When the job is aborted (another rank failed, or a kill), exit this process
+   * at once and quietly (default: the launcher reports the cause once) or only
+   * fail pending operations with JOB_ABORTED.
+   */
+  onAbort?: 'exit' | 'error';
+  /** The environment to read CKPT_* from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Joins the job this process was started in by `ckpt run` (CKPT_* environment).
+ * Without that environment, returns a communicator of size 1 (a "singleton").
+ */
+export async function init(options: InitOptions = {}): Promise<Comm> {
+  const env = options.env ?? process.env;
+  const timeoutMs = options.timeoutMs ?? envInt(env, 'CKPT_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS;
+  // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port.
+  holdInspectorSignal();
+  if (env.CKPT_JOB_ID === undefined) return new Comm(0, 1, 'singleton', timeoutMs, undefined, undefined);
+
+  const rank = envInt(env, 'CKPT_RANK');
+  const size = envInt(env, 'CKPT_SIZE');
+  const jobId = env.CKPT_JOB_ID;
+  const coord = env.CKPT_COORD;
+  const secret = env.CKPT_JOB_SECRET ?? '';
+  if (rank === undefined || size === undefined || coord === undefined || rank >= size) {
+    throw new CkptError(ErrorCodes.USAGE, 'incomplete ckpt environment: CKPT_RANK, CKPT_SIZE and CKPT_COORD must be set (start ranks with ckpt run)');
+  }
+  // A rank of a job restarted from a snapshot resumes from its part of it.
+  let restart: ReturnType<typeof loadRestart> | undefined;
+  const restartDir = env.CKPT_RESTART_SNAPSHOT;
+  if (restartDir) {
+    restart = loadRestart(restartDir, rank, size);
+    delete env.CKPT_RESTART_SNAPSHOT;
+  }
+  const coordAddress = parseAddress(coord);
+  const connectTimeoutMs = envInt(env, 'CKPT_CONNECT_TIMEOUT_MS') ?? CONNECT_TIMEOUT_MS;
+  const joinTimeoutMs = envInt(env, 'CKPT_JOIN_TIMEOUT_MS') ?? 70_000;
+  const socket = await connectTo(coordAddress, connectTimeoutMs);
+  const oob = new Channel(socket);
+
+  let comm: Comm | undefined;
+  // Peers may send as soon as they have their welcome, a moment before we have ours.
+  const early: RawMessage[] = [];
+  const peers = new PeerNetwork({
+    rank,
+    size,
+    jobId,
+    secret,
+    maxMessageBytes: options.maxMessageBytes ?? MAX_DATA_BYTES,
+    linkTimeoutMs: joinTimeoutMs,
+    helloTimeoutMs: helloTimeoutMs(env),
+    bodyFor: (source, kind, tag, length) => comm?.claimBody(source, kind, tag, length),
+    onFrame: (source: number, frame: Frame) => {
+      const m = { source, tag: frame.tag, kind: frame.kind, payload: frame.payload };
+      if (comm) comm.deliver(m);
+      else early.push(m);
+    },
+    onPeerEnd: (source) => comm?.peerGone(source, undefined),
+    // A broken peer link usually means that peer died, and the coordinator's abort
+    // is on its way: give it a moment so the job ends with the real cause.
+    onFatal: (err) => setTimeout(() => comm?.fail(err), 1000).unref(),
+  });
+  try {
+    const peerAddress = await peers.listen(peerListenAddress(coordAddress, rank));
+    oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress });
+    // The coordinator enforces the join timeout and tells us; ours is only a backstop.
+    peers.connectAll(await awaitWelcome(oob, size, joinTimeoutMs));
+  } catch (err) {
+    oob.destroy();
+    peers.close();
+    throw err;
+  }
+  const link: CoordinatorLink = {
+    coord: coordAddress,
+    secret,
+    env,
+    connectTimeoutMs,
+    joinTimeoutMs,
+    onAbort: options.onAbort ?? 'exit',
+    onCoordinatorLost: options.onCoordinatorLost ?? 'exit',
+    listenAddress: peerListenAddress,
+  };
+  const from = restart?.from;
+  // A self rank's first safe point: the library takes up its safe-point count, then load() and the restart hooks.
+  const restarted = from
+    ? async (agent: { safePoints: number }) => {
+        agent.safePoints = from.safePoint;
+        return restartHooks(await restartSelfRank(rank, from));
+      }
+    : undefined;
+  comm = new Comm(rank, size, jobId, timeoutMs, peers, oob, restarted, link);
+  const c = comm;
+  if (restart) c.restoreState(restart.library);
+  for (const m of early) c.deliver(m);
+  c.attachCoordinator(oob);
+  return comm;
+}
+
+function peerListenAddress(coord: Address, rank: number): Address {
+  // Unix: beside the coordinator's socket, in the job's private 0700 directory.
+  if (coord.transport === 'unix') return { transport: 'unix', path: join(dirname(coord.path), `r${rank}.sock`) };
+  return { transport: 'tcp', host: coord.host, port: 0 };
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new CkptError(ErrorCodes.USAGE, `${name} must be a whole number, not '${v}'`);
+  return Number(v);
+}

@@ -1,0 +1,50 @@
+// The typed messages of the job protocol, one validator each, used by both sides:
+// the coordinator checks what ranks send and ranks check what the coordinator
+// sends with the same definitions. The protocol itself: docs/RUNTIME.md.
+import { array, bool, count, int, literal, nullable, num, object, optional, str, unknown, type Checked } from './validate.js';
+
+/** Frame counts per rank (what a rank wrote to, or read from, each peer). */
+export const counts = array(count);
+
+/** A file a rank wrote into the snapshot, made durable and checksummed itself. */
+export const syncedFile = object({ path: optional(str), name: optional(str), size: count, xxh64: str });
+export type SyncedFile = Checked<typeof syncedFile>;
+
+// ---- coordinator → rank: checkpoint requests (type 'request', op …) ----------------
+
+export const prepareRequest = object({ seq: count, store: str, dir: str, requested: optional(bool), crs: optional(str) });
+export type PrepareRequest = Checked<typeof prepareRequest>;
+
+export const reachRequest = object({ target: count });
+export const drainRequest = object({ expected: counts });
+export const saveRequest = object({ target: count, expected: optional(counts), rankDir: str, inlineBytes: optional(count) });
+export type SaveRequest = Checked<typeof saveRequest>;
+export const dumpRequest = object({ rankDir: str });
+export const resumeRequest = object({ outcome: literal('continue', 'abort'), seq: optional(count), peers: optional(array(str)) });
+export type ResumeRequest = Checked<typeof resumeRequest>;
+
+// ---- rank → coordinator: replies and unasked reports ---------------------------------
+
+/** self: how many safe points the rank has passed. criu: what it wrote, and its process (see crs/criu). */
+export const prepareReply = object({ safePoints: optional(count), written: optional(counts) });
+export const reachReply = object({ written: counts });
+export const inlineState = object({ binary: bool, state: str, library: str });
+export const saveReply = object({ safePoint: count, saveMs: optional(num), inline: optional(inlineState), files: optional(array(unknown)) });
+export type SaveReply = Checked<typeof saveReply>;
+
+/** Unasked, at a rank's first safe point after a prepare (self). */
+export const arrived = object({ type: literal('arrived'), seq: count, safePoint: count, written: counts });
+export type Arrived = Checked<typeof arrived>;
+
+/** A rank back from its CRIU dump, on its new connection. */
+export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), files: optional(array(unknown)), message: optional(str) });
+export type RejoinHello = Checked<typeof rejoinHello>;
+
+/** A rank's hello (join, rejoin after a dump, or a restored rank). */
+export const rankHello = object({ job: str, rank: int, pid: optional(int), secret: str, peer: str, rejoin: optional(bool), restored: optional(bool) });
+
+// ---- coordinator → rank: unasked ------------------------------------------------------
+
+export const welcome = object({ type: literal('welcome'), peers: array(str) });
+/** A rank's process ended; `sent`: how many messages it sent the receiver (null: unknown). */
+export const exited = object({ rank: count, sent: optional(nullable(count)) });
