@@ -44,7 +44,7 @@ if (process.geteuid?.() !== 0) {
 }
 
 const { checkpointProcess, restartSnapshot } = await import('../dist/index.js');
-const { findCriu } = await import('../dist/criu/locate.js');
+const { findCriu } = await import('../dist/criu/locate/find.js');
 const { logsDir } = await import('../dist/util/paths.js');
 const { hashFiles, listFiles } = await import('../dist/store/checksum.js');
 const CRIU = (await findCriu()).path;

@@ -21,4 +21,5 @@ export {
 } from './crs/index.js';
 export { openSnapshot, listSnapshots, verifySnapshot, removeSnapshot, type Snapshot, type ListedSnapshot, type VerifyResult } from './store/store.js';
 export type { Manifest, EndState, ProcessRecord } from './store/manifest.js';
-export { findCriu, probeCriu } from './criu/locate.js';
+export { findCriu } from './criu/locate/find.js';
+export { probeCriu } from './criu/locate/probe.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
-import { findCriu } from '../dist/criu/locate.js';
+import { findCriu } from '../dist/criu/locate/find.js';
 
 export const root = fileURLToPath(new URL('../', import.meta.url));
 export const ckptBin = join(root, 'bin', 'ckpt');

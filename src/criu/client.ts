@@ -1,7 +1,7 @@
 // A CRIU RPC client: `criu swrk 3` over a SOCK_SEQPACKET socket pair (CRIU refuses
 // stream sockets). One criu process serves one connection; NOTIFY callbacks are
 // answered through `onNotify`.
-import { unprivilegedArgs } from './locate.js';
+import { unprivilegedArgs } from './locate/caps.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, type ErrorCode } from '../errors.js';

@@ -2,7 +2,7 @@
 // (inventory.img), in the host's network namespace for a tree without a network
 // namespace of its own, in the tree's own otherwise. A dump that kills its tree leaves
 // it for the restore; whatever fails removes exactly that table and nothing else.
-import { runTool } from './locate.js';
+import { runTool } from '../util/spawn.js';
 
 /** CRIU formats `inet CRIU-<id>` into a 32-byte buffer: the table name is cut after 26 characters. */
 export function lockTableName(runId: string): string {

@@ -48,24 +48,29 @@ export interface RunResult extends Exit {
   stderr: string;
 }
 
-/** Runs a command to completion and collects its output (for short helper tools). */
-export async function run(
+/**
+ * Runs a short helper tool to completion and collects its output. Its stdin is
+ * /dev/null: nothing is written to the child, so one that exits at once cannot
+ * raise EPIPE. On timeout its process group is ended.
+ */
+export async function runTool(
   command: string,
   args: readonly string[],
-  options: SpawnOptions & { timeoutMs?: number; input?: string } = {},
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
 ): Promise<RunResult> {
-  const child = spawnGroup(command, args, { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnGroup(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env ? { env: options.env } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  // A child that exits at once closes its stdin: that EPIPE is not our failure.
-  child.stdin?.on('error', () => {});
-  child.stdin?.end(options.input ?? '');
   const timer =
     options.timeoutMs === undefined ? undefined : setTimeout(() => void terminateGroup(child, 500), options.timeoutMs);
   try {
     const exit = await waitExit(child);
+    // Let the pipes drain: 'exit' can come before the last 'data'.
+    await Promise.all(
+      [child.stdout, child.stderr].map((s) => (s && !s.readableEnded ? new Promise((r) => s.once('close', r)) : undefined)),
+    );
     return { ...exit, stdout, stderr };
   } finally {
     if (timer) clearTimeout(timer);

@@ -2,7 +2,8 @@
 // /etc/os-release and apt's sources alone (Ubuntu and RHEL cannot be run here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { installPlan, parseAptSources, supportedDistro, ubuntuMirror } from '../../dist/criu/installer.js';
+import { parseAptSources } from '../../dist/criu/install/apt-sources.js';
+import { installPlan, supportedDistro, ubuntuMirror } from '../../dist/criu/install/plan.js';
 import { CkptError } from '../../dist/errors.js';
 import { ckpt, isOneLineError } from '../helpers.js';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { criuFeatures, criuRpcCheck, criuRpcVersion } from '../../dist/criu/client.js';
-import { findCriu } from '../../dist/criu/locate.js';
+import { findCriu } from '../../dist/criu/locate/find.js';
 import { checkpointProcess, listSnapshots, restartSnapshot } from '../../dist/index.js';
 import { alive, fixture, needCriu, Program, tempDir } from '../helpers.js';
 

@@ -6,16 +6,12 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  criuErrorLine,
-  findCriu,
-  parseCriuVersion,
-  privileges,
-  probeCriu,
-  compareVersions,
-  MIN_CRIU_VERSION,
-} from '../../dist/criu/locate.js';
-import { debianMirror, parseAptSources } from '../../dist/criu/installer.js';
+import { criuErrorLine } from '../../dist/criu/locate/check.js';
+import { findCriu } from '../../dist/criu/locate/find.js';
+import { privileges, probeCriu } from '../../dist/criu/locate/probe.js';
+import { compareVersions, MIN_CRIU_VERSION, parseCriuVersion } from '../../dist/criu/locate/version.js';
+import { parseAptSources } from '../../dist/criu/install/apt-sources.js';
+import { debianMirror } from '../../dist/criu/install/plan.js';
 import { CkptError, ErrorCodes } from '../../dist/errors.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

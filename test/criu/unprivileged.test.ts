@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { alive, ckpt, fixture, isOneLineError, needCriu, procState, Program, runAsUser, testUser, userDir, userInstall, waitForLine, type TestUser } from '../helpers.js';
-import { forUsersCriuPath, missingUserCaps, parseGetcap } from '../../dist/criu/locate.js';
+import { missingUserCaps, parseGetcap } from '../../dist/criu/locate/caps.js';
+import { forUsersCriuPath } from '../../dist/criu/locate/paths.js';
 import { ownerUid } from '../../dist/util/procfs.js';
 
 let prepared: Promise<void> | undefined;

@@ -1,8 +1,9 @@
 // `ckpt setup criu`: makes sure a working CRIU ≥ 4.2 is available (installing a private one if needed).
 import { parse, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
-import { installCriu, installForUsers } from '../../criu/installer.js';
-import { defaultPrivateRoot } from '../../criu/locate.js';
+import { installForUsers } from '../../criu/install/for-users.js';
+import { installCriu } from '../../criu/install/install-criu.js';
+import { defaultPrivateRoot } from '../../criu/locate/paths.js';
 import { endProgress, printJson, println, progress } from '../output.js';
 
 const usage = 'ckpt setup criu [--json] [--prefix DIR] [--force] [--for-users GROUP]';
