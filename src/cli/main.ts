@@ -1,6 +1,7 @@
 // The `ckpt` executable: finds the command and runs it; every failure ends as one line.
 import { commands } from './commands/index.js';
 import { UsageError } from '../errors.js';
+import { envFlag } from '../config.js';
 import { holdInspectorSignal } from '../util/signals.js';
 import { errorJson, formatError, printJson } from './output.js';
 
@@ -22,7 +23,9 @@ export async function main(argv: string[]): Promise<number> {
   holdInspectorSignal();
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
+  let debug = false;
   try {
+    debug = envFlag('CKPT_DEBUG');
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       process.stdout.write(`${help()}\n`);
       return name === undefined ? 2 : 0;
@@ -42,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (json) printJson(errorJson(err));
     else process.stderr.write(`${formatError(err)}\n`);
-    if (process.env.CKPT_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return err instanceof UsageError ? 2 : 1;
   }
 }

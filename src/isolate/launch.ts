@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
+import { envFlag } from '../config.js';
 import { spawnGroup, waitExit } from '../util/spawn.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { IsolatedJob } from './job.js';
@@ -37,7 +38,7 @@ export interface IsolatedLaunchOptions {
 }
 
 export function usernsDefault(): boolean {
-  return process.env.CKPT_ISOLATE_USERNS !== '0';
+  return envFlag('CKPT_ISOLATE_USERNS');
 }
 
 /** uid_map and gid_map of a process that has just entered a fresh user namespace. */

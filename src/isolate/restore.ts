@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { CkptError, CriuError, ErrorCodes } from '../errors.js';
+import { envNumber } from '../config.js';
 import { CriuSession, criuFailure } from '../criu/client.js';
 import { readRestoreStats, type RestoreStats } from '../criu/images.js';
 import { NetworkLock, ReqType } from '../criu/schema.js';
@@ -171,7 +172,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
   const session = openRestoreSession(criu.path, userns ? { dir: logDir, uncover: hostMounts.map((e) => e.slice(e.indexOf(']:') + 2)) } : undefined);
   let resp;
   let timedOut = false;
-  const timeoutMs = options.timeoutMs ?? (Number(process.env.CKPT_RESTORE_TIMEOUT_MS) || 120_000);
+  const timeoutMs = options.timeoutMs ?? envNumber('CKPT_RESTORE_TIMEOUT_MS');
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => {

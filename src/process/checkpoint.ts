@@ -2,6 +2,7 @@
 // `continue` in the original, `restart` in a process brought back from the snapshot.
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { envString } from '../config.js';
 import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { getCheckpointer, selectCheckpointer } from '../crs/registry.js';
 import { loadSelfState, selfRegistered } from '../crs/self/index.js';
@@ -33,7 +34,7 @@ export async function checkpoint(options: CheckpointOptions): Promise<Checkpoint
   try {
     // A process started afresh from a self/none snapshot: its first checkpoint()
     // takes no snapshot, it loads the saved state and reports the restart.
-    const resumeFrom = process.env[RESTART_SNAPSHOT_ENV];
+    const resumeFrom = envString(RESTART_SNAPSHOT_ENV);
     if (resumeFrom && !freshRestartHandled) {
       freshRestartHandled = true;
       delete process.env[RESTART_SNAPSHOT_ENV];

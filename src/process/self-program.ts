@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { envString } from '../config.js';
 import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { registerSelf, registerSelfFiles } from '../crs/self/index.js';
 import { holdInspectorSignal } from '../util/signals.js';
@@ -105,7 +106,7 @@ class Lines {
  */
 export async function runSelfProgram(options: SelfProgramOptions): Promise<number> {
   const [command, ...args] = options.argv;
-  const inJob = process.env.CKPT_JOB_ID !== undefined;
+  const inJob = envString('CKPT_JOB_ID') !== undefined;
   if (!command) throw new CkptError(ErrorCodes.USAGE, 'no program to run (ckpt-self --dir STORE -- PROGRAM ARGS…)');
   if (!inJob && (typeof options.dir !== 'string' || options.dir === '')) throw new CkptError(ErrorCodes.USAGE, 'ckpt-self needs --dir STORE (outside a job)');
   const dir = options.dir ?? '';
@@ -213,7 +214,7 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
   }
 
   // init() takes CKPT_RESTART_SNAPSHOT out of the environment (a restarted rank's part).
-  const restarting = process.env[RESTART_SNAPSHOT_ENV] !== undefined;
+  const restarting = envString(RESTART_SNAPSHOT_ENV) !== undefined;
   const comm = inJob ? await (await import('../rank/index.js')).init() : undefined;
 
   // Requests, one at a time: the program's (`checkpoint`, `safepoint`) and outside triggers.

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { envFlag } from '../config.js';
 
 export interface NativeAddon {
   seqpacketPair(): [number, number];
@@ -30,8 +31,7 @@ const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 /** CKPT_NO_NATIVE=1: behave as if the addon were not built (tests, benchmarks, diagnosis). */
 export function nativeDisabled(): boolean {
-  const v = process.env.CKPT_NO_NATIVE;
-  return v !== undefined && v !== '' && v !== '0';
+  return envFlag('CKPT_NO_NATIVE');
 }
 
 /**
