@@ -4,13 +4,14 @@
 // its part of it. Without that environment: a communicator of size 1.
 import { dirname, join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { envNumber } from '../config.js';
 import { restartSelfRank } from '../crs/self/job-rank.js';
 import { holdInspectorSignal } from '../util/signals.js';
 import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
 import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
 import { restartHooks } from './checkpoint/hooks.js';
 import type { RawMessage } from './codec.js';
-import { Comm, CONNECT_TIMEOUT_MS, DEFAULT_TIMEOUT_MS } from './comm.js';
+import { Comm } from './comm.js';
 import { awaitWelcome, type CoordinatorLink } from './coordinator-link.js';
 import { PeerNetwork } from './peers.js';
 import { loadRestart } from './state.js';
@@ -38,13 +39,13 @@ export interface InitOptions {
  */
 export async function init(options: InitOptions = {}): Promise<Comm> {
   const env = options.env ?? process.env;
-  const timeoutMs = options.timeoutMs ?? envInt(env, 'CKPT_TIMEOUT_MS') ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? envNumber('CKPT_TIMEOUT_MS', env);
   // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port.
   holdInspectorSignal();
   if (env.CKPT_JOB_ID === undefined) return new Comm(0, 1, 'singleton', timeoutMs, undefined, undefined);
 
-  const rank = envInt(env, 'CKPT_RANK');
-  const size = envInt(env, 'CKPT_SIZE');
+  const rank = envNumber('CKPT_RANK', env);
+  const size = envNumber('CKPT_SIZE', env);
   const jobId = env.CKPT_JOB_ID;
   const coord = env.CKPT_COORD;
   const secret = env.CKPT_JOB_SECRET ?? '';
@@ -59,8 +60,8 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     delete env.CKPT_RESTART_SNAPSHOT;
   }
   const coordAddress = parseAddress(coord);
-  const connectTimeoutMs = envInt(env, 'CKPT_CONNECT_TIMEOUT_MS') ?? CONNECT_TIMEOUT_MS;
-  const joinTimeoutMs = envInt(env, 'CKPT_JOIN_TIMEOUT_MS') ?? 70_000;
+  const connectTimeoutMs = envNumber('CKPT_CONNECT_TIMEOUT_MS', env);
+  const joinTimeoutMs = envNumber('CKPT_JOIN_TIMEOUT_MS', env);
   const socket = await connectTo(coordAddress, connectTimeoutMs);
   const oob = new Channel(socket);
 
@@ -126,11 +127,4 @@ function peerListenAddress(coord: Address, rank: number): Address {
   // Unix: beside the coordinator's socket, in the job's private 0700 directory.
   if (coord.transport === 'unix') return { transport: 'unix', path: join(dirname(coord.path), `r${rank}.sock`) };
   return { transport: 'tcp', host: coord.host, port: 0 };
-}
-
-function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const v = env[name];
-  if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v)) throw new CkptError(ErrorCodes.USAGE, `${name} must be a whole number, not '${v}'`);
-  return Number(v);
 }

@@ -13,6 +13,7 @@ import { recordEnv, type RecordedEnv } from '../store/env.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, openSnapshot, removeSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
 import { pendingWriter } from '../store/writer.js';
 import { version } from '../version.js';
+import { envNumber } from '../config.js';
 import { faultPoint } from '../util/faults.js';
 import type { Coordinator } from './coordinator.js';
 
@@ -46,17 +47,12 @@ export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
   return recordEnv(env, (k) => RUN_ONLY_ENV.test(k));
 }
 
-export function envMs(name: string, fallback: number): number {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : fallback;
-}
-
 export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
   const c = o.coordinator;
   const component = jobCheckpointer(o.crs ?? 'self');
   if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
   const ranks = [...Array(o.job.size).keys()];
-  const phaseMs = o.phaseMs ?? envMs('CKPT_CHECKPOINT_PHASE_MS', 30_000);
+  const phaseMs = o.phaseMs ?? envNumber('CKPT_CHECKPOINT_PHASE_MS');
   const pending = beginSnapshot(o.store);
   const createdAt = new Date().toISOString();
   let phase = 'prepare' as CheckpointPhase;
@@ -67,8 +63,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     pending,
     requested: o.requested === true,
     phaseMs,
-    reachMs: o.reachMs ?? envMs('CKPT_CHECKPOINT_REACH_MS', 60_000),
-    dumpMs: o.dumpMs ?? envMs('CKPT_CHECKPOINT_DUMP_MS', Math.max(phaseMs, 120_000)),
+    reachMs: o.reachMs ?? envNumber('CKPT_CHECKPOINT_REACH_MS'),
+    dumpMs: o.dumpMs ?? envNumber('CKPT_CHECKPOINT_DUMP_MS') ?? Math.max(phaseMs, 120_000),
     async phase(name) {
       phase = name;
       o.onPhase?.(name);

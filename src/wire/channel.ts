@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
+import { envNumber } from '../config.js';
 import {
   decodeControl,
   encodeControl,
@@ -65,10 +66,7 @@ export class HelloGate {
 
 /** The hello timeout in force: `CKPT_HELLO_TIMEOUT_MS` (a positive whole number of ms) or HELLO_TIMEOUT_MS. */
 export function helloTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const v = env.CKPT_HELLO_TIMEOUT_MS;
-  if (v === undefined || v === '') return HELLO_TIMEOUT_MS;
-  const n = Number(v);
-  return Number.isSafeInteger(n) && n > 0 ? n : HELLO_TIMEOUT_MS;
+  return envNumber('CKPT_HELLO_TIMEOUT_MS', env);
 }
 
 export type Transport = 'unix' | 'tcp';

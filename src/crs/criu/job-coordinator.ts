@@ -3,6 +3,7 @@
 //   dumps it, it rejoins) → the cut. A rank that went down and never came back
 //   leaves the job unable to go on: abandon() says so (`fatal`).
 import { JobError, ErrorCodes } from '../../errors.js';
+import { envNumber } from '../../config.js';
 import { parse } from '../../wire/validate.js';
 import { rejoinHello, type RejoinHello } from '../../wire/messages.js';
 import { mkdirPrivate } from '../../util/fsx.js';
@@ -13,8 +14,7 @@ import { criuBinary } from './index.js';
 
 /** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
 function dumpConcurrency(): number {
-  const v = Number(process.env.CKPT_DUMP_CONCURRENCY);
-  return Number.isFinite(v) && v > 0 ? Math.max(1, Math.floor(v)) : Infinity;
+  return Math.max(1, envNumber('CKPT_DUMP_CONCURRENCY') ?? Infinity);
 }
 
 export function beginCriuCheckpoint(run: JobCheckpointRun): JobCheckpointAttempt {

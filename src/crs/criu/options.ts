@@ -1,5 +1,6 @@
 // CRIU options shared by dump and restore: what a dump records, the restore must repeat.
 import { NetworkLock, type CriuOpts } from '../../criu/schema.js';
+import { envNumber } from '../../config.js';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { holdsTcpSockets, socketInodes } from '../../util/procfs.js';
@@ -11,8 +12,7 @@ export const RESTORE_LOG = 'restore.log';
 
 /** CRIU's log level: 3 (info) keeps logs small yet explains failures; CKPT_CRIU_LOG_LEVEL overrides. */
 export function criuLogLevel(): number {
-  const v = Number(process.env.CKPT_CRIU_LOG_LEVEL);
-  return Number.isInteger(v) && v >= 0 && v <= 4 ? v : 3;
+  return envNumber('CKPT_CRIU_LOG_LEVEL');
 }
 
 /** Options both dump and restore must agree on, derived from the recorded process. */

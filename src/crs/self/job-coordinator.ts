@@ -8,7 +8,7 @@ import { parse } from '../../wire/validate.js';
 import { prepareReply, reachReply, saveReply, type SaveReply } from '../../wire/messages.js';
 import { rankDirName, syncedFiles } from '../job-files.js';
 import type { JobCheckpointAttempt, JobCheckpointRun, JobCut } from '../job.js';
-import { inlineBytesLimit } from './job-limits.js';
+import { envNumber } from '../../config.js';
 
 export function beginSelfCheckpoint(run: JobCheckpointRun): JobCheckpointAttempt {
   return {
@@ -39,7 +39,7 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
   );
 
   await run.phase('save');
-  const inlineBytes = inlineBytesLimit();
+  const inlineBytes = envNumber('CKPT_SELF_INLINE_BYTES');
   // Drain and save in one round: rank j saves once it has read, from each i, what i wrote to j.
   const saved: SaveReply[] = (
     await run.all('ckpt-save', (j) => ({
