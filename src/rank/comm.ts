@@ -2,11 +2,12 @@
 // Messages from one source arrive in the order sent (one stream per sender);
 // a receive takes the earliest arrived message that matches its (source, tag),
 // so delivery is in order per (source, tag). Unmatched arrivals wait in a queue.
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError, UsageError } from '../errors.js';
 import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
 import { FrameKind, MAX_DATA_BYTES, type ControlMessage, type Frame } from '../wire/frame.js';
 import { PeerNetwork } from './peers.js';
+import { connectorFor } from '../wire/connector.js';
 import { Deadlines } from './deadlines.js';
 import { syncFiles } from '../store/store.js';
 import type { FileEntry } from '../store/checksum.js';
@@ -397,7 +398,7 @@ export class Comm {
   private async rejoin(restored: boolean, dumpError: Error | undefined, dumpMs: number, files?: FileEntry[]): Promise<void> {
     const link = this.link!;
     const peers = this.peers!;
-    const peerAddress = await peers.listen(peerListenAddress(link.coord, this.rank));
+    const peerAddress = await listenForPeers(peers, link.coord, this.rank, link.env);
     const socket = await connectTo(link.coord, link.connectTimeoutMs);
     const ch = new Channel(socket);
     const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: this.jobId, rank: this.rank, pid: currentPid(), secret: link.secret, peer: peerAddress };
@@ -696,7 +697,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     onFatal: (err) => setTimeout(() => comm?.fail(err), 1000).unref(),
   });
   try {
-    const peerAddress = await peers.listen(peerListenAddress(coordAddress, rank));
+    const peerAddress = await listenForPeers(peers, coordAddress, rank, env);
     oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress });
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.
     const welcome = await oob.next(envInt(env, 'CKPT_JOIN_TIMEOUT_MS') ?? 70_000, 'the other ranks to join the job (welcome)');
@@ -755,10 +756,10 @@ function onCoordinatorMessage(comm: Comm, oob: Channel, m: ControlMessage, onAbo
   }
 }
 
-function peerListenAddress(coord: Address, rank: number): Address {
-  // Unix: beside the coordinator's socket, in the job's private 0700 directory.
-  if (coord.transport === 'unix') return { transport: 'unix', path: join(dirname(coord.path), `r${rank}.sock`) };
-  return { transport: 'tcp', host: coord.host, port: 0 };
+/** Listens for the peers where the connector says (this host's address, see wire/connector.ts); returns the address to hand out. */
+async function listenForPeers(peers: PeerNetwork, coord: Address, rank: number, env: NodeJS.ProcessEnv): Promise<string> {
+  const connector = connectorFor(coord, env);
+  return peers.listen(await connector.listenAddress(`r${rank}`), connector);
 }
 
 function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
