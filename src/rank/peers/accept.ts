@@ -1,0 +1,115 @@
+// The lower rank of a pair accepts a higher one's connection, and admits it as the
+// link with that rank once its peer-hello proves it a member of this job. Strangers
+// are refused, and never hold more than a few descriptors for long.
+import type { Socket } from 'node:net';
+import { CkptError, ErrorCodes } from '../../errors.js';
+import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
+import { helloTimeoutMs, HelloGate, secretsEqual, OOB_PROTOCOL_VERSION } from '../../wire/channel.js';
+import { readInto, type Inbound } from './inbound.js';
+import type { LinkTable } from './links.js';
+import type { PeerNetworkOptions } from './options.js';
+import { readingWithOnread } from './sockets.js';
+
+export class PeerAdmission {
+  /** Accepted connections whose peer-hello has not been accepted yet (closed after the hello timeout). */
+  private readonly gate: HelloGate;
+
+  constructor(
+    private readonly o: PeerNetworkOptions,
+    private readonly table: LinkTable,
+    private readonly inbound: Inbound,
+  ) {
+    this.gate = new HelloGate(o.maxUnauthenticated);
+  }
+
+  /** Strangers waiting for their hello are gone (their sockets closed quietly with the links). */
+  reset(): void {
+    this.gate.reset();
+  }
+
+  /** A higher rank connected; its hello says which. */
+  accept(accepted: Socket): void {
+    const { o, table, inbound } = this;
+    // Strangers that never say hello must not fill our descriptors: at most so
+    // many wait for their hello at once, each for the hello timeout.
+    const admitted = this.gate.admit(accepted);
+    if (!admitted) return;
+    const authenticated = () => {
+      admitted();
+      clearTimeout(helloTimer);
+    };
+    const timeoutMs = o.helloTimeoutMs ?? helloTimeoutMs();
+    const helloTimer = setTimeout(() => {
+      if (peer === -1) refuse(new CkptError(ErrorCodes.TIMEOUT, `no peer-hello within ${timeoutMs} ms`));
+    }, timeoutMs);
+    helloTimer.unref();
+    /** The peer's rank once admitted; -1 before its hello, -2 refused. */
+    let peer = -1;
+    let failed = false;
+    // Data is refused until the hello is accepted: before that a stranger's frame costs its header.
+    const limits = { control: MAX_CONTROL_BYTES, data: 0 };
+    const refuse = (err: CkptError) => {
+      socket.end(encodeControl({ type: 'error', code: err.code, message: err.message }));
+      // A stranger that does not read its refusal is not waited for long (it is still counted until then).
+      setTimeout(() => socket.destroy(), 1000).unref();
+      peer = -2;
+    };
+    const bodyFor = o.bodyFor;
+    const decoder = new FrameDecoder(
+      (frame) => {
+        if (peer >= 0) return inbound.arrived(peer, frame);
+        if (peer === -2) return;
+        const m = frame.kind === FrameKind.CONTROL ? decodeControl(frame.payload) : undefined;
+        if (!m || m.type !== 'peer-hello') throw new CkptError(ErrorCodes.OOB_PROTOCOL, 'expected peer-hello');
+        if (m.v !== OOB_PROTOCOL_VERSION) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `peer protocol version ${String(m.v)} not supported`);
+        if (m.job !== o.jobId || !secretsEqual(m.secret, o.secret)) {
+          return refuse(new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret'));
+        }
+        const r = m.rank;
+        if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= o.size || r === o.rank) {
+          return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${String(r)} is not a peer in this job`));
+        }
+        if (r < o.rank) return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${r} does not connect to rank ${o.rank}: the higher rank of a pair connects`));
+        const link = table.links[r]!;
+        if (link.socket && !link.closed && !link.error) return refuse(new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${r}: it is already connected`));
+        // A closed link (that rank went down for a criu dump and is back): replaced.
+        if (link.socket || link.error) table.reset(r);
+        peer = r;
+        authenticated();
+        limits.data = o.maxMessageBytes;
+        table.attach(r, socket, () => failed);
+      },
+      limits,
+      bodyFor && ((kind, tag, length) => (peer >= 0 ? bodyFor(peer, kind, tag, length) : undefined)),
+    );
+    const onError = (err: unknown): void => {
+      if (peer >= 0) {
+        failed = true;
+        inbound.badFrame(peer, err, socket);
+      } else if (peer === -1) {
+        refuse(err as CkptError);
+      }
+    };
+    const socket = readingWithOnread(accepted, readInto(decoder, onError));
+    socket.unref();
+    socket.setNoDelay?.(true);
+    table.accepted.add(socket);
+    if (socket === accepted) {
+      // No second fd to be had: read 'data' chunks (a large payload is copied once into its buffer).
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          decoder.push(chunk);
+        } catch (err) {
+          onError(err);
+        }
+      });
+      socket.resume();
+    }
+    socket.on('close', () => {
+      table.accepted.delete(socket);
+      authenticated();
+    });
+    // Errors before the hello was accepted concern a stranger's connection only.
+    socket.on('error', () => {});
+  }
+}
