@@ -2,7 +2,7 @@
 // none — implements it, and the framework picks one by name or by priority.
 import type { ErrorCode } from '../errors.js';
 import type { ProcessRecord } from '../store/manifest.js';
-import type { PendingSnapshot, ProcessSnapshot } from '../store/store.js';
+import type { PendingSnapshot, ProcessSnapshot, Snapshot } from '../store/store.js';
 
 export interface Availability {
   ok: boolean;
@@ -103,4 +103,12 @@ export interface Checkpointer {
   /** Only transparent checkpointers can snapshot another process. */
   checkpointProcess?(request: ProcessCheckpointRequest): Promise<{ data?: Record<string, unknown> }>;
   restart(request: RestartRequest): Promise<RestartedProcess>;
+  /** A program restarted afresh from one of its snapshots (self): hands it the saved state. */
+  loadState?(snapshotDir: string, data: Record<string, unknown>): Promise<void>;
+  /**
+   * What only this snapshot still needs outside it (criu: the nftables lock table of a
+   * dump that killed its process): read before the snapshot is removed; the returned
+   * cleanup runs after and says what it removed.
+   */
+  prepareRemoval?(snapshot: Snapshot): (() => Promise<string | undefined>) | undefined;
 }

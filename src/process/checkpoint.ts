@@ -5,7 +5,7 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { envString } from '../config.js';
 import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { getCheckpointer, selectCheckpointer } from '../crs/registry.js';
-import { loadSelfState, selfRegistered } from '../crs/self/index.js';
+import { selfRegistered } from '../crs/self/index.js';
 import { processManifestDraft, type EndState } from '../store/manifest.js';
 import { abortSnapshot, assertIntact, beginSnapshot, closeSnapshot, commitSnapshot, isProcessSnapshot, openSnapshot, reacquirePending, releasePending, snapshotPath } from '../store/store.js';
 import { runHooks, type CheckpointResult } from '../crs/hooks.js';
@@ -114,8 +114,7 @@ async function resumeFresh(dir: string): Promise<CheckpointResult> {
   }
   await assertIntact(snapshot);
   const { manifest } = snapshot;
-  getCheckpointer(manifest.crs.name);
-  if (manifest.crs.name === 'self') await loadSelfState(snapshotPath(snapshot), manifest.data);
+  await getCheckpointer(manifest.crs.name).loadState?.(snapshotPath(snapshot), manifest.data);
   // Read: a later checkpoint (which may dump this process with CRIU) holds no descriptor on it.
   closeSnapshot(snapshot);
   const result: CheckpointResult = {

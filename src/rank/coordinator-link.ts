@@ -20,8 +20,8 @@ export interface CoordinatorLink {
   joinTimeoutMs: number;
   onAbort: 'exit' | 'error';
   onCoordinatorLost: 'exit' | 'error';
-  /** Where this rank's peers reach it (from its own host: wire/connector.ts). */
-  listenAddress: (coord: Address, rank: number) => Address;
+  /** Listens for this rank's peers (on its own host: wire/connector.ts); returns the address to hand out. */
+  listenForPeers: (peers: PeerNetwork, coord: Address, rank: number) => Promise<string>;
 }
 
 export function onCoordinatorMessage(comm: Comm, oob: Channel, m: ControlMessage, onAbort: 'exit' | 'error'): void {
@@ -103,7 +103,7 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: () =
 
 async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {
   const link = c.link;
-  const peerAddress = await c.peers.listen(link.listenAddress(link.coord, c.rank));
+  const peerAddress = await link.listenForPeers(c.peers, link.coord, c.rank);
   const socket = await connectTo(link.coord, link.connectTimeoutMs);
   const ch = new Channel(socket);
   const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress };

@@ -2,13 +2,13 @@
 // it listens for its peers, says hello to the coordinator, and links up with every
 // peer on the welcome. A rank of a job restarted from a self snapshot first reads
 // its part of it. Without that environment: a communicator of size 1.
-import { dirname, join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { envNumber } from '../config.js';
 import { restartSelfRank } from '../crs/self/job-rank.js';
 import { holdInspectorSignal } from '../util/signals.js';
 import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
 import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
+import { connectorFor } from '../wire/connector.js';
 import { restartHooks } from './checkpoint/hooks.js';
 import type { RawMessage } from './codec.js';
 import { Comm } from './comm.js';
@@ -88,7 +88,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     onFatal: (err) => setTimeout(() => comm?.fail(err), 1000).unref(),
   });
   try {
-    const peerAddress = await peers.listen(peerListenAddress(coordAddress, rank));
+    const peerAddress = await listenForPeers(peers, coordAddress, rank, env);
     oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress });
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.
     peers.connectAll(await awaitWelcome(oob, size, joinTimeoutMs));
@@ -105,7 +105,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     joinTimeoutMs,
     onAbort: options.onAbort ?? 'exit',
     onCoordinatorLost: options.onCoordinatorLost ?? 'exit',
-    listenAddress: peerListenAddress,
+    listenForPeers: (p, coord, r) => listenForPeers(p, coord, r, env),
   };
   const from = restart?.from;
   // A self rank's first safe point: the library takes up its safe-point count, then load() and the restart hooks.
@@ -123,8 +123,8 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   return comm;
 }
 
-function peerListenAddress(coord: Address, rank: number): Address {
-  // Unix: beside the coordinator's socket, in the job's private 0700 directory.
-  if (coord.transport === 'unix') return { transport: 'unix', path: join(dirname(coord.path), `r${rank}.sock`) };
-  return { transport: 'tcp', host: coord.host, port: 0 };
+/** Listens for the peers where the connector says (this host's address, see wire/connector.ts); returns the address to hand out. */
+async function listenForPeers(peers: PeerNetwork, coord: Address, rank: number, env: NodeJS.ProcessEnv): Promise<string> {
+  const connector = connectorFor(coord, env);
+  return peers.listen(await connector.listenAddress(`r${rank}`), connector);
 }

@@ -31,7 +31,7 @@ export function recordEnv(env: NodeJS.ProcessEnv, drop: (name: string) => boolea
  * or on another node the recorded values are stale (a new job id, another scratch
  * directory, other GPUs). A restart takes them from its own environment.
  */
-const WHERE_IT_RUNS = /^(SLURM_\w*|SLURMD_\w*|TMPDIR|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HOSTNAME|PMIX_\w*|PMI_\w*|CKPT_FAULT|CKPT_FAULT_DIR)$/;
+const WHERE_IT_RUNS = /^(SLURM_\w*|SLURMD_\w*|TMPDIR|CUDA_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|HOSTNAME|PMIX_\w*|PMI_\w*|CKPT_FAULT|CKPT_FAULT_DIR|CKPT_PEER_HOST)$/;
 
 /** Whether a restart takes `name` from its own environment: where it runs, or named by --env-refresh. */
 export function isRefreshed(name: string, extra: readonly string[] = []): boolean {

@@ -1,4 +1,5 @@
 // `ckpt checkpoint --pid PID --dir DIR`: snapshot a running process tree from outside.
+import { isJobCheckpointer, JOB_CHECKPOINTERS } from '../../crs/job-registry.js';
 import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { checkpointProcess } from '../../process/external.js';
@@ -122,7 +123,7 @@ async function checkpointJobCommand(
     const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
     return checkpointIsolated(found.id, values.dir, then, values.json === true);
   }
-  if (values.crs !== undefined && values.crs !== 'self' && values.crs !== 'criu') throw new UsageError(`a job is checkpointed by criu or self, not '${values.crs}'`);
+  if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
   const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
   const started = Date.now();
   const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });

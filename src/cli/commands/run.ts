@@ -1,4 +1,5 @@
 // ckpt run: start a parallel job and wait for it.
+import { isJobCheckpointer, JOB_CHECKPOINTERS } from '../../crs/job-registry.js';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
@@ -101,7 +102,7 @@ export const run: Command = {
     const keep = intOption(values.keep, 'keep', 1);
     if (keep !== undefined && interval === undefined) throw new UsageError('--keep goes with --interval');
     const crs = values.crs;
-    if (crs !== undefined && crs !== 'criu' && crs !== 'self') throw new UsageError(`--crs is criu or self, not '${crs}'`);
+    if (crs !== undefined && !isJobCheckpointer(crs)) throw new UsageError(`--crs is ${JOB_CHECKPOINTERS.join(' or ')}, not '${crs}'`);
 
     const unattended = unattendedFrom(values);
     const launch: LaunchOptions = {
@@ -117,7 +118,7 @@ export const run: Command = {
       store: values.dir,
       intervalMs: interval === undefined ? undefined : interval * 1000,
       keep,
-      crs,
+      crs: crs as LaunchOptions['crs'], // checked above
     };
     const restartOptions = { output, intervalMs: launch.intervalMs, keep, joinTimeoutMs: launch.joinTimeoutMs, rankTimeoutMs: launch.rankTimeoutMs, envRefresh: unattended.envRefresh };
     // --resume: the same line starts the job the first time and resumes it after every requeue.

@@ -17,6 +17,7 @@ import { logsDir } from '../../util/paths.js';
 import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { restoreWithCriu } from './restore.js';
+import { lockTableLeftover } from './leftovers.js';
 import { writableFiles } from './files.js';
 import { needsShellJob } from '../../store/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
@@ -160,6 +161,7 @@ export const criuCheckpointer: Checkpointer = {
   name: 'criu',
   priority: 30,
   transparent: true,
+  prepareRemoval: lockTableLeftover,
 
   async probe(): Promise<Availability> {
     const report = await probeCriu();

@@ -88,6 +88,8 @@ export const selfCheckpointer: Checkpointer = {
     return { ok: true, version };
   },
 
+  loadState: loadSelfState,
+
   async checkpointSelf(request) {
     if (fileCallbacks) {
       // The owner writes the file itself, through the pending snapshot's descriptor;
