@@ -127,6 +127,10 @@ export const CONFIG = {
     kind: 'string', setBy: 'ckpt', defaultText: '—',
     meaning: "The coordinator's address (`unix:PATH` or `tcp:HOST:PORT`).",
   },
+  CKPT_PEER_HOST: {
+    kind: 'string', setBy: 'ckpt', defaultText: 'loopback when the coordinator is, else the host name\'s address',
+    meaning: "The address a rank listens on for its peers and hands out (set by whoever starts the rank on its node; `0.0.0.0`: listen everywhere).",
+  },
   CKPT_JOB_SECRET: {
     kind: 'string', setBy: 'ckpt', defaultText: '—',
     meaning: 'Proves membership of the job on every connection; never recorded in a snapshot.',

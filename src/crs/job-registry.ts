@@ -10,6 +10,9 @@ const components = new Map<string, JobCheckpointer>([
   [criuJobCheckpointer.name, criuJobCheckpointer],
 ]);
 
+/** The component that needs nothing of the machine: a job's checkpointer when none is named (and a prepare that names none). */
+export const FALLBACK_JOB_CHECKPOINTER = selfJobCheckpointer.name;
+
 /** The names of the components that checkpoint jobs, in order of preference. */
 export const JOB_CHECKPOINTERS = ['criu', 'self'] as const;
 

@@ -194,20 +194,7 @@ export class Comm {
     if (!this.oob) return null;
     this.hold(1);
     try {
-      for (;;) {
-        if (agent.requested.isPrepared(k) && agent.pendingRequested !== k) return await agent.requested.result(k);
-        await Promise.race([agent.whenPending(), agent.requested.whenPrepared(k)]);
-        if (agent.pendingAtSafePoint === true) {
-          // Another checkpoint may come first: this rank stops at its safe point too.
-          const mine = agent.pendingRequested === k;
-          const result = await agent.safePoint();
-          if (mine && (result || !agent.isPending)) return result;
-          continue;
-        }
-        if (agent.requested.isPrepared(k)) return await agent.requested.result(k);
-        // A checkpoint that takes ranks wherever they are, and not ours: it needs nothing from us.
-        await agent.whenIdle();
-      }
+      return await agent.requestedOutcome(k);
     } finally {
       this.hold(-1);
     }

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
-import { jobCheckpointer } from '../crs/job-registry.js';
+import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../crs/job-registry.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord } from '../store/manifest.js';
 import { recordEnv, type RecordedEnv } from '../store/env.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, openSnapshot, removeSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
@@ -49,7 +49,7 @@ export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
 
 export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Snapshot> {
   const c = o.coordinator;
-  const component = jobCheckpointer(o.crs ?? 'self');
+  const component = jobCheckpointer(o.crs ?? FALLBACK_JOB_CHECKPOINTER);
   if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
   const ranks = [...Array(o.job.size).keys()];
   const phaseMs = o.phaseMs ?? envNumber('CKPT_CHECKPOINT_PHASE_MS');

@@ -6,7 +6,7 @@
 import { CkptError, ErrorCodes } from '../../errors.js';
 import type { CheckpointResult } from '../../crs/hooks.js';
 import type { RankCheckpointer, RankHost } from '../../crs/job.js';
-import { jobCheckpointer } from '../../crs/job-registry.js';
+import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../../crs/job-registry.js';
 import { faultPoint, FAULT_POINTS, type FaultPoint } from '../../util/faults.js';
 import type { ControlMessage } from '../../wire/frame.js';
 import { parse } from '../../wire/validate.js';
@@ -133,6 +133,24 @@ export class CheckpointAgent {
     this.settle(s, await restartHooks(result));
   }
 
+  /** The outcome of this rank's k-th comm.checkpoint() call: the job's k-th rank-requested checkpoint. */
+  async requestedOutcome(k: number): Promise<CheckpointResult | null> {
+    for (;;) {
+      if (this.requested.isPrepared(k) && this.pendingRequested !== k) return this.requested.result(k);
+      await Promise.race([this.whenPending(), this.requested.whenPrepared(k)]);
+      if (this.pendingAtSafePoint === true) {
+        // Another checkpoint may come first: this rank stops at its safe point too.
+        const mine = this.pendingRequested === k;
+        const result = await this.safePoint();
+        if (mine && (result || !this.isPending)) return result;
+        continue;
+      }
+      if (this.requested.isPrepared(k)) return this.requested.result(k);
+      // A checkpoint that takes ranks wherever they are, and not ours: it needs nothing from us.
+      await this.whenIdle();
+    }
+  }
+
   /**
    * A safe point: where everything the program needs is in what save() returns.
    * Resolves null at once unless a checkpoint stops here; then it resolves with
@@ -245,7 +263,7 @@ export class CheckpointAgent {
       this.peers.release();
       if (this.session) throw new CkptError(ErrorCodes.CHECKPOINT_BUSY, `rank ${this.host.rank}: a checkpoint is already pending`);
     }
-    const crs = req.crs ?? 'self';
+    const crs = req.crs ?? FALLBACK_JOB_CHECKPOINTER;
     const half = this.half(crs);
     // Taken wherever it is: a rank that has finalized has left the job.
     if (!half.atSafePoint && this.host.isFinalized) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.host.rank} has finalized`);
