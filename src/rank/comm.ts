@@ -291,30 +291,17 @@ export class Comm {
 
   /** criu: leaves the job for a dump and rejoins after it (coordinator-link.ts). */
   private async goDown(reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void> {
-    if (!this.peers || !this.link) throw new CkptError(ErrorCodes.INTERNAL, 'a singleton has nothing to dump');
+    const { peers, link } = this;
+    if (!peers || !link) throw new CkptError(ErrorCodes.INTERNAL, 'a singleton has nothing to dump');
+    const leaveCoordinator = () => {
+      this.oobLeaving = true;
+      return this.oob;
+    };
     const comm = this;
-    await goDown(
-      {
-        rank: this.rank,
-        size: this.size,
-        get jobId() {
-          return comm.jobId;
-        },
-        set jobId(id: string) {
-          comm.jobId = id;
-        },
-        link: this.link,
-        peers: this.peers,
-        leaveCoordinator: () => {
-          this.oobLeaving = true;
-          return this.oob;
-        },
-        attachCoordinator: (oob) => this.attachCoordinator(oob),
-        restored: () => this.agent.restored(),
-      },
-      reply,
-      dump,
-    );
+    const host = { rank: this.rank, size: this.size, link, peers, leaveCoordinator, attachCoordinator: (oob: Channel) => this.attachCoordinator(oob), restored: () => this.agent.restored() };
+    // The job id changes in a restored copy (a restarted job's).
+    Object.defineProperty(host, 'jobId', { get: () => comm.jobId, set: (id: string) => (comm.jobId = id), enumerable: true });
+    await goDown(host as typeof host & { jobId: string }, reply, dump);
   }
 
   // ---- internal: used by collectives and the peer network ----------------------
