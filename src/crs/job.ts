@@ -11,7 +11,9 @@
 // (docs/ARCHITECTURE.md, "Add a checkpointer"). The protocol: docs/RUNTIME.md.
 import type { FileEntry } from '../store/checksum.js';
 import type { PendingSnapshot } from '../store/layout.js';
+import type { Readable } from 'node:stream';
 import type { RankRecord } from '../store/manifest.js';
+import type { JobSnapshot } from '../store/store.js';
 import type { SnapshotWriter } from '../store/writer.js';
 import type { CheckpointResult } from './hooks.js';
 
@@ -127,6 +129,16 @@ export interface RankCheckpointer {
   restarted?(): Promise<CheckpointResult>;
 }
 
+/** What a component that restores ranks itself (criu) gets from the restarted job. */
+export interface RankRestoreContext {
+  /** What each rank learns on waking: where its new coordinator is, the job's id and secret. */
+  rejoin: { coord: string; job: string; secret: string };
+  /** --output DIR: the fd of rank r's stdout (0) or stderr (1) file; without it, pipes the job reads. */
+  outputFile?: (rank: number, stream: 0 | 1) => number;
+  /** Rank r runs again (its pid, the read ends of its new output pipes): from then on it is the job's. */
+  onRestored(rank: number, pid: number, stdout: Readable | null, stderr: Readable | null): void;
+}
+
 /** A component that can checkpoint jobs. */
 export interface JobCheckpointer {
   readonly name: string;
@@ -134,4 +146,12 @@ export interface JobCheckpointer {
   rank(host: RankHost): RankCheckpointer;
   /** Validates this component's fields of a rank record read from a manifest. */
   validateRank(record: Record<string, unknown>, where: string): void;
+  /** Whether it works here; its version (for the manifest). Fails with the reason. */
+  probe(): Promise<{ version: string }>;
+  /**
+   * Brings back every rank of one of its snapshots (criu: restored as the caller's
+   * children). Without it, the ranks start afresh and read their part of the
+   * snapshot (self: CKPT_RESTART_SNAPSHOT).
+   */
+  restoreRanks?(snapshot: JobSnapshot, ctx: RankRestoreContext): Promise<void>;
 }

@@ -2,12 +2,12 @@
 // (`ckpt restart`) sees it: registered for `ckpt ps`, output followed, ended as a
 // whole. The job's pid 1 is the handle: SIGTERM to it is forwarded to the command,
 // SIGKILL to it ends every process of the pid namespace at once.
-import { constants as osConstants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { childrenOf, processTree } from '../util/procfs.js';
 import { isAlive, signalPid } from '../util/signals.js';
+import { shellStatus } from '../util/exit-status.js';
 import { EXIT_CHECKPOINTED, findJob, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../registry/jobs.js';
 import { followOutput, removeOutputDir } from './output.js';
 
@@ -33,10 +33,6 @@ export interface IsolatedJobInit {
   output?: { stdout?: Writable; stderr?: Writable };
   register?: boolean;
   killGraceMs?: number;
-}
-
-export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
-  return signal ? 128 + (osConstants.signals[signal] ?? 0) : (code ?? 1);
 }
 
 /** pid 1 of every isolated job this process launched or restored and that still runs. */
@@ -72,7 +68,7 @@ export class IsolatedJob {
       const checkpointed = this.endedByCheckpoint();
       if (init.register !== false) removeJob(this.id);
       removeOutputDir(init.ioDir);
-      return checkpointed ? { status: EXIT_CHECKPOINTED, code, signal, checkpointed } : { status: exitStatus(code, signal), code, signal };
+      return checkpointed ? { status: EXIT_CHECKPOINTED, code, signal, checkpointed } : { status: shellStatus({ code, signal }), code, signal };
     });
   }
 

@@ -1,13 +1,14 @@
 // launchIsolated(): `ckpt run --isolate [--net] -- CMD ARGS…` — CMD as the root
 // of a fresh pid + mount (+ network) namespace, ready to be dumped whole by CRIU.
-import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { envFlag } from '../config.js';
 import { spawnGroup, waitExit } from '../util/spawn.js';
 import { signalGroup, signalPid } from '../util/signals.js';
+import { resolveCommand } from '../util/command.js';
 import { IsolatedJob } from './job.js';
 import { isMpiLauncher, mpiEnvironment } from './mpi.js';
 import { IDENTITY_MAP, namespaceCommand, SETUP_FAILED_STATUS } from './namespace-init.js';
@@ -52,24 +53,6 @@ function writeIdentityMaps(pid: number): void {
 const PRIVATE_PREFIXES = ['/tmp', '/dev/shm'];
 
 const under = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`);
-
-/** The absolute path CMD resolves to (as execvp would find it). */
-export function resolveExecutable(command: string, path: string, cwd: string): string {
-  const candidates = command.includes('/')
-    ? [isAbsolute(command) ? command : resolvePath(cwd, command)]
-    : path.split(delimiter).filter(Boolean).map((d) => join(resolvePath(cwd, d), command));
-  for (const c of candidates) {
-    try {
-      if (statSync(c).isFile()) {
-        accessSync(c, constants.X_OK);
-        return c;
-      }
-    } catch {
-      // next
-    }
-  }
-  throw new CkptError(ErrorCodes.COMMAND_NOT_FOUND, `command not found: ${command}`);
-}
 
 function assertVisibleInside(what: string, path: string): void {
   const dir = PRIVATE_PREFIXES.find((d) => under(path, d));
@@ -129,7 +112,7 @@ function readHandshake(stream: NodeJS.ReadableStream, onUserns?: () => void): { 
 export async function launchIsolated(options: IsolatedLaunchOptions): Promise<IsolatedJob> {
   const cwd = resolvePath(options.cwd ?? process.cwd());
   const baseEnv = { ...process.env, ...options.env };
-  const exe = resolveExecutable(options.command, baseEnv.PATH ?? '', cwd);
+  const exe = resolveCommand(options.command, baseEnv.PATH ?? '', cwd);
   assertVisibleInside('the command', exe);
   assertVisibleInside('the working directory', cwd);
   // (The job's environment: libuv's io_uring cannot be dumped; Open MPI gets its settings.)

@@ -18,8 +18,6 @@ import { faultPoint } from '../util/faults.js';
 import type { Coordinator } from './coordinator.js';
 
 export type CheckpointPhase = JobPhase;
-/** @deprecated the launcher's component names until it takes a JobCheckpointer by name. */
-export type JobCheckpointer = 'self' | 'criu';
 
 export interface JobCheckpointOptions {
   coordinator: Coordinator;
@@ -36,8 +34,6 @@ export interface JobCheckpointOptions {
   reachMs?: number;
   dumpMs?: number;
   onPhase?: (phase: CheckpointPhase) => void;
-  /** Unused: the component reports its version with its cut. */
-  crsVersion?: string;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */

@@ -1,13 +1,17 @@
 // The coordinator: the job's end of the out-of-band channel. Ranks join it
 // (hello → welcome, with every rank's peer address: the wire-up), report their
 // end (finalize, with message counters) and may ask for an abort; control clients
-// (`ckpt ps`/`ckpt kill`, later `ckpt checkpoint`) ask it for status or a kill.
-// It never carries rank-to-rank data.
+// (`ckpt ps`/`ckpt kill`, `ckpt checkpoint`) ask it for status, a checkpoint or a
+// kill. It never carries rank-to-rank data. How a connection gets in is
+// coordinator-admission.ts; what control clients may ask, coordinator-control.ts.
 import { EventEmitter } from 'node:events';
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, secretsEqual, type Address, formatAddress } from '../wire/channel.js';
+import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, type Address, formatAddress } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
+import { admitConnection, type AdmissionHost } from './coordinator-admission.js';
+import { serveControl, type CheckpointHandler } from './coordinator-control.js';
+import { RankWaits } from './rank-waits.js';
 
 export interface CoordinatorOptions {
   jobId: string;
@@ -64,21 +68,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private joinTimer: NodeJS.Timeout | undefined;
   private wiredUp = false;
   private readonly joinTimeoutMs: number;
-  private readonly helloTimeoutMs: number;
-  private readonly gate: HelloGate;
-  /** Connections that have not said a valid hello yet. */
+  /** How connections are admitted (coordinator-admission.ts), with this coordinator's part in it. */
+  private readonly admission: AdmissionHost;
   /** Ranks expected back after a CRIU dump, and who waits for them. */
-  private readonly rejoins = new Map<number, { resolve: (hello: ControlMessage) => void; reject: (e: Error) => void }>();
+  private readonly rejoins = new RankWaits<ControlMessage>();
   /**
    * self checkpoints: the safe point each rank reported standing at, unasked, as
    * soon as it got there (with what it had written to each peer), and who waits.
    */
   private readonly arrivals = new Map<number, Arrival>();
-  private readonly arrivalWaiters = new Map<number, { seq: number; safePoint: number; resolve: (written: number[]) => void; reject: (e: Error) => void }>();
+  private readonly arrivalWaits = new RankWaits<number[], { seq: number; safePoint: number }>();
   /** Filled by the launcher: what `status` requests from control clients return. */
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
-  checkpointHandler: ((request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank' }) => Promise<Record<string, unknown>>) | undefined;
+  checkpointHandler: CheckpointHandler | undefined;
 
   /** The ranks' OOB channels are up (the checkpoint protocol needs every rank). */
   get allConnected(): boolean {
@@ -92,9 +95,27 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.secret = options.secret;
     this.bound = options.address;
     this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
-    this.helloTimeoutMs = options.helloTimeoutMs ?? helloTimeoutMs();
-    this.gate = new HelloGate(options.maxUnauthenticated);
     this.slots = Array.from({ length: options.size }, () => ({ exited: false }));
+    this.admission = {
+      jobId: this.jobId,
+      size: this.size,
+      secret: this.secret,
+      helloTimeoutMs: options.helloTimeoutMs ?? helloTimeoutMs(),
+      gate: new HelloGate(options.maxUnauthenticated),
+      channels: this.channels,
+      checkRank: (rank, rejoin) => this.checkRank(rank, rejoin),
+      admitRank: (rank, rejoin, channel, hello) => (rejoin ? this.rejoin(rank, channel, hello) : this.join(rank, channel, hello)),
+      rankMessage: (rank, channel, m) => this.onRankMessage(rank, channel, m),
+      rankClosed: (rank, channel) => this.onRankClosed(rank, channel),
+      controlMessage: (channel, m) =>
+        serveControl(channel, m, {
+          status: () => this.statusProvider(),
+          peers: () => (this.wiredUp ? this.peerAddresses() : []),
+          checkpointHandler: this.checkpointHandler,
+          kill: (signal) => this.emit('kill', { signal }),
+        }),
+      refused: (err) => this.emit('rejected', err),
+    };
   }
 
   get address(): string {
@@ -106,7 +127,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   async listen(): Promise<void> {
-    const { server, address } = await listenOn(this.bound, (socket) => this.accept(socket));
+    const { server, address } = await listenOn(this.bound, (socket) => admitConnection(socket, this.admission));
     this.server = server;
     this.bound = address;
   }
@@ -122,24 +143,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * when it exits.
    */
   awaitRejoin(rank: number, timeoutMs: number): Promise<ControlMessage> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.rejoins.delete(rank);
-        reject(new CkptError(ErrorCodes.TIMEOUT, `timed out after ${timeoutMs} ms waiting for rank ${rank} to rejoin after its dump`));
-      }, timeoutMs);
-      this.rejoins.set(rank, {
-        resolve: (m) => {
-          clearTimeout(timer);
-          this.rejoins.delete(rank);
-          resolve(m);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          this.rejoins.delete(rank);
-          reject(e);
-        },
-      });
-    });
+    return this.rejoins.wait(rank, undefined, timeoutMs, `rank ${rank} to rejoin after its dump`);
   }
 
   /**
@@ -150,28 +154,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   awaitArrival(rank: number, seq: number, safePoint: number, timeoutMs: number): Promise<number[]> {
     const a = this.arrivals.get(rank);
     if (a && a.seq === seq && a.safePoint === safePoint) return Promise.resolve(a.written);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.arrivalWaiters.delete(rank);
-        reject(new CkptError(ErrorCodes.TIMEOUT, `timed out after ${timeoutMs} ms waiting for rank ${rank} to reach safe point ${safePoint}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        this.arrivalWaiters.delete(rank);
-      };
-      this.arrivalWaiters.set(rank, {
-        seq,
-        safePoint,
-        resolve: (w) => (done(), resolve(w)),
-        reject: (e) => (done(), reject(e)),
-      });
-    });
+    return this.arrivalWaits.wait(rank, { seq, safePoint }, timeoutMs, `rank ${rank} to reach safe point ${safePoint}`);
   }
 
   /** The checkpoint is over: arrivals reported for it are forgotten. */
   clearArrivals(): void {
     this.arrivals.clear();
-    for (const w of [...this.arrivalWaiters.values()]) w.reject(new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the checkpoint is over'));
+    this.arrivalWaits.rejectAll(() => new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the checkpoint is over'));
   }
 
   /** The launcher tells the coordinator a rank's process ended. */
@@ -179,8 +168,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const slot = this.slots[rank];
     if (!slot || slot.exited) return;
     slot.exited = true;
-    this.rejoins.get(rank)?.reject(new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
-    this.arrivalWaiters.get(rank)?.reject(new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.rejoins.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
     if (!this.wiredUp && !slot.channel && this.slots.some((s) => s.channel)) {
       // Ranks are waiting in init() for one that will never come.
       this.emit('abort', { message: `rank ${rank} exited before joining the job`, rank });
@@ -199,7 +188,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   broadcastAbort(message: string): void {
     this.clearJoinTimer();
     // Nobody comes back from a dump into an aborted job.
-    for (const [rank, w] of [...this.rejoins]) w.reject(new CkptError(ErrorCodes.JOB_ABORTED, `the job was aborted while rank ${rank} was being checkpointed: ${message}`));
+    this.rejoins.rejectAll((rank) => new CkptError(ErrorCodes.JOB_ABORTED, `the job was aborted while rank ${rank} was being checkpointed: ${message}`));
     for (const slot of this.slots) slot.channel?.send({ type: 'abort', message });
   }
 
@@ -230,82 +219,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.joinTimer = undefined;
   }
 
-  private accept(socket: Socket): void {
-    // Too many connections waiting for their hello: this one costs no more than its accept.
-    const authenticated = this.gate.admit(socket);
-    if (!authenticated) return;
-    const channel = new Channel(socket);
-    this.channels.add(channel);
-    let role: 'rank' | 'control' | undefined;
-    let rank = -1;
-    const reject = (code: CkptError['code'], message: string) => {
-      const err = new CkptError(code, message);
-      channel.fail(err);
-      this.emit('rejected', err);
-    };
-    // Counted until its socket is really closed (a refused one lingers up to a second for its error message).
-    socket.once('close', authenticated);
-    const helloTimer = setTimeout(() => reject(ErrorCodes.TIMEOUT, `no hello within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs);
-    channel.on('close', (err) => {
-      clearTimeout(helloTimer);
-      this.channels.delete(channel);
-      if (err && err.code === ErrorCodes.OOB_PROTOCOL) this.emit('rejected', err);
-      if (role === 'rank') {
-        const slot = this.slots[rank];
-        if (slot?.channel === channel) {
-          slot.channel = undefined;
-          this.arrivalWaiters.get(rank)?.reject(new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
-        }
-      }
-    });
-    channel.on('frame', () => reject(ErrorCodes.OOB_PROTOCOL, 'data frame on the control channel'));
-    channel.on('message', (m) => {
-      try {
-        if (role === undefined) {
-          clearTimeout(helloTimer);
-          const hello = this.checkHello(m);
-          authenticated();
-          role = hello.role;
-          if (hello.role === 'rank') {
-            rank = hello.rank;
-            if (hello.rejoin) this.rejoin(rank, channel, m);
-            else this.join(rank, channel, m);
-          } else {
-            channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size });
-          }
-          return;
-        }
-        if (role === 'rank') this.onRankMessage(rank, channel, m);
-        else this.onControlMessage(channel, m);
-      } catch (err) {
-        if (err instanceof CkptError) reject(err.code, err.message);
-        else throw err;
-      }
-    });
-  }
-
-  private checkHello(m: ControlMessage): { role: 'control' } | { role: 'rank'; rank: number; rejoin?: boolean } {
-    const bad = (message: string) => new CkptError(ErrorCodes.OOB_PROTOCOL, message);
-    if (m.type !== 'hello') throw bad(`expected hello, got '${m.type}'`);
-    if (m.v !== OOB_PROTOCOL_VERSION) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
-    if (m.job !== this.jobId || !secretsEqual(m.secret, this.secret)) {
-      throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
-    }
-    if (m.role === 'control') return { role: 'control' };
-    if (m.role !== 'rank') throw bad(`unknown role '${String(m.role)}'`);
-    const rank = m.rank;
-    if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= this.size) {
-      throw bad(`rank ${String(rank)} is outside this job of ${this.size}`);
+  /** Admission's question: may `rank` join (or rejoin) now? */
+  private checkRank(rank: number, rejoin: boolean): void {
+    if (rejoin) {
+      if (!this.rejoins.has(rank)) throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${rank} rejoined, but no checkpoint expects it to`);
+      return;
     }
     const slot = this.slots[rank]!;
-    if (typeof m.peer !== 'string') throw bad('hello without a peer address');
-    if (m.rejoin === true) {
-      if (!this.rejoins.has(rank)) throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${rank} rejoined, but no checkpoint expects it to`);
-      return { role: 'rank', rank, rejoin: true };
-    }
     if (slot.channel || slot.peer !== undefined) throw new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${rank}: it has already joined the job`);
-    if (typeof m.peer !== 'string') throw bad('hello without a peer address');
-    return { role: 'rank', rank };
+  }
+
+  private onRankClosed(rank: number, channel: Channel): void {
+    const slot = this.slots[rank];
+    if (slot?.channel !== channel) return;
+    slot.channel = undefined;
+    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
   }
 
   /** A rank back from its CRIU dump: it listens for peers at a new address. */
@@ -316,7 +244,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     slot.channel = channel;
     slot.peer = hello.peer as string;
     if (typeof hello.pid === 'number') slot.pid = hello.pid;
-    this.rejoins.get(rank)?.resolve(hello);
+    this.rejoins.resolve(rank, hello);
   }
 
   private join(rank: number, channel: Channel, hello: ControlMessage): void {
@@ -368,8 +296,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         }
         const a: Arrival = { seq: m.seq as number, safePoint: m.safePoint as number, written: m.written };
         this.arrivals.set(rank, a);
-        const w = this.arrivalWaiters.get(rank);
-        if (w && w.seq === a.seq && w.safePoint === a.safePoint) w.resolve(a.written);
+        this.arrivalWaits.resolve(rank, a.written, (w) => w.seq === a.seq && w.safePoint === a.safePoint);
         return;
       }
       case 'abort': {
@@ -379,36 +306,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       }
       default:
         throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from rank ${rank}`);
-    }
-  }
-
-  private onControlMessage(channel: Channel, m: ControlMessage): void {
-    if (m.type !== 'request') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from a control client`);
-    switch (m.op) {
-      case 'status':
-        // `peers`: where each rank listens for its peers (tcp: host:port), for the job's own user.
-        channel.send({ type: 'reply', id: m.id, ok: true, status: { ...this.statusProvider(), peers: this.wiredUp ? this.peerAddresses() : [] } });
-        return;
-      case 'checkpoint': {
-        if (!this.checkpointHandler) {
-          channel.send({ type: 'reply', id: m.id, ok: false, message: 'this job cannot be checkpointed' });
-          return;
-        }
-        const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-        this.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs) }).then(
-          (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
-          (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
-        );
-        return;
-      }
-      case 'kill': {
-        const signal = typeof m.signal === 'string' ? (m.signal as NodeJS.Signals) : undefined;
-        channel.send({ type: 'reply', id: m.id, ok: true });
-        this.emit('kill', { signal });
-        return;
-      }
-      default:
-        channel.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
     }
   }
 }

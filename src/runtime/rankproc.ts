@@ -1,4 +1,4 @@
-// A rank's process as the launcher supervises it: spawned by us (a ChildProcess)
+// A rank's process here, as the launcher holds it: spawned by us (a ChildProcess)
 // or restored by CRIU as our child (a bare pid, reaped with waitpid). Either way
 // it leads its own process group, which is what gets signalled.
 import type { ChildProcess } from 'node:child_process';
@@ -7,21 +7,35 @@ import type { Readable } from 'node:stream';
 import { native } from '../util/native.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { waitExit, type Exit } from '../util/spawn.js';
-
-export interface RankProcess {
-  /** Undefined only for a spawn that failed. */
-  readonly pid: number | undefined;
-  readonly stdout: Readable | null;
-  readonly stderr: Readable | null;
-  /** Resolves when the process has exited (rejects when it could not be started). */
-  readonly exited: Promise<Exit>;
-  readonly hasExited: boolean;
-}
+import type { RankProcess } from './starter.js';
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, no]) => [no, name as NodeJS.Signals]));
 
+/** A local process-group leader as a RankProcess. */
+function groupLeader(proc: Pick<RankProcess, 'pid' | 'stdout' | 'stderr' | 'exited' | 'hasExited'>): RankProcess {
+  const leader: RankProcess = {
+    get pid() {
+      return proc.pid;
+    },
+    stdout: proc.stdout,
+    stderr: proc.stderr,
+    exited: proc.exited,
+    get hasExited() {
+      return proc.hasExited;
+    },
+    signal(signal) {
+      const pid = proc.pid;
+      return pid !== undefined && pid > 1 && signalGroup(pid, signal);
+    },
+    terminate(graceMs) {
+      return terminateGroup(leader, graceMs);
+    },
+  };
+  return leader;
+}
+
 export function spawnedRank(child: ChildProcess): RankProcess {
-  return {
+  return groupLeader({
     get pid() {
       return child.pid;
     },
@@ -31,7 +45,7 @@ export function spawnedRank(child: ChildProcess): RankProcess {
     get hasExited() {
       return child.exitCode !== null || child.signalCode !== null;
     },
-  };
+  });
 }
 
 /**
@@ -57,7 +71,7 @@ export function restoredRank(pid: number, stdout: Readable | null, stderr: Reada
       resolve({ code: st.code, signal: st.signal === null ? null : (SIGNAL_NAMES.get(st.signal) ?? null) });
     }, pollMs);
   });
-  return {
+  return groupLeader({
     pid,
     stdout,
     stderr,
@@ -65,11 +79,11 @@ export function restoredRank(pid: number, stdout: Readable | null, stderr: Reada
     get hasExited() {
       return done;
     },
-  };
+  });
 }
 
 /** Ends a rank's process group: SIGTERM, then SIGKILL after `graceMs`. Resolves when the rank has exited. */
-export async function terminateRank(p: RankProcess, graceMs = 2000): Promise<Exit> {
+async function terminateGroup(p: RankProcess, graceMs: number): Promise<Exit> {
   const pid = p.pid;
   if (pid === undefined || pid <= 1) return p.exited;
   if (!p.hasExited) signalGroup(pid, 'SIGTERM') || signalPid(pid, 'SIGTERM');

@@ -44,9 +44,10 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     name: m.job.name,
     cwd: m.job.cwd,
     env: restartEnv(m.job.env, m.job.envWithheld, process.env, envRefresh),
-    crs: crs as 'self' | 'criu', // the launcher's names until it takes components by name
+    crs,
     // Later checkpoints of the restarted job go on numbering in the same store.
     store: snapshot.store,
-    ...(crs === 'self' ? { restartFrom: snapshot.dir } : { restoreFrom: snapshot }),
+    // A component that restores its ranks (criu) does so; otherwise they start afresh from the snapshot (self).
+    ...(jobCheckpointer(crs).restoreRanks ? { restoreFrom: snapshot } : { restartFrom: snapshot.dir }),
   });
 }

@@ -118,7 +118,7 @@ export const run: Command = {
       store: values.dir,
       intervalMs: interval === undefined ? undefined : interval * 1000,
       keep,
-      crs: crs as LaunchOptions['crs'], // checked above
+      crs,
     };
     const restartOptions = { output, intervalMs: launch.intervalMs, keep, joinTimeoutMs: launch.joinTimeoutMs, rankTimeoutMs: launch.rankTimeoutMs, envRefresh: unattended.envRefresh };
     // --resume: the same line starts the job the first time and resumes it after every requeue.

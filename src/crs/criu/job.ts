@@ -4,6 +4,8 @@ import type { NetworkLockName, RankRecord } from '../../store/manifest.js';
 import type { JobCheckpointer } from '../job.js';
 import { beginCriuCheckpoint } from './job-coordinator.js';
 import { criuRankHalf } from './job-rank.js';
+import { restoreCriuRanks } from './job-restore.js';
+import { selectCheckpointer } from '../registry.js';
 
 /** A criu rank's record: what its restore needs (validated by validateRank before use). */
 export interface CriuRankRecord extends RankRecord {
@@ -24,6 +26,11 @@ export const criuJobCheckpointer: JobCheckpointer = {
   name: 'criu',
   begin: beginCriuCheckpoint,
   rank: criuRankHalf,
+  async probe() {
+    const { availability } = await selectCheckpointer({ name: 'criu' });
+    return { version: availability.version ?? 'unknown' };
+  },
+  restoreRanks: restoreCriuRanks,
   validateRank(r, where) {
     const fail = (field: string): never => {
       throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${where}.${field}`);

@@ -1,5 +1,6 @@
 // The self checkpointer for jobs: its coordinator half, rank half and rank record.
 import { SnapshotError, ErrorCodes } from '../../errors.js';
+import { version } from '../../version.js';
 import type { JobCheckpointer } from '../job.js';
 import { beginSelfCheckpoint } from './job-coordinator.js';
 import { selfRankHalf } from './job-rank.js';
@@ -8,6 +9,7 @@ export const selfJobCheckpointer: JobCheckpointer = {
   name: 'self',
   begin: beginSelfCheckpoint,
   rank: selfRankHalf,
+  probe: async () => ({ version }),
   validateRank(r, where) {
     // `packed` (a small rank's slices of ranks.pack) is checked against the files by store/manifest.ts.
     if (r.safePoint !== undefined && !Number.isSafeInteger(r.safePoint)) throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${where}.safePoint`);

@@ -1,0 +1,94 @@
+// Admitting a connection to the coordinator. At most so many wait for their hello
+// at once (HelloGate); the hello must come within the timeout, speak our protocol
+// version and carry the job's id and secret. It then makes the connection a rank's
+// (joining, or rejoining after its CRIU dump) or a control client's, and every later
+// message goes to that role's handler. A refused connection is closed with its
+// error and reported; the job goes on.
+import type { Socket } from 'node:net';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { Channel, HelloGate, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
+
+export type Hello = { role: 'control' } | { role: 'rank'; rank: number; rejoin: boolean };
+
+/** What admission needs of the coordinator. */
+export interface AdmissionHost {
+  readonly jobId: string;
+  readonly size: number;
+  readonly secret: string;
+  readonly helloTimeoutMs: number;
+  readonly gate: HelloGate;
+  /** Every open connection (closed with the coordinator). */
+  readonly channels: Set<Channel>;
+  /** Throws (OOB_AUTH) when `rank` may not join, or rejoin, now. */
+  checkRank(rank: number, rejoin: boolean): void;
+  /** A rank's valid hello: it joins (or rejoins) the job on `channel`. */
+  admitRank(rank: number, rejoin: boolean, channel: Channel, hello: ControlMessage): void;
+  rankMessage(rank: number, channel: Channel, m: ControlMessage): void;
+  /** A rank's connection closed. */
+  rankClosed(rank: number, channel: Channel): void;
+  controlMessage(channel: Channel, m: ControlMessage): void;
+  refused(err: CkptError): void;
+}
+
+/** Checks a hello's protocol, job and secret, and what it claims to be. */
+export function parseHello(m: ControlMessage, job: { jobId: string; secret: string; size: number }): Hello {
+  const bad = (message: string) => new CkptError(ErrorCodes.OOB_PROTOCOL, message);
+  if (m.type !== 'hello') throw bad(`expected hello, got '${m.type}'`);
+  if (m.v !== OOB_PROTOCOL_VERSION) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
+  if (m.job !== job.jobId || !secretsEqual(m.secret, job.secret)) {
+    throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
+  }
+  if (m.role === 'control') return { role: 'control' };
+  if (m.role !== 'rank') throw bad(`unknown role '${String(m.role)}'`);
+  const rank = m.rank;
+  if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= job.size) {
+    throw bad(`rank ${String(rank)} is outside this job of ${job.size}`);
+  }
+  if (typeof m.peer !== 'string') throw bad('hello without a peer address');
+  return { role: 'rank', rank, rejoin: m.rejoin === true };
+}
+
+/** Takes a new connection through its hello to its role. */
+export function admitConnection(socket: Socket, host: AdmissionHost): void {
+  // Too many connections waiting for their hello: this one costs no more than its accept.
+  const authenticated = host.gate.admit(socket);
+  if (!authenticated) return;
+  const channel = new Channel(socket);
+  host.channels.add(channel);
+  let hello: Hello | undefined;
+  const refuse = (code: CkptError['code'], message: string) => {
+    const err = new CkptError(code, message);
+    channel.fail(err);
+    host.refused(err);
+  };
+  // Counted until its socket is really closed (a refused one lingers up to a second for its error message).
+  socket.once('close', authenticated);
+  const helloTimer = setTimeout(() => refuse(ErrorCodes.TIMEOUT, `no hello within ${host.helloTimeoutMs} ms`), host.helloTimeoutMs);
+  channel.on('close', (err) => {
+    clearTimeout(helloTimer);
+    host.channels.delete(channel);
+    if (err && err.code === ErrorCodes.OOB_PROTOCOL) host.refused(err);
+    if (hello?.role === 'rank') host.rankClosed(hello.rank, channel);
+  });
+  channel.on('frame', () => refuse(ErrorCodes.OOB_PROTOCOL, 'data frame on the control channel'));
+  channel.on('message', (m) => {
+    try {
+      if (hello === undefined) {
+        clearTimeout(helloTimer);
+        const h = parseHello(m, host);
+        if (h.role === 'rank') host.checkRank(h.rank, h.rejoin);
+        authenticated();
+        hello = h;
+        if (h.role === 'rank') host.admitRank(h.rank, h.rejoin, channel, m);
+        else channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size });
+        return;
+      }
+      if (hello.role === 'rank') host.rankMessage(hello.rank, channel, m);
+      else host.controlMessage(channel, m);
+    } catch (err) {
+      if (err instanceof CkptError) refuse(err.code, err.message);
+      else throw err;
+    }
+  });
+}

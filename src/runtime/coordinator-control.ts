@@ -1,0 +1,46 @@
+// Control clients' requests to the coordinator (`ckpt ps`, `ckpt kill`, `ckpt
+// checkpoint JOB`): the job's status, a checkpoint, a kill or a signal.
+import { CkptError, ErrorCodes } from '../errors.js';
+import type { Channel } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
+
+export type CheckpointHandler = (request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank' }) => Promise<Record<string, unknown>>;
+
+export interface ControlHost {
+  /** The job's status (filled in by the launcher). */
+  status(): Record<string, unknown>;
+  /** Where each rank listens for its peers (empty before the wire-up). */
+  peers(): string[];
+  readonly checkpointHandler: CheckpointHandler | undefined;
+  kill(signal: NodeJS.Signals | undefined): void;
+}
+
+export function serveControl(channel: Channel, m: ControlMessage, host: ControlHost): void {
+  if (m.type !== 'request') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected message '${m.type}' from a control client`);
+  switch (m.op) {
+    case 'status':
+      // `peers`: where each rank listens for its peers (tcp: host:port), for the job's own user.
+      channel.send({ type: 'reply', id: m.id, ok: true, status: { ...host.status(), peers: host.peers() } });
+      return;
+    case 'checkpoint': {
+      if (!host.checkpointHandler) {
+        channel.send({ type: 'reply', id: m.id, ok: false, message: 'this job cannot be checkpointed' });
+        return;
+      }
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs) }).then(
+        (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
+        (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
+      );
+      return;
+    }
+    case 'kill': {
+      const signal = typeof m.signal === 'string' ? (m.signal as NodeJS.Signals) : undefined;
+      channel.send({ type: 'reply', id: m.id, ok: true });
+      host.kill(signal);
+      return;
+    }
+    default:
+      channel.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
+  }
+}

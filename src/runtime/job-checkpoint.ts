@@ -1,0 +1,92 @@
+// The parts of a job's checkpoints that are not its life cycle: what a request may
+// ask, waiting for the wire-up before the first one, what the manifest records of
+// the job, and the periodic schedule.
+import type { EventEmitter } from 'node:events';
+import { CkptError, ErrorCodes, JobError } from '../errors.js';
+import { assertStoreFree, canonicalStore } from '../registry/jobs.js';
+import type { EndState } from '../store/manifest.js';
+import type { Transport } from '../wire/channel.js';
+import { jobEnvForSnapshot, type CheckpointPhase } from './checkpoint.js';
+import type { JobEvents, LaunchOptions } from './job-types.js';
+
+export interface CheckpointRequest {
+  /** After the commit: go on (default), stop every rank (SIGSTOP), or end the job (status EXIT_CHECKPOINTED). */
+  then?: EndState;
+  /** Another store than the job's own (it must not be another job's). */
+  store?: string;
+  /** Another checkpointer than the job's own, for this checkpoint. */
+  crs?: string;
+  onPhase?: (phase: CheckpointPhase) => void;
+  /** A rank asked for it (comm.checkpoint()). */
+  requested?: boolean;
+}
+
+/** The end state and the store a request names; throws a CkptError for a bad one. */
+export function checkRequest(request: CheckpointRequest, job: { id: string; name: string; store: string }): { then: EndState; store: string } {
+  const then = request.then ?? 'continue';
+  if (!['continue', 'stop', 'terminate'].includes(then)) throw new CkptError(ErrorCodes.USAGE, `unknown end state '${then}'`);
+  // Another store than the job's own (ckpt checkpoint JOB --dir): it must not be another job's.
+  if (request.store !== undefined && canonicalStore(request.store) !== canonicalStore(job.store)) assertStoreFree(request.store, job);
+  return { then, store: request.store ?? job.store };
+}
+
+interface JoinWatch {
+  id: string;
+  /** Every rank has joined. */
+  ready: boolean;
+  /** The job is being aborted or is over. */
+  ending: boolean;
+  events: EventEmitter<JobEvents>;
+}
+
+/**
+ * Resolves once every rank has joined; rejects if the job ends first or not every
+ * rank joins within `waitMs`. A job still starting is checkpointed once it is wired
+ * up (a batch script may ask right after the launch), not refused.
+ */
+export function whenAllJoined(job: JoinWatch, waitMs: number): Promise<void> {
+  if (job.ready) return Promise.resolve();
+  const ending = () => new JobError(ErrorCodes.CHECKPOINT_FAILED, `job ${job.id} cannot be checkpointed: it ended before every rank had joined`);
+  if (job.ending) return Promise.reject(ending());
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      clearTimeout(timer);
+      job.events.off('ready', onReady);
+      job.events.off('abort', onAbort);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => settle();
+    const onAbort = () => settle(ending());
+    const timer = setTimeout(
+      () => settle(new JobError(ErrorCodes.CHECKPOINT_FAILED, `job ${job.id} cannot be checkpointed: not every rank has joined within ${waitMs / 1000} s`)),
+      waitMs,
+    );
+    timer.unref();
+    job.events.once('ready', onReady);
+    job.events.once('abort', onAbort);
+  });
+}
+
+/** The job as its snapshots record it: what a restart starts again from. */
+export function manifestJob(job: { id: string; name: string; size: number; oob: Transport }, o: LaunchOptions, rankEnv: NodeJS.ProcessEnv) {
+  return {
+    id: job.id,
+    name: job.name,
+    size: job.size,
+    oob: job.oob,
+    argv: [o.command, ...(o.args ?? [])],
+    cwd: o.cwd ?? process.cwd(),
+    ...jobEnvForSnapshot(rankEnv),
+    // What a restart resumes: the schedule and the retention.
+    ...(o.intervalMs ? { intervalMs: o.intervalMs } : {}),
+    ...(o.keep ? { keep: o.keep } : {}),
+  };
+}
+
+/** Calls `tick` every `intervalMs` (the timer does not keep the process alive); returns its stop. */
+export function everyInterval(intervalMs: number, tick: () => void): () => void {
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
