@@ -1,4 +1,7 @@
-// Shared test helpers: run the real `ckpt` executable, real programs, real CRIU.
+// The one helpers module every test imports: run the real `ckpt` executable, real
+// programs, real CRIU; jobs launched in the test's process; fault points
+// (CKPT_FAULT gates); the tests' other user (helpers/users.ts, re-exported).
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +9,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { findCriu } from '../dist/criu/locate/find.js';
+import { launchJob, type Job, type JobResult, type LaunchOptions } from '../dist/runtime/index.js';
+import type { FaultActor, FaultPoint } from '../dist/util/faults.js';
+
+export * from './helpers/users.js';
 
 export const root = fileURLToPath(new URL('../', import.meta.url));
 export const ckptBin = join(root, 'bin', 'ckpt');
@@ -83,15 +90,26 @@ export interface Result {
   stderr: string;
 }
 
+export interface CkptOptions {
+  /** SIGKILLed after this long (default 120 s). */
+  timeoutMs?: number;
+  /** Called with all the output so far and the child (to signal it) on each chunk. */
+  onStdout?: (text: string, child: ChildProcess) => void;
+}
+
 /** Runs `ckpt ARGS` to completion without blocking the test's event loop. */
-export async function ckpt(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<Result> {
+export async function ckpt(args: string[], env: NodeJS.ProcessEnv = {}, options: number | CkptOptions = {}): Promise<Result> {
+  const { timeoutMs = 120_000, onStdout } = typeof options === 'number' ? { timeoutMs: options } : options;
   const child = spawn(process.execPath, [ckptBin, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    onStdout?.(stdout, child);
+  });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
@@ -207,67 +225,6 @@ export function isOneLineError(stderr: string): boolean {
   return lines.length === 1 && lines[0]!.startsWith('ckpt: ') && !/\n\s+at /.test(stderr);
 }
 
-// ---- another user ----
-
-/** The tests' own non-root user, created once (as root) if missing. */
-export interface TestUser {
-  name: string;
-  uid: number;
-  gid: number;
-}
-
-export const TEST_USER = 'ckpt-test';
-
-export function testUser(): TestUser {
-  const id = (flag: string) => Number(execFileSync('id', [flag, TEST_USER], { encoding: 'utf8' }).trim());
-  try {
-    return { name: TEST_USER, uid: id('-u'), gid: id('-g') };
-  } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', TEST_USER]);
-    return { name: TEST_USER, uid: id('-u'), gid: id('-g') };
-  }
-}
-
-let installed: string | undefined;
-/**
- * ckpt copied where any user can run it (the checkout may sit in a 0700 directory):
- * dist/, bin/, the native addons and the runtime dependencies. Returns its bin/ckpt.
- */
-export function userInstall(): string {
-  if (installed) return installed;
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-user-install-'));
-  for (const part of ['dist', 'bin', 'package.json', 'build', join('node_modules', '@bufbuild'), join('node_modules', 'xxhash-wasm')]) {
-    execFileSync('mkdir', ['-p', join(dir, part, '..')]);
-    execFileSync('cp', ['-a', join(root, part), join(dir, part)]);
-  }
-  execFileSync('chmod', ['-R', 'a+rX', dir]);
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  installed = join(dir, 'bin', 'ckpt');
-  return installed;
-}
-
-/** A directory the test user owns (0700), inside a 0755 one root owns; removed after the test. */
-export function userDir(t: TestContext, user: TestUser): string {
-  const base = tempDir(t, 'ckpt-user-');
-  execFileSync('chmod', ['0755', base]);
-  const dir = join(base, 'home');
-  execFileSync('install', ['-d', '-m', '0700', '-o', String(user.uid), '-g', String(user.gid), dir]);
-  return dir;
-}
-
-/** Runs a command as the test user (no supplementary groups), collecting its output. */
-export async function runAsUser(user: TestUser, command: string, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Result> {
-  const child = spawn(command, args, { uid: user.uid, gid: user.gid, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd: '/' });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
-  clearTimeout(timer);
-  return { code, signal, stdout, stderr };
-}
-
 /** Waits until `ckpt ps` lists a job of that name (a `ckpt run` just started registers it soon after). */
 export async function waitForListedJob(name: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -296,4 +253,146 @@ export async function waitForLine(file: string, re: RegExp, from = 0, timeoutMs 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${re} in ${file}: ${text.slice(-300)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+// ---- jobs launched in the test's process ----
+
+/** A fresh CKPT_STATE_DIR for this test file's process (the registry lives there). */
+export function privateStateDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-test-state-'));
+  process.env.CKPT_STATE_DIR = dir;
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Pids of live processes whose environment holds NAME=VALUE (zombies have none). */
+export function processesWithEnv(name: string, value: string): number[] {
+  const needle = Buffer.from(`${name}=${value}\0`);
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`);
+      if (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0) out.push(Number(entry));
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return out;
+}
+
+/** Polls `holds` until it is true (bounded); false if it never was. */
+export async function eventually(holds: () => boolean, timeoutMs = 30_000, everyMs = 20): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!holds()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return true;
+}
+
+/** Asserts that no process of the job is left (killed ones are torn down by the kernel: looks for up to 10 s). */
+export async function assertNoneLeft(name: string, value: string): Promise<void> {
+  if (await eventually(() => processesWithEnv(name, value).length === 0, 10_000, 50)) return;
+  const what = processesWithEnv(name, value).map((p) => {
+    try {
+      return `${p}:${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`;
+    } catch {
+      return String(p);
+    }
+  });
+  assert.fail(`processes left behind with ${name}=${value}: ${what.join('; ')}`);
+}
+
+/** The JSON after `RESULT ` on lines of the form `[rank] RESULT {...}`, by rank. */
+export function results(stdout: string): Map<number, any> {
+  const out = new Map<number, any>();
+  for (const line of stdout.split('\n')) {
+    const m = /^\[(\d+)\] RESULT (.*)$/.exec(line);
+    if (m) out.set(Number(m[1]), JSON.parse(m[2]!));
+  }
+  return out;
+}
+
+export const uniqueMark = (): string => `m${process.pid}x${Math.random().toString(36).slice(2)}`;
+
+export interface Ran {
+  job: Job;
+  result: JobResult;
+  /** Lines per rank and stream. */
+  stdout: string[][];
+  stderr: string[][];
+  results: Map<number, any>;
+}
+
+/** Launches a node fixture of test/fixtures/runtime as a job, collects its output, waits, and checks nothing is left. */
+export async function runJob(
+  name: string,
+  size: number,
+  options: Partial<LaunchOptions> & { argv?: string[]; whileRunning?: (job: Job) => Promise<void> | void } = {},
+): Promise<Ran> {
+  const { argv = [], whileRunning, ...rest } = options;
+  const job = await launchJob({ command: process.execPath, args: [fixture(`runtime/${name}`), ...argv], size, output: { mode: 'events' }, ...rest });
+  const stdout: string[][] = Array.from({ length: size }, () => []);
+  const stderr: string[][] = Array.from({ length: size }, () => []);
+  const found = new Map<number, any>();
+  job.on('output', ({ rank, stream, line }) => {
+    const text = line.toString();
+    (stream === 'stdout' ? stdout : stderr)[rank]!.push(text);
+    const m = /^RESULT (.*)$/.exec(text);
+    if (m) found.set(rank, JSON.parse(m[1]!));
+  });
+  if (whileRunning) await whileRunning(job);
+  const result = await job.wait();
+  await assertNoneLeft('CKPT_JOB_ID', job.id);
+  return { job, result, stdout, stderr, results: found };
+}
+
+/** Resolves when ranks of `job` have printed `count` lines matching `re` (bounded: fails after 30 s). */
+export function waitForJobLine(job: Job, re: RegExp, count = 1): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = 0;
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${count} line(s) matching ${re}`)), 30_000);
+    const onLine = ({ line }: { line: Buffer }) => {
+      if (re.test(line.toString()) && ++seen === count) {
+        clearTimeout(timer);
+        job.off('output', onLine);
+        resolve();
+      }
+    };
+    job.on('output', onLine);
+  });
+}
+
+/** Resolves once the job's ranks have all joined (at once if they have). */
+export const jobReady = (job: Job): Promise<void> => new Promise<void>((r) => (job.isReady ? r() : job.once('ready', () => r())));
+
+// ---- fault points (src/util/faults.ts; docs/TESTING.md) ----
+
+/** The environment that sets CKPT_FAULT, with a fresh CKPT_FAULT_DIR for its gates. */
+export function faultEnv(t: TestContext, spec: string): { CKPT_FAULT: string; CKPT_FAULT_DIR: string } {
+  return { CKPT_FAULT: spec, CKPT_FAULT_DIR: tempDir(t, 'ckpt-fault-') };
+}
+
+/**
+ * A `gate` fault point: `reached()` waits until the process `who` stands at `point`
+ * (its marker file exists) and returns that process's pid; `open()` lets it go on.
+ */
+export function gate(dir: string, point: FaultPoint, who: FaultActor) {
+  const marker = join(dir, `${point}.${who}`);
+  const pid = (): number => {
+    try {
+      return Number(readFileSync(marker, 'utf8').trim()) || 0;
+    } catch {
+      return 0;
+    }
+  };
+  return {
+    async reached(timeoutMs = 60_000): Promise<number> {
+      // The marker holds the pid once written (it may exist a moment before that).
+      assert.ok(await eventually(() => pid() > 0, timeoutMs), `nobody reached the fault point ${point} as ${who}`);
+      return pid();
+    },
+    open: (): void => rmSync(marker, { force: true }),
+  };
 }

@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { ckpt, ckptProgram, fixture, needCriu, tempDir, type Program } from '../helpers.js';
+import { ckpt, ckptProgram, eventually, fixture, needCriu, procState, tempDir, type Program } from '../helpers.js';
 
 /** Programs must live outside /tmp: /tmp is private (empty) inside an isolated job. */
 function buildDir(t: TestContext): string {
@@ -81,6 +80,17 @@ function namespaces(): { pid: Set<string>; net: Set<string>; ipc: Set<string>; u
     }
   }
   return { pid, net, ipc, user };
+}
+
+/** Pids of the processes running the executable `exe` (seen from here, through /proc). */
+function processesRunning(exe: string): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((pid) => {
+    try {
+      return readlinkSync(`/proc/${pid}/exe`) === exe;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function nftTables(): Set<string> {
@@ -159,18 +169,23 @@ test('a C program: --stop leaves the job stopped until ckpt resume; the default 
   if (!(await needCriu(t))) return;
   const env = stateEnv(t);
   // 300 ticks (6 s): the job must still run when the --stop checkpoint freezes it, on a loaded machine too.
-  const job = runIsolated(t, env, ['--name', 'stopper', '--', buildTicker(t), '300']);
+  const exe = buildTicker(t);
+  const job = runIsolated(t, env, ['--name', 'stopper', '--', exe, '300']);
   await job.waitFor(/^tick 5$/);
   const stopped = await ckpt(['checkpoint', 'stopper', '--stop', '--json'], env);
   assert.equal(stopped.code, 0, stopped.stderr);
   const snap = JSON.parse(stopped.stdout) as { snapshot: string; store: string };
   assert.equal(snap.store, join(env.CKPT_STATE_DIR!, 'snapshots', 'stopper'), 'default store under the state dir');
+  // Left stopped: the program is in state T (it cannot print) until the resume.
+  const program = processesRunning(exe);
+  assert.ok(program.length > 0, 'the program is still there');
+  const allStopped = () => program.every((pid) => /^[Tt]$/.test(procState(pid) ?? ''));
+  assert.ok(await eventually(allStopped, 5_000), `a stopped job runs nothing: ${program.map(procState).join(',')}`);
   const frozenAt = ticks(job.lines).at(-1)!;
-  await sleep(300);
-  assert.equal(ticks(job.lines).at(-1), frozenAt, 'a stopped job prints nothing');
   const resumed = await ckpt(['resume', 'stopper'], env);
   assert.equal(resumed.code, 0, resumed.stderr);
   await job.waitFor(new RegExp(`^tick ${frozenAt + 5}$`));
+  assertConsecutive(ticks(job.lines), 'ticks across the stop and the resume');
   const cont = await ckpt(['checkpoint', 'stopper'], env);
   assert.equal(cont.code, 0, cont.stderr);
   assert.match(cont.stdout, /left running/);
@@ -281,7 +296,13 @@ test('a failed restore (corrupted image) leaves no processes, namespaces or lock
   assert.match(r.stderr, /^ckpt: CRIU restore of the isolated job failed: .*core-\d+\.img/);
   assert.match(r.stderr, /damaged/, 'with a hint');
   assert.match(r.stderr, /ECKPT_CRIU_FAILED/);
-  await sleep(200);
+  // The restore's last processes may still be torn down by the kernel: wait (bounded)
+  // until no namespace of it is left, then check each kind and the rest.
+  const leftover = () => {
+    const now = namespaces();
+    return (['pid', 'net', 'ipc', 'user'] as const).some((k) => [...now[k]].some((n) => !before.ns[k].has(n)));
+  };
+  await eventually(() => !leftover(), 10_000, 50);
   const after = { ns: namespaces(), tables: nftTables() };
   const newPidNs = [...after.ns.pid].filter((n) => !before.ns.pid.has(n));
   const newNetNs = [...after.ns.net].filter((n) => !before.ns.net.has(n));

@@ -1,11 +1,14 @@
 // The exchange job both checkpointers' reliability tests run: start it, collect the
-// per-rank checksums it prints, and the checksums of an uninterrupted run to compare.
+// per-rank checksums it prints, the checksums of an uninterrupted run to compare,
+// restart it from its store.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import { launchJob, type Job } from '../../dist/runtime/launcher.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
-import { fixture, tempDir } from '../helpers.js';
+import { writeFileSync } from 'node:fs';
+import { fixture, tempDir, waitForJobLine, type Program } from '../helpers.js';
 
 export const program = fixture('jobs/exchange.mjs');
 
@@ -60,12 +63,57 @@ export async function uninterrupted(t: TestContext, o: ExchangeOptions): Promise
   return sums;
 }
 
-/** Restarts the job from the newest snapshot in `store`; resolves with its checksums once it has exited 0. */
-export async function restartToEnd(t: TestContext, store: string): Promise<Map<number, string>> {
-  const again = await restartSnapshot(store, { job: { output: { mode: 'events' }, register: false } });
+/**
+ * Resolves at rank 0's next `progress` line (PROGRESS=k in the job's environment):
+ * the job has been working since this was called — what a test waits for before it
+ * checkpoints mid-run, instead of sleeping.
+ */
+export const working = (job: Job): Promise<void> => waitForJobLine(job, /^rank 0 progress \d+$/);
+
+/**
+ * The environment that holds a `ckpt run` of the exchange job at iteration 100 (every
+ * rank waits there, at safe points, until `file` exists; the checksums do not change),
+ * and a wait for every rank to stand there: the job cannot end before the test has
+ * checkpointed it, however slow or fast the machine.
+ */
+export function held(dir: string) {
+  const file = join(dir, 'go');
+  return {
+    env: { GATE_AT: '100', GATE_FILE: file },
+    reached: async (run: Program) => {
+      for (let r = 0; r < 4; r++) await run.waitFor(new RegExp(`^\\[${r}\\] rank ${r} gated`));
+    },
+    release: () => writeFileSync(file, ''),
+  };
+}
+
+/** Collects what is written to it, as text. */
+export class TextSink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+/**
+ * Restarts the job from the newest snapshot in `store` (ended with the test). With
+ * `stderr`, the ranks' stderr goes there, [rank]-prefixed; the sinks are there from
+ * the start, as a restored rank may print before restartSnapshot() returns.
+ */
+export async function restartJob(t: TestContext, store: string, stderr?: Writable): Promise<Job> {
+  const output = stderr ? ({ mode: 'prefix', stdout: new TextSink(), stderr } as const) : ({ mode: 'events' } as const);
+  const again = await restartSnapshot(store, { job: { output, register: false } });
   const job = again.process.job!;
   t.after(() => job.kill());
+  return job;
+}
+
+/** Restarts the job from the newest snapshot in `store`; resolves with its checksums once it has exited 0. */
+export async function restartToEnd(t: TestContext, store: string): Promise<Map<number, string>> {
+  const job = await restartJob(t, store);
   const sums = collect(job);
-  assert.equal((await job.wait()).status, 0);
+  const r = await job.wait();
+  assert.equal(r.status, 0, r.error?.message);
   return sums;
 }

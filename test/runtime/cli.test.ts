@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertNoneLeft, fixture, privateStateDir, results, runCli, uniqueMark } from './helpers.js';
+import { assertNoneLeft, ckpt, fixture, privateStateDir, results, uniqueMark } from '../helpers.js';
 import { writeJob, jobsDir } from '../../dist/registry/jobs.js';
 
 let stateDir = '';
@@ -15,14 +15,14 @@ before(() => {
 
 test('ckpt run forwards output with [rank] prefixes and exits 0', async () => {
   const mark = uniqueMark();
-  const r = await runCli(['run', '-n', '4', '--', process.execPath, fixture('ring.mjs'), '2'], { env: { MARK: mark } });
+  const r = await ckpt(['run', '-n', '4', '--', process.execPath, fixture('runtime/ring.mjs'), '2'], { MARK: mark });
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(results(r.stdout).get(0), { counter: 8, path: [0, 1, 2, 3] });
   await assertNoneLeft('MARK', mark);
 });
 
 test('ckpt run without -- and with a shell command; stderr is prefixed too', async () => {
-  const r = await runCli(['run', '-n', '2', '--oob', 'tcp', 'sh', '-c', 'echo "out $CKPT_RANK/$CKPT_SIZE $CKPT_COORD"; echo err$CKPT_RANK >&2']);
+  const r = await ckpt(['run', '-n', '2', '--oob', 'tcp', 'sh', '-c', 'echo "out $CKPT_RANK/$CKPT_SIZE $CKPT_COORD"; echo err$CKPT_RANK >&2']);
   assert.equal(r.code, 0, r.stderr);
   const out = r.stdout.trim().split('\n').sort();
   assert.match(out[0]!, /^\[0\] out 0\/2 tcp:127\.0\.0\.1:\d+$/);
@@ -32,7 +32,7 @@ test('ckpt run without -- and with a shell command; stderr is prefixed too', asy
 
 test('ckpt run --output DIR writes one file per rank and stream', async () => {
   const dir = join(stateDir, 'out');
-  const r = await runCli(['run', '-n', '3', '--output', dir, 'sh', '-c', 'echo hello $CKPT_RANK; echo oops $CKPT_RANK >&2']);
+  const r = await ckpt(['run', '-n', '3', '--output', dir, 'sh', '-c', 'echo hello $CKPT_RANK; echo oops $CKPT_RANK >&2']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, '');
   assert.deepEqual(readdirSync(dir).sort(), ['rank-0.err', 'rank-0.out', 'rank-1.err', 'rank-1.out', 'rank-2.err', 'rank-2.out']);
@@ -44,7 +44,7 @@ test('ckpt run --output DIR writes one file per rank and stream', async () => {
 
 test('a failing rank: ckpt run reports it on one line and exits with its status', async () => {
   const mark = uniqueMark();
-  const r = await runCli(['run', '-n', '3', process.execPath, fixture('fail.mjs'), 'exit', '1'], { env: { MARK: mark } });
+  const r = await ckpt(['run', '-n', '3', process.execPath, fixture('runtime/fail.mjs'), 'exit', '1'], { MARK: mark });
   assert.equal(r.code, 3);
   const errLines = r.stderr.trim().split('\n');
   assert.equal(errLines.length, 1, r.stderr);
@@ -62,7 +62,7 @@ test('usage errors: -n 0, too many ranks, no -n, no command, unknown command', a
     [['run', '-n', '2', 'no-such-command-xyz'], /command not found: no-such-command-xyz .*ECKPT_COMMAND_NOT_FOUND/, 1],
     [['kill', 'nosuchjob'], /no running job 'nosuchjob'.*ECKPT_JOB_NOT_FOUND/, 1],
   ] as const) {
-    const r = await runCli([...args]);
+    const r = await ckpt([...args]);
     assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1);
@@ -74,8 +74,7 @@ function startWaitingJob(size: number, extra: string[], mark: string) {
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));
   let child: any;
-  const done = runCli(['run', '-n', String(size), '--name', `job-${mark}`, ...extra, process.execPath, fixture('wait.mjs')], {
-    env: { MARK: mark },
+  const done = ckpt(['run', '-n', String(size), '--name', `job-${mark}`, ...extra, process.execPath, fixture('runtime/wait.mjs')], { MARK: mark }, {
     onStdout: (text, c) => {
       child = c;
       if ((text.match(/ready/g) ?? []).length === size) ready();
@@ -88,7 +87,7 @@ test('ckpt ps lists a running job; ckpt kill ends it; its entry is gone afterwar
   const mark = uniqueMark();
   const run = startWaitingJob(3, [], mark);
   await run.isReady;
-  const ps = await runCli(['ps', '--json']);
+  const ps = await ckpt(['ps', '--json']);
   assert.equal(ps.code, 0, ps.stderr);
   const jobs = JSON.parse(ps.stdout);
   const job = jobs.find((j: any) => j.name === `job-${mark}`);
@@ -98,17 +97,17 @@ test('ckpt ps lists a running job; ckpt kill ends it; its entry is gone afterwar
   assert.equal(job.pids.length, 3);
   assert.ok(job.pids.every((p: number) => p > 1));
   assert.equal(typeof job.uptimeSeconds, 'number');
-  const text = await runCli(['ps']);
+  const text = await ckpt(['ps']);
   assert.match(text.stdout, new RegExp(`^ID +NAME +SIZE +STATE +UPTIME +PIDS\\n${job.id} +job-${mark} +3 +running`));
 
-  const kill = await runCli(['kill', `job-${mark}`]);
+  const kill = await ckpt(['kill', `job-${mark}`]);
   assert.equal(kill.code, 0, kill.stderr);
   assert.match(kill.stdout, new RegExp(`ending job ${job.id}`));
   const r = await run.done;
   assert.equal(r.code, 143);
   assert.match(r.stderr, /killed by ckpt kill/);
   await assertNoneLeft('MARK', mark);
-  const after = JSON.parse((await runCli(['ps', '--json'])).stdout);
+  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout);
   assert.equal(after.find((j: any) => j.id === job.id), undefined);
 });
 
@@ -116,7 +115,7 @@ test('ckpt kill --signal delivers a signal to every rank', async () => {
   const mark = uniqueMark();
   const run = startWaitingJob(2, ['--oob', 'tcp'], mark);
   await run.isReady;
-  const kill = await runCli(['kill', `job-${mark}`, '--signal', 'USR2']);
+  const kill = await ckpt(['kill', `job-${mark}`, '--signal', 'USR2']);
   assert.equal(kill.code, 0, kill.stderr);
   assert.match(kill.stdout, /sent SIGUSR2 to the 2 ranks/);
   const r = await run.done;
@@ -140,13 +139,13 @@ test('ranks do not outlive a launcher killed with SIGKILL; ps then drops the ent
   const mark = uniqueMark();
   const run = startWaitingJob(3, [], mark);
   await run.isReady;
-  const jobs = JSON.parse((await runCli(['ps', '--json'])).stdout);
+  const jobs = JSON.parse((await ckpt(['ps', '--json'])).stdout);
   const job = jobs.find((j: any) => j.name === `job-${mark}`);
   run.child().kill('SIGKILL');
   await run.done;
   // Each rank sees its coordinator's connection close and exits.
   await assertNoneLeft('MARK', mark);
-  const after = JSON.parse((await runCli(['ps', '--json'])).stdout);
+  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout);
   assert.equal(after.find((j: any) => j.id === job.id), undefined);
   assert.ok(!existsSync(join(jobsDir(), `${job.id}.json`)));
 });
@@ -167,7 +166,7 @@ test('ckpt ps removes the entries of jobs that died', async () => {
     startedAt: Date.now(),
   });
   assert.ok(existsSync(join(jobsDir(), 'deadbeef.json')));
-  const ps = await runCli(['ps', '--json']);
+  const ps = await ckpt(['ps', '--json']);
   assert.deepEqual(JSON.parse(ps.stdout).filter((j: any) => j.id === 'deadbeef'), []);
   assert.ok(!existsSync(join(jobsDir(), 'deadbeef.json')));
   assert.ok(jobsDir().startsWith(stateDir));
@@ -183,19 +182,19 @@ test('SIGUSR1 (what Slurm sends) to ckpt run and to its ranks opens no debugger 
   const mark = uniqueMark();
   const run = startWaitingJob(2, [], mark);
   await run.isReady;
-  const ps = JSON.parse((await runCli(['ps', '--json'])).stdout).find((j: any) => j.name === `job-${mark}`);
+  const ps = JSON.parse((await ckpt(['ps', '--json'])).stdout).find((j: any) => j.name === `job-${mark}`);
   const pids: number[] = [run.child().pid, ...ps.pids];
   for (const pid of pids) process.kill(pid, 'SIGUSR1');
   // A checkpoint round through the coordinator and every rank: each has handled its signal by then.
   const store = mkdtempSync(join(tmpdir(), 'ckpt-usr1-'));
   try {
-    const c = await runCli(['checkpoint', `job-${mark}`, '--dir', store]);
+    const c = await ckpt(['checkpoint', `job-${mark}`, '--dir', store]);
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(tcpListenersOf(pids), []);
   } finally {
     rmSync(store, { recursive: true, force: true });
   }
-  await runCli(['kill', `job-${mark}`]);
+  await ckpt(['kill', `job-${mark}`]);
   await run.done;
   await assertNoneLeft('MARK', mark);
 });

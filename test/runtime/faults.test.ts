@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { fixture, privateStateDir, runJob, waitForLine, assertNoneLeft } from './helpers.js';
+import { fixture, privateStateDir, runJob, waitForJobLine, assertNoneLeft } from '../helpers.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Coordinator, launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
 import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/wire/frame.js';
 
@@ -51,7 +50,7 @@ test('bad sizes and unknown commands fail before anything starts', async () => {
 
 test('a rank whose coordinator is unreachable fails at init with OOB_UNREACHABLE', async () => {
   const env = { ...process.env, CKPT_JOB_ID: 'nojob', CKPT_RANK: '0', CKPT_SIZE: '2', CKPT_COORD: 'unix:/nonexistent/ckpt/coord.sock', CKPT_JOB_SECRET: 'x', CKPT_CONNECT_TIMEOUT_MS: '300' };
-  const child = spawn(process.execPath, [fixture('ring.mjs')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [fixture('runtime/ring.mjs')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const code = await new Promise((r) => child.on('close', r));
@@ -89,7 +88,7 @@ async function withRunningJob(oob: 'unix' | 'tcp', body: (job: Job) => Promise<v
     oob,
     killGraceMs: 500,
     whileRunning: async (job) => {
-      await waitForLine(job, /^ready/, 2);
+      await waitForJobLine(job, /^ready/, 2);
       try {
         await body(job);
       } finally {
@@ -165,7 +164,7 @@ test('killing the job ends every rank, with SIGKILL for those ignoring SIGTERM',
     output: { mode: 'events' },
     killGraceMs: 300,
   });
-  await waitForLine(job, /^up$/, 3);
+  await waitForJobLine(job, /^up$/, 3);
   job.kill('ended by the test');
   const result = await job.wait();
   assert.equal(result.status, 143);
@@ -197,8 +196,13 @@ test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints)
   assert.equal((await next()).type, 'welcome');
 
   // Reported before anyone waits for it, then waited for: resolves at once with `written`.
+  // A request after it, on the same connection, is answered once the report has been
+  // taken (the coordinator reads a connection's messages in order): then wait for it.
   socket.write(encodeControl({ type: 'arrived', seq: 3, safePoint: 7, written: [0] }));
-  await sleep(100);
+  socket.write(encodeControl({ type: 'request', id: 1, op: 'no-such-op' }));
+  const answer = await next();
+  assert.equal(answer.type, 'reply');
+  assert.match(answer.message, /unknown operation 'no-such-op'/);
   assert.deepEqual(await c.awaitArrival(0, 3, 7, 2000), [0]);
   // Another checkpoint's or another safe point's report does not count: the wait times out, naming both.
   await assert.rejects(c.awaitArrival(0, 4, 8, 300), /timed out after 300 ms waiting for rank 0 to reach safe point 8/);

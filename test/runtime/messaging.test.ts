@@ -2,7 +2,7 @@
 // processes and sockets.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { privateStateDir, runJob, waitForLine } from './helpers.js';
+import { privateStateDir, runJob, waitForJobLine } from '../helpers.js';
 
 before(() => privateStateDir());
 
@@ -94,7 +94,7 @@ test('per-peer message counters are kept and reported', async () => {
   let live: { sent: number[]; received: number[] }[] = [];
   const r = await runJob('stats.mjs', size, {
     whileRunning: async (job) => {
-      await waitForLine(job, /^ready$/, size);
+      await waitForJobLine(job, /^ready$/, size);
       live = await Promise.all(Array.from({ length: size }, (_, k) => job.rankStats(k)));
       job.kill('ended by the test');
     },

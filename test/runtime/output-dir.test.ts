@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lchownSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertNoneLeft, privateStateDir, runCli, uniqueMark } from './helpers.js';
+import { assertNoneLeft, privateStateDir, ckpt, uniqueMark } from '../helpers.js';
 
 const mode = (p: string): number => statSync(p).mode & 0o7777;
 const isRoot = process.geteuid?.() === 0;
@@ -29,7 +29,7 @@ const echo = ['sh', '-c', 'echo hello $CKPT_RANK; echo oops $CKPT_RANK >&2'];
 
 test('--output on an existing 0755 directory: the mode stays 0755, the rank files are 0600', async () => {
   const dir = dirWithMode(0o755);
-  const r = await runCli(['run', '-n', '2', '--output', dir, ...echo]);
+  const r = await ckpt(['run', '-n', '2', '--output', dir, ...echo]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(mode(dir), 0o755);
   assert.deepEqual(readdirSync(dir).sort(), ['rank-0.err', 'rank-0.out', 'rank-1.err', 'rank-1.out']);
@@ -43,7 +43,7 @@ test('--output on an existing 0755 directory: the mode stays 0755, the rank file
 test('--output creates a missing directory, and its missing parents, 0700', async () => {
   const base = dirWithMode(0o755);
   const dir = join(base, 'a', 'b');
-  const r = await runCli(['run', '-n', '1', '--output', dir, ...echo]);
+  const r = await ckpt(['run', '-n', '1', '--output', dir, ...echo]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(mode(base), 0o755, 'the existing parent is left as it was');
   assert.equal(mode(join(base, 'a')), 0o700);
@@ -55,7 +55,7 @@ test('--output reuses rank files of our own: truncated and made 0600', async () 
   const dir = dirWithMode(0o700);
   writeFileSync(join(dir, 'rank-0.out'), 'an older run, a much longer line\n', { mode: 0o644 });
   chmodSync(join(dir, 'rank-0.out'), 0o644);
-  const r = await runCli(['run', '-n', '1', '--output', dir, ...echo]);
+  const r = await ckpt(['run', '-n', '1', '--output', dir, ...echo]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readFileSync(join(dir, 'rank-0.out'), 'utf8'), 'hello 0\n');
   assert.equal(mode(join(dir, 'rank-0.out')), 0o600);
@@ -64,7 +64,7 @@ test('--output reuses rank files of our own: truncated and made 0600', async () 
 test('--output refuses a directory writable by others that is not sticky; nothing starts', async () => {
   const dir = dirWithMode(0o777);
   const mark = uniqueMark();
-  const r = await runCli(['run', '-n', '2', '--output', dir, ...echo], { env: { MARK: mark } });
+  const r = await ckpt(['run', '-n', '2', '--output', dir, ...echo], { MARK: mark });
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /^ckpt: --output .*writable by others \(mode 777\) and not sticky.*\[ECKPT_PERMISSION\]$/m);
   assert.deepEqual(readdirSync(dir), [], 'no file was created');
@@ -81,7 +81,7 @@ test('--output in a sticky shared directory: a planted symlink or file of anothe
   symlinkSync(victim, link);
   lchownSync(link, NOBODY, NOBODY);
   const mark = uniqueMark();
-  let r = await runCli(['run', '-n', '2', '--output', dir, ...echo], { env: { MARK: mark } });
+  let r = await ckpt(['run', '-n', '2', '--output', dir, ...echo], { MARK: mark });
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /rank-1\.err is a symbolic link: not following it.*\[ECKPT_PERMISSION\]/);
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
@@ -94,7 +94,7 @@ test('--output in a sticky shared directory: a planted symlink or file of anothe
   writeFileSync(theirs, 'theirs\n');
   chmodSync(theirs, 0o666);
   lchownSync(theirs, NOBODY, NOBODY);
-  r = await runCli(['run', '-n', '2', '--output', dir, ...echo], { env: { MARK: mark } });
+  r = await ckpt(['run', '-n', '2', '--output', dir, ...echo], { MARK: mark });
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /rank-0\.out exists and is not a file of ours.*\[ECKPT_PERMISSION\]/);
   assert.equal(readFileSync(theirs, 'utf8'), 'theirs\n');
@@ -102,7 +102,7 @@ test('--output in a sticky shared directory: a planted symlink or file of anothe
   // Nothing planted: the files are created exclusively, 0600; the directory keeps its mode.
   rmSync(theirs);
   for (const name of readdirSync(dir)) rmSync(join(dir, name));
-  r = await runCli(['run', '-n', '2', '--output', dir, ...echo]);
+  r = await ckpt(['run', '-n', '2', '--output', dir, ...echo]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(mode(dir), 0o1777);
   for (const k of [0, 1]) assert.equal(mode(join(dir, `rank-${k}.out`)), 0o600);
@@ -113,7 +113,7 @@ test('--output naming a file is refused', async () => {
   const dir = dirWithMode(0o700);
   const file = join(dir, 'file');
   writeFileSync(file, '');
-  const r = await runCli(['run', '-n', '1', '--output', file, ...echo]);
+  const r = await ckpt(['run', '-n', '1', '--output', file, ...echo]);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /not a directory/);
   assert.ok(existsSync(file));

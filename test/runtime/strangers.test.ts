@@ -8,8 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { privateStateDir, runCli } from './helpers.js';
-import { fixture, tempDir } from '../helpers.js';
+import { ckpt, fixture, privateStateDir, tempDir } from '../helpers.js';
 import { launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
 import { controlRequest } from '../../dist/control/job-control.js';
 import { decodeControl, FrameDecoder } from '../../dist/wire/frame.js';
@@ -121,7 +120,7 @@ test(`${CONNECTIONS} idle connections to a rank and to the coordinator (tcp): dr
 
   // The job goes on, and a checkpoint through the CLI succeeds.
   await out.until(/^progress 0 /, out.seen(/^progress 0 /) + 1);
-  const cp = await runCli(['checkpoint', job.name, '--json']);
+  const cp = await ckpt(['checkpoint', job.name, '--json']);
   assert.equal(cp.code, 0, cp.stderr);
   const seq = JSON.parse(cp.stdout).seq as number;
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [seq]);

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { advertisedPeerHost, buildConnector, connectorFor, isLoopback, isWildcard, type Connector } from '../../dist/wire/connector.js';
 import type { Address } from '../../dist/wire/channel.js';
 import { controlRequest } from '../../dist/control/job-control.js';
-import { privateStateDir, runJob, waitForLine } from '../runtime/helpers.js';
+import { privateStateDir, runJob, waitForJobLine as waitForLine } from '../helpers.js';
 
 before(() => privateStateDir());
 
