@@ -12,14 +12,10 @@ import { directoryWriter, type SnapshotWriter } from '../../store/writer.js';
 
 export type SessionState = 'prepared' | 'at-target' | 'saved' | 'drained' | 'down' | 'ended';
 
-const NEXT: Record<SessionState, readonly SessionState[]> = {
-  prepared: ['at-target', 'drained', 'ended'],
-  'at-target': ['saved', 'ended'],
-  saved: ['ended'],
-  drained: ['down', 'ended'],
-  down: ['ended'],
-  ended: [],
-};
+type Next = Partial<Record<SessionState, readonly SessionState[]>>;
+/** At a safe point (self) and wherever it is (criu): the two paths of the diagram. */
+const AT_SAFE_POINT: Next = { prepared: ['at-target', 'ended'], 'at-target': ['saved', 'ended'], saved: ['ended'] };
+const ANYWHERE: Next = { prepared: ['drained', 'ended'], drained: ['down', 'ended'], down: ['ended'] };
 
 export interface Deferred<T> {
   promise: Promise<T>;
@@ -64,7 +60,7 @@ export class Session implements RankSession {
 
   /** Moves to `next`; `op` names what asked for it (for the error). */
   to(next: SessionState, op: string): void {
-    if (!NEXT[this.state].includes(next)) {
+    if (!((this.half.atSafePoint ? AT_SAFE_POINT : ANYWHERE)[this.state] ?? []).includes(next)) {
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.rank}: ${op} in state '${this.state}' of checkpoint ${this.seq} (${this.crs})`);
     }
     this.state = next;

@@ -1,0 +1,65 @@
+// The rank's checkpoint session: an explicit state, so a request that does not fit
+// it is refused with ECKPT_OOB_PROTOCOL (and the job goes on); onContinue runs after
+// an aborted checkpoint too, with `aborted`, for a rank whose onPrepare ran.
+import test, { type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { launchJob, type Job } from '../../dist/runtime/index.js';
+import { eventually, fixture, jobReady, privateStateDir, tempDir } from '../helpers.js';
+
+privateStateDir();
+
+async function hooksJob(t: TestContext, env: NodeJS.ProcessEnv = {}): Promise<{ job: Job; lines: string[]; stop: () => void; store: string }> {
+  const dir = tempDir(t);
+  const stopFile = join(dir, 'stop');
+  const job = await launchJob({
+    command: process.execPath,
+    args: [fixture('jobs/hooks.mjs')],
+    size: 3,
+    crs: 'self',
+    store: join(dir, 'store'),
+    output: { mode: 'events' },
+    env: { ...env, STOP_FILE: stopFile },
+  });
+  t.after(() => job.kill());
+  const lines: string[] = [];
+  job.on('output', ({ line }) => lines.push(line.toString().trim()));
+  await jobReady(job);
+  return { job, lines, stop: () => writeFileSync(stopFile, ''), store: join(dir, 'store') };
+}
+
+/** One request to a rank, as the coordinator sends it: the reply, or the rank's error. */
+function request(job: Job, rank: number, op: string, body: Record<string, unknown> = {}) {
+  return (job as unknown as { coordinator: { requestRank(r: number, op: string, ms: number, body: Record<string, unknown>): Promise<Record<string, unknown>> } }).coordinator.requestRank(rank, op, 10_000, body);
+}
+
+test('a request that does not fit the rank\'s checkpoint state is ECKPT_OOB_PROTOCOL; the job goes on and checkpoints', async (t) => {
+  const { job, stop, store } = await hooksJob(t);
+  await assert.rejects(request(job, 0, 'ckpt-save', { target: 1, rankDir: '/nonexistent', inlineBytes: 0 }), /no checkpoint is pending/);
+  await assert.rejects(request(job, 0, 'ckpt-dump', { rankDir: '/nonexistent' }), /no checkpoint is pending/);
+  await request(job, 1, 'ckpt-prepare', { seq: 99, store, dir: join(store, 'x'), crs: 'self' });
+  // A self checkpoint has no drain round and no dump.
+  await assert.rejects(request(job, 1, 'ckpt-drain', { expected: [0, 0, 0] }), /ckpt-drain in state 'prepared' of checkpoint 99 \(self\)/);
+  await assert.rejects(request(job, 1, 'ckpt-dump', { rankDir: '/nonexistent' }), /ckpt-dump in state 'prepared'/);
+  // Malformed: every field is checked where it is read.
+  await assert.rejects(request(job, 1, 'ckpt-reach', { target: 'soon' }), /ckpt-reach\.target must be a count/);
+  await request(job, 1, 'ckpt-resume', { outcome: 'abort' });
+  const snapshot = await job.checkpoint();
+  assert.equal(snapshot.manifest.kind, 'job');
+  stop();
+  assert.equal((await job.wait()).status, 0);
+});
+
+test('onContinue runs after an aborted checkpoint too (aborted: true) on a rank whose onPrepare ran; then after the next one (aborted: false)', async (t) => {
+  const { job, lines, stop } = await hooksJob(t, { REFUSE_RANK: '1' });
+  await assert.rejects(job.checkpoint(), /prepare hook refuses this checkpoint/);
+  // Rank 1 answered the abort once its onContinue had run: the line is in already.
+  assert.ok(await eventually(() => lines.some((l) => /^rank 1 continue seq \d+ aborted true$/.test(l))), lines.join('\n'));
+  await job.checkpoint();
+  assert.ok(await eventually(() => lines.filter((l) => /aborted false$/.test(l)).length === 3), lines.join('\n'));
+  for (let r = 0; r < 3; r++) assert.ok(lines.some((l) => new RegExp(`^rank ${r} continue seq \\d+ aborted false$`).test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^rank \d safePoint continue$/.test(l)), 'safePoint() resolved continue after the committed one');
+  stop();
+  assert.equal((await job.wait()).status, 0);
+});
