@@ -77,6 +77,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   try {
     const cut = await attempt.cut();
     c.clearArrivals();
+    // What the component recorded of each rank, checked as its restart will check it.
+    cut.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
     const snapshot = await commitSnapshot(
       pending,
       {

@@ -9,7 +9,7 @@ import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
-import { MANIFEST_NAME, type Manifest, type ManifestDraft } from './manifest.js';
+import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
 import { assertWritableStore } from './trust.js';
 import { closeSnapshot } from './read.js';
 import { noSpace, openDir, PARTIAL_NAME, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
@@ -215,6 +215,8 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
       committedAt: new Date().toISOString(),
       files: entries,
     } as Manifest;
+    // Checked as a reader will check it: nothing is committed that a restart would refuse.
+    validateManifest(full);
     // No temporary name needed: a partial snapshot is never opened, manifest or not.
     // Synchronous fsyncs: one after another they cost less here than two at once
     // through libuv's pool (measured: 1.7 vs 2.1 ms with a temporary name, 2.6 in the pool).
