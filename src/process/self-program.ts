@@ -15,6 +15,7 @@
 //
 // Under `ckpt run --crs self` (CKPT_JOB_ID set) the supervisor is the rank: it joins
 // the job through ckpt/rank, and the program's `safepoint` lines are its safe points.
+import { signalStatus } from '../util/exit-status.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsConstants, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -33,7 +34,6 @@ export const SELF_PROTOCOL_VERSION = '1';
 export const SELF_FD = 3;
 /** A line longer than this ends the session (the protocol's lines are short). */
 const MAX_LINE = 8192;
-const osSignals = constants.signals as Record<string, number>;
 
 export interface SelfProgramOptions {
   /** The snapshot store (a single process; a job's rank uses the job's). */
@@ -139,7 +139,7 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
     socket = c.stdio[SELF_FD] as Socket;
     lines = new Lines(socket);
     exited = new Promise((resolve) =>
-      c.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osSignals[signal] ?? 0) : 0))),
+      c.once('exit', (code, signal) => resolve(code ?? (signal ? signalStatus(signal) : 128))),
     );
   };
 

@@ -3,7 +3,7 @@
 // job with EXIT_CHECKPOINTED (and, asked to, a requeue); SIGINT/SIGTERM end it (a
 // checkpoint in progress is let finish first); a rank or node that dies brings the
 // job back from its newest committed snapshot, a bounded number of times.
-import { constants as osConstants } from 'node:os';
+import { signalStatus } from '../util/exit-status.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { newestSnapshot, type JobSnapshot } from '../store/store.js';
 import { EXIT_CHECKPOINTED, type Job, type JobResult } from './launcher.js';
@@ -47,7 +47,7 @@ export async function superviseJob(first: Job, o: SuperviseOptions): Promise<Job
   const onEnd = (signal: NodeJS.Signals) => {
     ending = true;
     if (++interrupts > 1) return job.signal('SIGKILL');
-    const status = 128 + (osConstants.signals[signal] ?? 15);
+    const status = signalStatus(signal);
     const busy = job.busy();
     if (!busy) return job.kill(`interrupted (${signal})`, status);
     // Let the checkpoint in progress finish (or abort) first, within a bound: never a

@@ -1,6 +1,11 @@
 // A process's end as a shell reports it: its exit code, or 128+N when signal N ended it.
 import { constants as osConstants } from 'node:os';
 
+/** 128+N for signal N (the status a shell reports for a process that signal ended). */
+export function signalStatus(signal: NodeJS.Signals | string): number {
+  return 128 + ((osConstants.signals as Record<string, number>)[signal] ?? 0);
+}
+
 export function shellStatus(exit: { code: number | null; signal: NodeJS.Signals | null }): number {
-  return exit.signal ? 128 + (osConstants.signals[exit.signal] ?? 0) : (exit.code ?? 1);
+  return exit.signal ? signalStatus(exit.signal) : (exit.code ?? 1);
 }

@@ -1,6 +1,6 @@
 // `ckpt restart SNAPSHOT`: bring a process back; in the foreground, wait for it
 // and exit with its status.
-import { constants } from 'node:os';
+import { signalStatus } from '../../util/exit-status.js';
 import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { restartSnapshot } from '../../process/restart.js';
@@ -134,7 +134,7 @@ export const restartCommand: Command = {
     try {
       const exit = await proc.wait();
       if (exit.error) process.stderr.write(`${formatError(exit.error)}\n`);
-      if (exit.signal) return 128 + (constants.signals[exit.signal as NodeJS.Signals] ?? 0);
+      if (exit.signal) return signalStatus(exit.signal);
       return exit.code ?? 0;
     } finally {
       for (const sig of FORWARDED) process.off(sig, forward);
