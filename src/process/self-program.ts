@@ -19,7 +19,7 @@ import { signalStatus } from '../util/exit-status.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsConstants, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { constants, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { envString } from '../config.js';
