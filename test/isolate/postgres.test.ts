@@ -1,19 +1,20 @@
 // A real database under load in transparent mode: PostgreSQL from Debian, running
 // as its own user (postgres) inside `ckpt run --isolate --net`, pgbench clients in
 // the same job running a fixed number of transactions. Checkpointed (--term) while
-// pgbench reports progress, restarted: pgbench finishes with every transaction
+// clients stand at the fixture's gate inside open transactions, restarted, the gate
+// opened: pgbench finishes with every transaction
 // processed and none failed, pgbench's balance invariants hold, and the server
 // shuts down cleanly. It needs System V shared memory in the job's own IPC
 // namespace, and the job's user namespace (root lacks CAP_SYS_RESOURCE here).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckpt, ckptProgram, fixture, needCriu, tempDir } from '../helpers.js';
+import { ckpt, ckptProgram, fixture, needCriu, tempDir, waitForListedJob } from '../helpers.js';
 
 const CLIENTS = 4;
-const PER_CLIENT = 1500;
+const PER_CLIENT = 500;
 
 function postgresInstalled(): boolean {
   try {
@@ -65,8 +66,9 @@ test('PostgreSQL under pgbench load, as user postgres: checkpoint --term mid-run
 
   const job = ckptProgram(['run', '--isolate', '--net', '--name', 'pg', '--', script, data, String(CLIENTS), String(PER_CLIENT)], env, dir);
   t.after(() => job.kill());
-  // initdb, server start, pgbench -i, then the load: checkpoint once pgbench reports progress.
-  await job.waitFor(/^progress: /, 180_000);
+  // initdb, server start, pgbench -i, then the load, until a client stands at the
+  // fixture's gate inside an open transaction: pgbench cannot end before the gate opens.
+  await job.waitFor(/^at gate$/, 180_000);
   const root = await rootPidOf(env, 'pg');
   const uids = [...uidsBelow(root).values()];
   assert.ok(uids.filter((u) => u === pgUid).length >= 5, `the server (postmaster + workers) and pgbench run as postgres: ${uids.join(',')}`);
@@ -80,9 +82,11 @@ test('PostgreSQL under pgbench load, as user postgres: checkpoint --term mid-run
 
   const restarted = ckptProgram(['restart', store], env);
   t.after(() => restarted.kill());
-  await restarted.waitFor(/^progress: /, 60_000);
+  await waitForListedJob('pg', env);
   const restoredUids = [...uidsBelow(await rootPidOf(env, 'pg')).values()];
   assert.ok(restoredUids.filter((u) => u === pgUid).length >= 5, `restored as postgres: ${restoredUids.join(',')}`);
+  // The restored clients go on from inside their transactions once the gate opens.
+  writeFileSync(join(dir, 'gate'), '');
   const exit = await restarted.exited;
   const lines = restarted.lines;
   const show = lines.filter((l) => !l.startsWith('progress')).join('\n');
