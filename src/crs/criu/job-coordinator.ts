@@ -10,7 +10,6 @@ import { mkdirPrivate } from '../../util/fsx.js';
 import { rankDirName, syncedFiles } from '../job-files.js';
 import type { JobCheckpointAttempt, JobCheckpointRun, JobCut } from '../job.js';
 import { criuPrepareReply, type CriuPrepareReply } from './job-messages.js';
-import { criuBinary } from './index.js';
 
 /** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
 function dumpConcurrency(): number {
@@ -46,6 +45,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const hellos = await dumpAll(run, down);
 
   await run.phase('commit');
+  const { criuBinary } = await import('./index.js');
   const { version } = await criuBinary();
   return {
     ranks: ranks.map((r) => {

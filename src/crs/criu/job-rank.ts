@@ -14,7 +14,6 @@ import { parse } from '../../wire/validate.js';
 import { dumpRequest } from '../../wire/messages.js';
 import type { CheckpointResult } from '../hooks.js';
 import type { DownOutcome, RankCheckpointer, RankHost } from '../job.js';
-import { dumpJobRank } from './index.js';
 
 /** What a restarted job hands its restored ranks through their rejoin pipes. */
 export interface RejoinInfo {
@@ -68,6 +67,8 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           let files: FileEntry[] | undefined;
           const t0 = performance.now();
           try {
+            // CRIU's client is loaded at the first dump, not at the rank's start-up.
+            const { dumpJobRank } = await import('./index.js');
             restored = (await dumpJobRank(writer.path('images'), recordOf(currentPid()))).restored;
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are.

@@ -2,10 +2,8 @@
 import { SnapshotError, ErrorCodes } from '../../errors.js';
 import type { NetworkLockName, RankRecord } from '../../store/manifest.js';
 import type { JobCheckpointer } from '../job.js';
-import { beginCriuCheckpoint } from './job-coordinator.js';
+import { lazyAttempt } from '../job-files.js';
 import { criuRankHalf } from './job-rank.js';
-import { restoreCriuRanks } from './job-restore.js';
-import { selectCheckpointer } from '../registry.js';
 
 /** A criu rank's record: what its restore needs (validated by validateRank before use). */
 export interface CriuRankRecord extends RankRecord {
@@ -24,13 +22,19 @@ const pid = (x: unknown) => Number.isSafeInteger(x) && (x as number) > 1;
 
 export const criuJobCheckpointer: JobCheckpointer = {
   name: 'criu',
-  begin: beginCriuCheckpoint,
+  begin: (run) => lazyAttempt(async () => (await import('./job-coordinator.js')).beginCriuCheckpoint(run)),
   rank: criuRankHalf,
+  // CRIU's client and the restore are loaded when used: every rank imports this
+  // registry, and a rank's start-up must not pay for them.
   async probe() {
+    const { selectCheckpointer } = await import('../registry.js');
     const { availability } = await selectCheckpointer({ name: 'criu' });
     return { version: availability.version ?? 'unknown' };
   },
-  restoreRanks: restoreCriuRanks,
+  async restoreRanks(snapshot, ctx) {
+    const { restoreCriuRanks } = await import('./job-restore.js');
+    return restoreCriuRanks(snapshot, ctx);
+  },
   validateRank(r, where) {
     const fail = (field: string): never => {
       throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${where}.${field}`);

@@ -2,12 +2,12 @@
 import { SnapshotError, ErrorCodes } from '../../errors.js';
 import { version } from '../../version.js';
 import type { JobCheckpointer } from '../job.js';
-import { beginSelfCheckpoint } from './job-coordinator.js';
+import { lazyAttempt } from '../job-files.js';
 import { selfRankHalf } from './job-rank.js';
 
 export const selfJobCheckpointer: JobCheckpointer = {
   name: 'self',
-  begin: beginSelfCheckpoint,
+  begin: (run) => lazyAttempt(async () => (await import('./job-coordinator.js')).beginSelfCheckpoint(run)),
   rank: selfRankHalf,
   probe: async () => ({ version }),
   validateRank(r, where) {
