@@ -177,8 +177,8 @@ export const CONFIG = {
     meaning: 'Fault points: `point:who:action[@n]`, comma-separated (parsed by src/util/faults.ts; docs/TESTING.md).',
   },
   CKPT_FAULT_DIR: {
-    kind: 'path', default: '/tmp', setBy: 'tests', defaultText: '`/tmp`',
-    meaning: "Where a `gate` fault point creates its marker file.",
+    kind: 'path', setBy: 'tests', defaultText: '— (required by a gate)',
+    meaning: "A private directory where a `gate` fault point creates its marker file.",
   },
   CKPT_TEST_FILTER: {
     kind: 'string', setBy: 'tests', defaultText: 'all files',

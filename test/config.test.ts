@@ -124,7 +124,7 @@ test('unset or empty: the default (the values ckpt used before the table)', () =
     CKPT_ISOLATE_USERNS: true,
     CKPT_NO_NATIVE: false,
     CKPT_DEBUG: false,
-    CKPT_FAULT_DIR: '/tmp',
+    CKPT_FAULT_DIR: undefined, // a gate needs a private directory, never a shared default
     CKPT_STATE_DIR: undefined,
     CKPT_HOME: undefined,
     CKPT_CRIU: undefined,

@@ -10,12 +10,13 @@
 //          exit   exit with status 70 at once
 //          fail   throw ECKPT_FAULT at this point (the protocol's error path)
 //          stall  never go on (the peer's timeout or a SIGKILL from the test ends it)
-//          gate   create `$CKPT_FAULT_DIR/<point>.<who>` and wait until the test
+//          gate   create `$CKPT_FAULT_DIR/<point>.<who>` (exclusively, no link followed;
+//                 CKPT_FAULT_DIR must be set) and wait until the test
 //                 removes it: the test acts while the process stands exactly here
 // @<n>     only the n-th time this process passes the point (1-based; default every time)
 //
 // Unset, a fault point costs one Map lookup. CKPT_FAULT is never recorded in a snapshot.
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsConstants, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 
@@ -104,8 +105,17 @@ async function act(action: FaultAction, point: FaultPoint, who: FaultActor): Pro
       setInterval(() => {}, 1 << 30);
       return new Promise(() => {});
     case 'gate': {
-      const marker = join(process.env.CKPT_FAULT_DIR ?? '/tmp', `${point}.${who}`);
-      writeFileSync(marker, `${process.pid}\n`, { mode: 0o600 });
+      // A directory the test made: a fixed name in a shared one (/tmp) would let another
+      // user plant a link that a root process then writes through.
+      const dir = process.env.CKPT_FAULT_DIR;
+      if (!dir) throw new CkptError(ErrorCodes.USAGE, 'CKPT_FAULT: a gate needs CKPT_FAULT_DIR (a private directory for its marker)');
+      const marker = join(dir, `${point}.${who}`);
+      const fd = openSync(marker, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      try {
+        writeFileSync(fd, `${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
       // The test removes the marker when it has done what it does at this point.
       await new Promise<void>((resolve) => {
         const t = setInterval(() => {

@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { faultPoint, FAULT_POINTS, parseFaults } from '../../dist/util/faults.js';
 import { faultEnv, gate, root } from '../helpers.js';
 
@@ -99,4 +102,25 @@ test('gate writes <dir>/<point>.<who> with the pid, and waits until the test rem
   const r = await child.exited;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'passed 1\npassed 2\n');
+});
+
+test('a gate needs CKPT_FAULT_DIR and never writes through a link planted at its marker', async (t) => {
+  const saved = { f: process.env.CKPT_FAULT, d: process.env.CKPT_FAULT_DIR };
+  t.after(() => {
+    for (const [k, v] of [['CKPT_FAULT', saved.f], ['CKPT_FAULT_DIR', saved.d]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  process.env.CKPT_FAULT = 'drain:4:gate';
+  delete process.env.CKPT_FAULT_DIR;
+  await assert.rejects(faultPoint('drain', 4), (err: Error & { code?: string }) => err.code === 'ECKPT_USAGE' && /CKPT_FAULT_DIR/.test(err.message));
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-fault-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'untouched');
+  symlinkSync(victim, join(dir, 'drain.4'));
+  process.env.CKPT_FAULT_DIR = dir;
+  await assert.rejects(faultPoint('drain', 4), (err: Error & { code?: string }) => err.code === 'EEXIST');
+  assert.equal(readFileSync(victim, 'utf8'), 'untouched');
 });
