@@ -1,7 +1,6 @@
 // What job components share on the coordinator's side: a rank's directory in the
 // snapshot, and the files a rank reports it made durable itself.
 import type { FileEntry } from '../store/checksum.js';
-import type { JobCheckpointAttempt } from './job.js';
 
 /** Rank r's directory, relative to the snapshot. */
 export const rankDirName = (rank: number): string => `rank-${rank}`;
@@ -22,15 +21,3 @@ export function syncedFiles(rank: number, files: unknown): FileEntry[] {
   });
 }
 
-/**
- * An attempt whose coordinator half is loaded on first use: every rank imports the
- * job registry, and a rank never runs a coordinator's phases.
- */
-export function lazyAttempt(load: () => Promise<JobCheckpointAttempt>): JobCheckpointAttempt {
-  let attempt: Promise<JobCheckpointAttempt> | undefined;
-  const get = () => (attempt ??= load());
-  return {
-    cut: async () => (await get()).cut(),
-    abandon: async () => (await get()).abandon(),
-  };
-}

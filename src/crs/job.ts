@@ -81,8 +81,6 @@ export interface RankHost {
   readonly safePoints: number;
   /** The library's own state, as a self checkpoint saves it. */
   captureLibrary(): unknown;
-  /** Frames handed to each peer so far. */
-  written(): number[];
   /**
    * criu: the rank leaves the job for its dump (replies `reply` to the request,
    * closes its coordinator and peer connections), `dump()` runs, then the rank
@@ -154,4 +152,17 @@ export interface JobCheckpointer {
    * snapshot (self: CKPT_RESTART_SNAPSHOT).
    */
   restoreRanks?(snapshot: JobSnapshot, ctx: RankRestoreContext): Promise<void>;
+}
+
+/**
+ * An attempt whose coordinator half is loaded on first use: every rank imports the
+ * job registry, and a rank never runs a coordinator's phases.
+ */
+export function lazyAttempt(load: () => Promise<JobCheckpointAttempt>): JobCheckpointAttempt {
+  let attempt: Promise<JobCheckpointAttempt> | undefined;
+  const get = () => (attempt ??= load());
+  return {
+    cut: async () => (await get()).cut(),
+    abandon: async () => (await get()).abandon(),
+  };
 }

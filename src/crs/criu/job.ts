@@ -1,8 +1,7 @@
 // The criu checkpointer for jobs: its coordinator half, rank half and rank record.
 import { SnapshotError, ErrorCodes } from '../../errors.js';
 import type { NetworkLockName, RankRecord } from '../../store/manifest.js';
-import type { JobCheckpointer } from '../job.js';
-import { lazyAttempt } from '../job-files.js';
+import { lazyAttempt, type JobCheckpointer } from '../job.js';
 import { criuRankHalf } from './job-rank.js';
 
 /** A criu rank's record: what its restore needs (validated by validateRank before use). */

@@ -1,8 +1,7 @@
 // The self checkpointer for jobs: its coordinator half, rank half and rank record.
 import { SnapshotError, ErrorCodes } from '../../errors.js';
 import { version } from '../../version.js';
-import type { JobCheckpointer } from '../job.js';
-import { lazyAttempt } from '../job-files.js';
+import { lazyAttempt, type JobCheckpointer } from '../job.js';
 import { selfRankHalf } from './job-rank.js';
 
 export const selfJobCheckpointer: JobCheckpointer = {

@@ -18,7 +18,7 @@ import { RequestedCheckpoints } from './requested.js';
 import { Session } from './session.js';
 
 /** What the agent needs of the communicator. */
-export interface AgentHost extends Omit<RankHost, 'safePoints' | 'written'> {
+export interface AgentHost extends Omit<RankHost, 'safePoints'> {
   /** Sends a message to the coordinator, unasked (self: `arrived`). */
   tellCoordinator(message: ControlMessage): void;
 }
@@ -66,7 +66,6 @@ export class CheckpointAgent {
           return agent.safePoints;
         },
         captureLibrary: () => host.captureLibrary(),
-        written: () => this.peers.written(),
         goDown: (reply, dump) => host.goDown(reply, dump),
       });
       this.halves.set(crs, h);
