@@ -17,6 +17,7 @@ const LAYER = {
   cli: 5,
   control: 4.5,
   process: 4.5,
+  agent: 4.5,
   runtime: 4,
   isolate: 4,
   rank: 4,

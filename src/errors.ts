@@ -48,6 +48,15 @@ export const ErrorCodes = {
   OOB_AUTH: 'ECKPT_OOB_AUTH',
   OOB_UNREACHABLE: 'ECKPT_OOB_UNREACHABLE',
   COMMAND_NOT_FOUND: 'ECKPT_COMMAND_NOT_FOUND',
+  /** A rank could not be started where it was to run. */
+  SPAWN_FAILED: 'ECKPT_SPAWN_FAILED',
+  // across nodes
+  /** --launcher slurm outside an allocation, or without srun. */
+  NO_ALLOCATION: 'ECKPT_NO_ALLOCATION',
+  /** A node's agent could not start, or its connection was lost. */
+  NODE_LOST: 'ECKPT_NODE_LOST',
+  /** The store is not one directory every node sees. */
+  STORE_NOT_SHARED: 'ECKPT_STORE_NOT_SHARED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -45,6 +45,12 @@ export interface JobCheckpointRun {
   peerAddresses(): string[];
   /** A writer for a file of the snapshot's own (not a rank's). */
   writer: SnapshotWriter;
+  /**
+   * Where rank r writes its part, as the rank names it: through this process's
+   * descriptor of the partial snapshot when the rank runs here; by the store's
+   * path when it runs on another node (the store is then shared storage).
+   */
+  rankDir(rank: number): string;
 }
 
 /** What the coordinator's half hands to the commit. */
@@ -89,11 +95,22 @@ export interface RankHost {
   goDown(reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void>;
 }
 
+/**
+ * What a restored rank learns on waking: where its new coordinator is, the job's id
+ * and secret; and, restored on another node, the address it listens on there.
+ */
+export interface RejoinInfo {
+  coord: string;
+  job: string;
+  secret: string;
+  peerHost?: string;
+}
+
 /** How a dump ended, for the rejoin. */
 export interface DownOutcome {
   restored: boolean;
   /** A restored copy: where its new coordinator is. */
-  rejoin?: { coord: string; job: string; secret: string };
+  rejoin?: RejoinInfo;
   /** The original: its rejoin hello's report (dumped ok/error, dumpMs, files). */
   report?: Record<string, unknown>;
 }
@@ -129,8 +146,10 @@ export interface RankCheckpointer {
 
 /** What a component that restores ranks itself (criu) gets from the restarted job. */
 export interface RankRestoreContext {
+  /** Only these ranks (a node agent restores its node's); default every rank. */
+  ranks?: readonly number[];
   /** What each rank learns on waking: where its new coordinator is, the job's id and secret. */
-  rejoin: { coord: string; job: string; secret: string };
+  rejoin: RejoinInfo;
   /** --output DIR: the fd of rank r's stdout (0) or stderr (1) file; without it, pipes the job reads. */
   outputFile?: (rank: number, stream: 0 | 1) => number;
   /** Rank r runs again (its pid, the read ends of its new output pipes): from then on it is the job's. */

@@ -93,6 +93,8 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: () =
       c.link.secret = info.secret;
       c.peers.setIdentity(info.job, info.secret);
       Object.assign(c.link.env, { CKPT_JOB_ID: info.job, CKPT_COORD: info.coord, CKPT_JOB_SECRET: info.secret });
+      // Restored on another node: its peers reach it at that node's address.
+      if (info.peerHost !== undefined) c.link.env.CKPT_PEER_HOST = info.peerHost;
     }
     await rejoin(c, outcome);
   } catch (err) {

@@ -44,7 +44,8 @@ export interface JobRecord {
   pid: number;
   pidStart: number;
   command: string[];
-  ranks: { rank: number; pid: number | null }[];
+  /** Each rank's pid; for a rank on another node, its pid there and the node's name. */
+  ranks: { rank: number; pid: number | null; node?: string }[];
   state: JobState;
   startedAt: number;
   /** Set by a checkpoint that ends the job (`--term`) before it kills it: the seq it was saved as. */

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
 import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../crs/job-registry.js';
+import { rankDirName } from '../crs/job-files.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord } from '../store/manifest.js';
 import { recordEnv, type RecordedEnv } from '../store/env.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, openSnapshot, removeSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
@@ -25,6 +26,8 @@ export interface JobCheckpointOptions {
   then: EndState;
   job: JobManifestRecord;
   pids: number[];
+  /** Each rank's node, when ranks run on other nodes (they then write into the store by its path). */
+  nodes?: string[];
   /** The job's checkpointer, by name (default self). */
   crs?: string;
   /** A rank asked for it (comm.checkpoint()): ranks match it to their calls. */
@@ -72,6 +75,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
     peerAddresses: () => c.peerAddresses(),
     writer: pendingWriter(pending),
+    rankDir: (r) => `${o.nodes ? pending.path : pending.dir}/${rankDirName(r)}`,
   };
   const attempt = component.begin(run);
   try {
@@ -92,7 +96,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         host: hostname(),
         endState: o.then,
         job: o.job,
-        ranks: cut.ranks,
+        ranks: o.nodes ? cut.ranks.map((r) => ({ ...r, node: o.nodes![r.rank] })) : cut.ranks,
         data: cut.data,
       },
       { synced: cut.synced, syncedDirs: cut.syncedDirs },

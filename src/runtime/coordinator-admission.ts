@@ -8,8 +8,10 @@ import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
+import { agentHello, type AgentHello } from '../wire/agent-messages.js';
+import { parse } from '../wire/validate.js';
 
-export type Hello = { role: 'control' } | { role: 'rank'; rank: number; rejoin: boolean };
+export type Hello = { role: 'control' } | { role: 'rank'; rank: number; rejoin: boolean } | { role: 'agent'; agent: AgentHello };
 
 /** What admission needs of the coordinator. */
 export interface AdmissionHost {
@@ -28,6 +30,8 @@ export interface AdmissionHost {
   /** A rank's connection closed. */
   rankClosed(rank: number, channel: Channel): void;
   controlMessage(channel: Channel, m: ControlMessage): void;
+  /** A node agent's valid hello (throws OOB_AUTH when the job has no agents); its messages are then its own. */
+  admitAgent(channel: Channel, hello: AgentHello): void;
   refused(err: CkptError): void;
 }
 
@@ -40,6 +44,7 @@ export function parseHello(m: ControlMessage, job: { jobId: string; secret: stri
     throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
   }
   if (m.role === 'control') return { role: 'control' };
+  if (m.role === 'agent') return { role: 'agent', agent: parse(agentHello, m, 'the agent hello') };
   if (m.role !== 'rank') throw bad(`unknown role '${String(m.role)}'`);
   const rank = m.rank;
   if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= job.size) {
@@ -81,11 +86,15 @@ export function admitConnection(socket: Socket, host: AdmissionHost): void {
         authenticated();
         hello = h;
         if (h.role === 'rank') host.admitRank(h.rank, h.rejoin, channel, m);
-        else channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size });
+        else {
+          if (h.role === 'agent') host.admitAgent(channel, h.agent);
+          channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size });
+        }
         return;
       }
       if (hello.role === 'rank') host.rankMessage(hello.rank, channel, m);
-      else host.controlMessage(channel, m);
+      else if (hello.role === 'control') host.controlMessage(channel, m);
+      // an agent's messages go to its link (runtime/node-agent-link.ts)
     } catch (err) {
       if (err instanceof CkptError) refuse(err.code, err.message);
       else throw err;

@@ -9,6 +9,7 @@ import type { Server } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, type Address, formatAddress } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
+import type { AgentHello } from '../wire/agent-messages.js';
 import { admitConnection, type AdmissionHost } from './coordinator-admission.js';
 import { serveControl, type CheckpointHandler } from './coordinator-control.js';
 import { RankWaits } from './rank-waits.js';
@@ -82,6 +83,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
   checkpointHandler: CheckpointHandler | undefined;
+  /** Set by a starter with node agents (starter-slurm.ts): takes their connections. */
+  private agentHandler: ((channel: Channel, hello: AgentHello) => void) | undefined;
+
+  acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void {
+    this.agentHandler = handler;
+  }
 
   /** The ranks' OOB channels are up (the checkpoint protocol needs every rank). */
   get allConnected(): boolean {
@@ -115,6 +122,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           kill: (signal) => this.emit('kill', { signal }),
         }),
       refused: (err) => this.emit('rejected', err),
+      admitAgent: (channel, hello) => {
+        if (!this.agentHandler) throw new CkptError(ErrorCodes.OOB_AUTH, 'this job has no node agents');
+        this.agentHandler(channel, hello);
+      },
     };
   }
 

@@ -1,6 +1,7 @@
 // The ranks of a job as processes: each one started through the job's RankStarter
 // (or restored), its output forwarded, its exit awaited; signalled and ended as a
 // set. What an exit means for the job is the Job's decision (its hooks).
+import { createWriteStream } from 'node:fs';
 import type { Exit } from '../util/spawn.js';
 import type { OutputMode, RankExit } from './job-types.js';
 import { closeQuietly, forwardRankOutput, type RankOutputFiles, type StreamName } from './rank-output.js';
@@ -33,6 +34,14 @@ export class JobRanks {
   /** Starts rank `spec.rank` through `starter`, into its --output files when there are. */
   start(starter: RankStarter, spec: Omit<RankSpec, 'stdout' | 'stderr'>, files: RankOutputFiles | undefined): void {
     const fds = files ? [files.take(spec.rank, 0), files.take(spec.rank, 1)] : [];
+    if (starter.remote && fds.length) {
+      // A rank elsewhere cannot write our files: its forwarded output is written into them here.
+      const proc = starter.start({ ...spec, stdout: 'pipe', stderr: 'pipe' });
+      proc.stdout?.pipe(createWriteStream('', { fd: fds[0]! }));
+      proc.stderr?.pipe(createWriteStream('', { fd: fds[1]! }));
+      this.hold(spec.rank, proc, true);
+      return;
+    }
     let proc: RankProcess;
     try {
       proc = starter.start({ ...spec, stdout: fds[0] ?? 'pipe', stderr: fds[1] ?? 'pipe' });
@@ -44,15 +53,15 @@ export class JobRanks {
   }
 
   /** Takes a running rank under supervision (a started or restored one). */
-  hold(rank: number, proc: RankProcess): void {
+  hold(rank: number, proc: RankProcess, outputTaken = false): void {
     const h: Held = { rank, proc, exited: proc.exited.catch((err: Error) => this.hooks.startFailed(rank, err)), output: [] };
-    h.output = forwardRankOutput(rank, proc, this.output, (stream, line) => this.hooks.line(rank, stream, line));
+    if (!outputTaken) h.output = forwardRankOutput(rank, proc, this.output, (stream, line) => this.hooks.line(rank, stream, line));
     this.held.push(h);
     void h.exited.then((exit) => {
       h.exit = exit;
       // Whatever the rank left in its process group must not outlive it.
       proc.signal('SIGKILL');
-      this.hooks.exit({ rank, pid: proc.pid ?? null, ...exit });
+      this.hooks.exit({ rank, pid: proc.pid ?? proc.remotePid ?? null, ...exit, ...(proc.lostReason ? { lost: proc.lostReason } : {}) });
     });
   }
 
@@ -61,8 +70,9 @@ export class JobRanks {
     return this.held.map((h) => h.proc.pid);
   }
 
-  list(): { rank: number; pid: number | null }[] {
-    return this.held.map((h) => ({ rank: h.rank, pid: h.proc.pid ?? null }));
+  /** Each rank's pid here, or its node and pid there. */
+  list(): { rank: number; pid: number | null; node?: string }[] {
+    return this.held.map((h) => (h.proc.node !== undefined ? { rank: h.rank, pid: h.proc.remotePid ?? null, node: h.proc.node } : { rank: h.rank, pid: h.proc.pid ?? null }));
   }
 
   /** Every rank of the job has been started and has exited. */

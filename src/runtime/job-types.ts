@@ -5,6 +5,7 @@ import type { JobSnapshot, Snapshot } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import type { RankStarter } from './starter.js';
+import type { Distribution } from './slurm-allocation.js';
 
 export type OutputMode =
   /** `[rank] line` on the given streams (default: this process's stdout/stderr). */
@@ -49,13 +50,28 @@ export interface LaunchOptions {
    * one of them, else criu when it can work here, else self.
    */
   crs?: string;
-  /** How the ranks are started (default: LocalStarter, each rank a local process group). */
+  /** How the ranks are started (default: LocalStarter, each rank a local process group; see `launcher`). */
   starter?: RankStarter;
+  /**
+   * Where the ranks run: 'local', on this host (default), or 'slurm', across the
+   * nodes of the Slurm allocation this runs in, one node agent per node started
+   * with srun (OOB over TCP; `bind`: the interface the nodes talk over).
+   */
+  launcher?: 'local' | 'slurm';
+  /** slurm: how many nodes of the allocation (default all, at most one per rank). */
+  nodes?: number;
+  /** slurm: block (default) or cyclic placement of ranks on nodes. */
+  distribution?: Distribution;
+  /** slurm: lines for the user (srun's complaints, a lost node). */
+  log?: (line: string) => void;
 }
 
 export interface RankExit extends Exit {
   rank: number;
+  /** Its pid (on its node, for a rank elsewhere). */
   pid: number | null;
+  /** It ended without an exit status of its own: why (its node was lost). */
+  lost?: string;
 }
 
 export interface JobResult {

@@ -159,7 +159,8 @@ export class Job extends EventEmitter<JobEvents> {
           crs: c.name,
           onPhase: request.onPhase,
           requested: request.requested,
-          pids: this.ranks.pids().map((pid) => pid ?? 0),
+          pids: this.ranks.list().map((r) => r.pid ?? 0),
+          nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           job: manifestJob(this, this.options, this.rankEnv),
         }),
       )
@@ -223,6 +224,18 @@ export class Job extends EventEmitter<JobEvents> {
     };
   }
 
+  /** @internal lets the starter set up before the first rank (node agents up, the store seen by every node). */
+  async attachStarter(): Promise<void> {
+    await this.starter.attach?.({
+      jobId: this.id,
+      secret: this.secret,
+      size: this.size,
+      coordinator: this.address,
+      store: this.store,
+      acceptAgents: (handler) => this.coordinator.acceptAgents(handler),
+    });
+  }
+
   /** @internal starts every rank through the job's starter. */
   start(env: NodeJS.ProcessEnv): void {
     this.setUp(env);
@@ -242,7 +255,10 @@ export class Job extends EventEmitter<JobEvents> {
     try {
       if (!component.restoreRanks) throw new CkptError(ErrorCodes.INTERNAL, `${component.name} does not restore ranks itself`);
       const files = this.files;
-      await component.restoreRanks(snapshot, {
+      const rejoin = { coord: this.address, job: this.id, secret: this.secret };
+      // Ranks that run elsewhere are restored there, by their node's agent.
+      if (this.starter.restore) await this.starter.restore(snapshot, { rejoin, onRestored: (rank, proc) => this.ranks.hold(rank, proc) });
+      else await component.restoreRanks(snapshot, {
         rejoin: { coord: this.address, job: this.id, secret: this.secret },
         ...(files ? { outputFile: (rank: number, stream: 0 | 1) => files.take(rank, stream) } : {}),
         onRestored: (rank, pid, stdout, stderr) => this.ranks.hold(rank, restoredRank(pid, stdout, stderr)),
@@ -304,10 +320,10 @@ export class Job extends EventEmitter<JobEvents> {
     const rank = exit.rank;
     this.emit('rank-exit', exit);
     if ((exit.code !== 0 || exit.signal) && !this.failure && !this.endedByCheckpoint) {
-      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+      const how = exit.lost ? `is gone (${exit.lost})` : exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
       this.abort(
         new JobError(ErrorCodes.JOB_ABORTED, `job ${this.id} aborted: rank ${rank} ${how}`, {
-          details: { job: this.id, rank, code: exit.code, signal: exit.signal },
+          details: { job: this.id, rank, code: exit.code, signal: exit.signal, ...(exit.lost ? { lost: exit.lost } : {}) },
         }),
         shellStatus(exit),
       );
@@ -352,6 +368,7 @@ export class Job extends EventEmitter<JobEvents> {
   private async release(): Promise<void> {
     this.ranks.closeOutput();
     await this.coordinator.close();
+    await this.starter.close?.().catch(() => {});
     if (this.options.register !== false) removeJob(this.id);
     rmSync(this.dir, { recursive: true, force: true });
     this.files?.close();

@@ -12,6 +12,8 @@ import { stateDir } from '../util/paths.js';
 import { newSecret, type Address } from '../wire/channel.js';
 import { Coordinator } from './coordinator.js';
 import { Job } from './job.js';
+import { SlurmStarter } from './starter-slurm.js';
+import { nodeAddress } from '../wire/host-address.js';
 import type { LaunchOptions } from './job-types.js';
 import { RankOutputFiles } from './rank-output.js';
 
@@ -31,6 +33,21 @@ function checkOptions(options: LaunchOptions): void {
   const oob = options.oob ?? 'unix';
   if (oob !== 'unix' && oob !== 'tcp') throw new CkptError(ErrorCodes.USAGE, `--oob is unix or tcp, not '${String(oob)}'`);
   if (options.bind !== undefined && oob !== 'tcp') throw new CkptError(ErrorCodes.USAGE, '--bind needs --oob tcp');
+  if (options.launcher === 'slurm' && options.oob === 'unix') throw new CkptError(ErrorCodes.USAGE, '--launcher slurm: ranks on other nodes talk over tcp, not unix sockets');
+  if (options.nodes !== undefined && !(Number.isInteger(options.nodes) && options.nodes >= 1)) throw new CkptError(ErrorCodes.USAGE, `-N is a number of nodes, not ${options.nodes}`);
+  if (options.nodes !== undefined && options.launcher !== 'slurm') throw new CkptError(ErrorCodes.USAGE, '-N needs --launcher slurm');
+}
+
+/** The launch options with the launcher's choices made: slurm means TCP, and a SlurmStarter. */
+async function withLauncher(options: LaunchOptions): Promise<LaunchOptions> {
+  if (options.launcher !== 'slurm' || options.starter) return options;
+  return {
+    ...options,
+    oob: 'tcp',
+    // The coordinator listens where the nodes reach this host.
+    bind: await nodeAddress(options.bind),
+    starter: new SlurmStarter({ nodes: options.nodes, distribution: options.distribution, bind: options.bind, log: options.log }),
+  };
 }
 
 /** What every rank's environment has besides the job's: where the coordinator is, and the job's timeouts. */
@@ -80,8 +97,9 @@ async function prepareJob(options: LaunchOptions, id: string): Promise<Job> {
 }
 
 /** Starts a job. Fails before starting anything on bad options or an unknown command. */
-export async function launchJob(options: LaunchOptions): Promise<Job> {
-  checkOptions(options);
+export async function launchJob(given: LaunchOptions): Promise<Job> {
+  checkOptions(given);
+  const options = await withLauncher(given);
   const env = { ...process.env, ...options.env };
   resolveCommand(options.command, env.PATH ?? '', options.cwd);
   const job = await prepareJob(options, randomBytes(4).toString('hex'));
@@ -92,6 +110,12 @@ export async function launchJob(options: LaunchOptions): Promise<Job> {
       await job.discard();
       throw err;
     }
+  }
+  try {
+    await job.attachStarter();
+  } catch (err) {
+    await job.discard();
+    throw err;
   }
   const rankEnv = rankEnvironment(env, options, job);
   // criu: the ranks are restored from their images; self, or a first start: started.

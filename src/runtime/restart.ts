@@ -12,7 +12,10 @@ import { restartEnv } from '../store/env.js';
 import type { JobSnapshot } from '../store/store.js';
 import { launchJob, type Job, type LaunchOptions } from './launcher.js';
 
-export type RestartJobOptions = Pick<LaunchOptions, 'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register'> & {
+export type RestartJobOptions = Pick<
+  LaunchOptions,
+  'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register' | 'launcher' | 'nodes' | 'distribution' | 'bind' | 'log' | 'starter'
+> & {
   /** Variables taken from the current environment besides those that say where the job runs (store/env.ts). */
   envRefresh?: string[];
 };
@@ -40,7 +43,8 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     command: command!,
     args,
     size: m.job.size,
-    oob: m.job.oob,
+    // Ranks placed anew across nodes talk over TCP whatever the job used before.
+    oob: options.launcher === 'slurm' ? 'tcp' : m.job.oob,
     name: m.job.name,
     cwd: m.job.cwd,
     env: restartEnv(m.job.env, m.job.envWithheld, process.env, envRefresh),

@@ -5,7 +5,10 @@
 // as a process group of its own; another starter may run ranks elsewhere (one
 // agent per node starting that node's ranks) behind the same two interfaces.
 import type { Readable } from 'node:stream';
+import type { JobSnapshot } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
+import type { Channel } from '../wire/channel.js';
+import type { AgentHello } from '../wire/agent-messages.js';
 
 /** Where a rank's stdout or stderr goes: a pipe the job reads, or a file it opened (an fd). */
 export type RankOutput = 'pipe' | number;
@@ -25,6 +28,11 @@ export interface RankSpec {
 export interface RankProcess {
   /** The rank's process here, if it runs here (undefined: a spawn that failed, or a rank elsewhere). */
   readonly pid: number | undefined;
+  /** Where it runs, when that is not here: the node's name (its pid there is `remotePid`). */
+  readonly node?: string;
+  readonly remotePid?: number;
+  /** Why it ended without an exit status of its own (its node was lost). */
+  readonly lostReason?: string;
   /** Its output when started with 'pipe' (null otherwise). */
   readonly stdout: Readable | null;
   readonly stderr: Readable | null;
@@ -40,7 +48,35 @@ export interface RankProcess {
   terminate(graceMs: number): Promise<Exit>;
 }
 
+/** What a starter learns of its job before the first rank starts (attach). */
+export interface StarterContext {
+  jobId: string;
+  secret: string;
+  size: number;
+  /** The coordinator's address, as ranks and node agents reach it. */
+  coordinator: string;
+  /** The job's snapshot store: a starter that runs ranks elsewhere checks they all see it. */
+  store: string;
+  /** Connections whose hello says role 'agent' go to `handler` from now on. */
+  acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void;
+}
+
+/** Restoring ranks where they are to run (a starter that runs them elsewhere does it there). */
+export interface StarterRestoreContext {
+  /** What each restored rank learns on waking: its new coordinator, the job's id and secret. */
+  rejoin: { coord: string; job: string; secret: string };
+  onRestored(rank: number, proc: RankProcess): void;
+}
+
 export interface RankStarter {
   /** Starts one rank. A command that cannot be run shows as `exited` rejecting. */
   start(spec: RankSpec): RankProcess;
+  /** Before the first start or restore (e.g. the node agents are up). Fails with a clear error. */
+  attach?(ctx: StarterContext): Promise<void>;
+  /** Ranks run on other hosts: they write snapshot files by path, and --output files are not theirs to open. */
+  readonly remote?: boolean;
+  /** Restores the ranks of a snapshot whose checkpointer restores them (criu), each where it is to run. */
+  restore?(snapshot: JobSnapshot, ctx: StarterRestoreContext): Promise<void>;
+  /** The job has ended: gives back what the starter holds (its agents end). */
+  close?(): Promise<void>;
 }

@@ -121,6 +121,8 @@ export interface RankRecord {
   dir: string;
   /** self, a small rank: its state is a slice of a pack file shared by the job's small ranks. */
   packed?: PackedRank;
+  /** The node it ran on, for a job across nodes (its pid is its pid there). */
+  node?: string;
   /** The component's own fields (self: safePoint; criu: tree, stdio, rejoin, shellJob, networkLock). */
   [field: string]: unknown;
 }
@@ -258,6 +260,8 @@ function validateJob(value: Record<string, unknown>): void {
   if (!Array.isArray(ranks) || ranks.length !== j.size) fail('ranks');
   ranks.forEach((r, i) => {
     if (!isObj(r) || r.rank !== i || !isInt(r.pid) || !isStr(r.dir)) fail(`ranks[${i}]`);
+    // A job across nodes: the node the rank ran on (a name, shown by inspect; nothing is done with it).
+    if (r.node !== undefined && !(isStr(r.node) && /^[\w.-]{0,255}$/.test(r.node))) fail(`ranks[${i}].node`);
     if (!isSafeRelativePath(r.dir)) throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `manifest names a rank directory outside the snapshot: ${JSON.stringify(r.dir)}`);
     if (r.packed !== undefined) validatePacked(r.packed, i, value.files);
   });

@@ -29,6 +29,8 @@ export const ps: Command = {
       uptimeSeconds: Math.floor((now - j.startedAt) / 1000),
       pid: j.pid,
       pids: j.ranks.map((r) => r.pid),
+      // Where each rank runs (a job across nodes: its node, and its pid there).
+      ranks: j.ranks.map((r) => ({ rank: r.rank, pid: r.pid, ...(typeof r.node === 'string' ? { node: r.node } : {}) })),
       oob: j.oob,
       command: j.command,
       ...(j.isolated ? { isolated: { rootPid: j.isolated.rootPid, net: j.isolated.net, restoredFrom: j.isolated.restoredFrom ?? null } } : {}),
@@ -41,9 +43,10 @@ export const ps: Command = {
       println('no running jobs');
       return 0;
     }
-    const rows = [['ID', 'NAME', 'SIZE', 'STATE', 'UPTIME', 'PIDS']];
+    const rows = [['ID', 'NAME', 'SIZE', 'STATE', 'UPTIME', jobs.some((j) => j.ranks.some((r) => r.node !== undefined)) ? 'PIDS (NODE:PID)' : 'PIDS']];
     for (const j of jobs) {
-      const pids = j.pids.length > 8 ? `${j.pids.slice(0, 8).join(',')},…` : j.pids.join(',');
+      const where = j.ranks.map((r) => (r.node !== undefined ? `${r.node}:${r.pid ?? '-'}` : String(r.pid ?? '-')));
+      const pids = where.length > 8 ? `${where.slice(0, 8).join(',')},…` : where.join(',');
       const size = j.kind === 'isolated' ? `iso${j.isolated?.net ? '+net' : ''}` : String(j.size);
       rows.push([j.id, j.name, size, j.state, uptime(j.uptimeSeconds * 1000), pids]);
     }

@@ -5,13 +5,14 @@ import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { restartSnapshot } from '../../process/restart.js';
 import { restartJob } from '../../runtime/restart.js';
+import { launcherFrom, launcherOptions, launcherUsage } from '../launcher-options.js';
 import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
 import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, printJson, println, progress } from '../output.js';
 
-const usage = `ckpt restart SNAPSHOT [--seq N] [--detach] [--log FILE | --stdout FILE --stderr FILE] [--no-verify] [--trust-owner] [--interval SEC] [--keep K] ${unattendedUsage} [--json]`;
+const usage = `ckpt restart SNAPSHOT [--seq N] [--detach] [--log FILE | --stdout FILE --stderr FILE] [--no-verify] [--trust-owner] [--interval SEC] [--keep K] ${launcherUsage} [--bind IFACE|ADDR] ${unattendedUsage} [--json]`;
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boolean): Promise<number> {
@@ -55,6 +56,8 @@ export const restartCommand: Command = {
         json: { type: 'boolean', default: false },
         interval: { type: 'string' },
         keep: { type: 'string' },
+        bind: { type: 'string' },
+        ...launcherOptions,
         ...unattendedOptions,
       },
       usage,
@@ -73,6 +76,10 @@ export const restartCommand: Command = {
     if ((interval !== undefined || keep !== undefined) && opened.manifest.kind !== 'job') {
       throw new UsageError('--interval and --keep go with the snapshot of a job');
     }
+    const placed = values.launcher !== undefined || values.nodes !== undefined || values.distribution !== undefined || values.bind !== undefined;
+    if (placed && opened.manifest.kind !== 'job') throw new UsageError('--launcher, -N, --distribution and --bind go with the snapshot of a job');
+    // A job's ranks are placed anew: on this host, or across the nodes of this Slurm allocation.
+    const where = opened.manifest.kind === 'job' ? { ...launcherFrom(values), ...(values.bind !== undefined ? { bind: values.bind } : {}) } : {};
     const supervised = Object.values(unattended.supervise).some((v) => v !== undefined && v !== false);
     if (supervised && opened.manifest.kind !== 'job') {
       throw new UsageError('--checkpoint-signal, --max-restarts and --restart-from-scratch go with the snapshot of a job');
@@ -101,7 +108,7 @@ export const restartCommand: Command = {
         trustOwner,
         envRefresh: unattended.envRefresh,
         onProgress: progress(json),
-        job: { intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh },
+        job: { ...where, intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh },
       });
     } finally {
       // A restarted job keeps them until its own are in place (no moment without a handler).
@@ -119,7 +126,7 @@ export const restartCommand: Command = {
       // A job's coordinator is this process: signals end the job as they do for ckpt run.
       const job = proc.job;
       // Signals end it (or checkpoint it: --checkpoint-signal); a dead rank brings it back (--max-restarts).
-      const options = { intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh };
+      const options = { ...where, intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh };
       const done = runUnattended(job, unattended, { store: job.store, relaunch: (s) => (s ? restartJob(s, options) : restartJob(snapshot as JobSnapshot, options)) });
       for (const sig of FORWARDED) process.off(sig, catchEarly);
       if (json) printJson({ ok: true, detached: false, ...facts, job: job.id, name: job.name, ranks: job.pids });

@@ -4,6 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { intOption, parse } from '../command.js';
+import { launcherFrom, launcherOptions, launcherUsage } from '../launcher-options.js';
 import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
 import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../../runtime/launcher.js';
@@ -37,7 +38,7 @@ async function runIsolated(
 }
 
 const usage =
-  'ckpt run -n N [--oob unix|tcp] [--bind ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n' +
+  `ckpt run -n N ${launcherUsage} [--oob unix|tcp] [--bind IFACE|ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n` +
   `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
   '       ckpt run --isolate [--net] [--name NAME] [--resume] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [-v] -- CMD [ARGS…]';
 
@@ -57,6 +58,7 @@ const options = {
   isolate: { type: 'boolean' },
   net: { type: 'boolean' },
   resume: { type: 'boolean' },
+  ...launcherOptions,
   ...unattendedOptions,
 } as const;
 
@@ -81,7 +83,7 @@ export const run: Command = {
     const { own, command } = split(argv);
     const { values } = parse(own, options, usage);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
       }
       if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
@@ -93,8 +95,11 @@ export const run: Command = {
     const size = intOption(values.np, 'np', 0)!;
     if (size < 1 || size > MAX_RANKS) throw new UsageError(`-n takes 1 to ${MAX_RANKS} ranks, not ${size}`);
     if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
-    const oob = values.oob ?? 'unix';
+    const where = launcherFrom(values);
+    // Across nodes the ranks talk over TCP.
+    const oob = values.oob ?? (where.launcher === 'slurm' ? 'tcp' : 'unix');
     if (oob !== 'unix' && oob !== 'tcp') throw new UsageError(`--oob is unix or tcp, not '${oob}'`);
+    if (where.launcher === 'slurm' && oob !== 'tcp') throw new UsageError('--launcher slurm: ranks on other nodes talk over tcp, not unix sockets');
     const timeout = intOption(values.timeout, 'timeout', 1);
     const joinTimeout = intOption(values['join-timeout'], 'join-timeout', 1);
     const output: OutputMode = values.output ? { mode: 'files', dir: values.output } : { mode: 'prefix' };
@@ -119,8 +124,9 @@ export const run: Command = {
       intervalMs: interval === undefined ? undefined : interval * 1000,
       keep,
       crs,
+      ...where,
     };
-    const restartOptions = { output, intervalMs: launch.intervalMs, keep, joinTimeoutMs: launch.joinTimeoutMs, rankTimeoutMs: launch.rankTimeoutMs, envRefresh: unattended.envRefresh };
+    const restartOptions = { ...where, bind: values.bind, output, intervalMs: launch.intervalMs, keep, joinTimeoutMs: launch.joinTimeoutMs, rankTimeoutMs: launch.rankTimeoutMs, envRefresh: unattended.envRefresh };
     // --resume: the same line starts the job the first time and resumes it after every requeue.
     if (values.resume && values.dir === undefined && values.name === undefined) throw new UsageError('--resume needs the job\'s --name or --dir (where its snapshots are)');
     const store = values.dir ?? join(stateDir(), 'snapshots', values.name ?? '');

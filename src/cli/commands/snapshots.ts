@@ -79,6 +79,7 @@ export const snapshotsCommand: Command = {
           println(`cwd        ${m.kind === 'process' ? m.process.cwd : m.job.cwd}`);
           println(`files      ${m.files.length}, ${mb(m.files.reduce((n, f) => n + f.size, 0))}`);
           if (m.kind === 'job') println(`ranks      ${describeRanks(m.ranks)}`);
+          if (m.kind === 'job' && m.ranks.some((r) => r.node)) println(`nodes      ${ranksPerNode(m.ranks)}`);
         }
         return 0;
       }
@@ -142,4 +143,11 @@ function rankList(rs: number[]): string {
     i = j + 1;
   }
   return out.join(', ');
+}
+
+/** "n1: ranks 0, 1; n2: ranks 2, 3" for a job that ran across nodes. */
+function ranksPerNode(ranks: { rank: number; node?: string }[]): string {
+  const by = new Map<string, number[]>();
+  for (const r of ranks) by.set(r.node || '?', [...(by.get(r.node || '?') ?? []), r.rank]);
+  return [...by].map(([node, rs]) => `${node}: rank${rs.length > 1 ? 's' : ''} ${rs.join(', ')}`).join('; ');
 }

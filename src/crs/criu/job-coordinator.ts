@@ -89,7 +89,7 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
       const back = run.awaitRejoin(r, run.dumpMs);
       back.catch(() => {});
       try {
-        await run.request(r, 'ckpt-dump', { rankDir: `${run.pending.dir}/${rankDirName(r)}` });
+        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r) });
       } catch (err) {
         // It did not go down (it refused, or never answered): nobody waits for it.
         failure ??= err;

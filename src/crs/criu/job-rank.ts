@@ -13,14 +13,9 @@ import { faultPoint } from '../../util/faults.js';
 import { parse } from '../../wire/validate.js';
 import { dumpRequest } from '../../wire/messages.js';
 import type { CheckpointResult } from '../hooks.js';
-import type { DownOutcome, RankCheckpointer, RankHost } from '../job.js';
+import type { DownOutcome, RankCheckpointer, RankHost, RejoinInfo } from '../job.js';
 
-/** What a restarted job hands its restored ranks through their rejoin pipes. */
-export interface RejoinInfo {
-  coord: string;
-  job: string;
-  secret: string;
-}
+export type { RejoinInfo } from '../job.js';
 
 export function criuRankHalf(host: RankHost): RankCheckpointer {
   /** The read end of the rejoin pipe, a timer that keeps the process alive, and who we were, for the pending checkpoint. */
@@ -39,7 +34,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
     } catch {
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${host.rank} was restored without rejoin information (read ${text.length} bytes)`);
     }
-    if (typeof info?.coord !== 'string' || typeof info.job !== 'string' || typeof info.secret !== 'string') {
+    if (typeof info?.coord !== 'string' || typeof info.job !== 'string' || typeof info.secret !== 'string' || (info.peerHost !== undefined && typeof info.peerHost !== 'string')) {
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${host.rank} was restored with incomplete rejoin information`);
     }
     return info;

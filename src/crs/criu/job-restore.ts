@@ -66,7 +66,8 @@ export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreCo
     }
   };
   // A few restores at a time: each CRIU restore waits on the disk and the kernel part of the time.
-  const queue = [...snapshot.manifest.ranks] as RankRecord[]; // validated by validateRank before any restart
+  const only = ctx.ranks ? new Set(ctx.ranks) : undefined;
+  const queue = (snapshot.manifest.ranks as RankRecord[]).filter((r) => !only || only.has(r.rank)); // validated by validateRank before any restart
   const settled: PromiseSettledResult<void>[] = [];
   const worker = async () => {
     for (let rec = queue.shift(); rec; rec = queue.shift()) settled.push(...(await Promise.allSettled([restoreRank(rec)])));

@@ -45,7 +45,7 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
     await run.all('ckpt-save', (j) => ({
       target,
       expected: ranks.map((i) => written[i]?.[j] ?? 0),
-      rankDir: `${pending.dir}/${rankDirName(j)}`,
+      rankDir: run.rankDir(j),
       inlineBytes,
     }))
   ).map((m, r) => parse(saveReply, m, `rank ${r}'s ckpt-save reply`));

@@ -1,0 +1,12 @@
+// The node agent's entry point: srun runs `node dist/agent/main.js` on every node
+// of a job across nodes (runtime/starter-slurm.ts). One line on failure, never a trace.
+import { CkptError } from '../errors.js';
+import { agentEnv, runNodeAgent } from './node-agent.js';
+
+try {
+  process.exitCode = await runNodeAgent(agentEnv(process.env));
+} catch (err) {
+  const e = err as Error;
+  process.stderr.write(`ckpt agent: ${e.message}${err instanceof CkptError ? ` [${err.code}]` : ''}\n`);
+  process.exitCode = 1;
+}

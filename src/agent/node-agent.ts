@@ -1,0 +1,96 @@
+// The node agent (`ckpt` started by srun, one per node): to its node what orted
+// was to Open MPI's — it connects to the job's coordinator, starts and restores
+// the node's ranks on its word, forwards their output and exits, signals them,
+// and answers for the node (does it see the job's store?). It lives as long as
+// its connection: when the coordinator goes, the node's ranks go. The protocol:
+// docs/RUNTIME.md, "Across nodes".
+import { hostname } from 'node:os';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import type { ControlMessage } from '../wire/frame.js';
+import { nodeAddress } from '../wire/host-address.js';
+import { probeStore, restoreRanks, signalRanks, startRank, terminateRanks } from '../wire/agent-messages.js';
+import { parse } from '../wire/validate.js';
+import { NodeRanks } from './node-ranks.js';
+import { probeStoreHere, restoreHere } from './node-restore.js';
+
+export interface AgentEnv {
+  coord: string;
+  job: string;
+  secret: string;
+  node: string;
+  nodeIndex: number;
+  bind?: string;
+}
+
+/** What srun hands the agent, checked. */
+export function agentEnv(env: NodeJS.ProcessEnv): AgentEnv {
+  const need = (name: string): string => {
+    const v = env[name];
+    if (!v) throw new CkptError(ErrorCodes.USAGE, `the node agent is started by ckpt run under Slurm, not by hand (${name} is not set)`);
+    return v;
+  };
+  const index = Number(env.SLURM_PROCID ?? env.SLURM_NODEID ?? '0');
+  return {
+    coord: need('CKPT_AGENT_COORD'),
+    job: need('CKPT_JOB_ID'),
+    secret: need('CKPT_JOB_SECRET'),
+    node: env.SLURMD_NODENAME || hostname(),
+    nodeIndex: Number.isSafeInteger(index) && index >= 0 ? index : 0,
+    ...(env.CKPT_AGENT_BIND ? { bind: env.CKPT_AGENT_BIND } : {}),
+  };
+}
+
+/** Runs the agent to the end of its job; resolves with its exit status. */
+export async function runNodeAgent(e: AgentEnv): Promise<number> {
+  const address = await nodeAddress(e.bind);
+  const channel = new Channel(await connectTo(parseAddress(e.coord), 30_000, 'the job coordinator'));
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address });
+  const welcome = await channel.next(30_000, 'the coordinator to welcome this node');
+  if (welcome.type === 'error') throw remoteError(welcome, 'the coordinator refused this node');
+  // Ranks listen for their peers on the node's own address, and know their node.
+  const ranks = new NodeRanks(channel, { CKPT_PEER_HOST: address, SLURMD_NODENAME: e.node });
+  const ending = new Promise<number>((resolve) => {
+    channel.on('close', () => {
+      // The job is over, or its coordinator is gone: nothing of it stays on this node.
+      const live = ranks.live;
+      ranks.terminate(undefined, 0);
+      void ranks.exited().then(() => resolve(live ? 1 : 0));
+    });
+  });
+  for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => channel.close());
+  // Slurm signals every process of the step; the ranks get theirs, the agent stays.
+  for (const s of ['SIGUSR1', 'SIGUSR2', 'SIGCONT'] as const) process.on(s, () => {});
+  channel.on('message', (m) => void serve(channel, ranks, m, address));
+  return ending;
+}
+
+async function serve(channel: Channel, ranks: NodeRanks, m: ControlMessage, address: string): Promise<void> {
+  const reply = (body: Record<string, unknown>) => channel.send({ type: 'reply', id: m.id, ok: true, ...body });
+  try {
+    switch (m.type === 'request' ? m.op : m.type) {
+      case 'start':
+        return reply({ pid: ranks.start(parse(startRank, m, 'start')) });
+      case 'restore':
+        await restoreHere(parse(restoreRanks, m, 'restore'), ranks, address);
+        return reply({});
+      case 'probe-store': {
+        const p = parse(probeStore, m, 'probe-store');
+        return reply(probeStoreHere(p.path, p.token));
+      }
+      case 'signal': {
+        const s = parse(signalRanks, m, 'signal');
+        return ranks.signal(s.rank, s.signal as NodeJS.Signals);
+      }
+      case 'terminate': {
+        const t = parse(terminateRanks, m, 'terminate');
+        return ranks.terminate(t.rank, t.graceMs);
+      }
+      default:
+        throw new CkptError(ErrorCodes.OOB_PROTOCOL, `unexpected '${String(m.op ?? m.type)}' from the coordinator`);
+    }
+  } catch (err) {
+    if (m.type === 'request') channel.send({ type: 'reply', id: m.id, ok: false, message: (err as Error).message });
+    else channel.fail(err instanceof CkptError ? err : new CkptError(ErrorCodes.OOB_PROTOCOL, (err as Error).message));
+  }
+}

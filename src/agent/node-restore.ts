@@ -1,0 +1,37 @@
+// What an agent does with the job's files on its node: restores its ranks of a
+// criu snapshot (read from the shared store, checked as any snapshot is), and
+// reads the coordinator's probe to tell whether the store is shared.
+import { readFileSync } from 'node:fs';
+import { CkptError, ErrorCodes } from '../errors.js';
+import { jobCheckpointer, isJobCheckpointer } from '../crs/job-registry.js';
+import { restoredRank } from '../runtime/rankproc.js';
+import { isJobSnapshot, openSnapshot } from '../store/store.js';
+import { restartIdentity } from '../store/trust.js';
+import type { RestoreRanks } from '../wire/agent-messages.js';
+import type { NodeRanks } from './node-ranks.js';
+
+/** Restores ranks `m.ranks` here; they will listen for their peers on `address`, this node's. */
+export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, address: string): Promise<void> {
+  const snapshot = openSnapshot(m.snapshot);
+  if (!isJobSnapshot(snapshot)) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${m.snapshot} is not a job snapshot`);
+  // Never more privilege than the snapshot's owner had (the coordinator checked too: this is another host).
+  restartIdentity(snapshot.owner, snapshot.dir, 'job');
+  const crs = snapshot.manifest.crs.name;
+  const component = isJobCheckpointer(crs) ? jobCheckpointer(crs) : undefined;
+  if (!component?.restoreRanks) throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `${snapshot.dir}: '${crs}' does not restore ranks`);
+  snapshot.manifest.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
+  await component.restoreRanks(snapshot, {
+    ranks: m.ranks,
+    rejoin: { ...m.rejoin, peerHost: address },
+    onRestored: (rank, pid, stdout, stderr) => ranks.restored(rank, restoredRank(pid, stdout, stderr)),
+  });
+}
+
+/** Whether `path` holds `token` here. */
+export function probeStoreHere(path: string, token: string): { seen: 'yes' | 'no'; message?: string } {
+  try {
+    return readFileSync(path, 'utf8') === token ? { seen: 'yes' } : { seen: 'no', message: 'another file of that name is there' };
+  } catch (err) {
+    return { seen: 'no', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+  }
+}

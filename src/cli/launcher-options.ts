@@ -1,0 +1,32 @@
+// Where a job's ranks run, as `ckpt run` and `ckpt restart` are told: --launcher
+// local|slurm (default: slurm inside a Slurm allocation, else local), -N NODES,
+// --distribution block|cyclic, --bind IFACE|ADDR.
+import { UsageError } from '../errors.js';
+import type { LaunchOptions } from '../runtime/launcher.js';
+import { intOption } from './command.js';
+
+export const launcherUsage = '[--launcher local|slurm] [-N NODES] [--distribution block|cyclic]';
+
+export const launcherOptions = {
+  launcher: { type: 'string' },
+  nodes: { type: 'string', short: 'N' },
+  distribution: { type: 'string' },
+} as const;
+
+type Values = { launcher?: string; nodes?: string; distribution?: string };
+
+export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.env): Pick<LaunchOptions, 'launcher' | 'nodes' | 'distribution' | 'log'> {
+  const launcher = values.launcher ?? ((env.SLURM_JOB_ID ?? env.SLURM_JOBID) ? 'slurm' : 'local');
+  if (launcher !== 'local' && launcher !== 'slurm') throw new UsageError(`--launcher is local or slurm, not '${launcher}'`);
+  const d = values.distribution;
+  if (d !== undefined && d !== 'block' && d !== 'cyclic') throw new UsageError(`--distribution is block or cyclic, not '${d}'`);
+  if (launcher === 'local' && (values.nodes !== undefined || d !== undefined)) {
+    throw new UsageError(`${values.nodes !== undefined ? '-N' : '--distribution'} places ranks on the nodes of a Slurm allocation: it needs --launcher slurm`);
+  }
+  return {
+    launcher,
+    ...(values.nodes !== undefined ? { nodes: intOption(values.nodes, 'nodes', 1) } : {}),
+    ...(d ? { distribution: d } : {}),
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
+}

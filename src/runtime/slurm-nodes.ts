@@ -1,0 +1,55 @@
+// What the coordinator asks of all its node agents at once: that they see the
+// job's store (shared storage, checked before anything is started), and that they
+// restore their ranks of a criu snapshot, in parallel, each on its own node.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CkptError, ErrorCodes } from '../errors.js';
+import type { JobSnapshot } from '../store/store.js';
+import { probeReply } from '../wire/agent-messages.js';
+import { parse } from '../wire/validate.js';
+import type { NodeAgentLink } from './node-agent-link.js';
+import type { StarterRestoreContext } from './starter.js';
+
+/** How long a node's restore of its ranks may take (ms). */
+const RESTORE_MS = 600_000;
+
+/**
+ * Writes a token into the store and asks every agent to read it back: a node that
+ * does not see it (a node-local directory of the same name, or none) fails the
+ * job's start with STORE_NOT_SHARED — not its first checkpoint, half written.
+ */
+export async function checkStoreShared(store: string, jobId: string, agents: NodeAgentLink[]): Promise<void> {
+  mkdirSync(store, { recursive: true, mode: 0o700 });
+  const token = randomBytes(16).toString('hex');
+  const path = join(store, `.ckpt-shared-${jobId}`);
+  // O_EXCL: never written through something planted under the name.
+  writeFileSync(path, token, { flag: 'wx', mode: 0o600 });
+  try {
+    const replies = await Promise.all(
+      agents.map(async (a) => ({ a, r: parse(probeReply, await a.request('probe-store', { path, token }, 30_000, `node ${a.node} to look at the store`), `node ${a.node}'s store probe`) })),
+    );
+    const blind = replies.filter(({ r }) => r.seen !== 'yes');
+    if (blind.length) {
+      throw new CkptError(
+        ErrorCodes.STORE_NOT_SHARED,
+        `the snapshot store ${store} is not shared storage: ${blind.map(({ a, r }) => `node ${a.node} does not see it${r.message ? ` (${r.message})` : ''}`).join('; ')}`,
+        { hint: 'give --dir a directory every node mounts (a cluster file system)', details: { store, nodes: blind.map(({ a }) => a.node) } },
+      );
+    }
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Each agent restores its ranks (placement) of `snapshot`; every node settles before a failure is reported. */
+export async function restoreOnNodes(snapshot: JobSnapshot, ctx: StarterRestoreContext, agents: NodeAgentLink[], placement: number[]): Promise<void> {
+  const byNode = agents.map((_, i) => placement.flatMap((n, r) => (n === i ? [r] : [])));
+  const settled = await Promise.allSettled(
+    agents.map((a, i) =>
+      byNode[i]!.length ? a.request('restore', { snapshot: snapshot.dir, ranks: byNode[i], rejoin: ctx.rejoin }, RESTORE_MS, `node ${a.node} to restore ranks ${byNode[i]!.join(', ')}`) : undefined,
+    ),
+  );
+  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`node ${agents[i]!.node}: ${(s.reason as Error).message}`] : []));
+  if (failed.length) throw new CkptError(ErrorCodes.CRIU_FAILED, `restoring the ranks failed: ${failed.join('; ')}`);
+}

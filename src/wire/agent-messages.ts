@@ -1,0 +1,49 @@
+// The node-agent protocol: one connection from each node's agent to the job's
+// coordinator (docs/RUNTIME.md, "Across nodes"). The coordinator asks an agent to
+// start or restore that node's ranks and to signal them; the agent reports each
+// rank's output, start and exit. One validator per message, used by both sides.
+import { array, count, int, literal, nullable, object, optional, str, type Check, type Checked } from './validate.js';
+
+/** An environment: names to string values, nothing else. */
+export const envRecord: Check<Record<string, string>> = (v, p) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return str(v, p) as never;
+  for (const [k, x] of Object.entries(v)) str(x, `${p}.${k}`);
+  return v as Record<string, string>;
+};
+
+/** agent → coordinator, first: who it is and where it runs. */
+export const agentHello = object({
+  node: str,
+  /** Slurm's SLURM_NODEID of the agent's step (0..nodes-1). */
+  nodeIndex: count,
+  pid: int,
+  /** The node's own address, for its ranks' peer listeners. */
+  address: str,
+});
+export type AgentHello = Checked<typeof agentHello>;
+
+// ---- coordinator → agent (requests; the reply carries ok:false and message on failure) ----
+
+export const startRank = object({ rank: count, command: str, args: array(str), env: envRecord, cwd: optional(str) });
+export type StartRank = Checked<typeof startRank>;
+export const startReply = object({ pid: int });
+
+export const rejoinInfo = object({ coord: str, job: str, secret: str, peerHost: optional(str) });
+/** Restore these ranks of a criu job snapshot on this node. */
+export const restoreRanks = object({ snapshot: str, ranks: array(count), rejoin: rejoinInfo });
+export type RestoreRanks = Checked<typeof restoreRanks>;
+
+/** Reads the job's shared-storage probe: is the store the same directory here? */
+export const probeStore = object({ path: str, token: str });
+export const probeReply = object({ seen: literal('yes', 'no'), message: optional(str) });
+
+// ---- coordinator → agent, unasked ----
+
+export const signalRanks = object({ type: literal('signal'), rank: optional(count), signal: str });
+export const terminateRanks = object({ type: literal('terminate'), rank: optional(count), graceMs: count });
+
+// ---- agent → coordinator, unasked ----
+
+export const rankOutput = object({ type: literal('output'), rank: count, stream: literal('stdout', 'stderr'), data: str });
+export const rankStarted = object({ type: literal('restored'), rank: count, pid: int });
+export const rankExit = object({ type: literal('exit'), rank: count, code: nullable(int), signal: nullable(str) });
