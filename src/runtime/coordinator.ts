@@ -175,12 +175,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 
   /** The launcher tells the coordinator a rank's process ended. */
+  /** A rank is gone, in a job being aborted too: nothing waits for it any longer (its rejoin, its arrival). */
+  rankGone(rank: number): void {
+    this.rejoins.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+  }
+
   rankExited(rank: number, exit: { code: number | null; signal: string | null }): void {
     const slot = this.slots[rank];
     if (!slot || slot.exited) return;
     slot.exited = true;
-    this.rejoins.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
-    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.rankGone(rank);
     if (!this.wiredUp && !slot.channel && this.slots.some((s) => s.channel)) {
       // Ranks are waiting in init() for one that will never come.
       this.emit('abort', { message: `rank ${rank} exited before joining the job`, rank });
@@ -219,6 +224,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   async close(): Promise<void> {
     this.clearJoinTimer();
+    // Nothing waits for a rank of a closed job (a rejoin that will not come must not hold the process).
+    const closed = () => new CkptError(ErrorCodes.JOB_ABORTED, 'the job has ended');
+    this.rejoins.rejectAll(closed);
+    this.arrivalWaits.rejectAll(closed);
     for (const ch of this.channels) ch.destroy();
     const server = this.server;
     this.server = undefined;

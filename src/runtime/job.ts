@@ -330,6 +330,8 @@ export class Job extends EventEmitter<JobEvents> {
     }
     // After the abort (if any): ranks then hear of the abort before of the exit.
     if (!this.failure) this.coordinator.rankExited(rank, exit);
+    // A checkpoint in progress does not wait for it (a rank down for its dump never rejoins).
+    else this.coordinator.rankGone(rank);
     if (this.ranks.allExited) void this.finish();
   }
 

@@ -16,6 +16,8 @@ export class RankWaits<T, K = undefined> {
   wait(rank: number, key: K, timeoutMs: number, what: string): Promise<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => w.reject(new CkptError(ErrorCodes.TIMEOUT, `timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+      // A wait never keeps the process alive by itself (a job that has ended may still have one).
+      timer.unref();
       const settle = () => {
         clearTimeout(timer);
         if (this.waits.get(rank) === w) this.waits.delete(rank);

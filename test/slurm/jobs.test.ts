@@ -4,9 +4,9 @@
 // sets, self and criu, with the checksums of an uninterrupted run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckptBin, ckptProgram, needCriu } from '../helpers.js';
+import { ckptBin, ckptProgram, faultEnv, gate, needCriu } from '../helpers.js';
 import { program } from '../jobs/exchange.js';
 import { needSlurm, startCluster } from './cluster.js';
 
@@ -24,17 +24,20 @@ async function uninterrupted(n: number): Promise<Map<number, string>> {
   return checksums(p.lines.join('\n'));
 }
 
-test('-N 2 -n 4: a ring job across two nodes runs to the end with the checksums of a local run', async (t) => {
-  if (!needSlurm(t)) return;
-  const expected = await uninterrupted(4);
-  const cluster = await startCluster(t, { nodes: 3, cpusPerNode: 4 });
-  const r = await cluster.run('salloc', ['-N', '2', '-n', '4', process.execPath, ckptBin, 'run', '-n', '4', '-v', '--', process.execPath, program], {
-    env: { ITERS: String(ITERS) },
-    timeoutMs: 120_000,
+for (const [nodes, size] of [
+  [2, 4],
+  [3, 6],
+] as const) {
+  test(`-N ${nodes} -n ${size}: a ring job across the nodes runs to the end with the checksums of a local run`, async (t) => {
+    if (!needSlurm(t)) return;
+    const expected = await uninterrupted(size);
+    const cluster = await startCluster(t, { nodes: 3, cpusPerNode: 4 });
+    const args = ['-N', String(nodes), `--ntasks-per-node=${size / nodes}`, process.execPath, ckptBin, 'run', '-n', String(size), '--', process.execPath, program];
+    const r = await cluster.run('salloc', args, { env: { ITERS: String(ITERS) }, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(checksums(r.stdout), expected);
   });
-  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  assert.deepEqual(checksums(r.stdout), expected);
-});
+}
 
 /** Waits until `p`'s stdout shows `n` ranks at the gate, or back there (a criu rank wakes inside its gate loop). */
 async function gated(p: { stdout: () => string; stderr: () => string; exited: Promise<unknown> }, n: number, timeoutMs = 120_000): Promise<void> {
@@ -80,5 +83,72 @@ for (const crs of ['self', 'criu'] as const) {
     assert.deepEqual(checksums(last.stdout), expected);
     const inspect = await cluster.check(process.execPath, [ckptBin, 'snapshots', 'inspect', store]);
     assert.match(inspect, /n1/, inspect);
+  });
+}
+
+async function waitFor(ok: () => boolean, what: string, show: () => string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${show()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Host pids of the node agent of `node` (its unshare and the agent itself), found through /proc. */
+function agentPids(node: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!(pid > 1)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (cmd.includes('dist/agent/main.js') && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+for (const crs of ['self', 'criu'] as const) {
+  test(`${crs}: a node's agent SIGKILLed mid-checkpoint: the checkpoint fails naming the node; the previous snapshot restarts on the other nodes`, async (t) => {
+    if (!needSlurm(t)) return;
+    if (crs === 'criu' && !(await needCriu(t))) return;
+    const expected = await uninterrupted(6);
+    const cluster = await startCluster(t, { nodes: 3, cpusPerNode: 4 });
+    const store = join(cluster.dir, 'store');
+    const gateFile = join(cluster.dir, 'gate');
+    const phase = crs === 'self' ? 'save' : 'dump';
+    const fault = faultEnv(t, `${phase}:coord:gate@2`);
+    const faults = fault.CKPT_FAULT_DIR;
+    const env = { ITERS: String(ITERS), GATE_AT: '100', GATE_FILE: gateFile, ...fault };
+    const name = `lost-${crs}`;
+    const job = cluster.spawn('salloc', ['-N', '3', '--ntasks-per-node=2', process.execPath, ckptBin, 'run', '-n', '6', '--name', name, '--dir', store, '--crs', crs, '--', process.execPath, program], { env });
+    await gated(job, 6);
+    await cluster.check(process.execPath, [ckptBin, 'checkpoint', name]);
+    const second = cluster.spawn(process.execPath, [ckptBin, 'checkpoint', name]);
+    const g = gate(faults, phase, 'coord');
+    await g.reached();
+    const agents = agentPids('n3');
+    assert.ok(agents.length > 0, 'n3 has an agent');
+    for (const pid of agents) process.kill(pid, 'SIGKILL');
+    // The coordinator knows the node is gone before the checkpoint goes on (else the
+    // node's ranks may still answer, and the checkpoint rightly commits).
+    await waitFor(() => /node n3 lost/.test(job.stderr()), 'the coordinator to see n3 lost', () => job.stderr());
+    g.open();
+    const failed = await second.exited;
+    assert.notEqual(failed.code, 0, 'the checkpoint in progress fails');
+    assert.match(failed.stderr, /checkpoint of job \w+ failed/, failed.stderr);
+    const ended = await job.exited;
+    assert.notEqual(ended.code, 0);
+    assert.match(ended.stderr, /node n3 lost/, ended.stderr);
+    // Only the first checkpoint was committed; it restarts on n1 and n2, and runs to the end.
+    const list = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'snapshots', 'ls', store, '--json'])) as { snapshots: { seq: number }[] };
+    assert.deepEqual(list.snapshots.map((s) => s.seq), [1]);
+    writeFileSync(gateFile, '');
+    const r = await cluster.run('salloc', ['-w', 'n1,n2', '-N', '2', '--ntasks-per-node=3', process.execPath, ckptBin, 'restart', store], { timeoutMs: 180_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.deepEqual(checksums(r.stdout), expected);
   });
 }
