@@ -131,6 +131,18 @@ export const CONFIG = {
     kind: 'string', setBy: 'ckpt', defaultText: 'loopback when the coordinator is, else the host name\'s address',
     meaning: "The address a rank listens on for its peers and hands out (set by whoever starts the rank on its node; `0.0.0.0`: listen everywhere).",
   },
+  CKPT_AGENT_COORD: {
+    kind: 'string', setBy: 'ckpt', defaultText: '—',
+    meaning: "A node agent (a job across nodes under Slurm): the coordinator's address it connects to.",
+  },
+  CKPT_AGENT_BIND: {
+    kind: 'string', setBy: 'ckpt', defaultText: "the node's host name's address",
+    meaning: "A node agent: the interface (or address) its node's ranks listen on (`ckpt run --bind`).",
+  },
+  CKPT_AGENT_PIDNS: {
+    kind: 'flag', default: true, setBy: 'user', defaultText: '1 (as root)',
+    meaning: 'Under `--launcher slurm`, 0: node agents do not run in a pid namespace of their own (criu ranks restored on another node may then find their pids taken).',
+  },
   CKPT_JOB_SECRET: {
     kind: 'string', setBy: 'ckpt', defaultText: '—',
     meaning: 'Proves membership of the job on every connection; never recorded in a snapshot.',

@@ -74,6 +74,8 @@ async function serve(channel: Channel, ranks: NodeRanks, m: ControlMessage, addr
       case 'restore':
         await restoreHere(parse(restoreRanks, m, 'restore'), ranks, address);
         return reply({});
+      case 'ping':
+        return reply({});
       case 'probe-store': {
         const p = parse(probeStore, m, 'probe-store');
         return reply(probeStoreHere(p.path, p.token));

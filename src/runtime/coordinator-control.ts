@@ -13,6 +13,8 @@ export interface ControlHost {
   peers(): string[];
   readonly checkpointHandler: CheckpointHandler | undefined;
   kill(signal: NodeJS.Signals | undefined): void;
+  /** One request/reply round with every node agent at once (a job across nodes); undefined without agents. */
+  pingAgents?(): Promise<void> | undefined;
 }
 
 export function serveControl(channel: Channel, m: ControlMessage, host: ControlHost): void {
@@ -38,6 +40,20 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
       const signal = typeof m.signal === 'string' ? (m.signal as NodeJS.Signals) : undefined;
       channel.send({ type: 'reply', id: m.id, ok: true });
       host.kill(signal);
+      return;
+    }
+    case 'ping-agents': {
+      // The bare cost of one round through the node agents (bench/slurm.mjs measures checkpoints against it).
+      const ping = host.pingAgents?.();
+      if (!ping) {
+        channel.send({ type: 'reply', id: m.id, ok: false, message: 'this job has no node agents' });
+        return;
+      }
+      const t0 = performance.now();
+      ping.then(
+        () => channel.send({ type: 'reply', id: m.id, ok: true, ms: performance.now() - t0 }),
+        (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message }),
+      );
       return;
     }
     default:

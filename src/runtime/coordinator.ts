@@ -83,6 +83,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
   checkpointHandler: CheckpointHandler | undefined;
+  /** Filled by the launcher when the job has node agents: one round with all of them. */
+  pingAgents: (() => Promise<void>) | undefined;
   /** Set by a starter with node agents (starter-slurm.ts): takes their connections. */
   private agentHandler: ((channel: Channel, hello: AgentHello) => void) | undefined;
 
@@ -120,6 +122,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           peers: () => (this.wiredUp ? this.peerAddresses() : []),
           checkpointHandler: this.checkpointHandler,
           kill: (signal) => this.emit('kill', { signal }),
+          pingAgents: () => this.pingAgents?.(),
         }),
       refused: (err) => this.emit('rejected', err),
       admitAgent: (channel, hello) => {

@@ -295,6 +295,7 @@ export class Job extends EventEmitter<JobEvents> {
     c.on('kill', ({ signal }) => (signal ? this.signal(signal) : this.kill('killed by ckpt kill')));
     c.on('rejected', (err) => this.emit('rejected', err));
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
+    if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
     c.checkpointHandler = async ({ then, store, crs, from }) => {
       if (from === 'rank') {

@@ -5,6 +5,7 @@
 // Ranks reach the coordinator and each other over TCP on their node's address.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { envFlag } from '../config.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { JobSnapshot } from '../store/store.js';
 import { resolveCommand } from '../util/command.js';
@@ -124,6 +125,10 @@ export class SlurmStarter implements RankStarter {
     }
   }
 
+  async ping(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a?.request('ping', {}, 30_000, `node ${a.node} to answer a ping`)));
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     for (const a of this.agents) a?.close();
@@ -161,7 +166,7 @@ export class SlurmStarter implements RankStarter {
   private spawnAgents(srun: string, count: number, env: NodeJS.ProcessEnv, ctx: StarterContext): void {
     // As root, each agent is pid 1 of a fresh pid namespace: its ranks cannot outlive it,
     // and a criu rank restored on any node finds its pids free there (see agent/pid-bands.ts).
-    const pidns = process.getuid?.() === 0 && env.CKPT_AGENT_PIDNS !== '0';
+    const pidns = process.getuid?.() === 0 && envFlag('CKPT_AGENT_PIDNS', env);
     const agent = [process.execPath, AGENT_MAIN];
     const argv = [
       `--nodes=${count}`,

@@ -77,6 +77,8 @@ export interface RankStarter {
   readonly remote?: boolean;
   /** Restores the ranks of a snapshot whose checkpointer restores them (criu), each where it is to run. */
   restore?(snapshot: JobSnapshot, ctx: StarterRestoreContext): Promise<void>;
+  /** One request/reply round with every node agent at once (starters with agents). */
+  ping?(): Promise<void>;
   /** The job has ended: gives back what the starter holds (its agents end). */
   close?(): Promise<void>;
 }
