@@ -40,7 +40,7 @@ async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boo
 
 export const restartCommand: Command = {
   name: 'restart',
-  summary: 'restart a process from a snapshot (the newest in a store, or --seq N)',
+  summary: 'restart a process or a job from a snapshot (the newest in a store, or --seq N)',
   usage,
   async run(argv) {
     const { values, positionals } = parse(

@@ -77,7 +77,7 @@ function split(argv: string[]): { own: string[]; command: string[] } {
 
 export const run: Command = {
   name: 'run',
-  summary: 'Run a parallel job: N ranks of a command with a coordinator',
+  summary: 'Run a parallel job: N ranks of a command with a coordinator, on this host or across a Slurm allocation',
   usage,
   async run(argv) {
     const { own, command } = split(argv);
