@@ -3,6 +3,7 @@
 // --distribution block|cyclic, --bind IFACE|ADDR.
 import { UsageError } from '../errors.js';
 import type { LaunchOptions } from '../runtime/launcher.js';
+import { slurmAllocation } from '../runtime/slurm-allocation.js';
 import { intOption } from './command.js';
 
 export const launcherUsage = '[--launcher local|slurm] [-N NODES] [--distribution block|cyclic]';
@@ -23,9 +24,15 @@ export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.en
   if (launcher === 'local' && (values.nodes !== undefined || d !== undefined)) {
     throw new UsageError(`${values.nodes !== undefined ? '-N' : '--distribution'} places ranks on the nodes of a Slurm allocation: it needs --launcher slurm`);
   }
+  const nodes = intOption(values.nodes, 'nodes', 1);
+  if (launcher === 'slurm') {
+    // Checked first: outside an allocation nothing else (this host's address for the nodes, the store) can be right.
+    const alloc = slurmAllocation(env);
+    if (nodes !== undefined && nodes > alloc.nodes) throw new UsageError(`-N ${nodes}: the allocation has ${alloc.nodes} node${alloc.nodes > 1 ? 's' : ''}`);
+  }
   return {
     launcher,
-    ...(values.nodes !== undefined ? { nodes: intOption(values.nodes, 'nodes', 1) } : {}),
+    ...(nodes !== undefined ? { nodes } : {}),
     ...(d ? { distribution: d } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   };

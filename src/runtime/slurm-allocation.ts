@@ -18,13 +18,16 @@ export interface Allocation {
 
 const positive = (v: string | undefined): number | undefined => (v !== undefined && /^[1-9]\d*$/.test(v) ? Number(v) : undefined);
 
-/** "2(x3),1" → [2, 2, 2, 1]; undefined when malformed. */
+/** More nodes than any allocation has: a repeat count beyond it is a malformed value, not a loop to run. */
+const MAX_NODES = 100_000;
+
+/** "2(x3),1" → [2, 2, 2, 1]; undefined when malformed (counts are ≥ 1). */
 export function expandTasksPerNode(text: string | undefined): number[] | undefined {
   if (!text) return undefined;
   const out: number[] = [];
   for (const part of text.split(',')) {
-    const m = /^(\d+)(?:\(x(\d+)\))?$/.exec(part.trim());
-    if (!m) return undefined;
+    const m = /^([1-9]\d*)(?:\(x([1-9]\d*)\))?$/.exec(part.trim());
+    if (!m || out.length + Number(m[2] ?? 1) > MAX_NODES) return undefined;
     for (let i = 0; i < Number(m[2] ?? 1); i++) out.push(Number(m[1]));
   }
   return out;

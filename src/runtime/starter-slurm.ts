@@ -41,7 +41,10 @@ export class SlurmStarter implements RankStarter {
   private agents: (NodeAgentLink | undefined)[] = [];
   private srun: ChildProcess | undefined;
   private srunExit: Promise<Exit> | undefined;
-  private srunErr = '';
+  /** srun's last lines (its own and the agents' stderr), for a failed start's message. */
+  private srunTail: string[] = [];
+  /** Lines held until every agent is up: a failed start folds them into its one error line. */
+  private held: string[] | undefined = [];
   /** The restore in progress: ranks the agents report restored become the job's. */
   private restoring: StarterRestoreContext | undefined;
   /** The job is ending: agents' connections close on purpose. */
@@ -81,7 +84,7 @@ export class SlurmStarter implements RankStarter {
       });
       this.spawnAgents(srun, count, env, ctx);
       void this.srunExit!.then((e) =>
-        reject(new CkptError(ErrorCodes.NODE_LOST, `the node agents could not start: srun ended (${e.signal ?? `status ${e.code}`})${this.srunTail()}`)),
+        reject(new CkptError(ErrorCodes.NODE_LOST, `the node agents could not start: srun ended (${e.signal ?? `status ${e.code}`})${this.startFailure()}`)),
       );
     });
     const ms = this.o.agentStartMs ?? 60_000;
@@ -89,11 +92,14 @@ export class SlurmStarter implements RankStarter {
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const missing = this.agents.flatMap((a, i) => (a ? [] : [i]));
-        reject(new CkptError(ErrorCodes.NODE_LOST, `the node agents of node${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not connect within ${ms} ms${this.srunTail()}`));
+        reject(new CkptError(ErrorCodes.NODE_LOST, `the node agents of node${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not connect within ${ms} ms${this.startFailure()}`));
       }, ms);
     });
     try {
       await Promise.race([all, late]);
+      // Up: what srun said meanwhile (warnings) is the user's to read, as all it says from now on.
+      for (const line of this.held ?? []) this.o.log?.(line);
+      this.held = undefined;
       await checkStoreShared(ctx.store, ctx.jobId, this.agents as NodeAgentLink[]);
     } catch (err) {
       await this.close();
@@ -186,21 +192,34 @@ export class SlurmStarter implements RankStarter {
     this.srun = child;
     this.srunExit = new Promise((resolve) => {
       child.on('error', (err) => {
-        this.srunErr += err.message;
+        this.srunLine(err.message);
         resolve({ code: 127, signal: null });
       });
       child.on('close', (code, signal) => resolve({ code, signal }));
     });
     for (const s of [child.stdout!, child.stderr!]) {
+      let partial = '';
       s.setEncoding('utf8').on('data', (d: string) => {
-        this.srunErr = (this.srunErr + d).slice(-2000);
-        for (const line of d.split('\n')) if (line.trim()) this.o.log?.(line.startsWith('srun') ? line : `srun: ${line}`);
+        const lines = (partial + d).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) this.srunLine(line);
       });
+      s.on('end', () => this.srunLine(partial));
     }
   }
 
-  private srunTail(): string {
-    const t = this.srunErr.trim().split('\n').slice(-3).join('; ');
-    return t ? `: ${t}` : '';
+  private srunLine(line: string): void {
+    if (!line.trim()) return;
+    const shown = line.startsWith('srun') ? line : `srun: ${line}`;
+    this.srunTail = [...this.srunTail, line].slice(-20);
+    if (this.held) this.held.push(shown);
+    else this.o.log?.(shown);
+  }
+
+  /** Why the agents did not start: their own one-line reasons, else srun's last lines. */
+  private startFailure(): string {
+    const agents = [...new Set(this.srunTail.filter((l) => l.startsWith('ckpt agent: ')))];
+    const why = agents.length ? agents : this.srunTail.slice(-3);
+    return why.length ? `: ${why.join('; ')}` : '';
   }
 }

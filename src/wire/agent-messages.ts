@@ -2,11 +2,11 @@
 // coordinator (docs/RUNTIME.md, "Across nodes"). The coordinator asks an agent to
 // start or restore that node's ranks and to signal them; the agent reports each
 // rank's output, start and exit. One validator per message, used by both sides.
-import { array, count, int, literal, nullable, object, optional, str, type Check, type Checked } from './validate.js';
+import { array, count, int, literal, nullable, object, optional, ProtocolError, str, type Check, type Checked } from './validate.js';
 
 /** An environment: names to string values, nothing else. */
 export const envRecord: Check<Record<string, string>> = (v, p) => {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return str(v, p) as never;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError(`${p} must be an object of strings, got ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`);
   for (const [k, x] of Object.entries(v)) str(x, `${p}.${k}`);
   return v as Record<string, string>;
 };

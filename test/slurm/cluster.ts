@@ -50,6 +50,13 @@ export interface ClusterOptions {
   subnet?: string;
   /** How long to wait for every node to be idle in sinfo (default 60 s). */
   readyTimeoutMs?: number;
+  /**
+   * Directories under the cluster's dir (relative names, e.g. `['local']`) that are a
+   * different, empty directory on each node: every slurmd (and so every job step) runs
+   * in a mount namespace of its own with a tmpfs over DIR/NAME; the login host sees the
+   * plain directory. For "not on shared storage" tests.
+   */
+  nodeLocalDirs?: string[];
 }
 
 export interface SlurmHost {
@@ -225,13 +232,23 @@ done
 `;
 }
 
-function startNodeScript(): string {
+function startNodeScript(localDirs: string[]): string {
   return `#!/bin/bash
 # start-node.sh nI: slurmd for node nI in its namespaces, in the background (run inside the cluster).
 set -eu
 D=$(cd "$(dirname "$0")" && pwd)
 n=$1
-nsenter --net="$D/ns/$n.net" --uts="$D/ns/$n.uts" slurmd -D -N "$n" -f "$D/etc/slurm.conf" </dev/null >>"$D/log/slurmd-$n.out" 2>&1 &
+LOCAL_DIRS=(${localDirs.map((d) => `'${d}'`).join(' ')})
+if [ \${#LOCAL_DIRS[@]} -eq 0 ]; then
+  nsenter --net="$D/ns/$n.net" --uts="$D/ns/$n.uts" slurmd -D -N "$n" -f "$D/etc/slurm.conf" </dev/null >>"$D/log/slurmd-$n.out" 2>&1 &
+else
+  # Node-local directories: slurmd (and every job step under it) in a mount namespace
+  # of its own, with a fresh tmpfs over each. unshare and bash exec: $! is slurmd.
+  nsenter --net="$D/ns/$n.net" --uts="$D/ns/$n.uts" unshare --mount --propagation private bash -c '
+    D=$1; n=$2; shift 2
+    for d in "$@"; do mount -t tmpfs -o mode=0755 "ckpt-$n" "$D/$d"; done
+    exec slurmd -D -N "$n" -f "$D/etc/slurm.conf"' start-node "$D" "$n" "\${LOCAL_DIRS[@]}" </dev/null >>"$D/log/slurmd-$n.out" 2>&1 &
+fi
 echo $! >"$D/run/slurmd-$n.pid"
 `;
 }
@@ -563,6 +580,8 @@ export async function startCluster(t: TestContext | undefined, opts: ClusterOpti
   const t0 = Date.now();
   const count = opts.nodes ?? 3;
   if (!(Number.isInteger(count) && count >= 1 && count <= 200)) throw new Error(`nodes: 1..200, not ${count}`);
+  const localDirs = opts.nodeLocalDirs ?? [];
+  for (const d of localDirs) if (!/^[\w.-]+(\/[\w.-]+)*$/.test(d) || d.split('/').includes('..')) throw new Error(`nodeLocalDirs: a relative path under the cluster's directory, not ${d}`);
   const subnet = opts.subnet ?? '169.254.77';
   if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(subnet)) throw new Error(`subnet: three octets, not ${subnet}`);
   // 0755: a job of a non-root user must reach the munge socket and slurm.conf.
@@ -585,7 +604,8 @@ export async function startCluster(t: TestContext | undefined, opts: ClusterOpti
   );
   writeFileSync(join(dir, 'etc', 'slurm.conf'), slurmConf(dir, nodes, controller, opts), { mode: 0o644 });
   writeFileSync(join(dir, 'init.sh'), initScript(), { mode: 0o755 });
-  writeFileSync(join(dir, 'start-node.sh'), startNodeScript(), { mode: 0o755 });
+  for (const d of localDirs) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+  writeFileSync(join(dir, 'start-node.sh'), startNodeScript(localDirs), { mode: 0o755 });
 
   const cluster = new SlurmCluster(dir, controller, nodes, subnet);
   t?.after(() => cluster.stop());
