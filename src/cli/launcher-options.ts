@@ -17,7 +17,9 @@ export const launcherOptions = {
 type Values = { launcher?: string; nodes?: string; distribution?: string };
 
 export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.env): Pick<LaunchOptions, 'launcher' | 'nodes' | 'distribution' | 'log'> {
-  const launcher = values.launcher ?? ((env.SLURM_JOB_ID ?? env.SLURM_JOBID) ? 'slurm' : 'local');
+  // Inside an allocation (a job id and its node count, as salloc, sbatch and srun set them): across its nodes.
+  const inAllocation = !!(env.SLURM_JOB_ID ?? env.SLURM_JOBID) && !!(env.SLURM_JOB_NUM_NODES ?? env.SLURM_NNODES);
+  const launcher = values.launcher ?? (inAllocation ? 'slurm' : 'local');
   if (launcher !== 'local' && launcher !== 'slurm') throw new UsageError(`--launcher is local or slurm, not '${launcher}'`);
   const d = values.distribution;
   if (d !== undefined && d !== 'block' && d !== 'cyclic') throw new UsageError(`--distribution is block or cyclic, not '${d}'`);

@@ -97,7 +97,11 @@ export async function checkpointJob(
   const job = findJob(query);
   const channel = await connectControl(job);
   try {
-    const reply = await channel.request({ type: 'request', op: 'checkpoint', ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`);
+    const reply = await channel.request({ type: 'request', op: 'checkpoint', ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`).catch((err: CkptError) => {
+      // The job's coordinator went away mid-checkpoint: the job ended (or its launcher died); nothing was committed.
+      if (err.code !== ErrorCodes.OOB_UNREACHABLE) throw err;
+      throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${job.id} failed: the job ended before it was committed`, { cause: err });
+    });
     if (reply.ok !== true) {
       const code = Object.values(ErrorCodes).includes(reply.code as never) ? (reply.code as CkptError['code']) : ErrorCodes.CHECKPOINT_FAILED;
       throw new CkptError(code, String(reply.message));

@@ -355,6 +355,10 @@ export class Job extends EventEmitter<JobEvents> {
     if (this.state === 'exited') return;
     this.state = 'exited';
     this.stopPeriodic?.();
+    // A checkpoint still under way (its ranks are gone, so it fails at its next request)
+    // answers whoever asked for it before the coordinator closes; bounded all the same.
+    const busy = this.busy();
+    if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, 30_000).unref())]);
     await this.ranks.drainOutput(2000);
     await this.release();
     const ranks = this.ranks.exits();
