@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The in-cluster half of bench/slurm.mjs: run inside the Slurm test cluster's
+// namespaces (the coordinator listens on the login host's address there, and its
+// registry entry names pids of that pid namespace), it times control requests to a
+// running job in this process, so no CLI start-up is in the figures.
+//   node bench/slurm-probe.mjs '{"name":…,"crs":…,"pings":N,"checkpoints":N,"warmup":N,"end":"kill"|"terminate"|"none"}'
+//   node bench/slurm-probe.mjs '{"name":…,"end":"kill"}'   (only ends the job)
+// Prints one JSON line on stdout:
+//   { pings: [{ client, coord }], checkpoints: [{ ms, seq, local: [ms per rank] }], ended }
+// ping       op 'ping-agents': the coordinator pings every node agent once and replies
+//            its own time (coord); client = the whole request/reply as seen here.
+// checkpoint op 'checkpoint' (then: continue) on the same control connection; local =
+//            the ranks' own snapshot times from the manifest (self data.saveMs, criu
+//            data.dumpMs).
+// With CKPT_STATE_DIR set by the caller, the registry is the benchmark's own.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findJob } from '../dist/registry/jobs.js';
+import { connectControl } from '../dist/control/job-control.js';
+
+const o = JSON.parse(process.argv[2] ?? '{}');
+const now = () => performance.now();
+const TIMEOUT = 300_000;
+
+async function request(channel, op, body = {}) {
+  const reply = await channel.request({ type: 'request', op, ...body }, TIMEOUT, `'${op}' of job ${o.name}`);
+  if (reply.ok !== true) throw new Error(`'${op}' refused: ${String(reply.message)}`);
+  return reply;
+}
+
+function localTimes(snapshot, crs) {
+  try {
+    const m = JSON.parse(readFileSync(join(snapshot, 'manifest.json'), 'utf8'));
+    const xs = crs === 'criu' ? m.data?.dumpMs : m.data?.saveMs;
+    return Array.isArray(xs) ? xs : [];
+  } catch {
+    return [];
+  }
+}
+
+async function ping(channel) {
+  const t0 = now();
+  const reply = await request(channel, 'ping-agents');
+  return { client: now() - t0, coord: Number(reply.ms) };
+}
+
+const out = { pings: [], checkpoints: [], ended: null };
+const record = findJob(o.name);
+const channel = await connectControl(record);
+try {
+  // Warm-up: a round and (self) a checkpoint or two whose figures are dropped.
+  if ((o.pings ?? 0) > 0) await ping(channel);
+  for (let i = 0; i < (o.pings ?? 0); i++) {
+    await sleep(20 + Math.random() * 30);
+    out.pings.push(await ping(channel));
+  }
+  for (let i = 0; i < (o.warmup ?? 0) + (o.checkpoints ?? 0); i++) {
+    await sleep(30 + Math.random() * 50); // the ranks are somewhere in their loop
+    const t0 = now();
+    const reply = await request(channel, 'checkpoint', { crs: o.crs });
+    const ms = now() - t0;
+    if (i >= (o.warmup ?? 0)) out.checkpoints.push({ ms, seq: Number(reply.seq), local: localTimes(String(reply.snapshot), o.crs) });
+    // A ping right after each checkpoint: the round under the same conditions.
+    if ((o.pings ?? 0) > 0) out.pings.push(await ping(channel));
+  }
+  if (o.end === 'terminate') {
+    const reply = await request(channel, 'checkpoint', { crs: o.crs, then: 'terminate' });
+    out.ended = { terminated: Number(reply.seq), store: String(reply.store) };
+  } else if (o.end === 'kill') {
+    await request(channel, 'kill');
+    out.ended = { killed: true };
+  }
+} finally {
+  channel.close();
+}
+process.stdout.write(`${JSON.stringify(out)}\n`);
