@@ -9,7 +9,8 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
-import { probeStore, restoreRanks, signalRanks, startRank, terminateRanks } from '../wire/agent-messages.js';
+import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, startRank, terminateRanks } from '../wire/agent-messages.js';
+import { RankRelay } from './rank-relay.js';
 import { parse } from '../wire/validate.js';
 import { NodeRanks } from './node-ranks.js';
 import { probeStoreHere, restoreHere } from './node-restore.js';
@@ -48,12 +49,15 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address });
   const welcome = await channel.next(30_000, 'the coordinator to welcome this node');
   if (welcome.type === 'error') throw remoteError(welcome, 'the coordinator refused this node');
-  // Ranks listen for their peers on the node's own address, and know their node.
-  const ranks = new NodeRanks(channel, { CKPT_PEER_HOST: address, SLURMD_NODENAME: e.node });
+  // Ranks reach the coordinator through this agent, listen for their peers on the node's own address, and know their node.
+  const relay = new RankRelay(channel);
+  const relayed = await relay.listen();
+  const ranks = new NodeRanks(channel, { CKPT_COORD: relayed, CKPT_PEER_HOST: address, SLURMD_NODENAME: e.node });
   const ending = new Promise<number>((resolve) => {
     channel.on('close', () => {
       // The job is over, or its coordinator is gone: nothing of it stays on this node.
       const live = ranks.live;
+      relay.close();
       ranks.terminate(undefined, 0);
       void ranks.exited().then(() => resolve(live ? 1 : 0));
     });
@@ -61,21 +65,39 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(s, () => channel.close());
   // Slurm signals every process of the step; the ranks get theirs, the agent stays.
   for (const s of ['SIGUSR1', 'SIGUSR2', 'SIGCONT'] as const) process.on(s, () => {});
-  channel.on('message', (m) => void serve(channel, ranks, m, address));
+  channel.on('message', (m) => void serve(channel, { ranks, relay, relayed, address }, m));
   return ending;
 }
 
-async function serve(channel: Channel, ranks: NodeRanks, m: ControlMessage, address: string): Promise<void> {
+interface NodeState {
+  ranks: NodeRanks;
+  relay: RankRelay;
+  /** The relay's address: the coordinator, as this node's ranks reach it. */
+  relayed: string;
+  /** The node's own address, for its ranks' peers. */
+  address: string;
+}
+
+async function serve(channel: Channel, node: NodeState, m: ControlMessage): Promise<void> {
+  const { ranks, relay } = node;
   const reply = (body: Record<string, unknown>) => channel.send({ type: 'reply', id: m.id, ok: true, ...body });
   try {
     switch (m.type === 'request' ? m.op : m.type) {
       case 'start':
         return reply({ pid: ranks.start(parse(startRank, m, 'start')) });
       case 'restore':
-        await restoreHere(parse(restoreRanks, m, 'restore'), ranks, address);
+        await restoreHere(parse(restoreRanks, m, 'restore'), ranks, { coord: node.relayed, peerHost: node.address });
         return reply({});
       case 'ping':
         return reply({});
+      case 'fanout':
+        return reply({ replies: await relay.fanout(parse(fanoutRequest, m, 'fanout')) });
+      case 'relay': {
+        const r = parse(relayData, m, 'relay');
+        return relay.toRank(r.conn, Buffer.from(r.data, 'base64'));
+      }
+      case 'relay-close':
+        return relay.closeRank(parse(relayClose, m, 'relay-close').conn);
       case 'probe-store': {
         const p = parse(probeStore, m, 'probe-store');
         return reply(probeStoreHere(p.path, p.token));

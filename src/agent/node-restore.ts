@@ -10,8 +10,8 @@ import { restartIdentity } from '../store/trust.js';
 import type { RestoreRanks } from '../wire/agent-messages.js';
 import type { NodeRanks } from './node-ranks.js';
 
-/** Restores ranks `m.ranks` here; they will listen for their peers on `address`, this node's. */
-export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, address: string): Promise<void> {
+/** Restores ranks `m.ranks` here: they rejoin through this node's agent (`here.coord`) and listen on its address. */
+export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, here: { coord: string; peerHost: string }): Promise<void> {
   const snapshot = openSnapshot(m.snapshot);
   if (!isJobSnapshot(snapshot)) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${m.snapshot} is not a job snapshot`);
   // Never more privilege than the snapshot's owner had (the coordinator checked too: this is another host).
@@ -22,7 +22,7 @@ export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, address: st
   snapshot.manifest.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
   await component.restoreRanks(snapshot, {
     ranks: m.ranks,
-    rejoin: { ...m.rejoin, peerHost: address },
+    rejoin: { ...m.rejoin, ...here },
     onRestored: (rank, pid, stdout, stderr) => ranks.restored(rank, restoredRank(pid, stdout, stderr)),
   });
 }

@@ -70,7 +70,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       await faultPoint(name, 'coord');
     },
     request: (r, op, body = {}, timeoutMs = phaseMs) => c.requestRank(r, op, timeoutMs, body),
-    all: (op, body, timeoutMs = phaseMs) => Promise.all(ranks.map((r) => c.requestRank(r, op, timeoutMs, body(r)))),
+    // Ranks on other nodes: one message per node each way (Coordinator.requestAll).
+    all: (op, body, timeoutMs = phaseMs) => c.requestAll(ranks, op, body, timeoutMs),
     awaitArrival: (r, safePoint, timeoutMs) => c.awaitArrival(r, pending.seq, safePoint, timeoutMs),
     awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
     peerAddresses: () => c.peerAddresses(),
@@ -165,7 +166,7 @@ async function abortCheckpoint(c: Coordinator, ranks: number[], pending: Pending
  * a rank that fails to resume is the job's failure, seen by the launcher as such.
  */
 function resumeAll(c: Coordinator, ranks: number[], timeoutMs: number, body: Record<string, unknown>): void {
-  for (const r of ranks) c.requestRank(r, 'ckpt-resume', timeoutMs, body).catch(() => {});
+  c.requestAll(ranks, 'ckpt-resume', () => body, timeoutMs).catch(() => {});
 }
 
 /**

@@ -5,7 +5,9 @@
 // kill. It never carries rank-to-rank data. How a connection gets in is
 // coordinator-admission.ts; what control clients may ask, coordinator-control.ts.
 import { EventEmitter } from 'node:events';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { RelayedStream, type RelaySink } from './relayed-stream.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, type Address, formatAddress } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
@@ -90,6 +92,35 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void {
     this.agentHandler = handler;
+  }
+
+  /** A rank connection relayed by a node agent (relayed-stream.ts): admitted as a socket is. */
+  admitRelayed(stream: Duplex): void {
+    admitConnection(stream as Socket, this.admission);
+  }
+
+  /**
+   * One request to each of `ranks` at once. Ranks relayed by a node agent get theirs
+   * through it, one message per node each way (the coordinator's work per round grows
+   * with nodes); the others directly. The first failure fails the round.
+   */
+  async requestAll(ranks: readonly number[], op: string, body: (rank: number) => Record<string, unknown>, timeoutMs = 10_000): Promise<ControlMessage[]> {
+    const byAgent = new Map<RelaySink, number[]>();
+    const direct: number[] = [];
+    for (const r of ranks) {
+      const socket = this.slots[r]?.channel?.socket as unknown;
+      if (socket instanceof RelayedStream && !this.slots[r]!.channel!.isClosed) byAgent.set(socket.via, [...(byAgent.get(socket.via) ?? []), r]);
+      else direct.push(r);
+    }
+    const out = new Map<number, ControlMessage>();
+    await Promise.all([
+      ...direct.map(async (r) => out.set(r, await this.requestRank(r, op, timeoutMs, body(r)))),
+      ...[...byAgent].map(async ([via, rs]) => {
+        const replies = await via.fanout(op, rs.map((r) => ({ rank: r, body: body(r) })), timeoutMs);
+        rs.forEach((r, i) => out.set(r, replies[i] as ControlMessage));
+      }),
+    ]);
+    return ranks.map((r) => out.get(r)!);
   }
 
   /** The ranks' OOB channels are up (the checkpoint protocol needs every rank). */

@@ -233,6 +233,7 @@ export class Job extends EventEmitter<JobEvents> {
       coordinator: this.address,
       store: this.store,
       acceptAgents: (handler) => this.coordinator.acceptAgents(handler),
+      admitRelayed: (stream) => this.coordinator.admitRelayed(stream),
     });
   }
 

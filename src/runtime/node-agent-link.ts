@@ -4,7 +4,8 @@
 // gone (the agent ends them when it loses us, and it is pid 1 of their pid
 // namespace: they cannot outlive it).
 import { CkptError, ErrorCodes } from '../errors.js';
-import { rankExit, rankOutput, rankStarted, startReply, type AgentHello, type StartRank } from '../wire/agent-messages.js';
+import { fanoutReply, rankExit, rankOutput, rankStarted, relayClose, relayData, relayOpen, startReply, type AgentHello, type StartRank } from '../wire/agent-messages.js';
+import { RelayedStream } from './relayed-stream.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { parse } from '../wire/validate.js';
@@ -17,6 +18,8 @@ export class NodeAgentLink {
   /** Ranks this agent holds (started or restored), by rank. */
   readonly ranks = new Map<number, RemoteRank>();
   private lost: string | undefined;
+  /** Rank connections it relays, by its stream number. */
+  private readonly streams = new Map<number, RelayedStream>();
 
   constructor(
     private readonly channel: Channel,
@@ -25,6 +28,8 @@ export class NodeAgentLink {
     private readonly adopt: (rank: number, pid: number, agent: NodeAgentLink) => RemoteRank | undefined,
     /** Its connection closed; `live`: the ranks it still held (they count as killed). */
     private readonly onLost: (agent: NodeAgentLink, why: string, live: number[]) => void,
+    /** A rank connection it relays: admitted as any connection is. */
+    private readonly admit: (stream: RelayedStream) => void,
   ) {
     this.node = hello.node;
     this.index = hello.nodeIndex;
@@ -65,9 +70,40 @@ export class NodeAgentLink {
     this.channel.close();
   }
 
+  send(message: Record<string, unknown>): void {
+    this.channel.send(message as ControlMessage);
+  }
+
+  /** One request to each of `items`' ranks through this agent; their replies, in order. */
+  async fanout(op: string, items: { rank: number; body: Record<string, unknown> }[], timeoutMs: number): Promise<ControlMessage[]> {
+    const reply = await this.request('fanout', { rankOp: op, items, timeoutMs }, timeoutMs + 5000, `node ${this.node} to answer '${op}' for its ranks`);
+    const replies = parse(fanoutReply, reply, `node ${this.node}'s fanout reply`).replies;
+    return items.map(({ rank }) => {
+      const r = replies.find((x) => x.rank === rank);
+      if (!r || r.error !== undefined || typeof r.reply !== 'object' || r.reply === null) {
+        const code = Object.values(ErrorCodes).includes(r?.code as never) ? (r!.code as CkptError['code']) : ErrorCodes.OOB_PROTOCOL;
+        throw new CkptError(code, r?.error ?? `node ${this.node} did not answer for rank ${rank}`);
+      }
+      const m = r.reply as ControlMessage;
+      if (m.ok === false) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} refused '${op}': ${String(m.message)}`);
+      return m;
+    });
+  }
+
   private onMessage(m: ControlMessage): void {
     try {
-      if (m.type === 'output') {
+      if (m.type === 'relay') {
+        const r = parse(relayData, m, `node ${this.node}'s relay`);
+        this.streams.get(r.conn)?.fromAgent(Buffer.from(r.data, 'base64'));
+      } else if (m.type === 'relay-open') {
+        const conn = parse(relayOpen, m, `node ${this.node}'s relay-open`).conn;
+        const stream = new RelayedStream(conn, this);
+        this.streams.set(conn, stream);
+        stream.on('close', () => this.streams.delete(conn));
+        this.admit(stream);
+      } else if (m.type === 'relay-close') {
+        this.streams.get(parse(relayClose, m, `node ${this.node}'s relay-close`).conn)?.endedByAgent();
+      } else if (m.type === 'output') {
         const o = parse(rankOutput, m, `node ${this.node}'s output`);
         this.ranks.get(o.rank)?.output(o.stream, Buffer.from(o.data, 'base64'));
       } else if (m.type === 'exit') {
@@ -89,6 +125,7 @@ export class NodeAgentLink {
   private loseAll(why: string): void {
     if (this.lost) return;
     this.lost = why;
+    for (const s of this.streams.values()) s.endedByAgent();
     const live = [...this.ranks.values()].filter((r) => !r.hasExited).map((r) => r.rank);
     for (const r of this.ranks.values()) r.lost(why);
     this.onLost(this, why, live);

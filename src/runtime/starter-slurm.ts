@@ -47,6 +47,7 @@ export class SlurmStarter implements RankStarter {
   private held: string[] | undefined = [];
   /** The restore in progress: ranks the agents report restored become the job's. */
   private restoring: StarterRestoreContext | undefined;
+  private ctx: StarterContext | undefined;
   /** The job is ending: agents' connections close on purpose. */
   private closing = false;
 
@@ -72,6 +73,7 @@ export class SlurmStarter implements RankStarter {
     const count = Math.min(this.o.nodes ?? alloc.nodes, ctx.size);
     this.placement = placeRanks(ctx.size, count, { distribution: this.o.distribution, tasksPerNode: alloc.tasksPerNode, ...(count === alloc.nodes ? { tasks: alloc.tasks } : {}) });
     this.agents = Array.from({ length: count });
+    this.ctx = ctx;
     const all = new Promise<void>((resolve, reject) => {
       ctx.acceptAgents((channel, hello) => {
         try {
@@ -166,6 +168,7 @@ export class SlurmStarter implements RankStarter {
       (agent, why, live) => {
         if (!this.closing && live.length) this.o.log?.(`ckpt: ${why} (rank${live.length > 1 ? 's' : ''} ${live.join(', ')})`);
       },
+      (stream) => this.ctx?.admitRelayed(stream),
     );
   }
 

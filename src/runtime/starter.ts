@@ -4,7 +4,7 @@
 // with how or where it runs. LocalStarter (starter-local.ts) runs every rank here
 // as a process group of its own; another starter may run ranks elsewhere (one
 // agent per node starting that node's ranks) behind the same two interfaces.
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { JobSnapshot } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
 import type { Channel } from '../wire/channel.js';
@@ -59,6 +59,8 @@ export interface StarterContext {
   store: string;
   /** Connections whose hello says role 'agent' go to `handler` from now on. */
   acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void;
+  /** A rank connection an agent relays: admitted like a socket of its own. */
+  admitRelayed(stream: Duplex): void;
 }
 
 /** Restoring ranks where they are to run (a starter that runs them elsewhere does it there). */

@@ -2,7 +2,7 @@
 // coordinator (docs/RUNTIME.md, "Across nodes"). The coordinator asks an agent to
 // start or restore that node's ranks and to signal them; the agent reports each
 // rank's output, start and exit. One validator per message, used by both sides.
-import { array, count, int, literal, nullable, object, optional, ProtocolError, str, type Check, type Checked } from './validate.js';
+import { array, count, int, literal, nullable, object, optional, ProtocolError, str, unknown, type Check, type Checked } from './validate.js';
 
 /** An environment: names to string values, nothing else. */
 export const envRecord: Check<Record<string, string>> = (v, p) => {
@@ -47,3 +47,17 @@ export const terminateRanks = object({ type: literal('terminate'), rank: optiona
 export const rankOutput = object({ type: literal('output'), rank: count, stream: literal('stdout', 'stderr'), data: str });
 export const rankStarted = object({ type: literal('restored'), rank: count, pid: int });
 export const rankExit = object({ type: literal('exit'), rank: count, code: nullable(int), signal: nullable(str) });
+
+// ---- relayed rank connections (both ways; whole frames, base64) ----
+
+/** A rank connected to its node's agent: stream `conn` is relayed from now on. */
+export const relayOpen = object({ type: literal('relay-open'), conn: count });
+export const relayData = object({ type: literal('relay'), conn: count, data: str });
+export const relayClose = object({ type: literal('relay-close'), conn: count });
+
+/** coordinator → agent: one round of requests to this node's ranks, answered at once. */
+export const fanoutRequest = object({ rankOp: str, items: array(object({ rank: count, body: unknown })), timeoutMs: count });
+export type FanoutRequest = Checked<typeof fanoutRequest>;
+/** Each rank's reply message (ok, fields), or why it has none. */
+export const fanoutItem = object({ rank: count, reply: optional(unknown), error: optional(str), code: optional(str) });
+export const fanoutReply = object({ replies: array(fanoutItem) });

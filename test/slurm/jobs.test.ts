@@ -67,6 +67,10 @@ for (const crs of ['self', 'criu'] as const) {
     await gated(job, 4);
     const ps = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'ps', '--json'])) as { name: string; ranks: { node?: string }[] }[];
     assert.deepEqual(ps.find((j) => j.name === `ring-${crs}`)?.ranks.map((r) => r.node), ['n1', 'n1', 'n2', 'n2'], 'ps shows where each rank runs');
+    // The coordinator talks to agents, agents to their ranks: from each node exactly one
+    // connection leads to the login host (its agent's), whatever the ranks on it.
+    const coordPort = Number(/^CKPT_AGENT_COORD=tcp:[\d.]+:(\d+)$/m.exec(readFileSync(`/proc/${agentPids('n1')[0]}/environ`, 'utf8').replaceAll('\0', '\n'))?.[1]);
+    for (const node of ['n1', 'n2']) assert.equal(connectionsToCoordinator(rankPids(cluster.conf, node)[0]!, coordPort), 1, `${node}: one connection to the coordinator`);
     for (let i = 0; i < 10; i++) await cluster.check(process.execPath, [ckptBin, 'checkpoint', `ring-${crs}`]);
     const nodeSets = [3, 2, 1];
     for (const [k, nodes] of nodeSets.entries()) {
@@ -92,6 +96,32 @@ async function waitFor(ok: () => boolean, what: string, show: () => string, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${show()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Host pids of the ranks (the exchange program) of this cluster running on `node`. */
+function rankPids(conf: string, node: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!(pid > 1)) continue;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(program) && env.includes(`SLURMD_NODENAME=${node}`) && env.includes(`SLURM_CONF=${conf}`)) pids.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Established TCP connections in `pid`'s network namespace (its node) to the coordinator, 169.254.77.1:`port`. */
+function connectionsToCoordinator(pid: number, port: number): number {
+  const lines = readFileSync(`/proc/${pid}/net/tcp`, 'utf8').trim().split('\n').slice(1);
+  // rem_address is little-endian hex: 169.254.77.1 = 014DFEA9; state 01 = ESTABLISHED.
+  return lines.filter((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[2] === `014DFEA9:${port.toString(16).toUpperCase().padStart(4, '0')}` && f[3] === '01';
+  }).length;
 }
 
 /** Host pids of the node agent of `node` (its unshare and the agent itself), found through /proc. */

@@ -1,0 +1,122 @@
+// The node's ranks reach their coordinator through their agent: the agent listens
+// on the node's loopback, and relays each rank connection to the coordinator as a
+// stream of whole frames over its own connection (the coordinator admits it as it
+// would a socket). The coordinator's work per round then grows with nodes: a
+// `fanout` asks the agent to put one request to each of its ranks and answer with
+// all their replies at once. docs/RUNTIME.md, "Across nodes".
+import { createServer, type Server, type Socket } from 'node:net';
+import { CkptError, ErrorCodes } from '../errors.js';
+import type { Channel } from '../wire/channel.js';
+import { decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../wire/frame.js';
+import type { FanoutRequest } from '../wire/agent-messages.js';
+
+/** Request ids the agent uses on a rank's stream; the coordinator's own count up from 1. */
+const FANOUT_IDS = 2 ** 30;
+
+interface Pending {
+  resolve: (m: ControlMessage) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Conn {
+  socket: Socket;
+  rank?: number;
+}
+
+export class RankRelay {
+  private server: Server | undefined;
+  private readonly conns = new Map<number, Conn>();
+  /** The newest connection of each rank (a criu rank reconnects after its dump). */
+  private readonly byRank = new Map<number, number>();
+  private readonly pending = new Map<number, Pending>();
+  private nextConn = 1;
+  private nextId = FANOUT_IDS;
+
+  constructor(private readonly channel: Channel) {}
+
+  /** Listens on the node's loopback; resolves with the address its ranks get as CKPT_COORD. */
+  async listen(): Promise<string> {
+    const server = createServer({ noDelay: true }, (s) => this.accept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+    });
+    this.server = server;
+    const a = server.address();
+    if (!a || typeof a !== 'object') throw new CkptError(ErrorCodes.INTERNAL, 'the relay has no address');
+    return `tcp:127.0.0.1:${a.port}`;
+  }
+
+  /** A frame from the coordinator for stream `conn` (whole: the coordinator writes one frame at a time). */
+  toRank(conn: number, data: Buffer): void {
+    this.conns.get(conn)?.socket.write(data);
+  }
+
+  closeRank(conn: number): void {
+    this.conns.get(conn)?.socket.end();
+  }
+
+  /** One request to each rank named; every rank's reply, or why it has none. */
+  async fanout(f: FanoutRequest): Promise<{ rank: number; reply?: unknown; error?: string; code?: string }[]> {
+    return Promise.all(
+      f.items.map(async ({ rank, body }) => {
+        const c = this.conns.get(this.byRank.get(rank) ?? -1);
+        if (!c) return { rank, error: `rank ${rank} is not connected to the coordinator`, code: ErrorCodes.OOB_UNREACHABLE };
+        const id = this.nextId++;
+        const reply = await new Promise<ControlMessage | undefined>((resolve) => {
+          const timer = setTimeout(() => resolve(undefined), f.timeoutMs);
+          this.pending.set(id, { resolve, timer });
+          c.socket.write(encodeControl({ ...(body as Record<string, unknown>), type: 'request', op: f.rankOp, id }));
+        });
+        this.pending.delete(id);
+        if (!reply) return { rank, error: `timed out after ${f.timeoutMs} ms waiting for rank ${rank} to answer '${f.rankOp}'`, code: ErrorCodes.TIMEOUT };
+        const { id: _id, ...rest } = reply;
+        return { rank, reply: rest };
+      }),
+    );
+  }
+
+  close(): void {
+    this.server?.close();
+    for (const c of this.conns.values()) c.socket.destroy();
+  }
+
+  private accept(socket: Socket): void {
+    const conn = this.nextConn++;
+    const c: Conn = { socket };
+    this.conns.set(conn, c);
+    this.channel.send({ type: 'relay-open', conn });
+    const decoder = new FrameDecoder((frame) => {
+      if (frame.kind === FrameKind.CONTROL) {
+        const m = decodeControl(frame.payload);
+        // Its hello says which rank it is: fan-outs to that rank go here from now on.
+        if (c.rank === undefined && m.type === 'hello' && Number.isSafeInteger(m.rank)) {
+          c.rank = m.rank as number;
+          this.byRank.set(c.rank, conn);
+        }
+        if (m.type === 'reply' && typeof m.id === 'number' && m.id >= FANOUT_IDS) {
+          const p = this.pending.get(m.id);
+          if (p) {
+            clearTimeout(p.timer);
+            p.resolve(m);
+          }
+          return;
+        }
+      }
+      this.channel.send({ type: 'relay', conn, data: encodeFrame(frame.kind, frame.tag, frame.payload).toString('base64') });
+    }, { control: MAX_CONTROL_BYTES, data: 0 });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        decoder.push(chunk);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.conns.delete(conn);
+      if (c.rank !== undefined && this.byRank.get(c.rank) === conn) this.byRank.delete(c.rank);
+      this.channel.send({ type: 'relay-close', conn });
+    });
+  }
+}
