@@ -54,7 +54,7 @@ async function gated(p: { stdout: () => string; stderr: () => string; exited: Pr
 }
 
 for (const crs of ['self', 'criu'] as const) {
-  test(`${crs}: 10 checkpoints that continue and 3 that end the job, restarted on 2 → 3 → 2 → 1 nodes; checksums exact`, async (t) => {
+  test(`${crs}: 10 checkpoints that continue and 4 that end the job, restarted on 2 → 3 → 2 → 1 → 2 nodes; checksums exact`, async (t) => {
     if (!needSlurm(t)) return;
     if (crs === 'criu' && !(await needCriu(t))) return;
     const expected = await uninterrupted(4);
@@ -72,7 +72,7 @@ for (const crs of ['self', 'criu'] as const) {
     const coordPort = Number(/^CKPT_AGENT_COORD=tcp:[\d.]+:(\d+)$/m.exec(readFileSync(`/proc/${agentPids('n1')[0]}/environ`, 'utf8').replaceAll('\0', '\n'))?.[1]);
     for (const node of ['n1', 'n2']) assert.equal(connectionsToCoordinator(rankPids(cluster.conf, node)[0]!, coordPort), 1, `${node}: one connection to the coordinator`);
     for (let i = 0; i < 10; i++) await cluster.check(process.execPath, [ckptBin, 'checkpoint', `ring-${crs}`]);
-    const nodeSets = [3, 2, 1];
+    const nodeSets = [3, 2, 1, 2];
     for (const [k, nodes] of nodeSets.entries()) {
       await cluster.check(process.execPath, [ckptBin, 'checkpoint', `ring-${crs}`, '--term']);
       const ended = await job.exited;
