@@ -14,8 +14,10 @@ import type { FanoutRequest } from '../wire/agent-messages.js';
 const FANOUT_IDS = 2 ** 30;
 
 interface Pending {
-  resolve: (m: ControlMessage) => void;
+  /** The reply, or undefined: none will come (timed out, or the rank's connection closed). */
+  resolve: (m: ControlMessage | undefined) => void;
   timer: NodeJS.Timeout;
+  conn: number;
 }
 
 interface Conn {
@@ -63,13 +65,16 @@ export class RankRelay {
         const c = this.conns.get(this.byRank.get(rank) ?? -1);
         if (!c) return { rank, error: `rank ${rank} is not connected to the coordinator`, code: ErrorCodes.OOB_UNREACHABLE };
         const id = this.nextId++;
+        const conn = this.byRank.get(rank)!;
+        let timedOut = false;
         const reply = await new Promise<ControlMessage | undefined>((resolve) => {
-          const timer = setTimeout(() => resolve(undefined), f.timeoutMs);
-          this.pending.set(id, { resolve, timer });
+          const timer = setTimeout(() => ((timedOut = true), resolve(undefined)), f.timeoutMs);
+          this.pending.set(id, { resolve, timer, conn });
           c.socket.write(encodeControl({ ...(body as Record<string, unknown>), type: 'request', op: f.rankOp, id }));
         });
         this.pending.delete(id);
-        if (!reply) return { rank, error: `timed out after ${f.timeoutMs} ms waiting for rank ${rank} to answer '${f.rankOp}'`, code: ErrorCodes.TIMEOUT };
+        if (!reply && timedOut) return { rank, error: `timed out after ${f.timeoutMs} ms waiting for rank ${rank} to answer '${f.rankOp}'`, code: ErrorCodes.TIMEOUT };
+        if (!reply) return { rank, error: `rank ${rank}'s connection closed before its reply to '${f.rankOp}'`, code: ErrorCodes.OOB_UNREACHABLE };
         const { id: _id, ...rest } = reply;
         return { rank, reply: rest };
       }),
@@ -115,6 +120,13 @@ export class RankRelay {
     socket.on('error', () => {});
     socket.on('close', () => {
       this.conns.delete(conn);
+      // Requests to it get no reply now: their round fails at once, as on a direct connection.
+      for (const [id, p] of this.pending) {
+        if (p.conn !== conn) continue;
+        clearTimeout(p.timer);
+        this.pending.delete(id);
+        p.resolve(undefined);
+      }
       if (c.rank !== undefined && this.byRank.get(c.rank) === conn) this.byRank.delete(c.rank);
       this.channel.send({ type: 'relay-close', conn });
     });

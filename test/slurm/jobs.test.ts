@@ -182,3 +182,21 @@ for (const crs of ['self', 'criu'] as const) {
     assert.deepEqual(checksums(r.stdout), expected);
   });
 }
+
+test('self: a rank SIGKILLed as it handles a prepare fanned out by its agent: the checkpoint fails at once, not at the phase timeout', async (t) => {
+  if (!needSlurm(t)) return;
+  const cluster = await startCluster(t, { nodes: 2, cpusPerNode: 4 });
+  const store = join(cluster.dir, 'store');
+  // A phase timeout far beyond the test's patience: only the closed connection can end the round.
+  const env = { ITERS: String(ITERS), GATE_AT: '100', GATE_FILE: join(cluster.dir, 'gate'), CKPT_FAULT: 'prepare:3:kill@2', CKPT_CHECKPOINT_PHASE_MS: '600000' };
+  const job = cluster.spawn('salloc', ['-N', '2', '--ntasks-per-node=2', process.execPath, ckptBin, 'run', '-n', '4', '--name', 'fanout-kill', '--dir', store, '--crs', 'self', '--', process.execPath, program], { env });
+  await gated(job, 4);
+  await cluster.check(process.execPath, [ckptBin, 'checkpoint', 'fanout-kill']);
+  const second = await cluster.run(process.execPath, [ckptBin, 'checkpoint', 'fanout-kill'], { timeoutMs: 120_000 });
+  assert.notEqual(second.code, 0, second.stdout);
+  // The round failed on rank 3's closed connection, not because the job had ended meanwhile.
+  assert.match(second.stderr, /failed in phase prepare: rank 3/, second.stderr);
+  const ended = await job.exited;
+  assert.notEqual(ended.code, 0);
+  assert.match(ended.stderr, /rank 3 was killed by SIGKILL/, ended.stderr);
+});
