@@ -2,10 +2,12 @@
 // job's store (shared storage, checked before anything is started), and that they
 // restore their ranks of a criu snapshot, in parallel, each on its own node.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
-import type { JobSnapshot } from '../store/store.js';
+import { openDir, type JobSnapshot } from '../store/store.js';
+import { assertWritableStore } from '../store/trust.js';
+import { mkdirPrivate } from '../util/fsx.js';
 import { probeReply } from '../wire/agent-messages.js';
 import { parse } from '../wire/validate.js';
 import type { NodeAgentLink } from './node-agent-link.js';
@@ -20,25 +22,38 @@ const RESTORE_MS = 600_000;
  * job's start with STORE_NOT_SHARED — not its first checkpoint, half written.
  */
 export async function checkStoreShared(store: string, jobId: string, agents: NodeAgentLink[]): Promise<void> {
-  mkdirSync(store, { recursive: true, mode: 0o700 });
-  const token = randomBytes(16).toString('hex');
-  const path = join(store, `.ckpt-shared-${jobId}`);
-  // O_EXCL: never written through something planted under the name.
-  writeFileSync(path, token, { flag: 'wx', mode: 0o600 });
+  // As any store is taken (store/write.ts beginSnapshot): created private if missing, and
+  // written only once it is ours and closed to others — through its descriptor, never by
+  // a path another user could redirect. The agents read it back by path: that is the test.
+  if (!existsSync(store)) mkdirPrivate(store);
+  const dir = openDir(store, 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
+  const name = `.ckpt-shared-${jobId}`;
   try {
-    const replies = await Promise.all(
-      agents.map(async (a) => ({ a, r: parse(probeReply, await a.request('probe-store', { path, token }, 30_000, `node ${a.node} to look at the store`), `node ${a.node}'s store probe`) })),
-    );
-    const blind = replies.filter(({ r }) => r.seen !== 'yes');
-    if (blind.length) {
-      throw new CkptError(
-        ErrorCodes.STORE_NOT_SHARED,
-        `the snapshot store ${store} is not shared storage: ${blind.map(({ a, r }) => `node ${a.node} does not see it${r.message ? ` (${r.message})` : ''}`).join('; ')}`,
-        { hint: 'give --dir a directory every node mounts (a cluster file system)', details: { store, nodes: blind.map(({ a }) => a.node) } },
-      );
+    assertWritableStore(dir.stat, store);
+    const token = randomBytes(16).toString('hex');
+    // O_EXCL: never written through something planted under the name.
+    writeFileSync(dir.at(name), token, { flag: 'wx', mode: 0o600 });
+    try {
+      await probeAll(join(store, name), token, store, agents);
+    } finally {
+      rmSync(dir.at(name), { force: true });
     }
   } finally {
-    rmSync(path, { force: true });
+    dir.close();
+  }
+}
+
+async function probeAll(path: string, token: string, store: string, agents: NodeAgentLink[]): Promise<void> {
+  const replies = await Promise.all(
+    agents.map(async (a) => ({ a, r: parse(probeReply, await a.request('probe-store', { path, token }, 30_000, `node ${a.node} to look at the store`), `node ${a.node}'s store probe`) })),
+  );
+  const blind = replies.filter(({ r }) => r.seen !== 'yes');
+  if (blind.length) {
+    throw new CkptError(
+      ErrorCodes.STORE_NOT_SHARED,
+      `the snapshot store ${store} is not shared storage: ${blind.map(({ a, r }) => `node ${a.node} does not see it${r.message ? ` (${r.message})` : ''}`).join('; ')}`,
+      { hint: 'give --dir a directory every node mounts (a cluster file system)', details: { store, nodes: blind.map(({ a }) => a.node) } },
+    );
   }
 }
 
