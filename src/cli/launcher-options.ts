@@ -6,14 +6,6 @@ import type { LaunchOptions } from '../runtime/launcher.js';
 import { slurmAllocation } from '../runtime/slurm-allocation.js';
 import { intOption } from './command.js';
 
-export const launcherUsage = '[--launcher local|slurm] [-N NODES] [--distribution block|cyclic]';
-
-export const launcherOptions = {
-  launcher: { type: 'string' },
-  nodes: { type: 'string', short: 'N' },
-  distribution: { type: 'string' },
-} as const;
-
 type Values = { launcher?: string; nodes?: string; distribution?: string };
 
 export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.env): Pick<LaunchOptions, 'launcher' | 'nodes' | 'distribution' | 'log'> {

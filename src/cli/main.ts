@@ -1,51 +1,104 @@
-// The `ckpt` executable: finds the command and runs it; every failure ends as one line.
-import { commands } from './commands/index.js';
-import { UsageError } from '../errors.js';
+// The `ckpt` executable: finds the command in the tables (spec/), answers --help,
+// `ckpt help` and `ckpt completion` from them, and loads a command's implementation
+// only to run it. Every failure ends as one line; usage errors exit 2.
+import { CkptError, ErrorCodes, UsageError } from '../errors.js';
 import { envFlag } from '../config.js';
 import { holdInspectorSignal } from '../util/signals.js';
+import { findSpec, specs } from './spec/index.js';
+import { commandHelp, resolve, topHelp, wantsHelp } from './help.js';
+import { nearest } from './suggest.js';
 import { errorJson, formatError, printJson } from './output.js';
 
-function help(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
-  return [
-    'usage: ckpt COMMAND [OPTIONS]',
-    '',
-    'Checkpoint/restart for Linux processes and parallel jobs.',
-    '',
-    'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
-    '',
-    "Run 'ckpt COMMAND --help' for a command's options.",
-  ].join('\n');
+/** Other tools' words for our commands. */
+const COMMAND_HABITS: Record<string, string> = {
+  dump: 'checkpoint',
+  restore: 'restart',
+  launch: 'run',
+  ls: 'snapshots ls',
+  list: 'ps',
+  stop: 'checkpoint JOB --stop',
+  cont: 'resume',
+  gc: 'snapshots gc',
+};
+
+function unknown(kind: string, word: string, known: readonly string[], habits: Record<string, string> = {}): UsageError {
+  const near = habits[word] ?? nearest(word, known);
+  return new UsageError(`unknown ${kind} '${word}'`, { hint: near ? `did you mean '${near}'?` : `one of ${known.join(', ')}` });
 }
+
+/** `ckpt help [CMD [SUB]]`. */
+function help(words: string[]): string {
+  if (words.length === 0) return topHelp();
+  const spec = findSpec(words[0]!);
+  if (!spec) throw unknown('command', words[0]!, specs.map((s) => s.name), COMMAND_HABITS);
+  if (words.length === 1) return commandHelp(spec);
+  const sub = spec.subcommands?.find((s) => s.name === words[1]);
+  if (!sub || words.length > 2) throw unknown('subcommand', words[1]!, spec.subcommands?.map((s) => s.name) ?? []);
+  return commandHelp(sub, spec);
+}
+
+const isUsage = (err: unknown) => err instanceof CkptError && err.code === ErrorCodes.USAGE;
 
 export async function main(argv: string[]): Promise<number> {
   holdInspectorSignal();
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
   let debug = false;
+  // Who speaks in a usage error: `ckpt checkpoint: …`, `ckpt snapshots ls: …`.
+  let where = 'ckpt';
   try {
     debug = envFlag('CKPT_DEBUG');
-    if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-      process.stdout.write(`${help()}\n`);
-      return name === undefined ? 2 : 0;
+    if (name === undefined) {
+      process.stderr.write(`${topHelp()}\n`);
+      return 2;
+    }
+    if (name === '--help' || name === '-h') {
+      process.stdout.write(`${topHelp()}\n`);
+      return 0;
     }
     if (name === '--version' || name === '-V') {
       const { version } = await import('../version.js');
       process.stdout.write(`ckpt ${version}\n`);
       return 0;
     }
-    const command = commands.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command '${name}'`, { hint: "run 'ckpt --help' for the list" });
-    if (rest[0] === '--help' || rest[0] === '-h') {
-      process.stdout.write(`usage: ${command.usage}\n\n${command.summary}\n`);
+    const spec = findSpec(name);
+    if (!spec) throw unknown('command', name, specs.map((s) => s.name), COMMAND_HABITS);
+    where = `ckpt ${name}`;
+    if (name === 'help') {
+      process.stdout.write(`${help(rest)}\n`);
       return 0;
     }
-    return await command.run(rest);
+    const target = resolve(spec, rest);
+    if (target.parent) where = `ckpt ${name} ${target.spec.name}`;
+    if (wantsHelp(target.spec, target.rest)) {
+      process.stdout.write(`${commandHelp(target.spec, target.parent)}\n`);
+      return 0;
+    }
+    if (spec.subcommands && !target.parent) {
+      const subs = spec.subcommands.map((s) => s.name);
+      if (target.sub !== undefined) throw unknown('subcommand', target.sub, subs);
+      throw new UsageError(`say which: ${subs.join(', ')}`, { hint: `see 'ckpt ${name} --help'` });
+    }
+    if (name === 'completion') return await completion(target.rest);
+    const { loaders } = await import('./commands/index.js');
+    const command = await loaders[name]!();
+    return await command.run(target.rest, target.parent ? target.spec.name : undefined);
   } catch (err) {
     if (json) printJson(errorJson(err));
-    else process.stderr.write(`${formatError(err)}\n`);
+    else process.stderr.write(`${formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ')}\n`);
     if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    return err instanceof UsageError ? 2 : 1;
+    return isUsage(err) ? 2 : 1;
   }
+}
+
+async function completion(argv: string[]): Promise<number> {
+  const { parse } = await import('./parse.js');
+  const { positionals } = parse(argv, findSpec('completion')!);
+  const [shell, ...extra] = positionals;
+  if (shell === undefined || extra.length) throw new UsageError(shell === undefined ? 'say which shell: bash or zsh' : `unexpected argument '${extra[0]}'`);
+  const { bashCompletion, zshCompletion } = await import('./completion.js');
+  if (shell === 'bash') process.stdout.write(bashCompletion());
+  else if (shell === 'zsh') process.stdout.write(zshCompletion());
+  else throw new UsageError(`no completion for '${shell}'`, { hint: 'bash or zsh' });
+  return 0;
 }

@@ -9,17 +9,6 @@ import type { JobSnapshot } from '../store/store.js';
 import { intOption } from './command.js';
 import { formatError } from './output.js';
 
-export const unattendedOptions = {
-  'checkpoint-signal': { type: 'string' },
-  'on-checkpoint-signal': { type: 'string' },
-  'max-restarts': { type: 'string' },
-  'restart-from-scratch': { type: 'boolean' },
-  'env-refresh': { type: 'string', multiple: true },
-} as const;
-
-export const unattendedUsage =
-  '[--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [--env-refresh NAME]…';
-
 /** `USR1`, `SIGUSR1`: a signal a process may catch. */
 export function parseSignal(value: string, option: string): NodeJS.Signals {
   const name = (value.toUpperCase().startsWith('SIG') ? value.toUpperCase() : `SIG${value.toUpperCase()}`) as NodeJS.Signals;

@@ -32,7 +32,11 @@ function ancestorsOfSelf(): number[] {
 
 /** Refuses pids that do not exist, that are ours, or that the user does not own. */
 export function assertCheckpointable(pid: number): void {
-  assertSafePid(pid);
+  // The true reason, whatever the end state: even --leave-running freezes the tree while it is dumped.
+  if (!Number.isSafeInteger(pid) || pid <= 1) {
+    const why = pid === 1 ? 'it is init, and a dump freezes the whole tree below it' : 'it is no process';
+    throw new CkptError(ErrorCodes.UNSAFE_PID, `refusing to checkpoint pid ${pid}: ${why}`);
+  }
   const st = readStat(pid);
   if (!st) throw new ProcessError(ErrorCodes.NO_SUCH_PROCESS, `no process with pid ${pid}`);
   if (st.state === 'Z') throw new ProcessError(ErrorCodes.NO_SUCH_PROCESS, `process ${pid} has already exited (zombie)`);

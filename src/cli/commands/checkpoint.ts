@@ -1,16 +1,14 @@
 // `ckpt checkpoint --pid PID --dir DIR`: snapshot a running process tree from outside.
 import { isJobCheckpointer, JOB_CHECKPOINTERS } from '../../crs/job-registry.js';
 import { parse, intOption, type Command } from '../command.js';
-import { UsageError } from '../../errors.js';
+import { checkpointSpec } from '../spec/checkpoint.js';
+import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
 import { checkpointProcess } from '../../process/external.js';
 import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, printJson, println, progress } from '../output.js';
-
-const usage =
-  'ckpt checkpoint --pid PID --dir DIR [--leave-running | --stop | --kill] [--crs NAME] [--json]\n       ckpt checkpoint JOB [--dir STORE] [--stop | --term] [--crs criu|self] [--json]';
 
 function endState(values: { 'leave-running'?: boolean; stop?: boolean; kill?: boolean }): EndState {
   const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.kill && 'terminate'].filter(Boolean);
@@ -53,32 +51,18 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
 }
 
 export const checkpointCommand: Command = {
-  name: 'checkpoint',
-  summary: 'checkpoint a running process tree into a snapshot store',
-  usage,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        pid: { type: 'string' },
-        dir: { type: 'string', short: 'd' },
-        'leave-running': { type: 'boolean' },
-        stop: { type: 'boolean' },
-        kill: { type: 'boolean' },
-        term: { type: 'boolean' },
-        crs: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      usage,
-    );
+    const { values, positionals, flag } = parse(argv, checkpointSpec);
     if (positionals.length > 1 || (positionals.length === 1 && values.pid !== undefined)) {
-      throw new UsageError(`unexpected argument '${positionals.at(-1)}'`, { hint: `usage: ${usage}` });
+      throw new UsageError(`unexpected argument '${positionals.at(-1)}'`, { hint: 'a process is named by --pid PID, a job by JOB, not both' });
     }
+    // Periodic checkpoints of a process: not yet (issue 15, part 7).
+    for (const o of ['interval', 'keep'] as const) if (values[o] !== undefined) throw new UsageError(`${flag(o)} is not supported by ckpt checkpoint yet`);
     if (positionals.length === 1) return checkpointJobCommand(positionals[0]!, values);
     if (values.term) throw new UsageError('--term is for jobs; a process is killed with --kill');
     const pid = intOption(values.pid, 'pid', 0);
-    if (pid === undefined) throw new UsageError('--pid is required', { hint: `usage: ${usage}` });
-    if (!values.dir) throw new UsageError('--dir is required', { hint: `usage: ${usage}` });
+    if (pid === undefined) throw new UsageError('say which process with --pid PID (or which job: ckpt checkpoint JOB)');
+    if (!values.dir) throw new UsageError('say where with --dir DIR (the snapshot store)');
     const then = endState(values);
     const json = values.json === true;
     const started = Date.now();
@@ -117,7 +101,7 @@ async function checkpointJobCommand(
   values: { dir?: string; stop?: boolean; term?: boolean; kill?: boolean; 'leave-running'?: boolean; crs?: string; json?: boolean },
 ): Promise<number> {
   // An isolated job (ckpt run --isolate) is dumped whole by CRIU, not coordinated.
-  const found = findJob(query);
+  const found = findJobOrPid(query);
   if (found.kind === 'isolated') {
     if (values.crs !== undefined && values.crs !== 'criu') throw new UsageError('an isolated job is checkpointed with CRIU');
     const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
@@ -134,4 +118,16 @@ async function checkpointJobCommand(
     println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);
   }
   return 0;
+}
+
+/** The job named; a number that is no job is likely a pid (the `ompi-checkpoint PID` habit). */
+function findJobOrPid(query: string): ReturnType<typeof findJob> {
+  try {
+    return findJob(query);
+  } catch (err) {
+    if (err instanceof CkptError && err.code === ErrorCodes.JOB_NOT_FOUND && /^\d+$/.test(query)) {
+      throw new UsageError(`no running job '${query}'`, { hint: `a process? ckpt checkpoint --pid ${query} --dir DIR` });
+    }
+    throw err;
+  }
 }

@@ -1,19 +1,17 @@
 // `ckpt doctor`: can each checkpointer work here, and if not, why and what to do.
 import { parse, type Command } from '../command.js';
+import { doctorSpec } from '../spec/others.js';
 import { checkpointers } from '../../crs/registry.js';
 import { checksumBackend } from '../../store/checksum.js';
 import { NATIVE_LOSS, nativeStatus } from '../../util/native.js';
 import { printJson, println } from '../output.js';
 import { probeOtherUsers } from '../../isolate/userns.js';
-
-const usage = 'ckpt doctor [--json]';
+import { UsageError } from '../../errors.js';
 
 export const doctorCommand: Command = {
-  name: 'doctor',
-  summary: 'tell which checkpointers can work here, and why not',
-  usage,
   async run(argv) {
-    const { values } = parse(argv, { json: { type: 'boolean', default: false } }, usage);
+    const { values, positionals } = parse(argv, doctorSpec);
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const report = [];
     for (const c of checkpointers()) {
       const a = await c.probe();

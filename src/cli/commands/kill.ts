@@ -1,19 +1,15 @@
 // ckpt kill: end a running job, or send its ranks a signal.
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
+import { killSpec } from '../spec/others.js';
 import { UsageError } from '../../errors.js';
 import { println, printJson } from '../output.js';
 import { killJob, parseSignal } from '../../control/job-control.js';
 
-const usage = 'ckpt kill JOB [--signal SIG] [--json]';
-
 export const kill: Command = {
-  name: 'kill',
-  summary: 'End a running job (or send its ranks a signal)',
-  usage,
   async run(argv) {
-    const { values, positionals } = parse(argv, { signal: { type: 'string', short: 's' }, json: { type: 'boolean' } }, usage);
-    if (positionals.length !== 1) throw new UsageError('name one job (id, id prefix or name)', { hint: `usage: ${usage}` });
+    const { values, positionals } = parse(argv, killSpec);
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `name one job, not ${positionals.length}` : 'name the job (its id, id prefix or name: ckpt ps)');
     const signal = values.signal === undefined ? undefined : parseSignal(values.signal);
     const { job, via } = await killJob(positionals[0]!, signal);
     if (values.json) printJson({ ok: true, id: job.id, name: job.name, signal: signal ?? null, via });

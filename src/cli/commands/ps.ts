@@ -1,10 +1,10 @@
 // ckpt ps: the running jobs of this user.
 import type { Command } from '../command.js';
 import { parse } from '../command.js';
+import { psSpec } from '../spec/others.js';
+import { UsageError } from '../../errors.js';
 import { println, printJson } from '../output.js';
 import { listJobs } from '../../registry/jobs.js';
-
-const usage = 'ckpt ps [--json]';
 
 function uptime(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
@@ -14,11 +14,9 @@ function uptime(ms: number): string {
 }
 
 export const ps: Command = {
-  name: 'ps',
-  summary: 'List running parallel jobs',
-  usage,
   async run(argv) {
-    const { values } = parse(argv, { json: { type: 'boolean' } }, usage);
+    const { values, positionals } = parse(argv, psSpec);
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const now = Date.now();
     const jobs = listJobs().map((j) => ({
       id: j.id,

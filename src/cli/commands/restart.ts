@@ -5,14 +5,14 @@ import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { restartSnapshot } from '../../process/restart.js';
 import { restartJob } from '../../runtime/restart.js';
-import { launcherFrom, launcherOptions, launcherUsage } from '../launcher-options.js';
-import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage } from '../unattended.js';
+import { launcherFrom } from '../launcher-options.js';
+import { runUnattended, unattendedFrom } from '../unattended.js';
+import { restartSpec } from '../spec/restart.js';
 import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, printJson, println, progress } from '../output.js';
 
-const usage = `ckpt restart SNAPSHOT [--seq N] [--detach] [--log FILE | --stdout FILE --stderr FILE] [--no-verify] [--trust-owner] [--interval SEC] [--keep K] ${launcherUsage} [--bind IFACE|ADDR] ${unattendedUsage} [--json]`;
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
 async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boolean): Promise<number> {
@@ -39,31 +39,10 @@ async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boo
 }
 
 export const restartCommand: Command = {
-  name: 'restart',
-  summary: 'restart a process or a job from a snapshot (the newest in a store, or --seq N)',
-  usage,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        seq: { type: 'string' },
-        detach: { type: 'boolean', default: false },
-        log: { type: 'string' },
-        stdout: { type: 'string' },
-        stderr: { type: 'string' },
-        'no-verify': { type: 'boolean', default: false },
-        'trust-owner': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        interval: { type: 'string' },
-        keep: { type: 'string' },
-        bind: { type: 'string' },
-        ...launcherOptions,
-        ...unattendedOptions,
-      },
-      usage,
-    );
+    const { values, positionals } = parse(argv, restartSpec);
     const unattended = unattendedFrom(values);
-    if (positionals.length !== 1) throw new UsageError('name one snapshot', { hint: `usage: ${usage}` });
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `name one snapshot, not ${positionals.length}` : 'name the snapshot: a store or a snapshot directory');
     const outputs = { log: values.log, stdout: values.stdout, stderr: values.stderr };
     for (const [flag, file] of Object.entries(outputs)) if (file === '') throw new UsageError(`--${flag} takes a file name`);
     const json = values.json === true;

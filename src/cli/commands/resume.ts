@@ -1,11 +1,10 @@
 // `ckpt resume PID`: let a tree left stopped by `ckpt checkpoint --stop` run again.
 import { parse, intOption, type Command } from '../command.js';
+import { resumeSpec } from '../spec/others.js';
 import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
 import { resumeProcess } from '../../process/external.js';
 import { printJson, println } from '../output.js';
 import { findIsolatedJob } from '../../isolate/job.js';
-
-const usage = 'ckpt resume PID|JOB [--json]';
 
 /** pid 1 of a running isolated job; a name that is no job is a usage error (not a pid either). */
 function jobRoot(query: string): number {
@@ -13,19 +12,16 @@ function jobRoot(query: string): number {
     return findIsolatedJob(query).isolated.rootPid;
   } catch (err) {
     if (err instanceof CkptError && err.code === ErrorCodes.JOB_NOT_FOUND) {
-      throw new UsageError(`'${query}' is neither a pid nor a running isolated job`, { hint: `usage: ${usage}` });
+      throw new UsageError(`'${query}' is neither a pid nor a running isolated job`);
     }
     throw err;
   }
 }
 
 export const resumeCommand: Command = {
-  name: 'resume',
-  summary: 'continue a process tree left stopped by a checkpoint',
-  usage,
   async run(argv) {
-    const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } }, usage);
-    if (positionals.length !== 1) throw new UsageError('name one pid', { hint: `usage: ${usage}` });
+    const { values, positionals } = parse(argv, resumeSpec);
+    if (positionals.length !== 1) throw new UsageError(positionals.length ? `name one pid or job, not ${positionals.length}` : 'name the pid or the job to resume');
     // A job name or id (an isolated job left stopped) resumes its whole tree.
     const pid = /^\d+$|^-/.test(positionals[0]!) ? intOption(positionals[0], 'pid', 0)! : jobRoot(positionals[0]!);
     const tree = resumeProcess(pid);

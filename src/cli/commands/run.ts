@@ -4,7 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { intOption, parse } from '../command.js';
-import { launcherFrom, launcherOptions, launcherUsage } from '../launcher-options.js';
+import { launcherFrom } from '../launcher-options.js';
+import { runSpec } from '../spec/run.js';
 import { UsageError } from '../../errors.js';
 import { formatError } from '../output.js';
 import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../../runtime/launcher.js';
@@ -12,7 +13,7 @@ import { restartJob } from '../../runtime/restart.js';
 import { newestJobSnapshot } from '../../runtime/supervise.js';
 import { stateDir } from '../../util/paths.js';
 import { listSnapshots, type Snapshot } from '../../store/store.js';
-import { runUnattended, unattendedFrom, unattendedOptions, unattendedUsage, type Unattended } from '../unattended.js';
+import { runUnattended, unattendedFrom, type Unattended } from '../unattended.js';
 import { launchIsolated } from '../../isolate/launch.js';
 import { restartIsolated } from '../../isolate/restore.js';
 import { newestIsolatedSnapshot, superviseIsolated } from '../../isolate/supervise.js';
@@ -37,64 +38,22 @@ async function runIsolated(
   return exit.status;
 }
 
-const usage =
-  `ckpt run -n N ${launcherUsage} [--oob unix|tcp] [--bind IFACE|ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n` +
-  `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
-  '       ckpt run --isolate [--net] [--name NAME] [--resume] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [-v] -- CMD [ARGS…]';
-
-const options = {
-  np: { type: 'string', short: 'n' },
-  oob: { type: 'string' },
-  bind: { type: 'string' },
-  name: { type: 'string' },
-  output: { type: 'string' },
-  timeout: { type: 'string' },
-  'join-timeout': { type: 'string' },
-  verbose: { type: 'boolean', short: 'v' },
-  dir: { type: 'string' },
-  interval: { type: 'string' },
-  keep: { type: 'string' },
-  crs: { type: 'string' },
-  isolate: { type: 'boolean' },
-  net: { type: 'boolean' },
-  resume: { type: 'boolean' },
-  ...launcherOptions,
-  ...unattendedOptions,
-} as const;
-
-/** Options end at `--` or at the first word that is not an option (the command). */
-function split(argv: string[]): { own: string[]; command: string[] } {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') return { own: argv.slice(0, i), command: argv.slice(i + 1) };
-    if (!a.startsWith('-')) return { own: argv.slice(0, i), command: argv.slice(i) };
-    const name = a.startsWith('--') ? a.slice(2) : a.slice(1);
-    const spec = Object.entries(options).find(([long, o]) => long === name || ('short' in o && o.short === name))?.[1];
-    if (spec?.type === 'string' && !a.includes('=')) i++; // its value
-  }
-  return { own: argv, command: [] };
-}
-
 export const run: Command = {
-  name: 'run',
-  summary: 'Run a parallel job: N ranks of a command with a coordinator, on this host or across a Slurm allocation',
-  usage,
   async run(argv) {
-    const { own, command } = split(argv);
-    const { values } = parse(own, options, usage);
+    const { values, command, flag } = parse(argv, runSpec);
     if (values.isolate) {
       for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
-        if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
+        if (values[o] !== undefined) throw new UsageError(`${flag(o)} does not go with --isolate`);
       }
-      if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
+      if (command.length === 0) throw new UsageError('no command to run: ckpt run --isolate [OPTIONS] [--] CMD [ARGS…]');
       const { supervise } = unattendedFrom(values);
       return runIsolated(command, { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true, ...supervise });
     }
-    if (values.net) throw new UsageError('--net goes with --isolate', { hint: `usage: ${usage}` });
-    if (values.np === undefined) throw new UsageError('say how many ranks with -n N', { hint: `usage: ${usage}` });
-    const size = intOption(values.np, 'np', 0)!;
+    if (values.net) throw new UsageError('--net goes with --isolate');
+    if (values.np === undefined) throw new UsageError('say how many ranks with -n N (or run one command with --isolate)');
+    const size = intOption(values.np, 'n', 0)!;
     if (size < 1 || size > MAX_RANKS) throw new UsageError(`-n takes 1 to ${MAX_RANKS} ranks, not ${size}`);
-    if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
+    if (command.length === 0) throw new UsageError('no command to run: ckpt run -n N [OPTIONS] [--] CMD [ARGS…]');
     const where = launcherFrom(values);
     // Across nodes the ranks talk over TCP.
     const oob = values.oob ?? (where.launcher === 'slurm' ? 'tcp' : 'unix');

@@ -1,35 +1,18 @@
 // `ckpt setup criu`: makes sure a working CRIU ≥ 4.2 is available (installing a private one if needed).
 import { parse, type Command } from '../command.js';
+import { setupCriuSpec } from '../spec/others.js';
 import { UsageError } from '../../errors.js';
 import { installForUsers } from '../../criu/install/for-users.js';
 import { installCriu } from '../../criu/install/install-criu.js';
 import { defaultPrivateRoot } from '../../criu/locate/paths.js';
 import { endProgress, printJson, println, progress } from '../output.js';
 
-const usage = 'ckpt setup criu [--json] [--prefix DIR] [--force] [--for-users GROUP]';
-
 export const setup: Command = {
-  name: 'setup',
-  summary: 'install the tools ckpt needs (`ckpt setup criu`: a CRIU that works on this kernel)',
-  usage,
   async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      {
-        json: { type: 'boolean', default: false },
-        prefix: { type: 'string' },
-        force: { type: 'boolean', default: false },
-        'for-users': { type: 'string' },
-      },
-      usage,
-    );
+    // main.ts found the subcommand (criu, the only one).
+    const { values, positionals } = parse(argv, setupCriuSpec);
     const json = values.json === true;
-    const [what, ...extra] = positionals;
-    if (what !== 'criu' || extra.length > 0) {
-      throw new UsageError(what === undefined ? 'say what to set up' : `cannot set up '${[what, ...extra].join(' ')}'`, {
-        hint: `usage: ${usage}`,
-      });
-    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const prefix = values.prefix;
     if (prefix !== undefined && !prefix.startsWith('/')) throw new UsageError(`--prefix takes an absolute directory, not '${prefix}'`);
     const onProgress = progress(json);

@@ -1,12 +1,11 @@
 // `ckpt snapshots ls|inspect|verify|rm`: look after a snapshot store.
 import { parse, intOption, type Command } from '../command.js';
+import { gcSpec, inspectSpec, lsSpec, rmSpec, verifySpec } from '../spec/snapshots.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
 import { printJson, println } from '../output.js';
-
-const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF | gc STORE  [--seq N] [--json]';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
 function shown(m: Manifest, showEnv: boolean): Manifest {
@@ -18,17 +17,16 @@ function shown(m: Manifest, showEnv: boolean): Manifest {
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 export const snapshotsCommand: Command = {
-  name: 'snapshots',
-  summary: 'list, inspect, verify or remove snapshots',
-  usage,
-  async run(argv) {
-    const { values, positionals } = parse(
-      argv,
-      { seq: { type: 'string' }, json: { type: 'boolean', default: false }, 'show-env': { type: 'boolean', default: false } },
-      usage,
-    );
-    const [action, ref, ...extra] = positionals;
-    if (!action || !ref || extra.length) throw new UsageError('say what to do and to which snapshot', { hint: `usage: ${usage}` });
+  async run(argv, action) {
+    // main.ts found the subcommand; each has its own table.
+    const spec = { ls: lsSpec, inspect: inspectSpec, verify: verifySpec, rm: rmSpec, gc: gcSpec }[action ?? ''];
+    if (!spec) throw new UsageError(`unknown snapshots subcommand '${action}'`);
+    const { values: parsed, positionals } = parse(argv, spec);
+    const values = parsed as { seq?: string; json?: boolean; 'show-env'?: boolean };
+    const [ref, ...extra] = positionals;
+    const operand = spec.operands![0]!.name;
+    if (!ref) throw new UsageError(`name the ${operand === 'STORE' ? 'store' : 'snapshot (a store or a snapshot directory)'}: ckpt snapshots ${action} ${operand}`);
+    if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
     const json = values.json === true;
     const seq = intOption(values.seq, 'seq', 1);
     switch (action) {
@@ -115,7 +113,7 @@ export const snapshotsCommand: Command = {
         return 0;
       }
       default:
-        throw new UsageError(`unknown snapshots action '${action}'`, { hint: `usage: ${usage}` });
+        throw new UsageError(`unknown snapshots subcommand '${action}'`);
     }
   },
 };

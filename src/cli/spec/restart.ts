@@ -1,0 +1,33 @@
+// ckpt restart: a process, a job or an isolated job back from a snapshot.
+import { jsonOption, launcherOptions, unattendedOptions } from './shared.js';
+import type { CommandSpec } from './types.js';
+
+export const restartOptions = {
+  seq: { arg: 'N', int: { min: 1 }, default: 'the newest', help: 'restart snapshot N of the store' },
+  detach: { help: 'a process: return once it runs, do not wait for it' },
+  log: { arg: 'FILE', complete: 'file', help: "a process: append its stdout and stderr to FILE (with --detach: CRIU's log)" },
+  stdout: { arg: 'FILE', complete: 'file', help: 'a process: append its stdout to FILE' },
+  stderr: { arg: 'FILE', complete: 'file', help: 'a process: append its stderr to FILE' },
+  'no-verify': { help: "skip checking the snapshot's checksums before restoring" },
+  'trust-owner': { help: "restore a snapshot that another user owns (root)" },
+  interval: { arg: 'SEC', int: { min: 0, unit: 'seconds' }, default: 'as recorded', help: 'a job: checkpoint every SEC seconds (0: never)' },
+  keep: { arg: 'K', int: { min: 1 }, default: 'as recorded', help: 'a job: keep only the newest K snapshots' },
+  ...launcherOptions,
+  ...unattendedOptions,
+  ...jsonOption,
+} as const;
+
+export const restartSpec: CommandSpec<typeof restartOptions> = {
+  name: 'restart',
+  summary: 'restart a process or a job from a snapshot (the newest in a store, or --seq N)',
+  usage: [
+    'SNAPSHOT [--seq N] [--detach] [--log FILE | --stdout FILE --stderr FILE] [--no-verify] [--trust-owner] [--json]',
+    'SNAPSHOT [--seq N] [--interval SEC] [--keep K] [--launcher local|slurm] [-N NODES] [--bind IFACE|ADDR] [--checkpoint-signal SIG] [--max-restarts K] [--json]',
+  ],
+  description: [
+    'SNAPSHOT is a store (its newest snapshot, or --seq N) or one snapshot directory. In the foreground ckpt waits for what it restarted and exits with its status.',
+  ],
+  options: restartOptions,
+  operands: [{ name: 'SNAPSHOT', complete: 'dir' }],
+  habits: { '-D': 'the snapshot is named without an option: ckpt restart SNAPSHOT', '--images-dir': 'the snapshot is named without an option: ckpt restart SNAPSHOT', '-d': '--detach' },
+};

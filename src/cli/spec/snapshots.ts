@@ -1,0 +1,58 @@
+// ckpt snapshots ls|inspect|verify|rm|gc: looking after a snapshot store.
+import { jsonOption } from './shared.js';
+import type { CommandSpec, OptionTable } from './types.js';
+
+const seq = { seq: { arg: 'N', int: { min: 1 }, default: 'the newest', help: 'snapshot N of the store' } } as const;
+const ref = [{ name: 'REF', complete: 'dir' }] as const;
+const store = [{ name: 'STORE', complete: 'dir' }] as const;
+
+export const lsSpec: CommandSpec<typeof jsonOption> = {
+  name: 'ls',
+  summary: 'list the committed snapshots of a store',
+  usage: ['STORE [--json]'],
+  options: jsonOption,
+  operands: store,
+};
+
+const inspectOptions = { ...seq, 'show-env': { help: 'show the recorded environment variables (hidden by default)' }, ...jsonOption } as const;
+export const inspectSpec: CommandSpec<typeof inspectOptions> = {
+  name: 'inspect',
+  summary: 'show what a snapshot holds, who made it and when',
+  usage: ['REF [--seq N] [--show-env] [--json]'],
+  description: ['REF is a store (its newest snapshot, or --seq N) or one snapshot directory.'],
+  options: inspectOptions,
+  operands: ref,
+};
+
+const seqJson = { ...seq, ...jsonOption } as const;
+export const verifySpec: CommandSpec<typeof seqJson> = {
+  name: 'verify',
+  summary: "check a snapshot's files against their recorded sizes and checksums",
+  usage: ['REF [--seq N] [--json]'],
+  options: seqJson,
+  operands: ref,
+};
+
+export const rmSpec: CommandSpec<typeof seqJson> = {
+  name: 'rm',
+  summary: 'remove one snapshot (its directory, or the store with --seq N)',
+  usage: ['REF [--seq N] [--json]'],
+  options: seqJson,
+  operands: ref,
+};
+
+export const gcSpec: CommandSpec<typeof jsonOption> = {
+  name: 'gc',
+  summary: 'remove the partial snapshots that dead ckpt processes left in a store',
+  usage: ['STORE [--json]'],
+  options: jsonOption,
+  operands: store,
+};
+
+export const snapshotsSpec: CommandSpec<OptionTable> = {
+  name: 'snapshots',
+  summary: 'list, inspect, verify or remove snapshots',
+  usage: ['ls|inspect|verify|rm|gc …'],
+  options: {},
+  subcommands: [lsSpec, inspectSpec, verifySpec, rmSpec, gcSpec],
+};
