@@ -222,7 +222,8 @@ export function procState(pid: number): string | undefined {
 /** One-line error, no stack trace. */
 export function isOneLineError(stderr: string): boolean {
   const lines = stderr.trim().split('\n');
-  return lines.length === 1 && lines[0]!.startsWith('ckpt: ') && !/\n\s+at /.test(stderr);
+  // `ckpt: …`, or a usage error naming its command: `ckpt snapshots ls: …`.
+  return lines.length === 1 && /^ckpt( [a-z]+){0,2}: /.test(lines[0]!) && !/\n\s+at /.test(stderr);
 }
 
 /** Waits until `ckpt ps` lists a job of that name (a `ckpt run` just started registers it soon after). */

@@ -7,6 +7,7 @@ import { holdInspectorSignal } from '../util/signals.js';
 import { findSpec, specs } from './spec/index.js';
 import { commandHelp, resolve, topHelp, wantsHelp } from './help.js';
 import { nearest } from './suggest.js';
+import { parse } from './parse.js';
 import { errorJson, formatError, printJson } from './output.js';
 
 /** Other tools' words for our commands. */
@@ -27,7 +28,9 @@ function unknown(kind: string, word: string, known: readonly string[], habits: R
 }
 
 /** `ckpt help [CMD [SUB]]`. */
-function help(words: string[]): string {
+function help(argv: string[]): string {
+  if (wantsHelp(findSpec('help')!, argv)) return commandHelp(findSpec('help')!);
+  const words = parse(argv, findSpec('help')!).positionals;
   if (words.length === 0) return topHelp();
   const spec = findSpec(words[0]!);
   if (!spec) throw unknown('command', words[0]!, specs.map((s) => s.name), COMMAND_HABITS);
@@ -39,7 +42,13 @@ function help(words: string[]): string {
 
 const isUsage = (err: unknown) => err instanceof CkptError && err.code === ErrorCodes.USAGE;
 
-export async function main(argv: string[]): Promise<number> {
+/** Where main writes: the process's streams (tests give their own). */
+export interface Io {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+export async function main(argv: string[], io: Io = process): Promise<number> {
   holdInspectorSignal();
   const [name, ...rest] = argv;
   const json = rest.includes('--json');
@@ -49,29 +58,29 @@ export async function main(argv: string[]): Promise<number> {
   try {
     debug = envFlag('CKPT_DEBUG');
     if (name === undefined) {
-      process.stderr.write(`${topHelp()}\n`);
+      io.stderr.write(`${topHelp()}\n`);
       return 2;
     }
     if (name === '--help' || name === '-h') {
-      process.stdout.write(`${topHelp()}\n`);
+      io.stdout.write(`${topHelp()}\n`);
       return 0;
     }
     if (name === '--version' || name === '-V') {
       const { version } = await import('../version.js');
-      process.stdout.write(`ckpt ${version}\n`);
+      io.stdout.write(`ckpt ${version}\n`);
       return 0;
     }
     const spec = findSpec(name);
     if (!spec) throw unknown('command', name, specs.map((s) => s.name), COMMAND_HABITS);
     where = `ckpt ${name}`;
     if (name === 'help') {
-      process.stdout.write(`${help(rest)}\n`);
+      io.stdout.write(`${help(rest)}\n`);
       return 0;
     }
     const target = resolve(spec, rest);
     if (target.parent) where = `ckpt ${name} ${target.spec.name}`;
     if (wantsHelp(target.spec, target.rest)) {
-      process.stdout.write(`${commandHelp(target.spec, target.parent)}\n`);
+      io.stdout.write(`${commandHelp(target.spec, target.parent)}\n`);
       return 0;
     }
     if (spec.subcommands && !target.parent) {
@@ -79,26 +88,25 @@ export async function main(argv: string[]): Promise<number> {
       if (target.sub !== undefined) throw unknown('subcommand', target.sub, subs);
       throw new UsageError(`say which: ${subs.join(', ')}`, { hint: `see 'ckpt ${name} --help'` });
     }
-    if (name === 'completion') return await completion(target.rest);
+    if (name === 'completion') return await completion(target.rest, io);
     const { loaders } = await import('./commands/index.js');
     const command = await loaders[name]!();
     return await command.run(target.rest, target.parent ? target.spec.name : undefined);
   } catch (err) {
     if (json) printJson(errorJson(err));
-    else process.stderr.write(`${formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ')}\n`);
-    if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    else io.stderr.write(`${formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ')}\n`);
+    if (debug && err instanceof Error) io.stderr.write(`${err.stack}\n`);
     return isUsage(err) ? 2 : 1;
   }
 }
 
-async function completion(argv: string[]): Promise<number> {
-  const { parse } = await import('./parse.js');
+async function completion(argv: string[], io: Io): Promise<number> {
   const { positionals } = parse(argv, findSpec('completion')!);
   const [shell, ...extra] = positionals;
   if (shell === undefined || extra.length) throw new UsageError(shell === undefined ? 'say which shell: bash or zsh' : `unexpected argument '${extra[0]}'`);
   const { bashCompletion, zshCompletion } = await import('./completion.js');
-  if (shell === 'bash') process.stdout.write(bashCompletion());
-  else if (shell === 'zsh') process.stdout.write(zshCompletion());
+  if (shell === 'bash') io.stdout.write(bashCompletion());
+  else if (shell === 'zsh') io.stdout.write(zshCompletion());
   else throw new UsageError(`no completion for '${shell}'`, { hint: 'bash or zsh' });
   return 0;
 }

@@ -2,13 +2,19 @@
 // nearest option by edit distance, else a unique prefix.
 import type { CommandSpec } from './spec/types.js';
 
-/** Levenshtein distance, small strings only. */
+/** Edit distance with transpositions (optimal string alignment), small strings only. */
 export function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let before = prev;
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    prev = cur;
+    for (let j = 1; j <= b.length; j++) {
+      let d = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      // Two letters swapped count as one slip (crui → criu).
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, before[j - 2]! + 1);
+      cur.push(d);
+    }
+    [before, prev] = [prev, cur];
   }
   return prev[b.length]!;
 }

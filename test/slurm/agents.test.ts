@@ -110,7 +110,7 @@ test('inside an allocation: no srun in PATH, or -N beyond the allocation, is one
   assert.match(oneLine(noSrun.stderr), /needs srun, and it is not in PATH \[ECKPT_NO_ALLOCATION\]$/);
   const tooMany = await cluster.run('salloc', ['-N', '2', process.execPath, ckptBin, 'run', '-N', '3', '-n', '3', '--', process.execPath, '-e', '0']);
   assert.equal(tooMany.code, 2, tooMany.stderr);
-  assert.match(oneLine(tooMany.stderr), /^ckpt: -N 3: the allocation has 2 nodes \[ECKPT_USAGE\]$/);
+  assert.match(oneLine(tooMany.stderr), /^ckpt run: -N 3: the allocation has 2 nodes \[ECKPT_USAGE\]$/);
   const badDistribution = await cluster.run('salloc', ['-N', '2', process.execPath, ckptBin, 'run', '--distribution', 'plane', '-n', '2', '--', process.execPath, '-e', '0']);
   assert.equal(badDistribution.code, 2);
   assert.match(oneLine(badDistribution.stderr), /--distribution is block or cyclic, not 'plane' \[ECKPT_USAGE\]$/);
