@@ -36,7 +36,7 @@ test('--help of every command and subcommand, anywhere on the line, and ckpt hel
   const lines: string[][] = [];
   // Among other words (ckpt run: among options; its first word is the command to run).
   for (const { words, spec } of leaves) lines.push([...words, spec.commandAfter ? '-v' : 'word', '--help'], ['help', ...words]);
-  lines.push(['run', '-n', '2', '--help'], ['snapshots', '--help'], ['setup', '--help'], ['run', '-n', '1', '--', 'sh', '--help']);
+  lines.push(['run', '-n', '2', '--help'], ['snapshots', '--help'], ['setup', '--help'], ['run', '-n', '1', '--', 'echo', '--help']);
   const results = await all(lines);
   for (let i = 0; i < leaves.length; i++) {
     const { words, spec } = leaves[i]!;
@@ -56,7 +56,7 @@ test('--help of every command and subcommand, anywhere on the line, and ckpt hel
   assert.match(setup!.stdout, /criu/);
   // A --help of the command ckpt runs is the command's.
   assert.equal(after!.code, 0, after!.stderr);
-  assert.doesNotMatch(after!.stdout, /usage: ckpt/);
+  assert.match(after!.stdout, /^\[0\] --help$/m);
 });
 
 test('bare ckpt: the help on stderr, exit 2; ckpt --help: stdout, exit 0; --version', async () => {
