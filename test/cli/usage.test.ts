@@ -36,7 +36,7 @@ test('--help of every command and subcommand, anywhere on the line, and ckpt hel
   const lines: string[][] = [];
   // Among other words (ckpt run: among options; its first word is the command to run).
   for (const { words, spec } of leaves) lines.push([...words, spec.commandAfter ? '-v' : 'word', '--help'], ['help', ...words]);
-  lines.push(['run', '-n', '2', '--help'], ['snapshots', '--help'], ['setup', '--help'], ['run', '-n', '1', '--', 'echo', '--help']);
+  lines.push(['run', '-n', '2', '--help'], ['snapshots', '--help'], ['setup', '--help'], ['run', '-n', '1', '--', 'printf', '%s\n', '--help']);
   const results = await all(lines);
   for (let i = 0; i < leaves.length; i++) {
     const { words, spec } = leaves[i]!;
