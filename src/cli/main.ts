@@ -3,7 +3,7 @@ import { commands } from './commands/index.js';
 import { UsageError } from '../errors.js';
 import { envFlag } from '../config.js';
 import { holdInspectorSignal } from '../util/signals.js';
-import { errorJson, formatError, printJson } from './output.js';
+import { reportFailure, wantsJson } from './json.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -22,7 +22,7 @@ function help(): string {
 export async function main(argv: string[]): Promise<number> {
   holdInspectorSignal();
   const [name, ...rest] = argv;
-  const json = rest.includes('--json');
+  const json = wantsJson(rest);
   let debug = false;
   try {
     debug = envFlag('CKPT_DEBUG');
@@ -43,8 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await command.run(rest);
   } catch (err) {
-    if (json) printJson(errorJson(err));
-    else process.stderr.write(`${formatError(err)}\n`);
+    reportFailure(err, json);
     if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     return err instanceof UsageError ? 2 : 1;
   }
