@@ -130,3 +130,11 @@ export interface JsonOutputs {
   doctor: DoctorJson;
   setup: SetupJson;
 }
+
+/** Every command with --json output; the compiler checks the list is complete. */
+export const JSON_COMMANDS = [
+  'checkpoint', 'restart', 'resume', 'kill', 'ps', 'snapshots ls', 'snapshots inspect', 'snapshots verify', 'snapshots rm', 'snapshots gc', 'doctor', 'setup',
+] as const satisfies readonly (keyof JsonOutputs)[];
+type Unlisted = Exclude<keyof JsonOutputs, (typeof JSON_COMMANDS)[number]>;
+const complete: [Unlisted] extends [never] ? true : Unlisted = true;
+void complete;

@@ -6,10 +6,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCriu } from '../../dist/criu/locate/find.js';
 import { validateManifest } from '../../dist/store/manifest.js';
+import { schemaFile } from '../../dist/cli/json.js';
+import { JSON_COMMANDS } from '../../dist/cli/json-shapes.js';
 import { ckpt, ckptProgram, fixture, isOneLineError, needCriu, Program, root, tempDir, type Result } from '../helpers.js';
 import { SchemaSet } from '../helpers/json-schema.js';
 
@@ -20,7 +22,7 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 function success(r: Result, command: string): Json {
   assert.equal(r.code, 0, `ckpt ${command} failed: ${r.stderr}`);
   const out = JSON.parse(r.stdout) as Json;
-  const file = `ckpt-${command.replace(/ /g, '-')}.schema.json`;
+  const file = schemaFile(command as (typeof JSON_COMMANDS)[number]);
   assert.deepEqual(schemas.validate(file, out), [], `${file}: ${r.stdout}`);
   return out;
 }
@@ -45,10 +47,10 @@ function manifestConforms(snapshotDir: string): Json {
   return m;
 }
 
-test('every schema loads and uses only what the test validator checks', () => {
-  const files = ['error', 'manifest', 'ckpt-checkpoint', 'ckpt-restart', 'ckpt-resume', 'ckpt-kill', 'ckpt-ps', 'ckpt-doctor', 'ckpt-setup']
-    .concat(['ls', 'inspect', 'verify', 'rm', 'gc'].map((a) => `ckpt-snapshots-${a}`));
-  for (const f of files) assert.ok(Array.isArray(schemas.validate(`${f}.schema.json`, {})), f);
+test('every --json command has a schema, and every schema uses only what the test validator checks', () => {
+  const files = ['error.schema.json', 'manifest.schema.json', ...JSON_COMMANDS.map(schemaFile)];
+  assert.deepEqual(files.slice().sort(), readdirSync(join(root, 'docs', 'schemas')).sort(), 'one schema per command, no other');
+  for (const f of files) assert.notDeepEqual(schemas.validate(f, {}), [], `${f} refuses an empty object`);
 });
 
 test('the manifest schema refuses what validateManifest refuses', async (t) => {
