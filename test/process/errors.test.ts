@@ -75,7 +75,9 @@ function assertFailure(r: Result, code: string, json: boolean): void {
 async function expectError(args: string[], code: string, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   const text = await ckpt(args, env, 30_000);
   assertFailure(text, code, false);
-  assertFailure(await ckpt([...args, '--json'], env, 30_000), code, true);
+  // --json among ckpt's options: after a `--` it would be an argument.
+  const end = args.includes('--') ? args.indexOf('--') : args.length;
+  assertFailure(await ckpt([...args.slice(0, end), '--json', ...args.slice(end)], env, 30_000), code, true);
   return text;
 }
 
