@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findCriu } from '../../dist/criu/locate/find.js';
 import { validateManifest } from '../../dist/store/manifest.js';
@@ -170,6 +170,27 @@ test('ps, checkpoint and kill of a rank job', async (t) => {
   failure(await ckpt(['ps', '--all', '--json'], env), 'ECKPT_USAGE');
   failure(await ckpt(['kill', name, '--json'], env), 'ECKPT_JOB_NOT_FOUND');
   failure(await ckpt(['checkpoint', name, '--json'], env), 'ECKPT_JOB_NOT_FOUND');
+});
+
+test('checkpoint --stop, resume and kill of an isolated job', async (t) => {
+  if (!(await needCriu(t))) return;
+  if (process.geteuid?.() !== 0) return void t.skip('ckpt run --isolate needs root');
+  // Its working directory must be visible inside the job: not under /tmp.
+  const cwd = mkdtempSync('/var/tmp/ckpt-json-test-');
+  t.after(() => rmSync(cwd, { recursive: true, force: true }));
+  const env = { CKPT_STATE_DIR: join(tempDir(t), 'state') };
+  const name = `json-iso-${process.pid}`;
+  const loop = 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.05; done';
+  const job = ckptProgram(['run', '--isolate', '--name', name, '--', '/bin/sh', '-c', loop], env, cwd);
+  t.after(() => job.kill());
+  await job.waitFor(/^tick 3$/);
+  const cp = success(await ckpt(['checkpoint', name, '--dir', join(cwd, 'store'), '--stop', '--json'], env), 'checkpoint');
+  assert.deepEqual([cp.kind, cp.name, cp.endState, cp.crs.name], ['isolated', name, 'stop', 'criu']);
+  manifestConforms(cp.snapshot);
+  success(await ckpt(['resume', name, '--json'], env), 'resume');
+  const kill = success(await ckpt(['kill', name, '--json'], env), 'kill');
+  assert.equal(kill.name, name);
+  await job.exited;
 });
 
 test('doctor and setup', async (t) => {
