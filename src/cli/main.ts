@@ -8,7 +8,8 @@ import { findSpec, specs } from './spec/index.js';
 import { commandHelp, resolve, topHelp, wantsHelp } from './help.js';
 import { nearest } from './suggest.js';
 import { parse } from './parse.js';
-import { errorJson, formatError, printJson } from './output.js';
+import { formatError } from './output.js';
+import { reportFailure, wantsJson } from './json.js';
 
 /** Other tools' words for our commands. */
 const COMMAND_HABITS: Record<string, string> = {
@@ -51,7 +52,7 @@ export interface Io {
 export async function main(argv: string[], io: Io = process): Promise<number> {
   holdInspectorSignal();
   const [name, ...rest] = argv;
-  const json = rest.includes('--json');
+  const json = wantsJson(rest);
   let debug = false;
   // Who speaks in a usage error: `ckpt checkpoint: …`, `ckpt snapshots ls: …`.
   let where = 'ckpt';
@@ -93,9 +94,10 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     const command = await loaders[name]!();
     return await command.run(target.rest, target.parent ? target.spec.name : undefined);
   } catch (err) {
-    if (json) printJson(errorJson(err));
-    else io.stderr.write(`${formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ')}\n`);
-    if (debug && err instanceof Error) io.stderr.write(`${err.stack}\n`);
+    const line = formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ');
+    reportFailure(err, json, line, io);
+    if (debug && err instanceof Error) io.stderr.write(`${err.stack}
+`);
     return isUsage(err) ? 2 : 1;
   }
 }

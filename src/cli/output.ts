@@ -1,9 +1,5 @@
-// How the CLI speaks: results to stdout (text or --json), progress and errors to stderr.
+// How the CLI speaks: results to stdout (text; --json output: json.ts), progress and errors to stderr.
 import { CkptError } from '../errors.js';
-
-export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-}
 
 export function println(line = ''): void {
   process.stdout.write(`${line}\n`);
@@ -30,9 +26,4 @@ export function formatError(err: unknown): string {
   }
   const msg = err instanceof Error ? err.message : String(err);
   return `ckpt: internal error: ${msg.split('\n')[0]} [ECKPT_INTERNAL]`;
-}
-
-export function errorJson(err: unknown): unknown {
-  if (err instanceof CkptError) return { ok: false, error: err.toJSON() };
-  return { ok: false, error: { code: 'ECKPT_INTERNAL', message: err instanceof Error ? err.message : String(err) } };
 }

@@ -175,7 +175,7 @@ export function isSafeRelativePath(p: string): boolean {
   return p.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
 
-/** Checks every field before anything in the manifest is used. */
+/** Checks every field before anything in the manifest is used (docs/schemas/manifest.schema.json says the same: change both). */
 export function validateManifest(value: unknown): Manifest {
   if (!isObj(value)) fail('not a JSON object');
   if (value.format !== MANIFEST_FORMAT) fail(`format is ${JSON.stringify(value.format)}, not ${MANIFEST_FORMAT}`);

@@ -104,7 +104,7 @@ test('a C program: run --isolate, ps lists it, checkpoint --term, restart goes o
   const job = runIsolated(t, env, ['--net', '--name', 'cprog', '--', buildTicker(t), '150']);
   await job.waitFor(/^tick 10$/);
   const ps = await ckpt(['ps', '--json'], env);
-  const listed = (JSON.parse(ps.stdout) as { name: string; kind: string; isolated: { rootPid: number; net: boolean } }[]).find((j) => j.name === 'cprog');
+  const listed = (JSON.parse(ps.stdout).jobs as { name: string; kind: string; isolated: { rootPid: number; net: boolean } }[]).find((j) => j.name === 'cprog');
   assert.ok(listed, ps.stdout);
   assert.equal(listed.kind, 'isolated');
   assert.equal(listed.isolated.net, true);
@@ -149,7 +149,7 @@ test('--isolate --resume --max-restarts 1: the program killed inside the job is 
   assert.match(job.stderr, /no snapshot in .* yet: starting the job/);
   const cp = await ckpt(['checkpoint', 'resprog', '--json'], env);
   assert.equal(cp.code, 0, cp.stderr || cp.stdout);
-  const listed = (JSON.parse((await ckpt(['ps', '--json'], env)).stdout) as { name: string; isolated: { rootPid: number } }[]).find((j) => j.name === 'resprog')!;
+  const listed = (JSON.parse((await ckpt(['ps', '--json'], env)).stdout).jobs as { name: string; isolated: { rootPid: number } }[]).find((j) => j.name === 'resprog')!;
   const root = listed.isolated.rootPid;
   const program = Number(readFileSync(`/proc/${root}/task/${root}/children`, 'utf8').trim().split(' ')[0]);
   assert.ok(program > 1);
@@ -208,7 +208,7 @@ test('two restored copies of one snapshot run side by side with the original (--
   const copies = [restart(t, env, store), restart(t, env, store)];
   // All three at once: each copy has its own pid, mount and network namespaces.
   await Promise.all(copies.map((c) => c.waitFor(/^count /)));
-  const ps = JSON.parse((await ckpt(['ps', '--json'], env)).stdout) as { name: string; isolated?: { restoredFrom: string | null } }[];
+  const ps = JSON.parse((await ckpt(['ps', '--json'], env)).stdout).jobs as { name: string; isolated?: { restoredFrom: string | null } }[];
   assert.equal(ps.filter((j) => j.name === 'orig').length, 3, 'the original and both copies are listed');
   assert.equal(ps.filter((j) => j.isolated?.restoredFrom).length, 2);
   for (const p of [job, ...copies]) {
@@ -311,7 +311,7 @@ test('a failed restore (corrupted image) leaves no processes, namespaces or lock
   assert.deepEqual([...after.ns.ipc].filter((n) => !before.ns.ipc.has(n)), [], 'no IPC namespace is left');
   assert.deepEqual([...after.ns.user].filter((n) => !before.ns.user.has(n)), [], 'no user namespace is left');
   assert.ok(![...after.tables].some((l) => l.includes(`CRIU-${runId.slice(0, 21)}`)), 'the lock table is gone');
-  const ps = JSON.parse((await ckpt(['ps', '--json'], env)).stdout) as unknown[];
+  const ps = JSON.parse((await ckpt(['ps', '--json'], env)).stdout).jobs as unknown[];
   assert.deepEqual(ps, [], 'no job is left registered');
   const isolatedDir = join(env.CKPT_STATE_DIR!, 'isolated');
   assert.deepEqual(existsSync(isolatedDir) ? readdirSync(isolatedDir) : [], [], 'no output directory is left');

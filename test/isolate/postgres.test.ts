@@ -39,7 +39,7 @@ function uidsBelow(pid: number, out = new Map<number, number>()): Map<number, nu
 
 async function rootPidOf(env: NodeJS.ProcessEnv, name: string): Promise<number> {
   const r = await ckpt(['ps', '--json'], env);
-  const job = (JSON.parse(r.stdout) as { name: string; isolated: { rootPid: number } }[]).find((j) => j.name === name);
+  const job = (JSON.parse(r.stdout).jobs as { name: string; isolated: { rootPid: number } }[]).find((j) => j.name === name);
   assert.ok(job, r.stdout);
   return job.isolated.rootPid;
 }

@@ -37,7 +37,7 @@ interface PsEntry {
 
 async function jobsNamed(env: NodeJS.ProcessEnv, name: string): Promise<PsEntry[]> {
   const r = await ckpt(['ps', '--json'], env);
-  return (JSON.parse(r.stdout) as PsEntry[]).filter((j) => j.name === name);
+  return (JSON.parse(r.stdout).jobs as PsEntry[]).filter((j) => j.name === name);
 }
 
 const ipcNs = (pid: number): string => readlinkSync(`/proc/${pid}/ns/ipc`);

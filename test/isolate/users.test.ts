@@ -54,7 +54,7 @@ interface PsEntry {
 
 async function job(env: NodeJS.ProcessEnv, name: string): Promise<PsEntry> {
   const r = await ckpt(['ps', '--json'], env);
-  const found = (JSON.parse(r.stdout) as PsEntry[]).find((j) => j.name === name);
+  const found = (JSON.parse(r.stdout).jobs as PsEntry[]).find((j) => j.name === name);
   assert.ok(found, r.stdout);
   return found;
 }

@@ -71,8 +71,8 @@ for (const crs of ['self', 'criu'] as const) {
     for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
       const { again, facts } = await restartJob(t, dir, [store]);
       assert.equal(facts.name, name);
-      assert.equal(facts.crs, crs);
-      const ranks: number[] = facts.ranks;
+      assert.equal(facts.crs.name, crs);
+      const ranks: number[] = facts.pids;
       assert.equal(ranks.length, 2);
       assert.ok(ranks.every((pid) => pid > 1 && alive(pid)), `ranks ${ranks.join(',')} run`);
       again.child.kill(signal);

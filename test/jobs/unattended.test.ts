@@ -107,7 +107,7 @@ test('--resume with only an incomplete snapshot in the store starts afresh and s
 
 /** Kills one rank of the running job (by the pids `ckpt ps` lists). */
 async function killARank(name: string, rank: number): Promise<number> {
-  const ps = JSON.parse((await ckpt(['ps', '--json'])).stdout) as { name: string; pids: number[] }[];
+  const ps = JSON.parse((await ckpt(['ps', '--json'])).stdout).jobs as { name: string; pids: number[] }[];
   const pid = ps.find((j) => j.name === name)!.pids[rank]!;
   assert.ok(pid > 1);
   process.kill(pid, 'SIGKILL');

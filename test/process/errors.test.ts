@@ -59,7 +59,7 @@ function assertFailure(r: Result, code: string, json: boolean): void {
   assert.notEqual(r.code, 0, `non-zero exit; stdout ${r.stdout} stderr ${r.stderr}`);
   assert.equal(r.signal, null, 'ckpt ended by itself');
   if (json) {
-    assert.equal(r.stderr.trim(), '', `nothing on stderr in --json mode: ${r.stderr}`);
+    assert.ok(isOneLineError(r.stderr), `the error on stderr too, one line: ${JSON.stringify(r.stderr)}`);
     const out = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; message: string } };
     assert.equal(out.ok, false);
     assert.equal(out.error.code, code, r.stdout);
@@ -75,7 +75,9 @@ function assertFailure(r: Result, code: string, json: boolean): void {
 async function expectError(args: string[], code: string, env: NodeJS.ProcessEnv = {}): Promise<Result> {
   const text = await ckpt(args, env, 30_000);
   assertFailure(text, code, false);
-  assertFailure(await ckpt([...args, '--json'], env, 30_000), code, true);
+  // --json among ckpt's options: after a `--` it would be an argument.
+  const end = args.includes('--') ? args.indexOf('--') : args.length;
+  assertFailure(await ckpt([...args.slice(0, end), '--json', ...args.slice(end)], env, 30_000), code, true);
   return text;
 }
 
@@ -395,14 +397,14 @@ test('a file whose checksum does not match: restart refused, verify names the fi
   const out = JSON.parse(vj.stdout);
   assert.equal(out.ok, false);
   assert.equal(out.error.code, 'ECKPT_SNAPSHOT_CORRUPT');
-  assert.deepEqual(out.problems, [`images/${biggest}: checksum mismatch`]);
+  assert.deepEqual(out.error.details.problems, [`images/${biggest}: checksum mismatch`]);
 
   // Truncated and missing files are named too.
   writeFileSync(join(images, 'pstree.img'), '');
   rmSync(join(images, 'inventory.img'));
   const two = await ckpt(['snapshots', 'verify', snap.seqDir, '--json']);
   assert.notEqual(two.code, 0);
-  const problems: string[] = JSON.parse(two.stdout).problems;
+  const problems: string[] = JSON.parse(two.stdout).error.details.problems;
   assert.ok(problems.some((p) => p.startsWith('images/pstree.img: size 0')), problems.join('; '));
   assert.ok(problems.includes('images/inventory.img: missing'), problems.join('; '));
   await expectRestartRefused(snap, [snap.store], 'ECKPT_SNAPSHOT_CORRUPT');

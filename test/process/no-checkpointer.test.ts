@@ -80,5 +80,5 @@ test('ckpt doctor says the addon is missing, what is lost and what to run', asyn
   const j = JSON.parse((await ckpt(['doctor', '--json'], { CKPT_NO_NATIVE: '1' })).stdout);
   assert.equal(j.native.ok, false);
   assert.equal(j.native.checksums, 'wasm');
-  assert.equal(j.automatic, undefined);
+  assert.equal(j.automatic, null);
 });

@@ -89,14 +89,14 @@ test('ckpt ps lists a running job; ckpt kill ends it; its entry is gone afterwar
   await run.isReady;
   const ps = await ckpt(['ps', '--json']);
   assert.equal(ps.code, 0, ps.stderr);
-  const jobs = JSON.parse(ps.stdout);
+  const jobs = JSON.parse(ps.stdout).jobs;
   const job = jobs.find((j: any) => j.name === `job-${mark}`);
   assert.ok(job, ps.stdout);
   assert.equal(job.size, 3);
   assert.equal(job.state, 'running');
   assert.equal(job.pids.length, 3);
   assert.ok(job.pids.every((p: number) => p > 1));
-  assert.equal(typeof job.uptimeSeconds, 'number');
+  assert.equal(typeof job.uptimeMs, 'number');
   const text = await ckpt(['ps']);
   assert.match(text.stdout, new RegExp(`^ID +NAME +SIZE +STATE +UPTIME +PIDS\\n${job.id} +job-${mark} +3 +running`));
 
@@ -107,7 +107,7 @@ test('ckpt ps lists a running job; ckpt kill ends it; its entry is gone afterwar
   assert.equal(r.code, 143);
   assert.match(r.stderr, /killed by ckpt kill/);
   await assertNoneLeft('MARK', mark);
-  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout);
+  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout).jobs;
   assert.equal(after.find((j: any) => j.id === job.id), undefined);
 });
 
@@ -139,13 +139,13 @@ test('ranks do not outlive a launcher killed with SIGKILL; ps then drops the ent
   const mark = uniqueMark();
   const run = startWaitingJob(3, [], mark);
   await run.isReady;
-  const jobs = JSON.parse((await ckpt(['ps', '--json'])).stdout);
+  const jobs = JSON.parse((await ckpt(['ps', '--json'])).stdout).jobs;
   const job = jobs.find((j: any) => j.name === `job-${mark}`);
   run.child().kill('SIGKILL');
   await run.done;
   // Each rank sees its coordinator's connection close and exits.
   await assertNoneLeft('MARK', mark);
-  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout);
+  const after = JSON.parse((await ckpt(['ps', '--json'])).stdout).jobs;
   assert.equal(after.find((j: any) => j.id === job.id), undefined);
   assert.ok(!existsSync(join(jobsDir(), `${job.id}.json`)));
 });
@@ -167,7 +167,7 @@ test('ckpt ps removes the entries of jobs that died', async () => {
   });
   assert.ok(existsSync(join(jobsDir(), 'deadbeef.json')));
   const ps = await ckpt(['ps', '--json']);
-  assert.deepEqual(JSON.parse(ps.stdout).filter((j: any) => j.id === 'deadbeef'), []);
+  assert.deepEqual(JSON.parse(ps.stdout).jobs.filter((j: any) => j.id === 'deadbeef'), []);
   assert.ok(!existsSync(join(jobsDir(), 'deadbeef.json')));
   assert.ok(jobsDir().startsWith(stateDir));
 });
@@ -182,7 +182,7 @@ test('SIGUSR1 (what Slurm sends) to ckpt run and to its ranks opens no debugger 
   const mark = uniqueMark();
   const run = startWaitingJob(2, [], mark);
   await run.isReady;
-  const ps = JSON.parse((await ckpt(['ps', '--json'])).stdout).find((j: any) => j.name === `job-${mark}`);
+  const ps = JSON.parse((await ckpt(['ps', '--json'])).stdout).jobs.find((j: any) => j.name === `job-${mark}`);
   const pids: number[] = [run.child().pid, ...ps.pids];
   for (const pid of pids) process.kill(pid, 'SIGUSR1');
   // A checkpoint round through the coordinator and every rank: each has handled its signal by then.

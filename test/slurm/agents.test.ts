@@ -180,7 +180,7 @@ test('ckpt ps --json of a job on 3 nodes with --distribution cyclic: ranks on n1
   const env = { ITERS: '20', GATE_AT: '10', GATE_FILE: gate };
   const job = cluster.spawn('salloc', ['-N', '3', '--ntasks-per-node=2', process.execPath, ckptBin, 'run', '-n', '6', '--distribution', 'cyclic', '--name', 'cyclic', '--', process.execPath, program], { env });
   await gated(job, 6);
-  const ps = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'ps', '--json'])) as { name: string; ranks: { rank?: number; node?: string }[] }[];
+  const ps = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'ps', '--json'])).jobs as { name: string; ranks: { rank?: number; node?: string }[] }[];
   const listed = ps.find((j) => j.name === 'cyclic');
   assert.ok(listed, JSON.stringify(ps));
   assert.deepEqual(listed.ranks.map((r) => r.node), ['n1', 'n2', 'n3', 'n1', 'n2', 'n3']);

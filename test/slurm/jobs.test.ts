@@ -65,7 +65,7 @@ for (const crs of ['self', 'criu'] as const) {
     const alloc = (nodes: number) => ['-N', String(nodes), `--ntasks-per-node=${Math.ceil(4 / nodes)}`, process.execPath, ckptBin];
     let job = cluster.spawn('salloc', [...alloc(2), 'run', '-n', '4', '--name', `ring-${crs}`, '--dir', store, '--crs', crs, '--', process.execPath, program], { env });
     await gated(job, 4);
-    const ps = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'ps', '--json'])) as { name: string; ranks: { node?: string }[] }[];
+    const ps = JSON.parse(await cluster.check(process.execPath, [ckptBin, 'ps', '--json'])).jobs as { name: string; ranks: { node?: string }[] }[];
     assert.deepEqual(ps.find((j) => j.name === `ring-${crs}`)?.ranks.map((r) => r.node), ['n1', 'n1', 'n2', 'n2'], 'ps shows where each rank runs');
     // The coordinator talks to agents, agents to their ranks: from each node exactly one
     // connection leads to the login host (its agent's), whatever the ranks on it.

@@ -272,7 +272,7 @@ test('ckpt snapshots ls / inspect / verify / rm, as text and --json', async (t) 
   assert.match(rows[1]!, /^\s*2\s.*\/bin\/true --id=202/);
   const lsj = JSON.parse((await ckpt(['snapshots', 'ls', store, '--json'])).stdout);
   assert.equal(lsj.ok, true);
-  assert.deepEqual(lsj.snapshots.map((s: Json) => [s.seq, s.crs, s.bytes]), [[1, 'none', 10_005], [2, 'none', 10_005]]);
+  assert.deepEqual(lsj.snapshots.map((s: Json) => [s.seq, s.crs.name, s.bytes]), [[1, 'none', 10_005], [2, 'none', 10_005]]);
 
   const inspect = await ckpt(['snapshots', 'inspect', store, '--seq', '1']);
   assert.equal(inspect.code, 0, inspect.stderr);
@@ -282,7 +282,7 @@ test('ckpt snapshots ls / inspect / verify / rm, as text and --json', async (t) 
   assert.equal(ij.ok, true);
   assert.equal(ij.manifest.seq, 2);
   assert.equal(ij.manifest.process.pid, 202);
-  assert.equal(ij.dir, second.dir);
+  assert.equal(ij.snapshot, second.dir);
 
   const verify = await ckpt(['snapshots', 'verify', store]);
   assert.equal(verify.code, 0, verify.stderr);
@@ -310,7 +310,7 @@ test('ckpt snapshots ls / inspect / verify / rm, as text and --json', async (t) 
   assert.equal(rm.code, 0, rm.stderr);
   assert.match(rm.stdout, /removed .*000001/);
   const rmj = JSON.parse((await ckpt(['snapshots', 'rm', join(store, '000002'), '--json'])).stdout);
-  assert.deepEqual(rmj, { ok: true, removed: join(store, '000002') });
+  assert.deepEqual(rmj, { ok: true, snapshot: join(store, '000002'), seq: 2, lockTable: null });
   assert.deepEqual(readdirSync(store), []);
   const empty = await ckpt(['snapshots', 'ls', store]);
   assert.equal(empty.code, 0);

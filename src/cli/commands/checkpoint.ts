@@ -8,7 +8,9 @@ import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
-import { endProgress, printJson, println, progress } from '../output.js';
+import { endProgress, println, progress } from '../output.js';
+import { printResult } from '../json.js';
+import { openSnapshot, type Snapshot } from '../../store/store.js';
 
 function endState(values: { 'leave-running'?: boolean; stop?: boolean; kill?: boolean }): EndState {
   const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.kill && 'terminate'].filter(Boolean);
@@ -27,19 +29,12 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
   const { snapshot, stats, bytes } = result;
   const ms = Date.now() - started;
   if (json) {
-    printJson({
-      ok: true,
+    printResult('checkpoint', {
+      kind: 'isolated',
       job: result.job.id,
       name: result.job.name,
-      snapshot: snapshot.dir,
-      store: snapshot.store,
-      seq: snapshot.seq,
-      crs: snapshot.manifest.crs,
-      endState: then,
       processes: result.processes,
-      files: snapshot.manifest.files.length,
-      bytes,
-      ms,
+      ...snapshotFacts(snapshot, then, ms),
       frozenMs: stats ? stats.frozenTimeUs / 1000 : null,
     });
   } else {
@@ -48,6 +43,13 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
     println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (${(bytes / 1e6).toFixed(1)} MB, ${ms} ms${frozen}); job ${after}`);
   }
   return 0;
+}
+
+/** The --json facts every checkpoint reports about the snapshot it made. */
+function snapshotFacts(snapshot: Snapshot, endState: EndState, durationMs: number) {
+  const m = snapshot.manifest;
+  const bytes = m.files.reduce((n, f) => n + f.size, 0);
+  return { snapshot: snapshot.dir, store: snapshot.store, seq: snapshot.seq, crs: { name: m.crs.name, version: m.crs.version }, endState, files: m.files.length, bytes, durationMs };
 }
 
 export const checkpointCommand: Command = {
@@ -75,18 +77,7 @@ export const checkpointCommand: Command = {
     const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
     const ms = Date.now() - started;
     if (json) {
-      printJson({
-        ok: true,
-        pid,
-        snapshot: snapshot.dir,
-        store: snapshot.store,
-        seq: snapshot.seq,
-        crs: snapshot.manifest.crs,
-        endState: then,
-        files: snapshot.manifest.files.length,
-        bytes,
-        ms,
-      });
+      printResult('checkpoint', { kind: 'process', pid, ...snapshotFacts(snapshot, then, ms) });
     } else {
       const after = { continue: 'left running', stop: 'left stopped (ckpt resume to continue)', terminate: 'killed' }[then];
       println(`checkpointed pid ${pid} into ${snapshot.dir} (${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}, ${(bytes / 1e6).toFixed(1)} MB, ${ms} ms); process ${after}`);
@@ -112,7 +103,11 @@ async function checkpointJobCommand(
   const started = Date.now();
   const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
   const ms = Date.now() - started;
-  if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms });
+  if (values.json) {
+    // The coordinator answers with where the snapshot went; what it holds is in its manifest.
+    const snapshot = openSnapshot(r.snapshot, { trustOwner: true });
+    printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, ms) });
+  }
   else {
     const after = { continue: 'continues', stop: 'is stopped (ckpt kill JOB --signal CONT resumes it)', terminate: 'was ended' }[then];
     println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);

@@ -4,7 +4,8 @@ import { doctorSpec } from '../spec/others.js';
 import { checkpointers } from '../../crs/registry.js';
 import { checksumBackend } from '../../store/checksum.js';
 import { NATIVE_LOSS, nativeStatus } from '../../util/native.js';
-import { printJson, println } from '../output.js';
+import { println } from '../output.js';
+import { printResult } from '../json.js';
 import { probeOtherUsers } from '../../isolate/userns.js';
 import { UsageError } from '../../errors.js';
 
@@ -23,7 +24,7 @@ export const doctorCommand: Command = {
     // Whether root can dump other users' processes (CAP_SYS_RESOURCE; issue 17).
     const otherUsers = report.some((r) => r.name === 'criu' && r.ok) ? await probeOtherUsers() : undefined;
     if (values.json) {
-      printJson({ ok: true, automatic: chosen, checkpointers: report, native: addon, otherUsers });
+      printResult('doctor', { automatic: chosen ?? null, checkpointers: report, native: addon, otherUsers: otherUsers ?? null });
       return 0;
     }
     for (const r of report) {

@@ -3,7 +3,9 @@ import type { Command } from '../command.js';
 import { parse } from '../command.js';
 import { psSpec } from '../spec/others.js';
 import { UsageError } from '../../errors.js';
-import { println, printJson } from '../output.js';
+import { println } from '../output.js';
+import { printResult } from '../json.js';
+import type { PsJobJson } from '../json-shapes.js';
 import { listJobs } from '../../registry/jobs.js';
 
 function uptime(ms: number): string {
@@ -18,13 +20,13 @@ export const ps: Command = {
     const { values, positionals } = parse(argv, psSpec);
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const now = Date.now();
-    const jobs = listJobs().map((j) => ({
+    const jobs = listJobs().map((j): PsJobJson => ({
       id: j.id,
       kind: j.kind ?? 'ranks',
       name: j.name,
       size: j.size,
       state: j.state,
-      uptimeSeconds: Math.floor((now - j.startedAt) / 1000),
+      uptimeMs: Math.max(0, now - j.startedAt),
       pid: j.pid,
       pids: j.ranks.map((r) => r.pid),
       // Where each rank runs (a job across nodes: its node, and its pid there).
@@ -34,7 +36,7 @@ export const ps: Command = {
       ...(j.isolated ? { isolated: { rootPid: j.isolated.rootPid, net: j.isolated.net, restoredFrom: j.isolated.restoredFrom ?? null } } : {}),
     }));
     if (values.json) {
-      printJson(jobs);
+      printResult('ps', { jobs });
       return 0;
     }
     if (jobs.length === 0) {
@@ -46,7 +48,7 @@ export const ps: Command = {
       const where = j.ranks.map((r) => (r.node !== undefined ? `${r.node}:${r.pid ?? '-'}` : String(r.pid ?? '-')));
       const pids = where.length > 8 ? `${where.slice(0, 8).join(',')},…` : where.join(',');
       const size = j.kind === 'isolated' ? `iso${j.isolated?.net ? '+net' : ''}` : String(j.size);
-      rows.push([j.id, j.name, size, j.state, uptime(j.uptimeSeconds * 1000), pids]);
+      rows.push([j.id, j.name, size, j.state, uptime(j.uptimeMs), pids]);
     }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) println(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));

@@ -11,7 +11,8 @@ import { restartSpec } from '../spec/restart.js';
 import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
 import { signalPid } from '../../util/signals.js';
-import { endProgress, formatError, printJson, println, progress } from '../output.js';
+import { endProgress, formatError, println, progress } from '../output.js';
+import { printResult } from '../json.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
@@ -23,7 +24,7 @@ async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boo
     endProgress(json);
   }
   const { job } = restarted;
-  if (json) printJson({ ok: true, detached: false, job: job.id, name: job.name, pid: job.rootPid, snapshot: snapshot.dir, seq: snapshot.seq, crs: 'criu' });
+  if (json) printResult('restart', { kind: 'isolated', detached: false, pid: job.rootPid, ...restoredFrom(snapshot), job: job.id, name: job.name });
   // Signals meant for us end the restored job, as for ckpt run --isolate.
   let interrupts = 0;
   const onSignal = () => {
@@ -36,6 +37,12 @@ async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boo
   } finally {
     for (const sig of FORWARDED) process.off(sig, onSignal);
   }
+}
+
+/** The --json facts of the snapshot a restart came from. */
+function restoredFrom(snapshot: Snapshot) {
+  const { name, version } = snapshot.manifest.crs;
+  return { snapshot: snapshot.dir, seq: snapshot.seq, crs: { name, version } };
 }
 
 export const restartCommand: Command = {
@@ -95,10 +102,11 @@ export const restartCommand: Command = {
       endProgress(json);
     }
     const { snapshot, process: proc } = restarted;
-    const facts = { pid: proc.pid, snapshot: snapshot.dir, seq: snapshot.seq, crs: snapshot.manifest.crs.name };
+    const kind = snapshot.manifest.kind === 'job' ? 'ranks' : 'process';
+    const facts = { kind, pid: proc.pid, ...restoredFrom(snapshot) } as const;
     if (values.detach) {
-      if (json) printJson({ ok: true, detached: true, ...facts });
-      else println(`restarted pid ${proc.pid} from ${snapshot.dir} (${facts.crs}), detached`);
+      if (json) printResult('restart', { ...facts, detached: true });
+      else println(`restarted pid ${proc.pid} from ${snapshot.dir} (${facts.crs.name}), detached`);
       return 0;
     }
     if (proc.job) {
@@ -108,12 +116,12 @@ export const restartCommand: Command = {
       const options = { ...where, intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh };
       const done = runUnattended(job, unattended, { store: job.store, relaunch: (s) => (s ? restartJob(s, options) : restartJob(snapshot as JobSnapshot, options)) });
       for (const sig of FORWARDED) process.off(sig, catchEarly);
-      if (json) printJson({ ok: true, detached: false, ...facts, job: job.id, name: job.name, ranks: job.pids });
+      if (json) printResult('restart', { ...facts, detached: false, job: job.id, name: job.name, pids: job.pids });
       // A signal that came while the ranks were being restored: handled now.
       if (early) process.emit(early, early);
       return done;
     }
-    if (json) printJson({ ok: true, detached: false, ...facts });
+    if (json) printResult('restart', { ...facts, detached: false });
     // Signals meant for us go to the restored process, which then decides our exit.
     const forward = (sig: NodeJS.Signals) => void signalPid(proc.pid, sig);
     for (const sig of FORWARDED) process.on(sig, forward);

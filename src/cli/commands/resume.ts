@@ -3,7 +3,8 @@ import { parse, intOption, type Command } from '../command.js';
 import { resumeSpec } from '../spec/others.js';
 import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
 import { resumeProcess } from '../../process/external.js';
-import { printJson, println } from '../output.js';
+import { println } from '../output.js';
+import { printResult } from '../json.js';
 import { findIsolatedJob } from '../../isolate/job.js';
 
 /** pid 1 of a running isolated job; a name that is no job is a usage error (not a pid either). */
@@ -25,7 +26,7 @@ export const resumeCommand: Command = {
     // A job name or id (an isolated job left stopped) resumes its whole tree.
     const pid = /^\d+$|^-/.test(positionals[0]!) ? intOption(positionals[0], 'pid', 0)! : jobRoot(positionals[0]!);
     const tree = resumeProcess(pid);
-    if (values.json) printJson({ ok: true, pid, resumed: tree });
+    if (values.json) printResult('resume', { pid, pids: tree });
     else println(`resumed ${tree.length} process(es) of tree ${pid}`);
     return 0;
   },

@@ -5,7 +5,8 @@ import { UsageError } from '../../errors.js';
 import { installForUsers } from '../../criu/install/for-users.js';
 import { installCriu } from '../../criu/install/install-criu.js';
 import { defaultPrivateRoot } from '../../criu/locate/paths.js';
-import { endProgress, printJson, println, progress } from '../output.js';
+import { endProgress, println, progress } from '../output.js';
+import { printResult } from '../json.js';
 
 export const setup: Command = {
   async run(argv) {
@@ -26,7 +27,7 @@ export const setup: Command = {
       } finally {
         endProgress(json);
       }
-      if (json) printJson({ ok: true, ...done });
+      if (json) printResult('setup', done);
       else {
         println(done.message);
         println(`members of ${group} may need to log in again to have the group`);
@@ -42,7 +43,7 @@ export const setup: Command = {
     const needsEnv = result.source === 'private' && prefix !== undefined && prefix.replace(/\/+$/, '') !== defaultPrivateRoot();
     const note = needsEnv ? `this prefix is not ckpt's default: set CKPT_CRIU=${result.path} to use it` : undefined;
     if (json) {
-      printJson({ ok: true, ...result, ...(note ? { note } : {}) });
+      printResult('setup', { ...result, ...(note ? { note } : {}) });
     } else {
       println(result.message);
       println(`criu ${result.version}: ${result.path} (${result.source})`);

@@ -5,7 +5,10 @@ import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
-import { printJson, println } from '../output.js';
+import { println } from '../output.js';
+import { printResult } from '../json.js';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
 function shown(m: Manifest, showEnv: boolean): Manifest {
@@ -33,18 +36,21 @@ export const snapshotsCommand: Command = {
       case 'ls': {
         const list = listSnapshots(ref);
         if (json) {
-          printJson({
-            ok: true,
-            snapshots: list.map((s) => ({
-              seq: s.seq,
-              dir: s.dir,
-              error: s.error,
-              crs: s.manifest?.crs.name,
-              createdAt: s.manifest?.createdAt,
-              kind: s.manifest?.kind,
-              what: s.manifest ? describeManifest(s.manifest).what : undefined,
-              bytes: s.manifest?.files.reduce((n, f) => n + f.size, 0),
-            })),
+          printResult('snapshots ls', {
+            store: resolve(ref),
+            snapshots: list.map(({ seq, dir: snapshot, manifest: m, error }) =>
+              m
+                ? {
+                    seq,
+                    snapshot,
+                    kind: m.kind,
+                    crs: { name: m.crs.name, version: m.crs.version },
+                    createdAt: m.createdAt,
+                    what: describeManifest(m).what,
+                    bytes: m.files.reduce((n, f) => n + f.size, 0),
+                  }
+                : { seq, snapshot, error: error ?? 'unreadable' },
+            ),
           });
         } else {
           if (list.length === 0) println('no committed snapshots');
@@ -64,7 +70,7 @@ export const snapshotsCommand: Command = {
       case 'inspect': {
         // Reading runs nothing: another user's snapshot may be looked at.
         const snap = openSnapshot(ref, { seq, trustOwner: true });
-        if (json) printJson({ ok: true, dir: snap.dir, manifest: shown(snap.manifest, values['show-env'] === true) });
+        if (json) printResult('snapshots inspect', { snapshot: snap.dir, seq: snap.seq, manifest: shown(snap.manifest, values['show-env'] === true) });
         else {
           const m = snap.manifest;
           println(`snapshot   ${snap.dir} (seq ${m.seq})`);
@@ -86,15 +92,14 @@ export const snapshotsCommand: Command = {
         const result = await verifySnapshot(snap);
         const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more)` : '';
         const damaged = `${snap.dir} is damaged: ${result.problems[0]}${more}`;
-        if (json) {
-          const error = result.ok ? undefined : { code: ErrorCodes.SNAPSHOT_CORRUPT, message: damaged, problems: result.problems };
-          printJson({ dir: snap.dir, ...result, error });
-        } else if (result.ok) println(`${snap.dir}: ok (${result.files} files, ${mb(result.bytes)})`);
-        else {
-          for (const p of result.problems) println(`${snap.dir}: ${p}`);
-          throw new SnapshotError(ErrorCodes.SNAPSHOT_CORRUPT, damaged);
+        if (result.ok) {
+          if (json) printResult('snapshots verify', { snapshot: snap.dir, seq: snap.seq, files: result.files, bytes: result.bytes, problems: [] });
+          else println(`${snap.dir}: ok (${result.files} files, ${mb(result.bytes)})`);
+          return 0;
         }
-        return result.ok ? 0 : 1;
+        if (!json) for (const p of result.problems) println(`${snap.dir}: ${p}`);
+        // With --json every problem is in the error's details.
+        throw new SnapshotError(ErrorCodes.SNAPSHOT_CORRUPT, damaged, { details: { snapshot: snap.dir, seq: snap.seq, problems: result.problems } });
       }
       case 'rm': {
         const snap = openSnapshot(ref, { seq });
@@ -102,13 +107,17 @@ export const snapshotsCommand: Command = {
           throw new UsageError('name the snapshot to remove: its directory, or the store with --seq N');
         }
         const removed = await removeSnapshotAndLeftovers(snap);
-        if (json) printJson({ ok: true, removed: removed.dir, ...(removed.lockTable ? { lockTable: removed.lockTable } : {}) });
+        if (json) printResult('snapshots rm', { snapshot: removed.dir, seq: snap.seq, lockTable: removed.lockTable ?? null });
         else println(`removed ${removed.dir}${removed.lockTable ? ` (and CRIU's network lock table ${removed.lockTable})` : ''}`);
         return 0;
       }
       case 'gc': {
+        const sizes = partialSizes(ref);
         const removed = collectGarbage(ref);
-        if (json) printJson({ ok: true, removed });
+        if (json) {
+          const listed = removed.map((name) => ({ path: join(resolve(ref), name), bytes: sizes.get(name) ?? 0 }));
+          printResult('snapshots gc', { removed: listed, bytes: listed.reduce((n, r) => n + r.bytes, 0) });
+        }
         else println(removed.length ? `removed ${removed.length} abandoned partial snapshot(s): ${removed.join(' ')}` : 'nothing to remove');
         return 0;
       }
@@ -117,6 +126,22 @@ export const snapshotsCommand: Command = {
     }
   },
 };
+
+/** The size of each partial snapshot in a store (for gc --json), measured without following links. */
+function partialSizes(store: string): Map<string, number> {
+  const size = (path: string): number => {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (!st) return 0;
+    return st.isDirectory() ? readdirSync(path).reduce((n, e) => n + size(join(path, e)), 0) : st.size;
+  };
+  const sizes = new Map<string, number>();
+  try {
+    for (const name of readdirSync(resolve(store))) if (name.startsWith('.partial-')) sizes.set(name, size(join(resolve(store), name)));
+  } catch {
+    // gc says what is wrong with the store
+  }
+  return sizes;
+}
 
 /** "0–2, 4 in ranks.pack; 3 in rank-N/; safe point 1234": where each rank's state is. */
 function describeRanks(ranks: RankRecord[]): string {
