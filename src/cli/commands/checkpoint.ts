@@ -8,13 +8,25 @@ import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, printJson, println, progress } from '../output.js';
+import { runPeriodic } from '../periodic.js';
 
 const usage =
-  'ckpt checkpoint --pid PID --dir DIR [--leave-running | --stop | --kill] [--crs NAME] [--json]\n       ckpt checkpoint JOB [--dir STORE] [--stop | --term] [--crs criu|self] [--json]';
+  'ckpt checkpoint --pid PID --dir DIR [--leave-running | --stop | --term | --kill] [--crs NAME] [--json]\n' +
+  '       ckpt checkpoint --pid PID --dir DIR --interval SEC [--keep K] [--crs NAME] [--json]\n' +
+  '       ckpt checkpoint JOB [--dir STORE] [--leave-running | --stop | --term | --kill] [--crs criu|self] [--json]';
 
-function endState(values: { 'leave-running'?: boolean; stop?: boolean; kill?: boolean }): EndState {
-  const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.kill && 'terminate'].filter(Boolean);
-  if (chosen.length > 1) throw new UsageError('choose one of --leave-running, --stop and --kill');
+/** What --help adds to the usage (error hints give the usage alone). */
+const meanings =
+  'After the snapshot: --leave-running (default) goes on; --stop leaves every process stopped until `ckpt resume PID|JOB`;\n' +
+  '--term ends it with SIGTERM (a process: the stopped tree gets SIGTERM, then SIGCONT, and may handle it); --kill with SIGKILL.\n' +
+  '--interval SEC: a checkpoint every SEC seconds until the process exits (Ctrl-C ends the series), --keep K: only the newest K kept.';
+
+type EndValues = { 'leave-running'?: boolean; stop?: boolean; term?: boolean; kill?: boolean };
+
+/** The end state, and for a process how terminate ends it (--term: SIGTERM, --kill: SIGKILL). */
+function endState(values: EndValues): EndState {
+  const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.term && 'terminate', values.kill && 'terminate'].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError('choose one of --leave-running, --stop, --term and --kill');
   return (chosen[0] as EndState | undefined) ?? 'continue';
 }
 
@@ -55,7 +67,7 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
 export const checkpointCommand: Command = {
   name: 'checkpoint',
   summary: 'checkpoint a running process tree into a snapshot store',
-  usage,
+  usage: `${usage}\n\n${meanings}`,
   async run(argv) {
     const { values, positionals } = parse(
       argv,
@@ -67,6 +79,8 @@ export const checkpointCommand: Command = {
         kill: { type: 'boolean' },
         term: { type: 'boolean' },
         crs: { type: 'string' },
+        interval: { type: 'string' },
+        keep: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
       usage,
@@ -74,17 +88,27 @@ export const checkpointCommand: Command = {
     if (positionals.length > 1 || (positionals.length === 1 && values.pid !== undefined)) {
       throw new UsageError(`unexpected argument '${positionals.at(-1)}'`, { hint: `usage: ${usage}` });
     }
-    if (positionals.length === 1) return checkpointJobCommand(positionals[0]!, values);
-    if (values.term) throw new UsageError('--term is for jobs; a process is killed with --kill');
+    const interval = intOption(values.interval, 'interval', 1);
+    const keep = intOption(values.keep, 'keep', 1);
+    if (keep !== undefined && interval === undefined) throw new UsageError('--keep goes with --interval');
+    if (positionals.length === 1) {
+      if (interval !== undefined) throw new UsageError("--interval is for --pid here; a job's schedule is set by ckpt run --interval");
+      return checkpointJobCommand(positionals[0]!, values);
+    }
     const pid = intOption(values.pid, 'pid', 0);
     if (pid === undefined) throw new UsageError('--pid is required', { hint: `usage: ${usage}` });
     if (!values.dir) throw new UsageError('--dir is required', { hint: `usage: ${usage}` });
     const then = endState(values);
     const json = values.json === true;
+    if (interval !== undefined) {
+      if (then !== 'continue') throw new UsageError('--interval leaves the process running: it goes without --stop, --term and --kill');
+      return runPeriodic({ pid, dir: values.dir, intervalS: interval, keep, crs: values.crs, json });
+    }
     const started = Date.now();
     let snapshot;
     try {
-      snapshot = await checkpointProcess({ pid, dir: values.dir, then, crs: values.crs, onProgress: progress(json) });
+      const terminateWith = values.term ? 'SIGTERM' : 'SIGKILL';
+      snapshot = await checkpointProcess({ pid, dir: values.dir, then, terminateWith, crs: values.crs, onProgress: progress(json) });
     } finally {
       endProgress(json);
     }
@@ -104,7 +128,7 @@ export const checkpointCommand: Command = {
         ms,
       });
     } else {
-      const after = { continue: 'left running', stop: 'left stopped (ckpt resume to continue)', terminate: 'killed' }[then];
+      const after = { continue: 'left running', stop: `left stopped (ckpt resume ${pid} continues it)`, terminate: values.term ? 'sent SIGTERM' : 'killed' }[then];
       println(`checkpointed pid ${pid} into ${snapshot.dir} (${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}, ${(bytes / 1e6).toFixed(1)} MB, ${ms} ms); process ${after}`);
     }
     return 0;
@@ -120,17 +144,17 @@ async function checkpointJobCommand(
   const found = findJob(query);
   if (found.kind === 'isolated') {
     if (values.crs !== undefined && values.crs !== 'criu') throw new UsageError('an isolated job is checkpointed with CRIU');
-    const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
+    const then = endState(values);
     return checkpointIsolated(found.id, values.dir, then, values.json === true);
   }
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
-  const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
+  const then = endState(values);
   const started = Date.now();
   const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
   const ms = Date.now() - started;
   if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms });
   else {
-    const after = { continue: 'continues', stop: 'is stopped (ckpt kill JOB --signal CONT resumes it)', terminate: 'was ended' }[then];
+    const after = { continue: 'continues', stop: `is stopped (ckpt resume ${r.job.name} continues it)`, terminate: 'was ended' }[then];
     println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);
   }
   return 0;

@@ -1,36 +1,43 @@
-// `ckpt resume PID`: let a tree left stopped by `ckpt checkpoint --stop` run again.
+// `ckpt resume PID|JOB`: let a process tree or a job left stopped by `ckpt checkpoint --stop` run again.
 import { parse, intOption, type Command } from '../command.js';
 import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
-import { resumeProcess } from '../../process/external.js';
+import { resumeProcess } from '../../process/resume.js';
+import { resumeJob } from '../../control/resume.js';
 import { printJson, println } from '../output.js';
-import { findIsolatedJob } from '../../isolate/job.js';
 
 const usage = 'ckpt resume PID|JOB [--json]';
 
-/** pid 1 of a running isolated job; a name that is no job is a usage error (not a pid either). */
-function jobRoot(query: string): number {
+/** A job by id, id prefix or name; a word that is no job is a usage error (not a pid either). */
+async function resumeNamedJob(query: string, json: boolean): Promise<number> {
+  let r;
   try {
-    return findIsolatedJob(query).isolated.rootPid;
+    r = await resumeJob(query);
   } catch (err) {
     if (err instanceof CkptError && err.code === ErrorCodes.JOB_NOT_FOUND) {
-      throw new UsageError(`'${query}' is neither a pid nor a running isolated job`, { hint: `usage: ${usage}` });
+      throw new UsageError(`'${query}' is neither a pid nor a running job`, { hint: `usage: ${usage}` });
     }
     throw err;
   }
+  const { job } = r;
+  if (json) printJson({ ok: true, job: job.id, name: job.name, ...(r.processes ? { resumed: r.processes } : { ranks: job.size, via: r.via }) });
+  else if (r.processes) println(`resumed ${r.processes.length} stopped process(es) of isolated job ${job.name}`);
+  else println(`resumed the ${job.size} rank(s) of job ${job.name}`);
+  return 0;
 }
 
 export const resumeCommand: Command = {
   name: 'resume',
-  summary: 'continue a process tree left stopped by a checkpoint',
+  summary: 'continue a process tree or a job left stopped by a checkpoint (every process of it, not only its root)',
   usage,
   async run(argv) {
     const { values, positionals } = parse(argv, { json: { type: 'boolean', default: false } }, usage);
-    if (positionals.length !== 1) throw new UsageError('name one pid', { hint: `usage: ${usage}` });
-    // A job name or id (an isolated job left stopped) resumes its whole tree.
-    const pid = /^\d+$|^-/.test(positionals[0]!) ? intOption(positionals[0], 'pid', 0)! : jobRoot(positionals[0]!);
+    if (positionals.length !== 1) throw new UsageError('name one pid or job', { hint: `usage: ${usage}` });
+    const json = values.json === true;
+    if (!/^\d+$|^-/.test(positionals[0]!)) return resumeNamedJob(positionals[0]!, json);
+    const pid = intOption(positionals[0], 'pid', 0)!;
     const tree = resumeProcess(pid);
-    if (values.json) printJson({ ok: true, pid, resumed: tree });
-    else println(`resumed ${tree.length} process(es) of tree ${pid}`);
+    if (json) printJson({ ok: true, pid, resumed: tree });
+    else println(tree.length ? `resumed ${tree.length} stopped process(es) of tree ${pid}` : `no process of tree ${pid} was stopped`);
     return 0;
   },
 };

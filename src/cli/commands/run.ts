@@ -20,7 +20,7 @@ import { newestIsolatedSnapshot, superviseIsolated } from '../../isolate/supervi
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status (85: ended at its checkpoint). */
 async function runIsolated(
   command: string[],
-  o: { net: boolean; name?: string; verbose: boolean; resume: boolean } & Unattended['supervise'],
+  o: { net: boolean; name?: string; verbose: boolean; resume: boolean; intervalMs?: number; keep?: number } & Unattended['supervise'],
 ): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const launch = () => launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name });
@@ -40,7 +40,7 @@ async function runIsolated(
 const usage =
   `ckpt run -n N ${launcherUsage} [--oob unix|tcp] [--bind IFACE|ADDR] [--name NAME] [--output DIR] [--timeout SEC] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self]\n` +
   `              [--resume] ${unattendedUsage} [-v] -- CMD [ARGS…]\n` +
-  '       ckpt run --isolate [--net] [--name NAME] [--resume] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [-v] -- CMD [ARGS…]';
+  '       ckpt run --isolate [--net] [--name NAME] [--resume] [--interval SEC [--keep K]] [--checkpoint-signal SIG [--on-checkpoint-signal stop|requeue]] [--max-restarts K [--restart-from-scratch]] [-v] -- CMD [ARGS…]';
 
 const options = {
   np: { type: 'string', short: 'n' },
@@ -61,6 +61,14 @@ const options = {
   ...launcherOptions,
   ...unattendedOptions,
 } as const;
+
+/** --interval SEC [--keep K]: periodic checkpoints, for rank and isolated jobs alike. */
+function schedule(values: { interval?: string; keep?: string }): { intervalMs?: number; keep?: number } {
+  const interval = intOption(values.interval, 'interval', 1);
+  const keep = intOption(values.keep, 'keep', 1);
+  if (keep !== undefined && interval === undefined) throw new UsageError('--keep goes with --interval');
+  return { intervalMs: interval === undefined ? undefined : interval * 1000, keep };
+}
 
 /** Options end at `--` or at the first word that is not an option (the command). */
 function split(argv: string[]): { own: string[]; command: string[] } {
@@ -83,12 +91,14 @@ export const run: Command = {
     const { own, command } = split(argv);
     const { values } = parse(own, options, usage);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
         if (values[o] !== undefined) throw new UsageError(`--${o === 'np' ? 'n' : o} does not go with --isolate`, { hint: `usage: ${usage}` });
       }
       if (command.length === 0) throw new UsageError('no command to run', { hint: `usage: ${usage}` });
       const { supervise } = unattendedFrom(values);
-      return runIsolated(command, { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true, ...supervise });
+      const { intervalMs, keep } = schedule(values);
+      const flags = { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true };
+      return runIsolated(command, { ...flags, intervalMs, keep, ...supervise });
     }
     if (values.net) throw new UsageError('--net goes with --isolate', { hint: `usage: ${usage}` });
     if (values.np === undefined) throw new UsageError('say how many ranks with -n N', { hint: `usage: ${usage}` });
@@ -103,9 +113,7 @@ export const run: Command = {
     const timeout = intOption(values.timeout, 'timeout', 1);
     const joinTimeout = intOption(values['join-timeout'], 'join-timeout', 1);
     const output: OutputMode = values.output ? { mode: 'files', dir: values.output } : { mode: 'prefix' };
-    const interval = intOption(values.interval, 'interval', 1);
-    const keep = intOption(values.keep, 'keep', 1);
-    if (keep !== undefined && interval === undefined) throw new UsageError('--keep goes with --interval');
+    const { intervalMs, keep } = schedule(values);
     const crs = values.crs;
     if (crs !== undefined && !isJobCheckpointer(crs)) throw new UsageError(`--crs is ${JOB_CHECKPOINTERS.join(' or ')}, not '${crs}'`);
 
@@ -121,7 +129,7 @@ export const run: Command = {
       rankTimeoutMs: timeout === undefined ? undefined : timeout * 1000,
       joinTimeoutMs: joinTimeout === undefined ? undefined : joinTimeout * 1000,
       store: values.dir,
-      intervalMs: interval === undefined ? undefined : interval * 1000,
+      intervalMs,
       keep,
       crs,
       ...where,
