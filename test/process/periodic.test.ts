@@ -42,14 +42,24 @@ test('--interval 1 --keep 2: a snapshot every second until the process exits (ex
   let previous = 0;
   for (const s of kept) {
     const restarted = ckptProgram(['restart', store, '--seq', String(s.seq)]);
-    t.after(() => restarted.kill('SIGTERM'));
-    const first = tickOf(await restarted.waitFor(/^tick \d+$/));
+    const tree = (s.manifest as ProcessManifest).process.tree;
+    // The restored tree has its original pids back, its root leading its own group: ended through it.
+    const root = tree[0]!;
+    assert.ok(root > 1);
+    const end = () => {
+      try {
+        process.kill(-root, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    };
+    t.after(end);
+    const first = tickOf(await restarted.waitFor(/^tick \d+$/, 120_000));
     assert.ok(first > previous, `seq ${s.seq} restores at tick ${first}, after ${previous}`);
     previous = first;
-    restarted.child.kill('SIGTERM');
-    await restarted.exited;
-    // Its pids (the restore gives them back) are free again before the next restore.
-    const tree = (s.manifest as ProcessManifest).process.tree;
+    end();
+    assert.equal((await restarted.exited).code, 128 + 9, restarted.stderr);
+    // Its pids are free again before the next restore.
     assert.ok(await eventually(() => tree.every((pid) => !alive(pid)), 30_000), 'the restored tree is gone');
   }
 });
