@@ -3,6 +3,7 @@
 // The schedule (util/periodic.ts) and the retention (store/retention.ts) are those of
 // rank and isolated jobs; each checkpoint is an ordinary one, left running.
 import { CkptError, ErrorCodes } from '../errors.js';
+import { selectCheckpointer } from '../crs/registry.js';
 import { processStartTime } from '../registry/jobs.js';
 import type { Manifest } from '../store/manifest.js';
 import { keepNewest } from '../store/retention.js';
@@ -49,6 +50,9 @@ export function isSnapshotOf(pid: number): (m: Manifest) => boolean {
 export async function checkpointPeriodically(o: PeriodicCheckpointOptions): Promise<PeriodicCheckpointResult> {
   if (!(o.intervalMs > 0)) throw new CkptError(ErrorCodes.USAGE, 'a periodic checkpoint needs an interval above 0');
   assertCheckpointable(o.pid);
+  // A checkpointer that cannot dump another process fails now, not after the first interval.
+  const { component } = await selectCheckpointer({ name: o.crs, transparent: true });
+  if (!component.checkpointProcess) throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `the '${component.name}' checkpointer cannot snapshot another process`);
   // The pid with its start time: a pid reused by another process is not ours to dump.
   const started = processStartTime(o.pid);
   const alive = () => processStartTime(o.pid) === started && readStat(o.pid)?.state !== 'Z';
