@@ -54,3 +54,15 @@ test('--isolate --interval 1 --keep 2: the tree is checkpointed every second, le
     await restarted.exited;
   }
 });
+
+test('--isolate: --keep without --interval, --interval 0 are usage errors (exit 2)', async (t) => {
+  const env = { CKPT_STATE_DIR: join(tempDir(t), 'state') };
+  for (const [args, re] of [
+    [['--keep', '2'], /--keep goes with --interval/],
+    [['--interval', '0'], /--interval takes a whole number ≥ 1/],
+  ] as const) {
+    const r = await ckpt(['run', '--isolate', ...args, '--', '/bin/true'], env);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+  }
+});
