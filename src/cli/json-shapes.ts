@@ -31,7 +31,21 @@ interface CheckpointFacts extends SnapshotRef {
 export type CheckpointJson =
   | ({ kind: 'process'; pid: number } & CheckpointFacts)
   | ({ kind: 'ranks'; job: string; name: string; size: number } & CheckpointFacts)
-  | ({ kind: 'isolated'; job: string; name: string; processes: number } & CheckpointFacts);
+  | ({ kind: 'isolated'; job: string; name: string; processes: number } & CheckpointFacts)
+  | CheckpointSeriesJson;
+
+/** `ckpt checkpoint --pid P --interval S`: the series, when the process exited or it was interrupted. */
+export interface CheckpointSeriesJson {
+  kind: 'series';
+  pid: number;
+  store: string;
+  ended: 'exited' | 'interrupted';
+  checkpoints: number;
+  failures: number;
+  /** The newest snapshot of the series (null: none was taken). */
+  seq: number | null;
+  snapshot: string | null;
+}
 
 export interface RestartJson {
   kind: 'process' | 'ranks' | 'isolated';
@@ -53,6 +67,8 @@ export interface ResumeJson {
   pids: number[];
   job?: string;
   name?: string;
+  /** A rank job: how SIGCONT reached its ranks. */
+  via?: 'coordinator' | 'signals';
 }
 
 export interface KillJson {

@@ -2,18 +2,22 @@
 // SIGTERM and SIGHUP end it (a second one kills its namespace); a checkpoint signal
 // checkpoints the whole tree and ends it (EXIT_CHECKPOINTED), with a requeue if asked;
 // a job that fails (not ended by us) is restored from its newest snapshot, at most
-// `maxRestarts` times.
+// `maxRestarts` times; with `intervalMs`, it is checkpointed periodically (periodic.ts).
 import { newestSnapshot, type Snapshot } from '../store/store.js';
 import { EXIT_CHECKPOINTED } from '../registry/jobs.js';
 import { requeueSlurmJob } from '../util/slurm.js';
 import { checkpointIsolatedJob } from './checkpoint.js';
 import type { IsolatedExit, IsolatedJob } from './job.js';
+import { isolatedSchedule } from './periodic.js';
 
 export interface IsolatedSuperviseOptions {
   checkpointSignal?: NodeJS.Signals;
   requeue?: boolean;
   maxRestarts?: number;
   restartFromScratch?: boolean;
+  /** A checkpoint (left running) every intervalMs, into `store`; the newest `keep` of the job's kept. */
+  intervalMs?: number;
+  keep?: number;
   /** The job's name and store (its snapshots). */
   name: string;
   store: string;
@@ -37,10 +41,23 @@ export async function superviseIsolated(first: IsolatedJob, o: IsolatedSupervise
     if (++interrupts === 1) void job.end();
     else job.kill();
   };
+  const schedule = o.intervalMs
+    ? isolatedSchedule({
+        intervalMs: o.intervalMs,
+        keep: o.keep,
+        name: o.name,
+        store: o.store,
+        job: () => job,
+        mayRun: () => !checkpointRun && !ending && job.state !== 'exited',
+        log: o.log,
+      })
+    : undefined;
   const onCheckpointSignal = (sig: NodeJS.Signals) => {
     if (checkpointRun || ending) return;
     o.log(`ckpt: ${sig}: checkpointing isolated job ${job.name}, then ending it`);
-    checkpointRun = checkpointIsolatedJob({ job: job.id, dir: o.store, then: 'terminate' }).then(
+    // After a periodic checkpoint in progress: one dump of the tree at a time.
+    const after = schedule?.idle() ?? Promise.resolve();
+    checkpointRun = after.then(() => checkpointIsolatedJob({ job: job.id, dir: o.store, then: 'terminate' })).then(
       async (r) => {
         ending = true;
         o.log(`ckpt: job ${job.name} checkpointed into ${r.snapshot.dir} (seq ${r.snapshot.seq}); it ends with status ${EXIT_CHECKPOINTED}`);
@@ -59,6 +76,7 @@ export async function superviseIsolated(first: IsolatedJob, o: IsolatedSupervise
     for (let restarts = 0; ; restarts++) {
       const exit = await job.wait();
       await checkpointRun;
+      await schedule?.idle();
       const max = o.maxRestarts ?? 0;
       if (exit.status === 0 || exit.checkpointed || ending || max === 0) return exit;
       if (restarts >= max) {
@@ -76,6 +94,7 @@ export async function superviseIsolated(first: IsolatedJob, o: IsolatedSupervise
       job = await o.relaunch(from);
     }
   } finally {
+    schedule?.stop();
     for (const s of endSignals) process.off(s, onEnd);
     if (o.checkpointSignal) process.off(o.checkpointSignal, onCheckpointSignal);
   }

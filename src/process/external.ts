@@ -4,15 +4,21 @@ import { selectCheckpointer } from '../crs/registry.js';
 import type { NotifyHook } from '../crs/types.js';
 import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../store/store.js';
-import { ownerUid, processTree, readStat } from '../util/procfs.js';
+import { ownerUid, readStat } from '../util/procfs.js';
 import { assertSafePid, signalPid } from '../util/signals.js';
 import { currentPid, recordOf } from '../store/record.js';
 
 export interface ProcessCheckpointOptions {
   pid: number;
   dir: string;
-  /** continue (default): left running; stop: left stopped until SIGCONT; terminate: killed. */
+  /** continue (default): left running; stop: left stopped until `ckpt resume`; terminate: ended. */
   then?: EndState;
+  /**
+   * How `terminate` ends the tree: SIGKILL (default: committed while CRIU holds it
+   * frozen, then killed), or SIGTERM (committed, then every process gets SIGTERM and
+   * SIGCONT, so that it can handle it: its handler's work is not in the snapshot).
+   */
+  terminateWith?: 'SIGKILL' | 'SIGTERM';
   crs?: string;
   onProgress?: (message: string) => void;
   /** Called at each of CRIU's dump stages (pre-dump, post-dump, …); false or a throw aborts the dump. */
@@ -72,6 +78,8 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir);
   const leave = then === 'continue' ? 'running' : 'stopped';
+  // SIGKILL: CRIU kills the tree itself, after a commit made while it still holds it.
+  const kill = then === 'terminate' && options.terminateWith !== 'SIGTERM';
   let snapshot: Snapshot | undefined;
   let commitFailed = false;
   const commit = async (data: Record<string, unknown>): Promise<void> => {
@@ -94,13 +102,13 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       pending,
       record,
       leave,
-      thenKill: then === 'terminate',
-      commitFrozen: then === 'terminate' ? commit : undefined,
+      thenKill: kill,
+      commitFrozen: kill ? commit : undefined,
       onProgress: options.onProgress,
       onNotify: options.onNotify,
     });
   } catch (err) {
-    if (commitFailed && then === 'terminate' && !treeAlive(options.pid)) throw keptImages(pending, record, err);
+    if (commitFailed && kill && !treeAlive(options.pid)) throw keptImages(pending, record, err);
     abortSnapshot(pending);
     throw err;
   }
@@ -115,8 +123,15 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
     if (leave === 'stopped') for (const pid of tree) signalPid(pid, 'SIGCONT');
     throw err;
   }
-  if (then === 'terminate') for (const pid of tree) signalPid(pid, 'SIGKILL');
+  if (kill) for (const pid of tree) signalPid(pid, 'SIGKILL');
+  else if (then === 'terminate') terminateStopped(tree);
   return snapshot!;
+}
+
+/** SIGTERM to every process of a stopped tree, then SIGCONT: each handles its SIGTERM as it wakes. */
+function terminateStopped(tree: number[]): void {
+  for (const pid of tree) signalPid(pid, 'SIGTERM');
+  for (const pid of tree) signalPid(pid, 'SIGCONT');
 }
 
 function treeAlive(pid: number): boolean {
@@ -146,11 +161,5 @@ function keptImages(pending: { path: string }, record: ProcessRecord, err: unkno
   });
 }
 
-/** Lets a stopped process tree run again (`ckpt resume`). */
-export function resumeProcess(pid: number): number[] {
-  assertSafePid(pid);
-  if (!readStat(pid)) throw new ProcessError(ErrorCodes.NO_SUCH_PROCESS, `no process with pid ${pid}`);
-  const tree = processTree(pid);
-  for (const p of tree) signalPid(p, 'SIGCONT');
-  return tree;
-}
+// `ckpt resume`, kept importable from here.
+export { resumeProcess } from './resume.js';

@@ -5,13 +5,14 @@
 // ranks resume as if nothing had happened and the partial snapshot is removed.
 // The protocol: docs/RUNTIME.md.
 import { hostname } from 'node:os';
-import { CkptError, ErrorCodes, JobError } from '../errors.js';
+import { ErrorCodes, JobError } from '../errors.js';
 import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
 import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../crs/job-registry.js';
 import { rankDirName } from '../crs/job-files.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as JobManifestRecord } from '../store/manifest.js';
 import { recordEnv, type RecordedEnv } from '../store/env.js';
-import { abortSnapshot, beginSnapshot, commitSnapshot, listSnapshots, openSnapshot, removeSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
+import { keepNewest } from '../store/retention.js';
 import { pendingWriter } from '../store/writer.js';
 import { version } from '../version.js';
 import { envNumber } from '../config.js';
@@ -171,22 +172,11 @@ function resumeAll(c: Coordinator, ranks: number[], timeoutMs: number, body: Rec
 
 /**
  * Keeps the newest `keep` committed snapshots of job `jobName` in a store and removes
- * its older ones. Anything else in the store — another job's snapshots, a process's,
- * one whose manifest cannot be read — is neither counted nor ever removed.
+ * its older ones (store/retention.ts: another job's, a process's, or one whose
+ * manifest cannot be read is never removed).
  */
 export function applyRetention(store: string, keep: number, jobName: string): number[] {
-  if (!(keep >= 1)) return [];
-  const committed = listSnapshots(store).filter((s) => s.manifest?.kind === 'job' && s.manifest.job.name === jobName);
-  const removed: number[] = [];
-  for (const s of committed.slice(0, Math.max(0, committed.length - keep))) {
-    try {
-      removeSnapshot(openSnapshot(s.dir));
-      removed.push(s.seq);
-    } catch (err) {
-      if (!(err instanceof CkptError)) throw err;
-    }
-  }
-  return removed;
+  return keepNewest(store, keep, (m) => m.kind === 'job' && m.job.name === jobName);
 }
 
 /** A failed criu checkpoint after which the job cannot go on (a rank went down and did not come back). */

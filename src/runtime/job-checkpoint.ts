@@ -1,6 +1,6 @@
 // The parts of a job's checkpoints that are not its life cycle: what a request may
 // ask, waiting for the wire-up before the first one, what the manifest records of
-// the job, and the periodic schedule.
+// the job; the periodic schedule is util/periodic.ts.
 import type { EventEmitter } from 'node:events';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { assertStoreFree, canonicalStore } from '../registry/jobs.js';
@@ -84,9 +84,5 @@ export function manifestJob(job: { id: string; name: string; size: number; oob: 
   };
 }
 
-/** Calls `tick` every `intervalMs` (the timer does not keep the process alive); returns its stop. */
-export function everyInterval(intervalMs: number, tick: () => void): () => void {
-  const timer = setInterval(tick, intervalMs);
-  timer.unref();
-  return () => clearInterval(timer);
-}
+// The schedule is shared with isolated jobs and processes (util/periodic.ts).
+export { everyInterval } from '../util/periodic.js';

@@ -9,12 +9,16 @@ import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, println, progress } from '../output.js';
+import { runPeriodic } from '../periodic.js';
 import { printResult } from '../json.js';
 import { openSnapshot, type Snapshot } from '../../store/store.js';
 
-function endState(values: { 'leave-running'?: boolean; stop?: boolean; kill?: boolean }): EndState {
-  const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.kill && 'terminate'].filter(Boolean);
-  if (chosen.length > 1) throw new UsageError('choose one of --leave-running, --stop and --kill');
+type EndValues = { 'leave-running'?: boolean; stop?: boolean; term?: boolean; kill?: boolean };
+
+/** The end state, and for a process how terminate ends it (--term: SIGTERM, --kill: SIGKILL). */
+function endState(values: EndValues): EndState {
+  const chosen = [values['leave-running'] && 'continue', values.stop && 'stop', values.term && 'terminate', values.kill && 'terminate'].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError('choose one of --leave-running, --stop, --term and --kill');
   return (chosen[0] as EndState | undefined) ?? 'continue';
 }
 
@@ -58,19 +62,27 @@ export const checkpointCommand: Command = {
     if (positionals.length > 1 || (positionals.length === 1 && values.pid !== undefined)) {
       throw new UsageError(`unexpected argument '${positionals.at(-1)}'`, { hint: 'a process is named by --pid PID, a job by JOB, not both' });
     }
-    // Periodic checkpoints of a process: not yet (issue 15, part 7).
-    for (const o of ['interval', 'keep'] as const) if (values[o] !== undefined) throw new UsageError(`${flag(o)} is not supported by ckpt checkpoint yet`);
-    if (positionals.length === 1) return checkpointJobCommand(positionals[0]!, values);
-    if (values.term) throw new UsageError('--term is for jobs; a process is killed with --kill');
+    const interval = values.interval === undefined ? undefined : Number(values.interval);
+    const keep = values.keep === undefined ? undefined : Number(values.keep);
+    if (keep !== undefined && interval === undefined) throw new UsageError(`${flag('keep')} goes with ${flag('interval')}`);
+    if (positionals.length === 1) {
+      if (interval !== undefined) throw new UsageError(`${flag('interval')} is for --pid here; a job's schedule is set by ckpt run --interval`);
+      return checkpointJobCommand(positionals[0]!, values);
+    }
     const pid = intOption(values.pid, 'pid', 0);
     if (pid === undefined) throw new UsageError('say which process with --pid PID (or which job: ckpt checkpoint JOB)');
     if (!values.dir) throw new UsageError('say where with --dir DIR (the snapshot store)');
     const then = endState(values);
     const json = values.json === true;
+    if (interval !== undefined) {
+      if (then !== 'continue') throw new UsageError('--interval leaves the process running: it goes without --stop, --term and --kill');
+      return runPeriodic({ pid, dir: values.dir, intervalS: interval, keep, crs: values.crs, json });
+    }
     const started = Date.now();
     let snapshot;
     try {
-      snapshot = await checkpointProcess({ pid, dir: values.dir, then, crs: values.crs, onProgress: progress(json) });
+      const terminateWith = values.term ? 'SIGTERM' : 'SIGKILL';
+      snapshot = await checkpointProcess({ pid, dir: values.dir, then, terminateWith, crs: values.crs, onProgress: progress(json) });
     } finally {
       endProgress(json);
     }
@@ -79,7 +91,7 @@ export const checkpointCommand: Command = {
     if (json) {
       printResult('checkpoint', { kind: 'process', pid, ...snapshotFacts(snapshot, then, ms) });
     } else {
-      const after = { continue: 'left running', stop: 'left stopped (ckpt resume to continue)', terminate: 'killed' }[then];
+      const after = { continue: 'left running', stop: `left stopped (ckpt resume ${pid} continues it)`, terminate: values.term ? 'sent SIGTERM' : 'killed' }[then];
       println(`checkpointed pid ${pid} into ${snapshot.dir} (${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}, ${(bytes / 1e6).toFixed(1)} MB, ${ms} ms); process ${after}`);
     }
     return 0;
@@ -95,11 +107,11 @@ async function checkpointJobCommand(
   const found = findJobOrPid(query);
   if (found.kind === 'isolated') {
     if (values.crs !== undefined && values.crs !== 'criu') throw new UsageError('an isolated job is checkpointed with CRIU');
-    const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
+    const then = endState(values);
     return checkpointIsolated(found.id, values.dir, then, values.json === true);
   }
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
-  const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
+  const then = endState(values);
   const started = Date.now();
   const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
   const ms = Date.now() - started;
@@ -109,7 +121,7 @@ async function checkpointJobCommand(
     printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, ms) });
   }
   else {
-    const after = { continue: 'continues', stop: 'is stopped (ckpt kill JOB --signal CONT resumes it)', terminate: 'was ended' }[then];
+    const after = { continue: 'continues', stop: `is stopped (ckpt resume ${r.job.name} continues it)`, terminate: 'was ended' }[then];
     println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);
   }
   return 0;

@@ -21,7 +21,7 @@ import { newestIsolatedSnapshot, superviseIsolated } from '../../isolate/supervi
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status (85: ended at its checkpoint). */
 async function runIsolated(
   command: string[],
-  o: { net: boolean; name?: string; verbose: boolean; resume: boolean } & Unattended['supervise'],
+  o: { net: boolean; name?: string; verbose: boolean; resume: boolean; intervalMs?: number; keep?: number } & Unattended['supervise'],
 ): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const launch = () => launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name });
@@ -38,16 +38,26 @@ async function runIsolated(
   return exit.status;
 }
 
+/** --interval SEC [--keep K]: periodic checkpoints, for rank and isolated jobs alike. */
+function schedule(values: { interval?: string; keep?: string }, flag: (o: 'interval' | 'keep') => string): { intervalMs?: number; keep?: number } {
+  const interval = intOption(values.interval, 'interval', 1);
+  const keep = intOption(values.keep, 'keep', 1);
+  if (keep !== undefined && interval === undefined) throw new UsageError(`${flag('keep')} goes with ${flag('interval')}`);
+  return { intervalMs: interval === undefined ? undefined : interval * 1000, keep };
+}
+
 export const run: Command = {
   async run(argv) {
     const { values, command, flag } = parse(argv, runSpec);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'interval', 'keep', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
         if (values[o] !== undefined) throw new UsageError(`${flag(o)} does not go with --isolate`);
       }
       if (command.length === 0) throw new UsageError('no command to run: ckpt run --isolate [OPTIONS] [--] CMD [ARGS…]');
       const { supervise } = unattendedFrom(values);
-      return runIsolated(command, { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true, ...supervise });
+      const { intervalMs, keep } = schedule(values, flag);
+      const flags = { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true };
+      return runIsolated(command, { ...flags, intervalMs, keep, ...supervise });
     }
     if (values.net) throw new UsageError('--net goes with --isolate');
     if (values.np === undefined) throw new UsageError('say how many ranks with -n N (or run one command with --isolate)');
@@ -62,9 +72,7 @@ export const run: Command = {
     const timeout = intOption(values.timeout, 'timeout', 1);
     const joinTimeout = intOption(values['join-timeout'], 'join-timeout', 1);
     const output: OutputMode = values.output ? { mode: 'files', dir: values.output } : { mode: 'prefix' };
-    const interval = intOption(values.interval, 'interval', 1);
-    const keep = intOption(values.keep, 'keep', 1);
-    if (keep !== undefined && interval === undefined) throw new UsageError('--keep goes with --interval');
+    const { intervalMs, keep } = schedule(values, flag);
     const crs = values.crs;
     if (crs !== undefined && !isJobCheckpointer(crs)) throw new UsageError(`--crs is ${JOB_CHECKPOINTERS.join(' or ')}, not '${crs}'`);
 
@@ -80,7 +88,7 @@ export const run: Command = {
       rankTimeoutMs: timeout === undefined ? undefined : timeout * 1000,
       joinTimeoutMs: joinTimeout === undefined ? undefined : joinTimeout * 1000,
       store: values.dir,
-      intervalMs: interval === undefined ? undefined : interval * 1000,
+      intervalMs,
       keep,
       crs,
       ...where,

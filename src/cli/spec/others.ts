@@ -4,7 +4,7 @@ import type { CommandSpec, OptionTable } from './types.js';
 
 export const resumeSpec: CommandSpec<typeof jsonOption> = {
   name: 'resume',
-  summary: 'continue a process tree or isolated job left stopped by a checkpoint',
+  summary: 'continue a process tree or a job left stopped by a checkpoint (every process of it, not only its root)',
   usage: ['PID|JOB [--json]'],
   options: jsonOption,
   operands: [{ name: 'PID|JOB', complete: 'job' }],
