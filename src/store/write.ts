@@ -5,7 +5,7 @@ import { closeSync, existsSync, fsyncSync, lstatSync, readdirSync, renameSync, r
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
+import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
@@ -171,6 +171,8 @@ export interface CommitOptions {
   synced?: FileEntry[];
   /** Subdirectories of the snapshot their writers already fsynced. */
   syncedDirs?: string[];
+  /** Aborted before the manifest is written (the point of no return): InterruptedError, nothing committed. */
+  signal?: AbortSignal;
 }
 
 export async function commitSnapshot(pending: PendingSnapshot, manifest: ManifestDraft, options: CommitOptions = {}): Promise<Snapshot> {
@@ -217,6 +219,7 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     } as Manifest;
     // Checked as a reader will check it: nothing is committed that a restart would refuse.
     validateManifest(full);
+    throwIfInterrupted(options.signal);
     // No temporary name needed: a partial snapshot is never opened, manifest or not.
     // Synchronous fsyncs: one after another they cost less here than two at once
     // through libuv's pool (measured: 1.7 vs 2.1 ms with a temporary name, 2.6 in the pool).

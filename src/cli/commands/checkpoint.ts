@@ -8,6 +8,8 @@ import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, printJson, println, progress } from '../output.js';
+import { catchInterrupts } from '../interrupt.js';
+import { InterruptedError } from '../../errors.js';
 
 const usage =
   'ckpt checkpoint --pid PID --dir DIR [--leave-running | --stop | --kill] [--crs NAME] [--json]\n       ckpt checkpoint JOB [--dir STORE] [--stop | --term] [--crs criu|self] [--json]';
@@ -83,10 +85,17 @@ export const checkpointCommand: Command = {
     const json = values.json === true;
     const started = Date.now();
     let snapshot;
+    // Ctrl-C / SIGTERM: the checkpoint is aborted, the process left running as it was.
+    const interrupts = catchInterrupts();
     try {
-      snapshot = await checkpointProcess({ pid, dir: values.dir, then, crs: values.crs, onProgress: progress(json) });
+      snapshot = await checkpointProcess({ pid, dir: values.dir, then, crs: values.crs, onProgress: progress(json), signal: interrupts.signal });
+    } catch (err) {
+      endProgress(json);
+      if (err instanceof InterruptedError) return interrupts.report(`checkpoint aborted, pid ${pid} left running`, json);
+      throw err;
     } finally {
       endProgress(json);
+      interrupts.dispose();
     }
     const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
     const ms = Date.now() - started;
