@@ -23,10 +23,16 @@ function endState(values: { 'leave-running'?: boolean; stop?: boolean; kill?: bo
 async function checkpointIsolated(job: string, dir: string | undefined, then: EndState, json: boolean): Promise<number> {
   const started = Date.now();
   let result;
+  const interrupts = catchInterrupts();
   try {
-    result = await checkpointIsolatedJob({ job, dir, then, onProgress: progress(json) });
+    result = await checkpointIsolatedJob({ job, dir, then, onProgress: progress(json), signal: interrupts.signal });
+  } catch (err) {
+    endProgress(json);
+    if (err instanceof InterruptedError) return interrupts.report(`checkpoint aborted, job ${job} left running`, json);
+    throw err;
   } finally {
     endProgress(json);
+    interrupts.dispose();
   }
   const { snapshot, stats, bytes } = result;
   const ms = Date.now() - started;
@@ -135,7 +141,17 @@ async function checkpointJobCommand(
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
   const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
   const started = Date.now();
-  const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
+  let r;
+  // Ctrl-C / SIGTERM: the coordinator is asked to abort the checkpoint (the job goes on); we leave.
+  const interrupts = catchInterrupts();
+  try {
+    r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) }, undefined, interrupts.signal);
+  } catch (err) {
+    if (err instanceof InterruptedError) return interrupts.report(`checkpoint of job ${found.name} aborted, the job runs on`, values.json === true);
+    throw err;
+  } finally {
+    interrupts.dispose();
+  }
   const ms = Date.now() - started;
   if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms });
   else {
