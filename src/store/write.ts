@@ -1,9 +1,8 @@
 // Writing a snapshot: a partial directory created and opened once, every file written
 // and synced through descriptors, the manifest last, then an atomic rename into place
 // and an fsync of the store. A store must be the caller's and closed to others.
-import { closeSync, existsSync, fsyncSync, lstatSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
@@ -12,23 +11,8 @@ import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
 import { assertWritableStore } from './trust.js';
 import { closeSnapshot } from './read.js';
-import { noSpace, openDir, PARTIAL_NAME, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
-
-/**
- * Removes the partial directories of writers that are gone (their pid no longer runs
- * on this host): what a killed checkpoint left. Returns their names.
- */
-export function sweepPartials(store: DirFd): string[] {
-  const host = hostname();
-  const swept: string[] = [];
-  for (const name of readdirSync(store.at())) {
-    const m = PARTIAL_NAME.exec(name);
-    if (!m || m[2] === undefined || m[3] !== host || existsSync(`/proc/${m[2]}`)) continue;
-    rmSync(store.at(name), { recursive: true, force: true });
-    swept.push(name);
-  }
-  return swept;
-}
+import { sweepPartials } from './gc.js';
+import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
 
 /** Reserves the next sequence number of a store (created 0700 if missing). */
 export function beginSnapshot(storePath: string): PendingSnapshot {
@@ -259,20 +243,6 @@ export function removeSnapshot(snapshot: Snapshot): void {
     const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
     renameSync(store.at(seqName(snapshot.seq)), store.at(trash));
     rmSync(store.at(trash), { recursive: true, force: true });
-  } finally {
-    store.close();
-  }
-}
-
-/**
- * Removes what dead writers left in a store (`ckpt snapshots gc`): the partial
- * directories of checkpoints whose ckpt process is gone. The store must be ours.
- */
-export function collectGarbage(storePath: string): string[] {
-  const store = openDir(resolve(storePath), 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
-  try {
-    assertWritableStore(store.stat, resolve(storePath));
-    return sweepPartials(store);
   } finally {
     store.close();
   }

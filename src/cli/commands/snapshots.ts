@@ -1,4 +1,4 @@
-// `ckpt snapshots ls|inspect|verify|rm`: look after a snapshot store.
+// `ckpt snapshots ls|inspect|verify|rm|gc`: look after a snapshot store.
 import { parse, intOption, type Command } from '../command.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
@@ -6,7 +6,7 @@ import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
 import { printJson, println } from '../output.js';
 
-const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF | gc STORE  [--seq N] [--json]';
+const usage = 'ckpt snapshots ls STORE | inspect REF [--show-env] | verify REF | rm REF | gc STORE|--dir STORE [--dry-run]  [--seq N] [--json]';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
 function shown(m: Manifest, showEnv: boolean): Manifest {
@@ -17,6 +17,18 @@ function shown(m: Manifest, showEnv: boolean): Manifest {
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
+/** 0 B, 4.1 kB, 1.1 GB: never rounded to 0 (a few bytes stay bytes). */
+function sizeText(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let n = bytes;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
 export const snapshotsCommand: Command = {
   name: 'snapshots',
   summary: 'list, inspect, verify or remove snapshots',
@@ -24,10 +36,19 @@ export const snapshotsCommand: Command = {
   async run(argv) {
     const { values, positionals } = parse(
       argv,
-      { seq: { type: 'string' }, json: { type: 'boolean', default: false }, 'show-env': { type: 'boolean', default: false } },
+      {
+        seq: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'show-env': { type: 'boolean', default: false },
+        // gc: the store (also as its argument), and only say what would go
+        dir: { type: 'string', short: 'd' },
+        'dry-run': { type: 'boolean', default: false },
+      },
       usage,
     );
-    const [action, ref, ...extra] = positionals;
+    const [action, ...refs] = positionals;
+    if (action === 'gc' && values.dir !== undefined && refs.length === 0) refs.push(values.dir);
+    const [ref, ...extra] = refs;
     if (!action || !ref || extra.length) throw new UsageError('say what to do and to which snapshot', { hint: `usage: ${usage}` });
     const json = values.json === true;
     const seq = intOption(values.seq, 'seq', 1);
@@ -109,9 +130,15 @@ export const snapshotsCommand: Command = {
         return 0;
       }
       case 'gc': {
-        const removed = collectGarbage(ref);
-        if (json) printJson({ ok: true, removed });
-        else println(removed.length ? `removed ${removed.length} abandoned partial snapshot(s): ${removed.join(' ')}` : 'nothing to remove');
+        if (values.dir !== undefined && values.dir !== ref) throw new UsageError('name the store once: as the argument or with --dir');
+        const dryRun = values['dry-run'] === true;
+        const { removed, bytes } = collectGarbage(ref, { dryRun });
+        if (json) printJson({ ok: true, removed, bytes, ...(dryRun ? { dryRun } : {}) });
+        else {
+          const verb = dryRun ? 'would remove' : 'removed';
+          for (const r of removed) println(`${verb} ${r.path} (${sizeText(r.bytes)})`);
+          println(removed.length ? `${verb} ${removed.length} abandoned partial snapshot${removed.length > 1 ? 's' : ''}, ${sizeText(bytes)}` : 'nothing to remove');
+        }
         return 0;
       }
       default:
