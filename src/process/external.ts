@@ -22,7 +22,7 @@ export interface ProcessCheckpointOptions {
    * Aborted (the CLI: on SIGINT or SIGTERM) before the commit: the dump is given up at
    * CRIU's next stage, the partial snapshot removed, the tree left running as it was
    * (not killed, not stopped), and the call throws InterruptedError (ECKPT_INTERRUPTED).
-   * Once the commit has begun the checkpoint completes as asked.
+   * Once the commit writes the manifest (its point of no return) the checkpoint completes as asked.
    */
   signal?: AbortSignal;
 }
