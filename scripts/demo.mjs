@@ -13,7 +13,9 @@ const ckpt = join(root, 'bin', 'ckpt');
 const program = join(root, 'examples', 'counter.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'ckpt-demo-'));
 const store = join(dir, 'store');
-const say = (text) => console.log(`\x1b[1m== ${text}\x1b[0m`);
+// Bold headings on a terminal only, and not with NO_COLOR set (no-color.org): a pipe gets plain text.
+const styled = process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+const say = (text) => console.log(styled ? `\x1b[1m== ${text}\x1b[0m` : `== ${text}`);
 
 let crs = 'self';
 for (const c of checkpointers()) {

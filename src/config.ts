@@ -57,6 +57,10 @@ export const CONFIG = {
     kind: 'int', min: 0, max: 4, default: 3, setBy: 'user', defaultText: '3',
     meaning: "CRIU's log level (0–4) in dump.log and restore.log.",
   },
+  CKPT_RESTORE_LOGS_KEEP: {
+    kind: 'int', min: 0, default: 10, setBy: 'user', defaultText: '10',
+    meaning: 'How many logs of successful restores ($CKPT_STATE_DIR/logs/restore-*) are kept, newest first; a failed restore\'s log is always kept.',
+  },
   CKPT_ISOLATE_USERNS: {
     kind: 'flag', default: true, setBy: 'user', defaultText: '1',
     meaning: '`ckpt run --isolate` runs the job in a user namespace owned by root; 0 leaves it out.',

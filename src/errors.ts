@@ -19,6 +19,8 @@ export const ErrorCodes = {
   SELF_NOT_REGISTERED: 'ECKPT_SELF_NOT_REGISTERED',
   CHECKPOINT_BUSY: 'ECKPT_CHECKPOINT_BUSY',
   CHECKPOINT_FAILED: 'ECKPT_CHECKPOINT_FAILED',
+  /** A checkpoint given up because its caller was interrupted (SIGINT, SIGTERM): nothing committed. */
+  INTERRUPTED: 'ECKPT_INTERRUPTED',
   // processes
   NO_SUCH_PROCESS: 'ECKPT_NO_SUCH_PROCESS',
   PERMISSION: 'ECKPT_PERMISSION',
@@ -109,6 +111,24 @@ export class CriuError extends CkptError {
     this.logPath = options.logPath;
     this.criuErrors = options.criuErrors ?? [];
   }
+}
+
+/** A checkpoint aborted on its caller's word (an AbortSignal): nothing was committed, the process left as it was. */
+export class InterruptedError extends CkptError {
+  constructor(message = 'interrupted; checkpoint aborted', options?: CkptErrorOptions) {
+    super(ErrorCodes.INTERRUPTED, message, options);
+  }
+}
+
+/** Throws an InterruptedError once `signal` is aborted (its reason as the cause). */
+export function throwIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interruption(signal);
+}
+
+/** The error an aborted signal stands for: its reason when that is one already. */
+export function interruption(signal: AbortSignal, cause?: unknown): InterruptedError {
+  const reason: unknown = signal.reason;
+  return reason instanceof InterruptedError ? reason : new InterruptedError(undefined, { cause: cause ?? reason });
 }
 
 export class SnapshotError extends CkptError {}

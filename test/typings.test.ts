@@ -26,3 +26,49 @@ test('package.json points its typings at the published ones', () => {
   assert.equal(pkg.exports['.'].types, './dist/types/index.d.ts');
   assert.match(typings('rank/index.d.ts'), /init/);
 });
+
+/** Type-checks `source` (a user's module importing 'ckpt') with `tsc --strict` against the published typings: the diagnostics. */
+async function typeErrors(source: string): Promise<string[]> {
+  const ts = (await import('typescript')).default;
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-typings-'));
+  try {
+    const file = join(dir, 'user.ts');
+    writeFileSync(file, source);
+    const types = fileURLToPath(new URL('../dist/types/', import.meta.url));
+    const program = ts.createProgram([file], {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ES2022,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      skipLibCheck: true,
+      types: ['node'],
+      typeRoots: [fileURLToPath(new URL('../node_modules/@types/', import.meta.url))],
+      paths: { ckpt: [`${types}index.d.ts`], 'ckpt/rank': [`${types}rank/index.d.ts`] },
+    });
+    return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('registerSelf<T>: load() gets the type save() returns (strict), and a mismatch is an error', async () => {
+  assert.deepEqual(
+    await typeErrors(`
+import { registerSelf } from 'ckpt';
+let state = { iter: 0 };
+registerSelf({ save: () => state, load: (s) => void (state = s) });
+registerSelf<{ n: number }>({ save: async () => ({ n: 1 }), load: async (s) => void s.n.toFixed() });
+registerSelf({ save: () => new Uint8Array(4), load: (b) => void b.byteLength });
+`),
+    [],
+  );
+  const wrong = await typeErrors(`
+import { registerSelf } from 'ckpt';
+registerSelf({ save: () => ({ iter: 0 }), load: (s: { name: string }) => void s.name });
+`);
+  assert.equal(wrong.length, 1, wrong.join('\n'));
+});

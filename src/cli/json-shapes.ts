@@ -142,7 +142,7 @@ export interface JsonOutputs {
   'snapshots inspect': { snapshot: string; seq: number; manifest: Manifest };
   'snapshots verify': { snapshot: string; seq: number; files: number; bytes: number; problems: string[] };
   'snapshots rm': { snapshot: string; seq: number; lockTable: string | null };
-  'snapshots gc': { removed: { path: string; bytes: number }[]; bytes: number };
+  'snapshots gc': { removed: { path: string; bytes: number }[]; bytes: number; dryRun?: true };
   doctor: DoctorJson;
   setup: SetupJson;
 }

@@ -2,7 +2,8 @@
 // job's coordinator over its OOB channel, proving membership with the job secret
 // read from the private registry entry.
 import { constants as osConstants } from 'node:os';
-import { CkptError, ErrorCodes } from '../errors.js';
+import { randomBytes } from 'node:crypto';
+import { CkptError, ErrorCodes, interruption } from '../errors.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
@@ -88,26 +89,46 @@ export interface JobCheckpointResult {
   seq: number;
 }
 
-/** `ckpt checkpoint JOB`: the job's coordinator takes a coordinated checkpoint. */
+/**
+ * `ckpt checkpoint JOB`: the job's coordinator takes a coordinated checkpoint. Once
+ * `signal` is aborted, the coordinator is asked to abort it (it does so at the next
+ * phase, before the commit: the ranks resume, the partial snapshot goes) and this
+ * rejects with InterruptedError at once, without waiting for that.
+ */
 export async function checkpointJob(
   query: string,
   request: { then?: string; store?: string; crs?: string } = {},
   timeoutMs = 300_000,
+  signal?: AbortSignal,
 ): Promise<JobCheckpointResult> {
   const job = findJob(query);
   const channel = await connectControl(job);
+  const token = randomBytes(8).toString('hex');
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      // Asked on a connection of its own (the first waits for the checkpoint's reply).
+      controlRequest(job, 'abort-checkpoint', { token }).catch(() => {}).finally(() => reject(interruption(signal!)));
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
   try {
-    const reply = await channel.request({ type: 'request', op: 'checkpoint', ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`).catch((err: CkptError) => {
+    const replied = channel.request({ type: 'request', op: 'checkpoint', token, ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`).catch((err: CkptError) => {
       // The job's coordinator went away mid-checkpoint: the job ended (or its launcher died); nothing was committed.
       if (err.code !== ErrorCodes.OOB_UNREACHABLE) throw err;
       throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${job.id} failed: the job ended before it was committed`, { cause: err });
     });
+    replied.catch(() => {});
+    const reply = await Promise.race([replied, aborted]);
     if (reply.ok !== true) {
       const code = Object.values(ErrorCodes).includes(reply.code as never) ? (reply.code as CkptError['code']) : ErrorCodes.CHECKPOINT_FAILED;
       throw new CkptError(code, String(reply.message));
     }
     return { job, snapshot: String(reply.snapshot), store: String(reply.store), seq: Number(reply.seq) };
   } finally {
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
     channel.close();
   }
 }

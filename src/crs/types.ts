@@ -55,6 +55,11 @@ export interface ProcessCheckpointRequest {
   onProgress?: (message: string) => void;
   /** CRIU's action-script stages (pre-dump, post-dump, network-lock…): false or a throw aborts. */
   onNotify?: NotifyHook;
+  /**
+   * Aborted: the dump is given up at CRIU's next stage (at the latest post-dump, once the
+   * images are written), CRIU lets the tree run on, and the request throws InterruptedError.
+   */
+  signal?: AbortSignal;
 }
 
 /** A hook at one of CRIU's action-script stages; returning false (or throwing) makes CRIU abort. */

@@ -4,7 +4,7 @@
 // pipes and sockets, and the contents of its private tmpfs mounts.
 import { copyFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CriuError, ErrorCodes, JobError } from '../errors.js';
+import { CriuError, ErrorCodes, interruption, JobError, throwIfInterrupted } from '../errors.js';
 import { CriuSession, criuFailure } from '../criu/client.js';
 import { dumpRunId, readDumpStats, type DumpStats } from '../criu/images.js';
 import { NetworkLock, ReqType, type CriuOpts } from '../criu/schema.js';
@@ -32,6 +32,8 @@ export interface IsolatedCheckpointOptions {
   /** continue (default): left running; stop: left stopped; terminate: killed once the snapshot is committed. */
   then?: EndState;
   onProgress?: (message: string) => void;
+  /** Aborted before the commit: CRIU rolls the dump back at its next stage, the job runs on, InterruptedError. */
+  signal?: AbortSignal;
 }
 
 export interface IsolatedCheckpoint {
@@ -117,6 +119,7 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
   const criu = await criuBinary();
   const root = job.isolated.rootPid;
   const record = recordOfJob(job);
+  throwIfInterrupted(options.signal);
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir ?? defaultStore(job));
   const images = join(pending.dir, IMAGES_DIR);
@@ -131,6 +134,8 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
     resp = await session.call({ type: ReqType.DUMP, opts: isolatedDumpOptions(root, images, then, hostMounts) }, (script) => {
       // While CRIU holds the tree frozen, its pids are exactly those in the images.
       if (script === 'post-dump') record.tree = processTree(root);
+      // Interrupted: refusing a stage makes CRIU roll back and let the job run on.
+      return options.signal?.aborted !== true;
     });
   } finally {
     session.close();
@@ -152,6 +157,7 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
     await removeLockTable(runId);
     if (job.isolated.net && isolatedRootAlive(job)) await removeLockTable(runId, root);
     abortSnapshot(pending);
+    if (options.signal?.aborted) throw interruption(options.signal, err);
     // Another user's process without CAP_SYS_RESOURCE (a job started without its user namespace).
     const rlimit = rlimitFailure('CRIU dump of the isolated job', err.criuErrors, logPath, ISOLATE_RLIMIT_REMEDY);
     throw new CriuError(err.code, rlimit?.message ?? err.message, {
@@ -173,7 +179,7 @@ export async function checkpointIsolatedJob(options: IsolatedCheckpointOptions):
     snapshot = await commitSnapshot(
       pending,
       processManifestDraft({ createdAt, crs: { name: 'criu', version: `${criu.version.major}.${criu.version.minor}.${criu.version.sublevel}` }, endState: then, origin: 'external', process: record, data: { images: IMAGES_DIR, isolated: true, job: job.id } }),
-      { onProgress: options.onProgress },
+      { onProgress: options.onProgress, signal: options.signal },
     );
   } catch (err) {
     abortSnapshot(pending);

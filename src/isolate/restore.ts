@@ -21,6 +21,7 @@ import { restartIdentity } from '../store/trust.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { native } from '../util/native.js';
 import { logsDir } from '../util/paths.js';
+import { restoreSucceeded } from '../util/restore-logs.js';
 import { killNewChildren, ourChildren, removeLockTable } from './cleanup.js';
 import { IsolatedJob, liveRoots } from './job.js';
 import { createOutputDir, removeOutputDir } from './output.js';
@@ -251,5 +252,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
     },
   });
   // CRIU writes stats-restore into its work directory (our log directory).
-  return { snapshot, job, stats: readRestoreStats(logDir) };
+  const stats = readRestoreStats(logDir);
+  restoreSucceeded(logDir, [pid]);
+  return { snapshot, job, stats };
 }

@@ -1,5 +1,5 @@
 // Checkpointing another process tree from outside (`ckpt checkpoint --pid`).
-import { CkptError, ErrorCodes, ProcessError } from '../errors.js';
+import { CkptError, ErrorCodes, InterruptedError, ProcessError } from '../errors.js';
 import { selectCheckpointer } from '../crs/registry.js';
 import type { NotifyHook } from '../crs/types.js';
 import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
@@ -7,6 +7,7 @@ import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../
 import { ownerUid, readStat } from '../util/procfs.js';
 import { assertSafePid, signalPid } from '../util/signals.js';
 import { currentPid, recordOf } from '../store/record.js';
+import { resumeStoppedSince, stoppedIn } from './interrupt.js';
 
 export interface ProcessCheckpointOptions {
   pid: number;
@@ -23,6 +24,13 @@ export interface ProcessCheckpointOptions {
   onProgress?: (message: string) => void;
   /** Called at each of CRIU's dump stages (pre-dump, post-dump, …); false or a throw aborts the dump. */
   onNotify?: NotifyHook;
+  /**
+   * Aborted (the CLI: on SIGINT or SIGTERM) before the commit: the dump is given up at
+   * CRIU's next stage, the partial snapshot removed, the tree left running as it was
+   * (not killed, not stopped), and the call throws InterruptedError (ECKPT_INTERRUPTED).
+   * Once the commit writes the manifest (its point of no return) the checkpoint completes as asked.
+   */
+  signal?: AbortSignal;
 }
 
 function ancestorsOfSelf(): number[] {
@@ -75,6 +83,8 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
     throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `the '${component.name}' checkpointer cannot snapshot another process`);
   }
   const record = recordOf(options.pid);
+  // Processes the user had stopped stay so after an interrupted checkpoint.
+  const stoppedBefore = stoppedIn(options.pid);
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir);
   const leave = then === 'continue' ? 'running' : 'stopped';
@@ -88,7 +98,7 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       snapshot = await commitSnapshot(
         pending,
         processManifestDraft({ createdAt, crs: { name: component.name, version: availability.version ?? 'unknown' }, endState: then, origin: 'external', process: record, data }),
-        { onProgress: options.onProgress },
+        { onProgress: options.onProgress, signal: options.signal },
       );
     } catch (err) {
       commitFailed = true;
@@ -106,10 +116,12 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       commitFrozen: kill ? commit : undefined,
       onProgress: options.onProgress,
       onNotify: options.onNotify,
+      signal: options.signal,
     });
   } catch (err) {
     if (commitFailed && kill && !treeAlive(options.pid)) throw keptImages(pending, record, err);
     abortSnapshot(pending);
+    if (err instanceof InterruptedError) resumeStoppedSince(options.pid, stoppedBefore);
     throw err;
   }
   // Committed while frozen: the component (CRIU) has killed the tree.
@@ -121,6 +133,7 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
   } catch (err) {
     abortSnapshot(pending);
     if (leave === 'stopped') for (const pid of tree) signalPid(pid, 'SIGCONT');
+    if (err instanceof InterruptedError) resumeStoppedSince(options.pid, stoppedBefore);
     throw err;
   }
   if (kill) for (const pid of tree) signalPid(pid, 'SIGKILL');

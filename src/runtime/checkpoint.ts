@@ -5,7 +5,7 @@
 // ranks resume as if nothing had happened and the partial snapshot is removed.
 // The protocol: docs/RUNTIME.md.
 import { hostname } from 'node:os';
-import { ErrorCodes, JobError } from '../errors.js';
+import { CkptError, ErrorCodes, JobError, throwIfInterrupted } from '../errors.js';
 import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
 import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../crs/job-registry.js';
 import { rankDirName } from '../crs/job-files.js';
@@ -38,6 +38,8 @@ export interface JobCheckpointOptions {
   reachMs?: number;
   dumpMs?: number;
   onPhase?: (phase: CheckpointPhase) => void;
+  /** Aborted (the `ckpt checkpoint JOB` that asked was interrupted): given up at the next phase or before the commit. */
+  signal?: AbortSignal;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
@@ -66,6 +68,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     reachMs: o.reachMs ?? envNumber('CKPT_CHECKPOINT_REACH_MS'),
     dumpMs: o.dumpMs ?? envNumber('CKPT_CHECKPOINT_DUMP_MS') ?? Math.max(phaseMs, 120_000),
     async phase(name) {
+      // Past the commit nothing is given up.
+      if (name !== 'resume') throwIfInterrupted(o.signal);
       phase = name;
       o.onPhase?.(name);
       await faultPoint(name, 'coord');
@@ -101,7 +105,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         ranks: o.nodes ? cut.ranks.map((r) => ({ ...r, node: o.nodes![r.rank] })) : cut.ranks,
         data: cut.data,
       },
-      { synced: cut.synced, syncedDirs: cut.syncedDirs },
+      { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: o.signal },
     );
     await run.phase('resume');
     resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });

@@ -4,7 +4,7 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 
-export type CheckpointHandler = (request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank' }) => Promise<Record<string, unknown>>;
+export type CheckpointHandler = (request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank'; signal?: AbortSignal }) => Promise<Record<string, unknown>>;
 
 export interface ControlHost {
   /** The job's status (filled in by the launcher). */
@@ -15,6 +15,12 @@ export interface ControlHost {
   kill(signal: NodeJS.Signals | undefined): void;
   /** One request/reply round with every node agent at once (a job across nodes); undefined without agents. */
   pingAgents?(): Promise<void> | undefined;
+  /**
+   * Checkpoints asked for by control clients that named a token, by token: an
+   * interrupted `ckpt checkpoint JOB` aborts its own checkpoint (`abort-checkpoint`),
+   * never another that started since.
+   */
+  readonly checkpointAborts: Map<string, AbortController>;
 }
 
 export function serveControl(channel: Channel, m: ControlMessage, host: ControlHost): void {
@@ -30,10 +36,21 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
         return;
       }
       const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs) }).then(
+      const token = str(m.token);
+      const abort = token && !host.checkpointAborts.has(token) ? new AbortController() : undefined;
+      if (abort) host.checkpointAborts.set(token!, abort);
+      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs), signal: abort?.signal }).then(
         (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
         (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
-      );
+      ).finally(() => {
+        if (abort) host.checkpointAborts.delete(token!);
+      });
+      return;
+    }
+    case 'abort-checkpoint': {
+      const abort = typeof m.token === 'string' ? host.checkpointAborts.get(m.token) : undefined;
+      abort?.abort();
+      channel.send({ type: 'reply', id: m.id, ok: true, aborted: abort !== undefined });
       return;
     }
     case 'kill': {

@@ -85,6 +85,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
   checkpointHandler: CheckpointHandler | undefined;
+  /** Control clients' checkpoints in progress, by the token they named (coordinator-control.ts). */
+  private readonly checkpointAborts = new Map<string, AbortController>();
   /** Filled by the launcher when the job has node agents: one round with all of them. */
   pingAgents: (() => Promise<void>) | undefined;
   /** Set by a starter with node agents (starter-slurm.ts): takes their connections. */
@@ -154,6 +156,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           checkpointHandler: this.checkpointHandler,
           kill: (signal) => this.emit('kill', { signal }),
           pingAgents: () => this.pingAgents?.(),
+          checkpointAborts: this.checkpointAborts,
         }),
       refused: (err) => this.emit('rejected', err),
       admitAgent: (channel, hello) => {

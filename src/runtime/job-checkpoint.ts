@@ -19,6 +19,8 @@ export interface CheckpointRequest {
   onPhase?: (phase: CheckpointPhase) => void;
   /** A rank asked for it (comm.checkpoint()). */
   requested?: boolean;
+  /** Aborted before the commit: the checkpoint is abandoned at its next phase (ranks resume, the partial goes). */
+  signal?: AbortSignal;
 }
 
 /** The end state and the store a request names; throws a CkptError for a bad one. */

@@ -159,6 +159,7 @@ export class Job extends EventEmitter<JobEvents> {
           crs: c.name,
           onPhase: request.onPhase,
           requested: request.requested,
+          signal: request.signal,
           pids: this.ranks.list().map((r) => r.pid ?? 0),
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           job: manifestJob(this, this.options, this.rankEnv),
@@ -298,12 +299,12 @@ export class Job extends EventEmitter<JobEvents> {
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
-    c.checkpointHandler = async ({ then, store, crs, from }) => {
+    c.checkpointHandler = async ({ then, store, crs, from, signal }) => {
       if (from === 'rank') {
         // A rank's comm.checkpoint(): taken once the checkpoint in progress (periodic, requested) is over.
         while (this.checkpointing) await this.checkpointing.catch(() => {});
       }
-      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank' });
+      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal });
       return { snapshot: s.dir, store: s.store, seq: s.seq };
     };
     if (this.options.intervalMs) {

@@ -1,34 +1,18 @@
 // Writing a snapshot: a partial directory created and opened once, every file written
 // and synced through descriptors, the manifest last, then an atomic rename into place
 // and an fsync of the store. A store must be the caller's and closed to others.
-import { closeSync, existsSync, fsyncSync, lstatSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
+import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
 import { assertWritableStore } from './trust.js';
 import { closeSnapshot } from './read.js';
-import { noSpace, openDir, PARTIAL_NAME, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
-
-/**
- * Removes the partial directories of writers that are gone (their pid no longer runs
- * on this host): what a killed checkpoint left. Returns their names.
- */
-export function sweepPartials(store: DirFd): string[] {
-  const host = hostname();
-  const swept: string[] = [];
-  for (const name of readdirSync(store.at())) {
-    const m = PARTIAL_NAME.exec(name);
-    if (!m || m[2] === undefined || m[3] !== host || existsSync(`/proc/${m[2]}`)) continue;
-    rmSync(store.at(name), { recursive: true, force: true });
-    swept.push(name);
-  }
-  return swept;
-}
+import { sweepPartials } from './gc.js';
+import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
 
 /** Reserves the next sequence number of a store (created 0700 if missing). */
 export function beginSnapshot(storePath: string): PendingSnapshot {
@@ -171,6 +155,8 @@ export interface CommitOptions {
   synced?: FileEntry[];
   /** Subdirectories of the snapshot their writers already fsynced. */
   syncedDirs?: string[];
+  /** Aborted before the manifest is written (the point of no return): InterruptedError, nothing committed. */
+  signal?: AbortSignal;
 }
 
 export async function commitSnapshot(pending: PendingSnapshot, manifest: ManifestDraft, options: CommitOptions = {}): Promise<Snapshot> {
@@ -217,6 +203,7 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     } as Manifest;
     // Checked as a reader will check it: nothing is committed that a restart would refuse.
     validateManifest(full);
+    throwIfInterrupted(options.signal);
     // No temporary name needed: a partial snapshot is never opened, manifest or not.
     // Synchronous fsyncs: one after another they cost less here than two at once
     // through libuv's pool (measured: 1.7 vs 2.1 ms with a temporary name, 2.6 in the pool).
@@ -256,20 +243,6 @@ export function removeSnapshot(snapshot: Snapshot): void {
     const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
     renameSync(store.at(seqName(snapshot.seq)), store.at(trash));
     rmSync(store.at(trash), { recursive: true, force: true });
-  } finally {
-    store.close();
-  }
-}
-
-/**
- * Removes what dead writers left in a store (`ckpt snapshots gc`): the partial
- * directories of checkpoints whose ckpt process is gone. The store must be ours.
- */
-export function collectGarbage(storePath: string): string[] {
-  const store = openDir(resolve(storePath), 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
-  try {
-    assertWritableStore(store.stat, resolve(storePath));
-    return sweepPartials(store);
   } finally {
     store.close();
   }

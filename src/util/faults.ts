@@ -34,6 +34,8 @@ export const FAULT_POINTS = [
   'saved', // self: save() returned, before the state is written or replied
   'dumped', // criu: the dump is done, before the rank rejoins (the original, not a restored copy)
   'rejoin', // criu: a restored rank, before it rejoins the new coordinator
+  // `ckpt checkpoint --pid` (as coord):
+  'written', // criu: CRIU has written the images (post-dump), the tree still frozen, before ckpt answers
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 export type FaultActor = number | 'coord';

@@ -12,6 +12,8 @@ import { endProgress, println, progress } from '../output.js';
 import { runPeriodic } from '../periodic.js';
 import { printResult } from '../json.js';
 import { openSnapshot, type Snapshot } from '../../store/store.js';
+import { catchInterrupts } from '../interrupt.js';
+import { InterruptedError } from '../../errors.js';
 
 type EndValues = { 'leave-running'?: boolean; stop?: boolean; term?: boolean; kill?: boolean };
 
@@ -25,10 +27,16 @@ function endState(values: EndValues): EndState {
 async function checkpointIsolated(job: string, dir: string | undefined, then: EndState, json: boolean): Promise<number> {
   const started = Date.now();
   let result;
+  const interrupts = catchInterrupts();
   try {
-    result = await checkpointIsolatedJob({ job, dir, then, onProgress: progress(json) });
+    result = await checkpointIsolatedJob({ job, dir, then, onProgress: progress(json), signal: interrupts.signal });
+  } catch (err) {
+    endProgress(json);
+    if (err instanceof InterruptedError) return interrupts.report(`checkpoint aborted, job ${job} left running`, json);
+    throw err;
   } finally {
     endProgress(json);
+    interrupts.dispose();
   }
   const { snapshot, stats, bytes } = result;
   const ms = Date.now() - started;
@@ -80,11 +88,18 @@ export const checkpointCommand: Command = {
     }
     const started = Date.now();
     let snapshot;
+    // Ctrl-C / SIGTERM: the checkpoint is aborted, the process left running as it was.
+    const interrupts = catchInterrupts();
     try {
       const terminateWith = values.term ? 'SIGTERM' : 'SIGKILL';
-      snapshot = await checkpointProcess({ pid, dir: values.dir, then, terminateWith, crs: values.crs, onProgress: progress(json) });
+      snapshot = await checkpointProcess({ pid, dir: values.dir, then, terminateWith, crs: values.crs, onProgress: progress(json), signal: interrupts.signal });
+    } catch (err) {
+      endProgress(json);
+      if (err instanceof InterruptedError) return interrupts.report(`checkpoint aborted, pid ${pid} left running`, json);
+      throw err;
     } finally {
       endProgress(json);
+      interrupts.dispose();
     }
     const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
     const ms = Date.now() - started;
@@ -113,7 +128,17 @@ async function checkpointJobCommand(
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
   const then = endState(values);
   const started = Date.now();
-  const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
+  let r;
+  // Ctrl-C / SIGTERM: the coordinator is asked to abort the checkpoint (the job goes on); we leave.
+  const interrupts = catchInterrupts();
+  try {
+    r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) }, undefined, interrupts.signal);
+  } catch (err) {
+    if (err instanceof InterruptedError) return interrupts.report(`checkpoint of job ${found.name} aborted, the job runs on`, values.json === true);
+    throw err;
+  } finally {
+    interrupts.dispose();
+  }
   const ms = Date.now() - started;
   if (values.json) {
     // The coordinator answers with where the snapshot went; what it holds is in its manifest.

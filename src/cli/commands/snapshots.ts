@@ -1,14 +1,13 @@
-// `ckpt snapshots ls|inspect|verify|rm`: look after a snapshot store.
+// `ckpt snapshots ls|inspect|verify|rm|gc`: look after a snapshot store.
 import { parse, intOption, type Command } from '../command.js';
 import { gcSpec, inspectSpec, lsSpec, rmSpec, verifySpec } from '../spec/snapshots.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
+import { resolve } from 'node:path';
 import { println } from '../output.js';
 import { printResult } from '../json.js';
-import { lstatSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
 function shown(m: Manifest, showEnv: boolean): Manifest {
@@ -19,13 +18,26 @@ function shown(m: Manifest, showEnv: boolean): Manifest {
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
+/** 0 B, 4.1 kB, 1.1 GB: never rounded to 0 (a few bytes stay bytes). */
+function sizeText(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let n = bytes;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
 export const snapshotsCommand: Command = {
   async run(argv, action) {
     // main.ts found the subcommand; each has its own table.
     const spec = { ls: lsSpec, inspect: inspectSpec, verify: verifySpec, rm: rmSpec, gc: gcSpec }[action ?? ''];
     if (!spec) throw new UsageError(`unknown snapshots subcommand '${action}'`);
     const { values: parsed, positionals } = parse(argv, spec);
-    const values = parsed as { seq?: string; json?: boolean; 'show-env'?: boolean };
+    const values = parsed as { seq?: string; json?: boolean; 'show-env'?: boolean; dir?: string; 'dry-run'?: boolean };
+    if (action === 'gc' && values.dir !== undefined && positionals.length === 0) positionals.push(values.dir);
     const [ref, ...extra] = positionals;
     const operand = spec.operands![0]!.name;
     if (!ref) throw new UsageError(`name the ${operand === 'STORE' ? 'store' : 'snapshot (a store or a snapshot directory)'}: ckpt snapshots ${action} ${operand}`);
@@ -112,13 +124,15 @@ export const snapshotsCommand: Command = {
         return 0;
       }
       case 'gc': {
-        const sizes = partialSizes(ref);
-        const removed = collectGarbage(ref);
-        if (json) {
-          const listed = removed.map((name) => ({ path: join(resolve(ref), name), bytes: sizes.get(name) ?? 0 }));
-          printResult('snapshots gc', { removed: listed, bytes: listed.reduce((n, r) => n + r.bytes, 0) });
+        if (values.dir !== undefined && values.dir !== ref) throw new UsageError('name the store once: as the argument or with --dir');
+        const dryRun = values['dry-run'] === true;
+        const { removed, bytes } = collectGarbage(ref, { dryRun });
+        if (json) printResult('snapshots gc', { removed, bytes, ...(dryRun ? { dryRun } : {}) });
+        else {
+          const verb = dryRun ? 'would remove' : 'removed';
+          for (const r of removed) println(`${verb} ${r.path} (${sizeText(r.bytes)})`);
+          println(removed.length ? `${verb} ${removed.length} abandoned partial snapshot${removed.length > 1 ? 's' : ''}, ${sizeText(bytes)}` : 'nothing to remove');
         }
-        else println(removed.length ? `removed ${removed.length} abandoned partial snapshot(s): ${removed.join(' ')}` : 'nothing to remove');
         return 0;
       }
       default:
@@ -126,22 +140,6 @@ export const snapshotsCommand: Command = {
     }
   },
 };
-
-/** The size of each partial snapshot in a store (for gc --json), measured without following links. */
-function partialSizes(store: string): Map<string, number> {
-  const size = (path: string): number => {
-    const st = lstatSync(path, { throwIfNoEntry: false });
-    if (!st) return 0;
-    return st.isDirectory() ? readdirSync(path).reduce((n, e) => n + size(join(path, e)), 0) : st.size;
-  };
-  const sizes = new Map<string, number>();
-  try {
-    for (const name of readdirSync(resolve(store))) if (name.startsWith('.partial-')) sizes.set(name, size(join(resolve(store), name)));
-  } catch {
-    // gc says what is wrong with the store
-  }
-  return sizes;
-}
 
 /** "0–2, 4 in ranks.pack; 3 in rank-N/; safe point 1234": where each rank's state is. */
 function describeRanks(ranks: RankRecord[]): string {

@@ -41,11 +41,16 @@ export const rmSpec: CommandSpec<typeof seqJson> = {
   operands: ref,
 };
 
-export const gcSpec: CommandSpec<typeof jsonOption> = {
+const gcOptions = {
+  dir: { short: 'd', arg: 'STORE', complete: 'dir', help: 'the store (instead of naming it as the argument)' },
+  'dry-run': { help: 'only say what would be removed' },
+  ...jsonOption,
+} as const;
+export const gcSpec: CommandSpec<typeof gcOptions> = {
   name: 'gc',
   summary: 'remove the partial snapshots that dead ckpt processes left in a store',
-  usage: ['STORE [--json]'],
-  options: jsonOption,
+  usage: ['STORE [--dry-run] [--json]', '--dir STORE [--dry-run] [--json]'],
+  options: gcOptions,
   operands: store,
 };
 

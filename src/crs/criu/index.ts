@@ -3,7 +3,8 @@
 // `restored` flag, which CRIU writes into the restored copy of its RPC socket.
 import { closeSync, copyFileSync, mkdtempSync, openSync, rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CkptError, CriuError, ErrorCodes } from '../../errors.js';
+import { CkptError, CriuError, ErrorCodes, interruption, throwIfInterrupted } from '../../errors.js';
+import { faultPoint } from '../../util/faults.js';
 import { CriuSession, criuFailure, type NotifyHandler } from '../../criu/client.js';
 import { processTree, readStat } from '../../util/procfs.js';
 import { signalPid } from '../../util/signals.js';
@@ -198,6 +199,7 @@ export const criuCheckpointer: Checkpointer = {
   },
 
   async checkpointProcess(request: ProcessCheckpointRequest) {
+    throwIfInterrupted(request.signal);
     const outside = sessionLedFromOutside(request.record.tree.length ? request.record.tree : [request.pid]);
     if (outside !== undefined) throw sessionError(outside);
     Object.assign(request.record, networkFacts(processTree(request.pid)));
@@ -239,11 +241,18 @@ export const criuCheckpointer: Checkpointer = {
     // the images: the restore must find each of them free.
     const onNotify: NotifyHandler = async (script, pid) => {
       if (script === 'post-dump') {
+        // Tests stand here: the images are written, the tree still frozen.
+        await faultPoint('written', 'coord');
         request.record.tree = processTree(request.pid);
         // Files it writes may grow after the dump: the restore appends to them.
         request.record.files = writableFiles(request.record.tree);
-        if (stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
-      } else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
+      }
+      // Interrupted: CRIU has no way to be stopped mid-write that leaves the tree whole
+      // (a signal can kill it with its parasite still inside the tree); refusing its next
+      // stage makes it roll back — parasite out, network unlocked, the tree running on.
+      if (request.signal?.aborted) return false;
+      if (script === 'post-dump' && stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
+      else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
       const ok = await request.onNotify?.(script, pid);
       if (ok === false || script !== 'post-dump' || !commitFrozen) return ok;
       try {
@@ -275,6 +284,7 @@ export const criuCheckpointer: Checkpointer = {
         for (const pid of request.record.tree) signalPid(pid, 'SIGKILL');
         return { data };
       }
+      if (request.signal?.aborted) throw interruption(request.signal, err);
       if (err instanceof CriuError && err.criuErrors.some((l) => /half of stream unix connection|External socket/.test(l))) {
         throw new CriuError(err.code, err.message, {
           cause: err,

@@ -11,6 +11,7 @@ import { CkptError, ErrorCodes } from '../../errors.js';
 import { snapshotPath, type JobSnapshot } from '../../store/store.js';
 import { native } from '../../util/native.js';
 import { logsDir } from '../../util/paths.js';
+import { restoreSucceeded } from '../../util/restore-logs.js';
 import type { RankRestoreContext } from '../job.js';
 import type { CriuRankRecord } from './job.js';
 import { criuBinary } from './index.js';
@@ -36,6 +37,7 @@ function closeQuietly(fd: number): void {
 export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreContext): Promise<void> {
   const criuPath = (await criuBinary()).path;
   const logDir = join(logsDir(), `restore-job-${snapshot.seq}-${Date.now()}-${process.pid}`);
+  const restoredPids: number[] = [];
   const restoreRank = async (rec: RankRecord): Promise<void> => {
     if (!rec.rejoin || !rec.stdio) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `rank ${rec.rank} of ${snapshot.dir} has no criu restore record`);
     const ours: number[] = [];
@@ -56,6 +58,7 @@ export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreCo
         },
         criuPath,
       );
+      restoredPids.push(pid);
       ctx.onRestored(rec.rank, pid, streams[0] ?? null, streams[1] ?? null);
     } catch (err) {
       for (const s of streams) s?.destroy();
@@ -78,6 +81,7 @@ export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreCo
     const err = failed.reason as unknown;
     throw err instanceof CkptError ? err : new CkptError(ErrorCodes.CRIU_FAILED, (err as Error).message, { cause: err });
   }
+  restoreSucceeded(logDir, restoredPids);
 }
 
 /**

@@ -11,6 +11,7 @@ import { ReqType, type InheritFd } from '../../criu/schema.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../util/fsx.js';
 import { native } from '../../util/native.js';
 import { logsDir } from '../../util/paths.js';
+import { restoreSucceeded } from '../../util/restore-logs.js';
 import { readStat } from '../../util/procfs.js';
 import { isAlive } from '../../util/signals.js';
 import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
@@ -166,6 +167,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     const pid = resp.restore?.pid ?? 0;
     if (pid <= 1) throw criuFailure('CRIU restore', resp, logPath, 'CRIU reported no restored pid');
     await session.exited();
+    restoreSucceeded(logDir, [pid]);
     return {
       pid,
       wait: request.detach ? () => pollExit(pid) : () => reap(pid),

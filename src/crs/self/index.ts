@@ -11,11 +11,12 @@ import type { Checkpointer } from '../types.js';
 
 export type SelfState = unknown;
 
-export interface SelfCallbacks {
+/** The program's state of type `T` (inferred from what save() returns): load() gets it back typed so. */
+export interface SelfCallbacks<T = SelfState> {
   /** Returns the program's state: JSON-serialisable, or a Uint8Array. */
-  save(): SelfState | Promise<SelfState>;
+  save(): T | Promise<T>;
   /** Receives what save() returned, in a freshly restarted process. */
-  load(state: SelfState): void | Promise<void>;
+  load(state: T): void | Promise<void>;
 }
 
 /**
@@ -32,12 +33,17 @@ export interface SelfFileCallbacks {
 let callbacks: SelfCallbacks | undefined;
 let fileCallbacks: SelfFileCallbacks | undefined;
 
-/** Registers the program's save/load callbacks (replacing earlier ones). */
-export function registerSelf(cb: SelfCallbacks): void {
+/**
+ * Registers the program's save/load callbacks (replacing earlier ones). `T`, the
+ * state's type, is inferred from save(): `registerSelf({ save: () => state, load: (s) => void (state = s) })`
+ * type-checks under `--strict`. What load() receives is what a snapshot holds: as
+ * trustworthy as the snapshot (JSON of that shape when it was written by this program).
+ */
+export function registerSelf<T = SelfState>(cb: SelfCallbacks<T>): void {
   if (typeof cb?.save !== 'function' || typeof cb?.load !== 'function') {
     throw new TypeError('registerSelf({ save, load }) needs two functions');
   }
-  callbacks = cb;
+  callbacks = cb as SelfCallbacks;
   fileCallbacks = undefined;
 }
 

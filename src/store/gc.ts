@@ -1,0 +1,141 @@
+// Garbage in a store: the partial directories (`.partial-<seq>-<hex>-<pid>@<host>`,
+// layout.ts) of writers that died before their commit or abort — a killed ckpt, a
+// crashed coordinator. Swept by the next write to the store and by `ckpt snapshots gc`.
+// Only entries named as partials, whose writer (its pid on this host, in the name) is
+// gone; removed through directory descriptors, never following a link: a store may be
+// a directory another user prepared.
+import { lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ErrorCodes, errnoCode } from '../errors.js';
+import { DirFd } from '../util/dirfd.js';
+import { assertWritableStore } from './trust.js';
+import { openDir, PARTIAL_NAME } from './layout.js';
+
+export interface RemovedPartial {
+  /** The partial directory, as named in the store. */
+  path: string;
+  /** The bytes of its files. */
+  bytes: number;
+}
+
+export interface GarbageReport {
+  removed: RemovedPartial[];
+  /** All of them together. */
+  bytes: number;
+}
+
+/** Boot time (s since the epoch) and clock ticks per second: what turns a /proc start time into a date. */
+const CLOCK_TICKS = 100;
+function bootTime(): number | undefined {
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** When a process started (ms since the epoch), or undefined when it is gone. */
+function startedAt(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const boot = bootTime();
+  // Field 22 (starttime), the 20th after the command name.
+  const ticks = Number(fields[19]);
+  return boot === undefined || !Number.isFinite(ticks) ? 0 : boot * 1000 + (ticks * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * Whether the writer of a partial directory may still be at work: its pid runs here and
+ * started before the directory was last changed (a later process with that pid is not
+ * its writer). Clock skew between the two readings is allowed for generously.
+ */
+function writerMayLive(pid: number, dir: Stats): boolean {
+  const started = startedAt(pid);
+  if (started === undefined) return false;
+  return started <= dir.mtimeMs + 60_000;
+}
+
+/** The partial directories of `store` whose writers are gone (never one of a live writer or of another host). */
+function deadPartials(store: DirFd): string[] {
+  const host = hostname();
+  const dead: string[] = [];
+  for (const name of readdirSync(store.at())) {
+    const m = PARTIAL_NAME.exec(name);
+    if (!m || m[2] === undefined || m[3] !== host) continue;
+    let st: Stats;
+    try {
+      st = lstatSync(store.at(name));
+    } catch {
+      continue;
+    }
+    if (!st.isDirectory() || writerMayLive(Number(m[2]), st)) continue;
+    dead.push(name);
+  }
+  return dead;
+}
+
+/**
+ * Removes `name` inside `parent` and all below it, each directory opened through its
+ * parent's descriptor without following a link (a link is removed, never followed).
+ * Returns the bytes of the files removed (counted only, with `dryRun`).
+ */
+function removeTree(parent: DirFd, name: string, dryRun: boolean): number {
+  const path = parent.at(name);
+  const st = lstatSync(path);
+  if (!st.isDirectory()) {
+    if (!dryRun) unlinkSync(path);
+    return st.isFile() ? st.size : 0;
+  }
+  let dir: DirFd;
+  try {
+    dir = DirFd.open(path, join(parent.name, name));
+  } catch (err) {
+    // Swapped for a link or a file since the lstat: not ours to follow.
+    if (errnoCode(err) === 'ELOOP' || errnoCode(err) === 'ENOTDIR') return 0;
+    throw err;
+  }
+  let bytes = 0;
+  try {
+    for (const entry of readdirSync(dir.at())) bytes += removeTree(dir, entry, dryRun);
+  } finally {
+    dir.close();
+  }
+  if (!dryRun) rmdirSync(path);
+  return bytes;
+}
+
+/** Removes (or, with `dryRun`, only measures) the partial directories of dead writers in an open store. */
+export function sweepPartials(store: DirFd, options: { dryRun?: boolean } = {}): GarbageReport {
+  const removed: RemovedPartial[] = [];
+  for (const name of deadPartials(store)) {
+    try {
+      removed.push({ path: join(store.name, name), bytes: removeTree(store, name, options.dryRun === true) });
+    } catch (err) {
+      // Gone meanwhile (another sweep): nothing to report.
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    }
+  }
+  return { removed, bytes: removed.reduce((n, r) => n + r.bytes, 0) };
+}
+
+/**
+ * `ckpt snapshots gc`: removes what dead writers left in a store (with `dryRun`, says
+ * what it would remove). The store must be ours and closed to others.
+ */
+export function collectGarbage(storePath: string, options: { dryRun?: boolean } = {}): GarbageReport {
+  const path = resolve(storePath);
+  const store = openDir(path, 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
+  try {
+    assertWritableStore(store.stat, path);
+    return sweepPartials(store, options);
+  } finally {
+    store.close();
+  }
+}
