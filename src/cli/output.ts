@@ -1,5 +1,6 @@
 // How the CLI speaks: results to stdout (text or --json), progress and errors to stderr.
 import { CkptError } from '../errors.js';
+import { formatBytes, formatDuration, formatRate } from '../util/format-bytes.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -18,6 +19,24 @@ export function progress(json: boolean): (message: string) => void {
 
 export function endProgress(json: boolean): void {
   if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+}
+
+/** What a checkpoint took, as its final line and its --json fields say it (sizes in bytes, times in ms). */
+export interface CheckpointFigures {
+  bytes: number;
+  durationMs: number;
+  frozenMs?: number;
+}
+
+/** The --json fields: `bytes`, `durationMs`, `frozenMs` (null when unknown), `bytesPerSecond`. */
+export function figuresJson(f: CheckpointFigures): { bytes: number; durationMs: number; frozenMs: number | null; bytesPerSecond: number } {
+  return { bytes: f.bytes, durationMs: f.durationMs, frozenMs: f.frozenMs ?? null, bytesPerSecond: Math.round(f.bytes / (Math.max(1, f.durationMs) / 1000)) };
+}
+
+/** "1.0 GB in 2.3 s, 445 MB/s, frozen 2.1 s" */
+export function figuresText(f: CheckpointFigures): string {
+  const frozen = f.frozenMs !== undefined ? `, frozen ${formatDuration(f.frozenMs)}` : '';
+  return `${formatBytes(f.bytes)} in ${formatDuration(f.durationMs)}, ${formatRate(figuresJson(f).bytesPerSecond)}${frozen}`;
 }
 
 /** Multi-line texts (a usage with several forms) folded onto one line. */

@@ -34,6 +34,8 @@ export const FAULT_POINTS = [
   'saved', // self: save() returned, before the state is written or replied
   'dumped', // criu: the dump is done, before the rank rejoins (the original, not a restored copy)
   'rejoin', // criu: a restored rank, before it rejoins the new coordinator
+  // checkpointProcess (who: coord)
+  'written', // criu: the images are written, CRIU waits in post-dump (before the commit)
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 export type FaultActor = number | 'coord';

@@ -7,7 +7,8 @@ import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
-import { endProgress, printJson, println, progress } from '../output.js';
+import { endProgress, figuresJson, figuresText, printJson, println, progress } from '../output.js';
+import { closeSnapshot, openSnapshot } from '../../store/store.js';
 
 const usage =
   'ckpt checkpoint --pid PID --dir DIR [--leave-running | --stop | --kill] [--crs NAME] [--json]\n       ckpt checkpoint JOB [--dir STORE] [--stop | --term] [--crs criu|self] [--json]';
@@ -28,6 +29,7 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
   }
   const { snapshot, stats, bytes } = result;
   const ms = Date.now() - started;
+  const figures = { bytes, durationMs: ms, ...(stats ? { frozenMs: Math.round(stats.frozenTimeUs / 1000) } : {}) };
   if (json) {
     printJson({
       ok: true,
@@ -40,14 +42,12 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
       endState: then,
       processes: result.processes,
       files: snapshot.manifest.files.length,
-      bytes,
       ms,
-      frozenMs: stats ? stats.frozenTimeUs / 1000 : null,
+      ...figuresJson(figures),
     });
   } else {
     const after = { continue: 'left running', stop: `left stopped (ckpt resume ${result.job.name})`, terminate: 'killed' }[then];
-    const frozen = stats ? `, frozen ${(stats.frozenTimeUs / 1000).toFixed(0)} ms` : '';
-    println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (${(bytes / 1e6).toFixed(1)} MB, ${ms} ms${frozen}); job ${after}`);
+    println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (seq ${snapshot.seq}): ${figuresText(figures)}; job ${after}`);
   }
   return 0;
 }
@@ -88,8 +88,8 @@ export const checkpointCommand: Command = {
     } finally {
       endProgress(json);
     }
-    const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
     const ms = Date.now() - started;
+    const figures = { bytes: snapshot.bytes, durationMs: ms, ...(snapshot.frozenMs !== undefined ? { frozenMs: snapshot.frozenMs } : {}) };
     if (json) {
       printJson({
         ok: true,
@@ -100,12 +100,12 @@ export const checkpointCommand: Command = {
         crs: snapshot.manifest.crs,
         endState: then,
         files: snapshot.manifest.files.length,
-        bytes,
         ms,
+        ...figuresJson(figures),
       });
     } else {
       const after = { continue: 'left running', stop: 'left stopped (ckpt resume to continue)', terminate: 'killed' }[then];
-      println(`checkpointed pid ${pid} into ${snapshot.dir} (${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}, ${(bytes / 1e6).toFixed(1)} MB, ${ms} ms); process ${after}`);
+      println(`checkpointed pid ${pid} into ${snapshot.dir} (seq ${snapshot.seq}, ${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}): ${figuresText(figures)}; process ${after}`);
     }
     return 0;
   },
@@ -128,10 +128,21 @@ async function checkpointJobCommand(
   const started = Date.now();
   const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
   const ms = Date.now() - started;
-  if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms });
+  const figures = { bytes: snapshotBytes(r.snapshot), durationMs: ms };
+  if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms, ...figuresJson(figures) });
   else {
     const after = { continue: 'continues', stop: 'is stopped (ckpt kill JOB --signal CONT resumes it)', terminate: 'was ended' }[then];
-    println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);
+    println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}): ${figuresText(figures)}; the job ${after}`);
   }
   return 0;
+}
+
+/** The size of a committed snapshot's files, as its manifest records them. */
+function snapshotBytes(dir: string): number {
+  const snapshot = openSnapshot(dir);
+  try {
+    return snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
+  } finally {
+    closeSnapshot(snapshot);
+  }
 }

@@ -1,4 +1,5 @@
 // `ckpt snapshots ls|inspect|verify|rm`: look after a snapshot store.
+import { formatBytes } from '../../util/format-bytes.js';
 import { parse, intOption, type Command } from '../command.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
 import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
@@ -15,7 +16,7 @@ function shown(m: Manifest, showEnv: boolean): Manifest {
   return m.kind === 'process' ? { ...m, process: { ...m.process, env: hide(m.process.env) } } : { ...m, job: { ...m.job, env: hide(m.job.env) } };
 }
 
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+const mb = formatBytes;
 
 export const snapshotsCommand: Command = {
   name: 'snapshots',
