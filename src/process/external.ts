@@ -13,7 +13,7 @@ import { readDumpStats } from '../criu/images.js';
 import { ImageWatcher, type WriteProgress } from '../store/image-watcher.js';
 import { faultPoint } from '../util/faults.js';
 import { privateResidentBytes } from '../util/memory.js';
-import { formatBytes, formatDuration, formatRate } from '../util/format-bytes.js';
+import { progressLine } from '../util/format-bytes.js';
 
 export interface ProcessCheckpointOptions {
   pid: number;
@@ -85,13 +85,6 @@ function watchImages(pending: PendingSnapshot, tree: number[], onProgress: Proce
     expectedBytes: expected > 0 ? expected : undefined,
     onProgress: onProgress && ((p) => onProgress(progressLine(p), p)),
   });
-}
-
-/** "writing 412 MB of ~1.0 GB, 420 MB/s, ~1.4 s left" */
-export function progressLine(p: WriteProgress): string {
-  const of = p.expectedBytes ? ` of ~${formatBytes(p.expectedBytes)}` : '';
-  const left = p.etaMs !== undefined ? `, ~${formatDuration(p.etaMs)} left` : '';
-  return `writing ${formatBytes(p.bytes)}${of}, ${formatRate(p.bytesPerSecond)}${left}`;
 }
 
 /**

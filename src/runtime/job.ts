@@ -158,6 +158,7 @@ export class Job extends EventEmitter<JobEvents> {
           then,
           crs: c.name,
           onPhase: request.onPhase,
+          onProgress: request.onProgress,
           requested: request.requested,
           pids: this.ranks.list().map((r) => r.pid ?? 0),
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
@@ -298,12 +299,12 @@ export class Job extends EventEmitter<JobEvents> {
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
-    c.checkpointHandler = async ({ then, store, crs, from }) => {
+    c.checkpointHandler = async ({ then, store, crs, from, onProgress }) => {
       if (from === 'rank') {
         // A rank's comm.checkpoint(): taken once the checkpoint in progress (periodic, requested) is over.
         while (this.checkpointing) await this.checkpointing.catch(() => {});
       }
-      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank' });
+      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', onProgress });
       return { snapshot: s.dir, store: s.store, seq: s.seq };
     };
     if (this.options.intervalMs) {

@@ -28,3 +28,10 @@ export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
+
+/** "writing 412 MB of ~1.0 GB, 420 MB/s, ~1.4 s left" (a store/image-watcher WriteProgress). */
+export function progressLine(p: { bytes: number; expectedBytes?: number; bytesPerSecond: number; etaMs?: number }): string {
+  const of = p.expectedBytes ? ` of ~${formatBytes(p.expectedBytes)}` : '';
+  const left = p.etaMs !== undefined ? `, ~${formatDuration(p.etaMs)} left` : '';
+  return `writing ${formatBytes(p.bytes)}${of}, ${formatRate(p.bytesPerSecond)}${left}`;
+}

@@ -7,7 +7,7 @@ import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
-import { endProgress, figuresJson, figuresText, printJson, println, progress } from '../output.js';
+import { endProgress, figuresJson, figuresText, printJson, println, progress, rankProgress } from '../output.js';
 import { closeSnapshot, openSnapshot } from '../../store/store.js';
 
 const usage =
@@ -126,7 +126,13 @@ async function checkpointJobCommand(
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
   const then = endState({ 'leave-running': values['leave-running'], stop: values.stop, kill: values.kill || values.term });
   const started = Date.now();
-  const r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) });
+  const json = values.json === true;
+  let r;
+  try {
+    r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) }, undefined, rankProgress(json));
+  } finally {
+    endProgress(json);
+  }
   const ms = Date.now() - started;
   const figures = { bytes: snapshotBytes(r.snapshot), durationMs: ms };
   if (values.json) printJson({ ok: true, job: r.job.id, name: r.job.name, snapshot: r.snapshot, store: r.store, seq: r.seq, endState: then, ms, ...figuresJson(figures) });
