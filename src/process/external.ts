@@ -76,12 +76,13 @@ export interface ProcessCheckpointResult extends Snapshot {
 /** Watches the images while CRIU writes them: progress, and the commit's work started early. */
 function watchImages(pending: PendingSnapshot, tree: number[], onProgress: ProcessCheckpointOptions['onProgress']): ImageWatcher | undefined {
   const dir = pending.handles?.dir;
-  if (!dir) return undefined;
+  const overlap = envFlag('CKPT_COMMIT_OVERLAP');
+  if (!dir || (!overlap && !onProgress)) return undefined;
   const expected = privateResidentBytes(tree);
   return new ImageWatcher({
     dir,
     sub: IMAGES_DIR,
-    overlap: envFlag('CKPT_COMMIT_OVERLAP'),
+    overlap,
     expectedBytes: expected > 0 ? expected : undefined,
     onProgress: onProgress && ((p) => onProgress(progressLine(p), p)),
   });
