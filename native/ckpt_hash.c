@@ -74,11 +74,56 @@ typedef struct {
   napi_ref ref;     // keeps `data`'s buffer alive
   int err;
   uint64_t hash;
+  // Streaming (fd >= 0): `state` is the caller's buffer (xxh64_t) kept alive by `ref`.
+  int fd;
+  xxh64_t *state;
+  int64_t end;      // advance: hash whole stripes up to here; -1: finish (to EOF)
+  int writeback;    // advance: start writeback of the range read (sync_file_range)
+  uint64_t size;    // finish: the file's length as read
 } hash_job_t;
+
+// Streaming over a file still being written (CRIU's pages-*.img): `advance` hashes
+// whole stripes from where the state stopped up to `end` (read with pread, so the
+// caller's offset is untouched) and, asked to, starts the writeback of what it read
+// (sync_file_range: the commit's fsync then finds little left to write); `finish`
+// hashes the rest to the end of the file and the final mix.
+static void stream_execute(hash_job_t *j) {
+  xxh64_t *s = j->state;
+  unsigned char *buf = malloc(CHUNK);
+  if (!buf) { j->err = ENOMEM; return; }
+  uint64_t from = s->total;
+  uint64_t limit = j->end < 0 ? UINT64_MAX : ((uint64_t)j->end & ~(uint64_t)31);
+  size_t have = 0; // bytes in buf not yet hashed (finish only: the last < 32 bytes)
+  for (;;) {
+    uint64_t at = s->total + have;
+    if (at >= limit) break;
+    size_t want = CHUNK - have;
+    if (limit - at < want) want = (size_t)(limit - at);
+    ssize_t n = pread(j->fd, buf + have, want, (off_t)at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) { j->err = errno; break; }
+    if (n == 0) break;
+    have += (size_t)n;
+    size_t whole = have & ~(size_t)31;
+    xxh64_stripes(s, buf, whole);
+    memmove(buf, buf + whole, have - whole);
+    have -= whole;
+  }
+  if (!j->err) {
+    if (j->end < 0) {
+      j->size = s->total + have;
+      j->hash = xxh64_final(s, buf, have);
+    } else if (j->writeback && s->total > from) {
+      sync_file_range(j->fd, (off_t)from, (off_t)(s->total - from), SYNC_FILE_RANGE_WRITE);
+    }
+  }
+  free(buf);
+}
 
 static void hash_execute(napi_env env, void *p) {
   (void)env;
   hash_job_t *j = p;
+  if (j->fd >= 0) { stream_execute(j); return; }
   xxh64_t s;
   xxh64_init(&s);
   if (!j->path) {
@@ -126,6 +171,20 @@ static void hash_complete(napi_env env, napi_status status, void *p) {
     napi_create_int32(env, j->err, &errnum);
     napi_set_named_property(env, error, "errno", errnum);
     napi_reject_deferred(env, j->deferred, error);
+  } else if (j->fd >= 0 && j->end >= 0) {
+    napi_value out;
+    napi_create_double(env, (double)j->state->total, &out);
+    napi_resolve_deferred(env, j->deferred, out);
+  } else if (j->fd >= 0) {
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)j->hash);
+    napi_value out, h, size;
+    napi_create_object(env, &out);
+    napi_create_string_utf8(env, hex, 16, &h);
+    napi_create_double(env, (double)j->size, &size);
+    napi_set_named_property(env, out, "xxh64", h);
+    napi_set_named_property(env, out, "size", size);
+    napi_resolve_deferred(env, j->deferred, out);
   } else {
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)j->hash);
@@ -139,6 +198,8 @@ static void hash_complete(napi_env env, napi_status status, void *p) {
   free(j);
 }
 
+static napi_value queue(napi_env env, hash_job_t *j);
+
 // xxh64File(path) / xxh64(buffer) -> Promise<string>: 16 lower-case hex digits.
 static napi_value start(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -147,6 +208,7 @@ static napi_value start(napi_env env, napi_callback_info info) {
   if (argc < 1) { napi_throw_type_error(env, NULL, "a path or a buffer expected"); return NULL; }
   hash_job_t *j = calloc(1, sizeof *j);
   if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  j->fd = -1;
   napi_valuetype t;
   napi_typeof(env, argv[0], &t);
   if (t == napi_string) {
@@ -164,6 +226,10 @@ static napi_value start(napi_env env, napi_callback_info info) {
     j->data = data;
     napi_create_reference(env, argv[0], 1, &j->ref);
   }
+  return queue(env, j);
+}
+
+static napi_value queue(napi_env env, hash_job_t *j) {
   napi_value promise, name;
   napi_create_promise(env, &j->deferred, &promise);
   napi_create_string_utf8(env, "ckpt.xxh64", NAPI_AUTO_LENGTH, &name);
@@ -172,11 +238,55 @@ static napi_value start(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// xxh64Advance(state, fd, end, writeback) -> Promise<number> (bytes hashed so far);
+// xxh64Finish(state, fd) -> Promise<{xxh64, size}>. `state`: a Buffer of
+// xxh64StateSize bytes, zeroed for a new file; one call at a time per state.
+static napi_value stream_start(napi_env env, napi_callback_info info, int finish) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_buffer = false;
+  if (argc >= 1) napi_is_buffer(env, argv[0], &is_buffer);
+  void *data = NULL;
+  size_t len = 0;
+  if (is_buffer) napi_get_buffer_info(env, argv[0], &data, &len);
+  int32_t fd = -1;
+  if (!is_buffer || len != sizeof(xxh64_t) || argc < (finish ? 2u : 3u) || napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "(state buffer, fd[, end, writeback]) expected");
+    return NULL;
+  }
+  hash_job_t *j = calloc(1, sizeof *j);
+  if (!j) { napi_throw_error(env, NULL, "out of memory"); return NULL; }
+  j->fd = fd;
+  j->state = data;
+  j->end = -1;
+  if (!finish) {
+    double end = 0;
+    napi_get_value_double(env, argv[2], &end);
+    j->end = end < 0 ? 0 : (int64_t)end;
+    bool wb = false;
+    if (argc >= 4) napi_get_value_bool(env, argv[3], &wb);
+    j->writeback = wb;
+  }
+  // A zeroed state is a new one (the seed's initial accumulators are not zero).
+  if (j->state->total == 0) xxh64_init(j->state);
+  napi_create_reference(env, argv[0], 1, &j->ref);
+  return queue(env, j);
+}
+
+static napi_value advance(napi_env env, napi_callback_info info) { return stream_start(env, info, 0); }
+static napi_value finish(napi_env env, napi_callback_info info) { return stream_start(env, info, 1); }
+
 static napi_value init(napi_env env, napi_value exports) {
+  napi_value state_size;
+  napi_create_uint32(env, sizeof(xxh64_t), &state_size);
   napi_property_descriptor props[] = {
     {"xxh64", NULL, start, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"xxh64Advance", NULL, advance, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"xxh64Finish", NULL, finish, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"xxh64StateSize", NULL, NULL, NULL, NULL, state_size, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, 1, props);
+  napi_define_properties(env, exports, 4, props);
   return exports;
 }
 

@@ -69,6 +69,10 @@ export const CONFIG = {
     kind: 'flag', default: false, setBy: 'user', defaultText: '0',
     meaning: 'Behave as if the native addon were not built (diagnosis, benchmarks, tests).',
   },
+  CKPT_COMMIT_OVERLAP: {
+    kind: 'flag', default: true, setBy: 'user', defaultText: '1',
+    meaning: "A bench switch: 0 makes a CRIU dump's commit wait for the dump (no checksums nor writeback of page images while CRIU writes them).",
+  },
   CKPT_DEBUG: {
     kind: 'flag', default: false, setBy: 'user', defaultText: '0',
     meaning: "The CLI prints an error's stack trace after its one line.",

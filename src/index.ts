@@ -4,7 +4,8 @@ export * from './errors.js';
 export { version } from './version.js';
 export { checkpoint, type CheckpointOptions } from './process/checkpoint.js';
 export { onPrepare, onContinue, onRestart, type CheckpointResult, type CheckpointState, type PrepareInfo } from './crs/hooks.js';
-export { checkpointProcess, resumeProcess, type ProcessCheckpointOptions } from './process/external.js';
+export { checkpointProcess, resumeProcess, type ProcessCheckpointOptions, type ProcessCheckpointResult } from './process/external.js';
+export type { WriteProgress } from './store/image-watcher.js';
 export { restartSnapshot, type RestartOptions, type Restarted } from './process/restart.js';
 export { removeSnapshotAndLeftovers, type RemovedSnapshot } from './process/remove.js';
 export {

@@ -1,6 +1,7 @@
 // Control clients: `ckpt kill` (and later `ckpt checkpoint`) talk to a running
 // job's coordinator over its OOB channel, proving membership with the job secret
 // read from the private registry entry.
+import type { RankProgress } from '../runtime/job-checkpoint.js';
 import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { CkptError, ErrorCodes, interruption } from '../errors.js';
@@ -100,9 +101,16 @@ export async function checkpointJob(
   request: { then?: string; store?: string; crs?: string } = {},
   timeoutMs = 300_000,
   signal?: AbortSignal,
+  /** Each criu rank's bytes written so far, while the ranks dump. */
+  onProgress?: (progress: RankProgress) => void,
 ): Promise<JobCheckpointResult> {
   const job = findJob(query);
   const channel = await connectControl(job);
+  if (onProgress) {
+    channel.on('message', (m) => {
+      if (m.type === 'progress' && typeof m.rank === 'number' && typeof m.bytes === 'number') onProgress(m as unknown as RankProgress);
+    });
+  }
   const token = randomBytes(8).toString('hex');
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
@@ -115,7 +123,8 @@ export async function checkpointJob(
   });
   aborted.catch(() => {});
   try {
-    const replied = channel.request({ type: 'request', op: 'checkpoint', token, ...request }, timeoutMs, `job ${job.id} to finish its checkpoint`).catch((err: CkptError) => {
+    const ask = { type: 'request', op: 'checkpoint', token, ...request, ...(onProgress ? { progress: true } : {}) } as const;
+    const replied = channel.request(ask, timeoutMs, `job ${job.id} to finish its checkpoint`).catch((err: CkptError) => {
       // The job's coordinator went away mid-checkpoint: the job ended (or its launcher died); nothing was committed.
       if (err.code !== ErrorCodes.OOB_UNREACHABLE) throw err;
       throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `checkpoint of job ${job.id} failed: the job ended before it was committed`, { cause: err });

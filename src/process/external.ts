@@ -3,10 +3,16 @@ import { CkptError, ErrorCodes, InterruptedError, ProcessError } from '../errors
 import { selectCheckpointer } from '../crs/registry.js';
 import type { NotifyHook } from '../crs/types.js';
 import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
-import { abortSnapshot, beginSnapshot, commitSnapshot, type Snapshot } from '../store/store.js';
-import { ownerUid, readStat } from '../util/procfs.js';
+import { abortSnapshot, beginSnapshot, commitSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
+import { ownerUid, processTree, readStat } from '../util/procfs.js';
 import { assertSafePid, signalPid } from '../util/signals.js';
 import { currentPid, recordOf } from '../store/record.js';
+import { envFlag } from '../config.js';
+import { IMAGES_DIR } from '../crs/criu/options.js';
+import { readDumpStats } from '../criu/images.js';
+import { ImageWatcher, type WriteProgress } from '../store/image-watcher.js';
+import { privateResidentBytes } from '../util/memory.js';
+import { progressLine } from '../util/format-bytes.js';
 import { resumeStoppedSince, stoppedIn } from './interrupt.js';
 
 export interface ProcessCheckpointOptions {
@@ -21,7 +27,11 @@ export interface ProcessCheckpointOptions {
    */
   terminateWith?: 'SIGKILL' | 'SIGTERM';
   crs?: string;
-  onProgress?: (message: string) => void;
+  /**
+   * Progress in words; while CRIU writes the images, also in figures (`progress`:
+   * bytes so far, rate, time left when the size could be estimated), several times a second.
+   */
+  onProgress?: (message: string, progress?: WriteProgress) => void;
   /** Called at each of CRIU's dump stages (pre-dump, post-dump, …); false or a throw aborts the dump. */
   onNotify?: NotifyHook;
   /**
@@ -68,6 +78,33 @@ export function assertCheckpointable(pid: number): void {
   }
 }
 
+/** A committed snapshot of a process tree, with what it took. */
+export interface ProcessCheckpointResult extends Snapshot {
+  /** The size of its files. */
+  bytes: number;
+  /** From the call to the commit. */
+  durationMs: number;
+  /** How long the tree was frozen (CRIU's own count), when CRIU reported it. */
+  frozenMs?: number;
+  /** bytes / durationMs. */
+  bytesPerSecond: number;
+}
+
+/** Watches the images while CRIU writes them: progress, and the commit's work started early. */
+function watchImages(pending: PendingSnapshot, tree: number[], onProgress: ProcessCheckpointOptions['onProgress']): ImageWatcher | undefined {
+  const dir = pending.handles?.dir;
+  const overlap = envFlag('CKPT_COMMIT_OVERLAP');
+  if (!dir || (!overlap && !onProgress)) return undefined;
+  const expected = privateResidentBytes(tree);
+  return new ImageWatcher({
+    dir,
+    sub: IMAGES_DIR,
+    overlap,
+    expectedBytes: expected > 0 ? expected : undefined,
+    onProgress: onProgress && ((p) => onProgress(progressLine(p), p)),
+  });
+}
+
 /**
  * Snapshots a process tree. In terminate and stop modes the tree is dumped stopped
  * and only ended once the snapshot is committed: a failed commit leaves it running.
@@ -75,7 +112,8 @@ export function assertCheckpointable(pid: number): void {
  * that a failure can be rolled back by CRIU (TCP connections out of repair mode,
  * network unlocked); should the tree be gone anyway, its images are kept.
  */
-export async function checkpointProcess(options: ProcessCheckpointOptions): Promise<Snapshot> {
+export async function checkpointProcess(options: ProcessCheckpointOptions): Promise<ProcessCheckpointResult> {
+  const startedAt = Date.now();
   const then = options.then ?? 'continue';
   assertCheckpointable(options.pid);
   const { component, availability } = await selectCheckpointer({ name: options.crs, transparent: true });
@@ -87,6 +125,7 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
   const stoppedBefore = stoppedIn(options.pid);
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir);
+  const watcher = component.name === 'criu' ? watchImages(pending, record.tree.length ? record.tree : [options.pid], options.onProgress) : undefined;
   const leave = then === 'continue' ? 'running' : 'stopped';
   // SIGKILL: CRIU kills the tree itself, after a commit made while it still holds it.
   const kill = then === 'terminate' && options.terminateWith !== 'SIGTERM';
@@ -98,7 +137,7 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       snapshot = await commitSnapshot(
         pending,
         processManifestDraft({ createdAt, crs: { name: component.name, version: availability.version ?? 'unknown' }, endState: then, origin: 'external', process: record, data }),
-        { onProgress: options.onProgress, signal: options.signal },
+        { onProgress: options.onProgress, signal: options.signal, watcher },
       );
     } catch (err) {
       commitFailed = true;
@@ -106,6 +145,8 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
     }
   };
   let result;
+  /** When CRIU froze the tree: a frozen time where CRIU's stats are not in the images (a killed tree's). */
+  let frozenAt: number | undefined;
   try {
     result = await component.checkpointProcess({
       pid: options.pid,
@@ -115,22 +156,27 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
       thenKill: kill,
       commitFrozen: kill ? commit : undefined,
       onProgress: options.onProgress,
-      onNotify: options.onNotify,
+      onNotify: async (stage, pid) => {
+        if (stage === 'pre-dump') frozenAt = Date.now();
+        return options.onNotify?.(stage, pid);
+      },
       signal: options.signal,
     });
   } catch (err) {
+    await watcher?.close();
     if (commitFailed && kill && !treeAlive(options.pid)) throw keptImages(pending, record, err);
     abortSnapshot(pending);
     if (err instanceof InterruptedError) resumeStoppedSince(options.pid, stoppedBefore);
     throw err;
   }
   // Committed while frozen: the component (CRIU) has killed the tree.
-  if (snapshot) return snapshot;
+  if (snapshot) return withFigures(snapshot, startedAt, frozenAt);
   // The tree as CRIU froze it (the component refreshed record.tree then).
   const tree = record.tree;
   try {
     await commit(result.data ?? {});
   } catch (err) {
+    await watcher?.close();
     abortSnapshot(pending);
     if (leave === 'stopped') for (const pid of tree) signalPid(pid, 'SIGCONT');
     if (err instanceof InterruptedError) resumeStoppedSince(options.pid, stoppedBefore);
@@ -138,7 +184,22 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
   }
   if (kill) for (const pid of tree) signalPid(pid, 'SIGKILL');
   else if (then === 'terminate') terminateStopped(tree);
-  return snapshot!;
+  return withFigures(snapshot!, startedAt, frozenAt);
+}
+function withFigures(snapshot: Snapshot, startedAt: number, frozenAt: number | undefined): ProcessCheckpointResult {
+  const now = Date.now();
+  const durationMs = now - startedAt;
+  const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
+  let frozenMs: number | undefined;
+  try {
+    const us = readDumpStats(`${snapshot.dir}/${IMAGES_DIR}`)?.frozenTimeUs;
+    if (us !== undefined) frozenMs = Math.round(us / 1000);
+  } catch {
+    // unreadable: as if there were none
+  }
+  // A killed tree's stats come after the commit (it stays frozen until it dies).
+  if (frozenMs === undefined && frozenAt !== undefined) frozenMs = now - frozenAt;
+  return { ...snapshot, bytes, durationMs, bytesPerSecond: Math.round(bytes / (Math.max(1, durationMs) / 1000)), ...(frozenMs !== undefined ? { frozenMs } : {}) };
 }
 
 /** SIGTERM to every process of a stopped tree, then SIGCONT: each handles its SIGTERM as it wakes. */

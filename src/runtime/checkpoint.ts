@@ -18,6 +18,9 @@ import { version } from '../version.js';
 import { envNumber } from '../config.js';
 import { faultPoint } from '../util/faults.js';
 import type { Coordinator } from './coordinator.js';
+import type { RankProgress } from './job-checkpoint.js';
+import { ImageWatcher } from '../store/image-watcher.js';
+import { privateResidentBytes } from '../util/memory.js';
 
 export type CheckpointPhase = JobPhase;
 
@@ -40,6 +43,7 @@ export interface JobCheckpointOptions {
   onPhase?: (phase: CheckpointPhase) => void;
   /** Aborted (the `ckpt checkpoint JOB` that asked was interrupted): given up at the next phase or before the commit. */
   signal?: AbortSignal;
+  onProgress?: (progress: RankProgress) => void;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
@@ -84,8 +88,9 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     rankDir: (r) => `${o.nodes ? pending.path : pending.dir}/${rankDirName(r)}`,
   };
   const attempt = component.begin(run);
+  const watchers = watchRanks(o, component.name, pending, ranks);
   try {
-    const cut = await attempt.cut();
+    const cut = await attempt.cut().finally(() => Promise.all(watchers.map((w) => w.close())));
     c.clearArrivals();
     // What the component recorded of each rank, checked as its restart will check it.
     cut.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
@@ -131,6 +136,24 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
           : undefined,
     });
   }
+}
+
+/** Progress of each criu rank's images (what each writes, watched through the pending snapshot's descriptor). */
+function watchRanks(o: JobCheckpointOptions, crs: string, pending: PendingSnapshot, ranks: number[]): ImageWatcher[] {
+  const dir = pending.handles?.dir;
+  if (!o.onProgress || crs !== 'criu' || !dir) return [];
+  const onProgress = o.onProgress;
+  return ranks.map((rank) => {
+    const expected = o.nodes ? 0 : privateResidentBytes([o.pids[rank] ?? 0].filter((p) => p > 1));
+    return new ImageWatcher({
+      dir,
+      sub: `${rankDirName(rank)}/images`,
+      overlap: false,
+      intervalMs: 200,
+      ...(expected > 0 ? { expectedBytes: expected } : {}),
+      onProgress: (p) => onProgress({ rank, ...p }),
+    });
+  });
 }
 
 /** How long an abort waits for each rank to answer its ckpt-resume (at least 5 s; the phase timeout if longer). */

@@ -3,8 +3,18 @@
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
+import type { RankProgress } from './job-checkpoint.js';
 
-export type CheckpointHandler = (request: { then?: string; store?: string; crs?: string; from: 'control' | 'rank'; signal?: AbortSignal }) => Promise<Record<string, unknown>>;
+export type CheckpointHandler = (request: {
+  then?: string;
+  store?: string;
+  crs?: string;
+  from: 'control' | 'rank';
+  /** Each rank's bytes written so far (criu ranks): sent to the control client as `progress` messages. */
+  onProgress?: (progress: RankProgress) => void;
+  /** Aborted by an `abort-checkpoint` request with the same token. */
+  signal?: AbortSignal;
+}) => Promise<Record<string, unknown>>;
 
 export interface ControlHost {
   /** The job's status (filled in by the launcher). */
@@ -39,7 +49,9 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
       const token = str(m.token);
       const abort = token && !host.checkpointAborts.has(token) ? new AbortController() : undefined;
       if (abort) host.checkpointAborts.set(token!, abort);
-      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs), signal: abort?.signal }).then(
+      // Progress only to a client that asked for it (a terminal): older clients see none.
+      const onProgress = m.progress === true ? (p: RankProgress) => channel.send({ type: 'progress', id: m.id, ...p }) : undefined;
+      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs), signal: abort?.signal, onProgress }).then(
         (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
         (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
       ).finally(() => {

@@ -8,6 +8,10 @@ import type { EndState } from '../store/manifest.js';
 import type { Transport } from '../wire/channel.js';
 import { jobEnvForSnapshot, type CheckpointPhase } from './checkpoint.js';
 import type { JobEvents, LaunchOptions } from './job-types.js';
+import type { WriteProgress } from '../store/image-watcher.js';
+
+/** What one rank has written so far (criu ranks, while they dump). */
+export type RankProgress = WriteProgress & { rank: number };
 
 export interface CheckpointRequest {
   /** After the commit: go on (default), stop every rank (SIGSTOP), or end the job (status EXIT_CHECKPOINTED). */
@@ -17,6 +21,8 @@ export interface CheckpointRequest {
   /** Another checkpointer than the job's own, for this checkpoint. */
   crs?: string;
   onPhase?: (phase: CheckpointPhase) => void;
+  /** Each criu rank's images while they are written, several times a second. */
+  onProgress?: (progress: RankProgress) => void;
   /** A rank asked for it (comm.checkpoint()). */
   requested?: boolean;
   /** Aborted before the commit: the checkpoint is abandoned at its next phase (ranks resume, the partial goes). */

@@ -158,6 +158,7 @@ export class Job extends EventEmitter<JobEvents> {
           then,
           crs: c.name,
           onPhase: request.onPhase,
+          onProgress: request.onProgress,
           requested: request.requested,
           signal: request.signal,
           pids: this.ranks.list().map((r) => r.pid ?? 0),
@@ -299,12 +300,12 @@ export class Job extends EventEmitter<JobEvents> {
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
-    c.checkpointHandler = async ({ then, store, crs, from, signal }) => {
+    c.checkpointHandler = async ({ then, store, crs, from, signal, onProgress }) => {
       if (from === 'rank') {
         // A rank's comm.checkpoint(): taken once the checkpoint in progress (periodic, requested) is over.
         while (this.checkpointing) await this.checkpointing.catch(() => {});
       }
-      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal });
+      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress });
       return { snapshot: s.dir, store: s.store, seq: s.seq };
     };
     if (this.options.intervalMs) {

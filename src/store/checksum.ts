@@ -7,7 +7,7 @@
 // from WebAssembly (xxhash-wasm, on this thread): the digests are identical, so a
 // snapshot written with one verifies with the other. No build step is needed.
 import { createHash } from 'node:crypto';
-import { createReadStream, readdirSync } from 'node:fs';
+import { createReadStream, read, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { lstat, open } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
@@ -18,6 +18,13 @@ export type ChecksumAlgorithm = 'xxh64' | 'sha256';
 export const CHECKSUM_ALGORITHM: ChecksumAlgorithm = 'xxh64';
 
 type Xxh64 = (what: string | Buffer) => Promise<string>;
+/** The addon's streaming half: a state buffer per file, advanced through a descriptor. */
+interface NativeStream {
+  xxh64Advance(state: Buffer, fd: number, end: number, writeback: boolean): Promise<number>;
+  xxh64Finish(state: Buffer, fd: number): Promise<{ xxh64: string; size: number }>;
+  xxh64StateSize: number;
+}
+type NativeHash = { xxh64: Xxh64 } & Partial<NativeStream>;
 /** Where XXH64 comes from: the native addon, or the WebAssembly fallback. */
 export type Xxh64Backend = 'native' | 'wasm';
 
@@ -25,9 +32,14 @@ let chosen: { backend: Xxh64Backend; xxh64: Xxh64; loadError?: Error } | undefin
 
 /** The native addon's XXH64, or why it cannot be loaded. */
 function loadNative(): Xxh64 | Error {
+  const m = loadNativeModule();
+  return m instanceof Error ? m : m.xxh64;
+}
+
+function loadNativeModule(): NativeHash | Error {
   if (nativeDisabled()) return new Error('disabled by CKPT_NO_NATIVE');
   try {
-    return (createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as { xxh64: Xxh64 }).xxh64;
+    return createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as NativeHash;
   } catch (cause) {
     return cause as Error;
   }
@@ -95,6 +107,76 @@ function xxh64(): Xxh64 {
 export function checksumBackend(): { backend: Xxh64Backend; reason?: string } {
   xxh64();
   return chosen!.loadError ? { backend: chosen!.backend, reason: chosen!.loadError.message.split('\n')[0] } : { backend: chosen!.backend };
+}
+
+/**
+ * XXH64 of a file as it grows (CRIU's page images while it writes them): `advance`
+ * hashes what is there up to `end` through a descriptor (and may start its writeback),
+ * `finish` the rest to the end of the file. The digest is the whole file's, as
+ * hashFile would give it, provided the bytes already hashed were not changed since.
+ * One call at a time per stream.
+ */
+export interface StreamHash {
+  /** Bytes hashed so far (a multiple of 32 until finish). */
+  readonly hashed: number;
+  advance(fd: number, end: number, writeback: boolean): Promise<void>;
+  finish(fd: number): Promise<{ xxh64: string; size: number }>;
+}
+
+/** A new stream: native when the addon has it, else WebAssembly (no writeback there). */
+export function streamHash(): StreamHash {
+  const m = xxh64() === wasmXxh64 ? undefined : loadNativeModule();
+  if (m && !(m instanceof Error) && m.xxh64Advance && m.xxh64Finish && m.xxh64StateSize) return nativeStream(m as NativeHash & NativeStream);
+  return wasmStream();
+}
+
+function nativeStream(m: NativeStream): StreamHash {
+  const state = Buffer.alloc(m.xxh64StateSize);
+  let hashed = 0;
+  return {
+    get hashed() {
+      return hashed;
+    },
+    async advance(fd, end, writeback) {
+      hashed = await m.xxh64Advance(state, fd, end, writeback);
+    },
+    async finish(fd) {
+      const r = await m.xxh64Finish(state, fd);
+      hashed = r.size;
+      return r;
+    },
+  };
+}
+
+function wasmStream(): StreamHash {
+  let h: ReturnType<Wasm['create64']> | undefined;
+  let hashed = 0;
+  const buf = Buffer.allocUnsafe(CHUNK);
+  /** Reads and hashes from `hashed` up to `end` (Infinity: to the end of the file); only whole stripes unless `all`. */
+  async function feed(fd: number, end: number, all: boolean): Promise<void> {
+    h ??= (await loadWasm()).create64();
+    const limit = all ? end : Math.floor(end / 32) * 32;
+    while (hashed < limit) {
+      const want = Math.min(CHUNK, limit - hashed);
+      const bytesRead = await new Promise<number>((res, rej) => read(fd, buf, 0, want, hashed, (err, n) => (err ? rej(err) : res(n))));
+      if (bytesRead === 0) break;
+      // Whole stripes while the file grows: the final mix must see the true tail.
+      const take = all ? bytesRead : bytesRead - (bytesRead % 32);
+      if (take === 0) break;
+      h.update(buf.subarray(0, take));
+      hashed += take;
+    }
+  }
+  return {
+    get hashed() {
+      return hashed;
+    },
+    advance: (fd, end) => feed(fd, end, false),
+    async finish(fd) {
+      await feed(fd, Infinity, true);
+      return { xxh64: hex(h!.digest()), size: hashed };
+    },
+  };
 }
 
 /** The checksum of a file's contents: 16 hex digits (xxh64) or 64 (sha256). */

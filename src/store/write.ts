@@ -3,13 +3,15 @@
 // and an fsync of the store. A store must be the caller's and closed to others.
 import { closeSync, existsSync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { join, relative, resolve, sep } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
 import { assertWritableStore } from './trust.js';
+import type { ImageWatcher } from './image-watcher.js';
 import { closeSnapshot } from './read.js';
 import { sweepPartials } from './gc.js';
 import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
@@ -157,6 +159,20 @@ export interface CommitOptions {
   syncedDirs?: string[];
   /** Aborted before the manifest is written (the point of no return): InterruptedError, nothing committed. */
   signal?: AbortSignal;
+  /** The watch of CRIU's images during the dump: the page images it hashed as they were written (closed here). */
+  watcher?: ImageWatcher;
+}
+
+/** Checksums of `todo`: from the watcher where it followed a file to its end, else read in full. */
+async function hashTodo(root: string, todo: string[], watcher: ImageWatcher | undefined): Promise<FileEntry[]> {
+  if (!watcher) return hashFiles(root, todo);
+  watcher.stop();
+  const rel = (f: string) => relative(root, f).split(sep).join('/');
+  const taken = await Promise.all(todo.map((f) => watcher.take(rel(f))));
+  const rest = todo.filter((_, i) => !taken[i]);
+  const hashed = await hashFiles(root, rest);
+  const byPath = new Map(rest.map((f, i) => [f, hashed[i]!]));
+  return todo.map((f, i) => taken[i] ?? byPath.get(f)!);
 }
 
 export async function commitSnapshot(pending: PendingSnapshot, manifest: ManifestDraft, options: CommitOptions = {}): Promise<Snapshot> {
@@ -187,12 +203,13 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     const syncedDirs = new Set((options.syncedDirs ?? []).map((d) => join(pending.dir, d)));
     const dirs = [...new Set(files.map((f) => f.slice(0, f.lastIndexOf('/'))))].filter((d) => d !== pending.dir);
     const [hashed] = await Promise.all([
-      hashFiles(pending.dir, todo),
+      hashTodo(pending.dir, todo, options.watcher),
       Promise.all([
         ...todo.map((f) => fsyncPrivateAsync(f, PRIVATE_FILE_MODE)),
         ...dirs.map((d) => fsyncPrivateAsync(d, PRIVATE_DIR_MODE, !syncedDirs.has(d))),
       ]),
     ]);
+    await options.watcher?.close();
     const byPath = new Map(hashed.map((e, i) => [todo[i]!, e]));
     const entries = files.map((f) => reused.get(f) ?? byPath.get(f)!);
     const full: Manifest = {

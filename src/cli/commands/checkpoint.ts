@@ -8,10 +8,10 @@ import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
 import type { EndState } from '../../store/manifest.js';
-import { endProgress, println, progress } from '../output.js';
+import { endProgress, figuresJson, figuresText, println, progress, rankProgress, type CheckpointFigures } from '../output.js';
 import { runPeriodic } from '../periodic.js';
 import { printResult } from '../json.js';
-import { openSnapshot, type Snapshot } from '../../store/store.js';
+import { openSnapshot, closeSnapshot, type Snapshot } from '../../store/store.js';
 import { catchInterrupts } from '../interrupt.js';
 import { InterruptedError } from '../../errors.js';
 
@@ -40,28 +40,26 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
   }
   const { snapshot, stats, bytes } = result;
   const ms = Date.now() - started;
+  const figures = { bytes, durationMs: ms, ...(stats ? { frozenMs: Math.round(stats.frozenTimeUs / 1000) } : {}) };
   if (json) {
     printResult('checkpoint', {
       kind: 'isolated',
       job: result.job.id,
       name: result.job.name,
       processes: result.processes,
-      ...snapshotFacts(snapshot, then, ms),
-      frozenMs: stats ? stats.frozenTimeUs / 1000 : null,
+      ...snapshotFacts(snapshot, then, figures),
     });
   } else {
     const after = { continue: 'left running', stop: `left stopped (ckpt resume ${result.job.name})`, terminate: 'killed' }[then];
-    const frozen = stats ? `, frozen ${(stats.frozenTimeUs / 1000).toFixed(0)} ms` : '';
-    println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (${(bytes / 1e6).toFixed(1)} MB, ${ms} ms${frozen}); job ${after}`);
+    println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (seq ${snapshot.seq}): ${figuresText(figures)}; job ${after}`);
   }
   return 0;
 }
 
-/** The --json facts every checkpoint reports about the snapshot it made. */
-function snapshotFacts(snapshot: Snapshot, endState: EndState, durationMs: number) {
+/** The --json facts every checkpoint reports about the snapshot it made, with its figures. */
+function snapshotFacts(snapshot: Snapshot, endState: EndState, figures: CheckpointFigures) {
   const m = snapshot.manifest;
-  const bytes = m.files.reduce((n, f) => n + f.size, 0);
-  return { snapshot: snapshot.dir, store: snapshot.store, seq: snapshot.seq, crs: { name: m.crs.name, version: m.crs.version }, endState, files: m.files.length, bytes, durationMs };
+  return { snapshot: snapshot.dir, store: snapshot.store, seq: snapshot.seq, crs: { name: m.crs.name, version: m.crs.version }, endState, files: m.files.length, ...figuresJson(figures) };
 }
 
 export const checkpointCommand: Command = {
@@ -101,13 +99,13 @@ export const checkpointCommand: Command = {
       endProgress(json);
       interrupts.dispose();
     }
-    const bytes = snapshot.manifest.files.reduce((n, f) => n + f.size, 0);
     const ms = Date.now() - started;
+    const figures = { bytes: snapshot.bytes, durationMs: ms, ...(snapshot.frozenMs !== undefined ? { frozenMs: snapshot.frozenMs } : {}) };
     if (json) {
-      printResult('checkpoint', { kind: 'process', pid, ...snapshotFacts(snapshot, then, ms) });
+      printResult('checkpoint', { kind: 'process', pid, ...snapshotFacts(snapshot, then, figures) });
     } else {
       const after = { continue: 'left running', stop: `left stopped (ckpt resume ${pid} continues it)`, terminate: values.term ? 'sent SIGTERM' : 'killed' }[then];
-      println(`checkpointed pid ${pid} into ${snapshot.dir} (${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}, ${(bytes / 1e6).toFixed(1)} MB, ${ms} ms); process ${after}`);
+      println(`checkpointed pid ${pid} into ${snapshot.dir} (seq ${snapshot.seq}, ${snapshot.manifest.crs.name} ${snapshot.manifest.crs.version}): ${figuresText(figures)}; process ${after}`);
     }
     return 0;
   },
@@ -128,26 +126,32 @@ async function checkpointJobCommand(
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);
   const then = endState(values);
   const started = Date.now();
+  const json = values.json === true;
   let r;
   // Ctrl-C / SIGTERM: the coordinator is asked to abort the checkpoint (the job goes on); we leave.
   const interrupts = catchInterrupts();
   try {
-    r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) }, undefined, interrupts.signal);
+    r = await checkpointJob(query, { then, ...(values.dir ? { store: values.dir } : {}), ...(values.crs ? { crs: values.crs } : {}) }, undefined, interrupts.signal, rankProgress(json));
   } catch (err) {
-    if (err instanceof InterruptedError) return interrupts.report(`checkpoint of job ${found.name} aborted, the job runs on`, values.json === true);
+    endProgress(json);
+    if (err instanceof InterruptedError) return interrupts.report(`checkpoint of job ${found.name} aborted, the job runs on`, json);
     throw err;
   } finally {
+    endProgress(json);
     interrupts.dispose();
   }
   const ms = Date.now() - started;
-  if (values.json) {
-    // The coordinator answers with where the snapshot went; what it holds is in its manifest.
-    const snapshot = openSnapshot(r.snapshot, { trustOwner: true });
-    printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, ms) });
-  }
-  else {
-    const after = { continue: 'continues', stop: `is stopped (ckpt resume ${r.job.name} continues it)`, terminate: 'was ended' }[then];
-    println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}, ${ms} ms); the job ${after}`);
+  // The coordinator answers with where the snapshot went; what it holds is in its manifest.
+  const snapshot = openSnapshot(r.snapshot, { trustOwner: true });
+  try {
+    const figures = { bytes: snapshot.manifest.files.reduce((n, f) => n + f.size, 0), durationMs: ms };
+    if (json) printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, figures) });
+    else {
+      const after = { continue: 'continues', stop: `is stopped (ckpt resume ${r.job.name} continues it)`, terminate: 'was ended' }[then];
+      println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}): ${figuresText(figures)}; the job ${after}`);
+    }
+  } finally {
+    closeSnapshot(snapshot);
   }
   return 0;
 }

@@ -1,4 +1,5 @@
 // `ckpt snapshots ls|inspect|verify|rm|gc`: look after a snapshot store.
+import { formatBytes } from '../../util/format-bytes.js';
 import { parse, intOption, type Command } from '../command.js';
 import { gcSpec, inspectSpec, lsSpec, rmSpec, verifySpec } from '../spec/snapshots.js';
 import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
@@ -16,19 +17,7 @@ function shown(m: Manifest, showEnv: boolean): Manifest {
   return m.kind === 'process' ? { ...m, process: { ...m.process, env: hide(m.process.env) } } : { ...m, job: { ...m.job, env: hide(m.job.env) } };
 }
 
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-
-/** 0 B, 4.1 kB, 1.1 GB: never rounded to 0 (a few bytes stay bytes). */
-function sizeText(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let n = bytes;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
-}
+const mb = formatBytes;
 
 export const snapshotsCommand: Command = {
   async run(argv, action) {
@@ -130,8 +119,8 @@ export const snapshotsCommand: Command = {
         if (json) printResult('snapshots gc', { removed, bytes, ...(dryRun ? { dryRun } : {}) });
         else {
           const verb = dryRun ? 'would remove' : 'removed';
-          for (const r of removed) println(`${verb} ${r.path} (${sizeText(r.bytes)})`);
-          println(removed.length ? `${verb} ${removed.length} abandoned partial snapshot${removed.length > 1 ? 's' : ''}, ${sizeText(bytes)}` : 'nothing to remove');
+          for (const r of removed) println(`${verb} ${r.path} (${formatBytes(r.bytes)})`);
+          println(removed.length ? `${verb} ${removed.length} abandoned partial snapshot${removed.length > 1 ? 's' : ''}, ${formatBytes(bytes)}` : 'nothing to remove');
         }
         return 0;
       }
