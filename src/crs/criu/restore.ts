@@ -18,6 +18,8 @@ import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
 import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
+import { holdUntilVerified, restoreError } from './verified-restore.js';
+import type { Verification } from '../../store/store.js';
 
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.signals).map(([name, no]) => [no, name]),
@@ -63,8 +65,12 @@ function stdioInheritance(stdio: (string | null)[]): { keys: InheritFd[]; ourFds
 }
 
 export async function restoreWithCriu(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
-  await waitForPids(request.snapshot.manifest.process.tree);
-  return whilePidsSettle(() => restoreOnce(request, criuPath));
+  try {
+    await waitForPids(request.snapshot.manifest.process.tree);
+    return await whilePidsSettle(() => restoreOnce(request, criuPath));
+  } catch (err) {
+    throw await restoreError(request.verification, err as Error);
+  }
 }
 
 /**
@@ -132,6 +138,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     if (files.files.length) request.onProgress?.(`appending to ${files.files.map((f) => f.path).join(', ')}`);
     request.onProgress?.('restoring with CRIU');
     const session = CriuSession.open({ criuPath, passFds: ourFds });
+    // Restored while the checksums are computed: held at post-restore until they matched.
+    const onNotify = holdUntilVerified(request.verification, request.onNotify);
     let resp;
     try {
       resp = await session.call({
@@ -144,9 +152,9 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           inheritFd: keys,
           // In the foreground the restored root becomes our child: we can wait for it.
           rstSibling: !request.detach,
-          notifyScripts: request.onNotify !== undefined,
+          notifyScripts: onNotify !== undefined,
         },
-      }, request.onNotify);
+      }, onNotify);
     } finally {
       session.close();
     }
@@ -197,6 +205,8 @@ export interface RankRestoreRequest {
   networkLock?: NetworkLockName;
   /** Where CRIU's restore log goes. */
   logDir: string;
+  /** The snapshot's checksums, being verified: the rank is held at post-restore until they matched. */
+  verification?: Verification;
 }
 
 /**
@@ -204,8 +214,12 @@ export interface RankRestoreRequest {
  * reaps it (native waitpid) to learn its exit status. Returns its pid (> 1).
  */
 export async function restoreJobRank(request: RankRestoreRequest, criuPath: string): Promise<number> {
-  await waitForPids(request.pids);
-  return whilePidsSettle(() => restoreRankOnce(request, criuPath));
+  try {
+    await waitForPids(request.pids);
+    return await whilePidsSettle(() => restoreRankOnce(request, criuPath));
+  } catch (err) {
+    throw await restoreError(request.verification, err as Error);
+  }
 }
 
 async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): Promise<number> {
@@ -214,6 +228,7 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
   const workDirFd = openSync(request.logDir, 'r');
   try {
     const session = CriuSession.open({ criuPath, passFds: request.inherit.map((i) => i.fd) });
+    const onNotify = holdUntilVerified(request.verification);
     let resp;
     try {
       resp = await session.call({
@@ -230,8 +245,9 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
           // Our fds were handed to criu as its fds 4, 5, …
           inheritFd: request.inherit.map((i, n) => ({ key: i.key, fd: 4 + n })),
           rstSibling: true,
+          notifyScripts: onNotify !== undefined,
         },
-      });
+      }, onNotify);
     } finally {
       session.close();
     }
