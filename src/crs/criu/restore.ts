@@ -65,11 +65,30 @@ function stdioInheritance(stdio: (string | null)[]): { keys: InheritFd[]; ourFds
 }
 
 export async function restoreWithCriu(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
+  const tree = request.snapshot.manifest.process.tree;
   try {
-    await waitForPids(request.snapshot.manifest.process.tree);
+    await waitForPids(tree);
     return await whilePidsSettle(() => restoreOnce(request, criuPath));
   } catch (err) {
+    await reapKilledChildren(tree);
     throw await restoreError(request.verification, err as Error);
+  }
+}
+
+/**
+ * After a failed restore: a restored root that was our child (rst_sibling) and that
+ * CRIU killed is reaped, so that nothing of the tree is left, not even its zombie
+ * (and a restore of the same pids in this process does not wait for it). Only our
+ * own children, only once they are dead or dying (CRIU sent SIGKILL); bounded.
+ */
+async function reapKilledChildren(pids: number[], timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const pid of pids) {
+    while (pid > 1 && readStat(pid)?.ppid === process.pid) {
+      if (readStat(pid)?.state === 'Z' && native().waitpidNoHang(pid)) break;
+      if (Date.now() > deadline) return;
+      await sleep(10);
+    }
   }
 }
 
@@ -218,6 +237,7 @@ export async function restoreJobRank(request: RankRestoreRequest, criuPath: stri
     await waitForPids(request.pids);
     return await whilePidsSettle(() => restoreRankOnce(request, criuPath));
   } catch (err) {
+    await reapKilledChildren(request.pids);
     throw await restoreError(request.verification, err as Error);
   }
 }
