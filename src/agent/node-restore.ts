@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { jobCheckpointer, isJobCheckpointer } from '../crs/job-registry.js';
 import { restoredRank } from '../runtime/rankproc.js';
-import { isJobSnapshot, openSnapshot } from '../store/store.js';
+import { beginVerification, isJobSnapshot, openSnapshot } from '../store/store.js';
 import { restartIdentity } from '../store/trust.js';
 import type { RestoreRanks } from '../wire/agent-messages.js';
 import type { NodeRanks } from './node-ranks.js';
@@ -20,8 +20,12 @@ export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, here: { coo
   const component = isJobCheckpointer(crs) ? jobCheckpointer(crs) : undefined;
   if (!component?.restoreRanks) throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `${snapshot.dir}: '${crs}' does not restore ranks`);
   snapshot.manifest.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
+  // This node's ranks' files are verified here while CRIU restores them (held until they matched).
+  const dirs = m.ranks.map((r) => `${snapshot.manifest.ranks[r]?.dir}/`);
+  const verification = beginVerification(snapshot, (path) => dirs.some((d) => path.startsWith(d)));
   await component.restoreRanks(snapshot, {
     ranks: m.ranks,
+    verification,
     rejoin: { ...m.rejoin, ...here },
     onRestored: (rank, pid, stdout, stderr) => ranks.restored(rank, restoredRank(pid, stdout, stderr)),
   });

@@ -20,6 +20,8 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
       hint: 'create it (or mount what held it) and restart again',
     });
   }
+  // A program started afresh runs on its state from the start: it waits for the verification.
+  await request.verification?.done;
   const { runAs } = request;
   // Withheld variables (secrets) come from our environment: never handed to another user.
   const env = {

@@ -13,7 +13,7 @@ import type { FileEntry } from '../store/checksum.js';
 import type { PendingSnapshot } from '../store/layout.js';
 import type { Readable } from 'node:stream';
 import type { RankRecord } from '../store/manifest.js';
-import type { JobSnapshot } from '../store/store.js';
+import type { JobSnapshot, Verification } from '../store/store.js';
 import type { SnapshotWriter } from '../store/writer.js';
 import type { CheckpointResult } from './hooks.js';
 
@@ -154,6 +154,8 @@ export interface RankRestoreContext {
   outputFile?: (rank: number, stream: 0 | 1) => number;
   /** Rank r runs again (its pid, the read ends of its new output pipes): from then on it is the job's. */
   onRestored(rank: number, pid: number, stdout: Readable | null, stderr: Readable | null): void;
+  /** The snapshot's checksums, being verified: no restored rank runs before they matched (store/verify.ts). */
+  verification?: Verification;
 }
 
 /** A component that can checkpoint jobs. */

@@ -2,7 +2,7 @@
 // none — implements it, and the framework picks one by name or by priority.
 import type { ErrorCode } from '../errors.js';
 import type { ProcessRecord } from '../store/manifest.js';
-import type { PendingSnapshot, ProcessSnapshot, Snapshot } from '../store/store.js';
+import type { PendingSnapshot, ProcessSnapshot, Snapshot, Verification } from '../store/store.js';
 
 export interface Availability {
   ok: boolean;
@@ -82,6 +82,12 @@ export interface RestartRequest {
   runAs?: { uid: number; gid: number };
   /** Variables a fresh start takes from the current environment besides those that say where it runs (store/env.ts). */
   envRefresh?: string[];
+  /**
+   * The snapshot's checksums, being verified meanwhile: no code of the restored
+   * process may run before it resolves (CRIU holds the tree at post-restore); if it
+   * rejects, nothing restored is left and the restart fails with its error.
+   */
+  verification?: Verification;
 }
 
 export interface ProcessExit {

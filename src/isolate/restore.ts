@@ -15,8 +15,9 @@ import { readRestoreStats, type RestoreStats } from '../criu/images.js';
 import { NetworkLock, ReqType } from '../criu/schema.js';
 import { criuBinary, requirePrivileges } from '../crs/criu/index.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, RESTORE_LOG } from '../crs/criu/options.js';
+import { holdUntilVerified, restoreError } from '../crs/criu/verified-restore.js';
 import type { Manifest } from '../store/manifest.js';
-import { assertIntact, openSnapshot, snapshotPath, type Snapshot } from '../store/store.js';
+import { beginVerification, openSnapshot, snapshotPath, type Snapshot } from '../store/store.js';
 import { restartIdentity } from '../store/trust.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { native } from '../util/native.js';
@@ -150,9 +151,11 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
   }
   restartIdentity(snapshot.owner, snapshot.dir, 'images');
   assertHasImages(snapshot.manifest.files, snapshot.dir);
+  // The layout now, the checksums while CRIU restores (the tree is held at post-restore until they matched).
+  let verification;
   if (options.verify !== false) {
     options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
-    await assertIntact(snapshot);
+    verification = beginVerification(snapshot);
   }
   requirePrivileges();
   const criu = await criuBinary();
@@ -198,8 +201,9 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
         networkLock: NetworkLock.NFTABLES,
         // Host mounts a job in a user namespace had as external: the same host paths.
         external: [`mnt[${iso.ioKey}]:${ioDir}`, ...hostMounts],
+        notifyScripts: verification !== undefined,
       },
-    });
+    }, holdUntilVerified(verification));
     call.catch(() => {});
     resp = await Promise.race([expired, call]);
   } catch {
@@ -228,12 +232,15 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
       : criuFailure('CRIU restore of the isolated job', resp ?? null, logPath, session.stderrText);
     const errors = err.criuErrors.filter((l) => !CRIU_TEMP_DIR.test(l));
     const message = errors.length && errors[0] !== err.criuErrors[0] ? `CRIU restore of the isolated job failed: ${errors[0]}` : err.message;
-    throw new CriuError(err.code, message, {
-      cause: err,
-      logPath,
-      criuErrors: errors,
-      hint: restoreHint(errors, logPath, iso.net),
-    });
+    throw await restoreError(
+      verification,
+      new CriuError(err.code, message, {
+        cause: err,
+        logPath,
+        criuErrors: errors,
+        hint: restoreHint(errors, logPath, iso.net),
+      }),
+    );
   }
   const job = new IsolatedJob({
     id,

@@ -1,7 +1,7 @@
 // Bringing a snapshot back: the checkpointer that made it restores it.
 import { getCheckpointer } from '../crs/registry.js';
 import type { NotifyHook, RestartedProcess } from '../crs/types.js';
-import { assertIntact, isJobSnapshot, isProcessSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
+import { beginVerification, isJobSnapshot, isProcessSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
 import { restartJob, type RestartJobOptions } from '../runtime/restart.js';
 import type { Job } from '../runtime/launcher.js';
 import { CkptError, ErrorCodes } from '../errors.js';
@@ -16,7 +16,10 @@ export interface RestartOptions {
   /** CRIU snapshots: the restored process's stdout / stderr go to these files (appended). */
   stdoutFile?: string;
   stderrFile?: string;
-  /** Check every file's checksum first (default true). */
+  /**
+   * Check every file's size first and its checksum meanwhile (default true): the
+   * restored processes run only once it matched; a damaged snapshot leaves nothing running.
+   */
   verify?: boolean;
   onProgress?: (message: string) => void;
   /** Called at each of CRIU's restore stages (pre-restore, post-restore, …); false or a throw aborts. */
@@ -45,14 +48,16 @@ export async function restartSnapshot(ref: string, options: RestartOptions = {})
   }
   const component = getCheckpointer(snapshot.manifest.crs.name);
   const runAs = restartIdentity(snapshot.owner, snapshot.dir, isJobSnapshot(snapshot) ? 'job' : component.transparent ? 'images' : 'program');
+  if (isJobSnapshot(snapshot) && options.detach) throw new CkptError(ErrorCodes.USAGE, 'a job restarts in the foreground: its coordinator runs in ckpt restart');
+  // The layout now; the checksums while the restore runs (held until they matched).
+  let verification;
   if (options.verify !== false) {
     options.onProgress?.(`verifying ${snapshot.manifest.files.length} files`);
-    await assertIntact(snapshot);
+    verification = beginVerification(snapshot);
   }
   if (isJobSnapshot(snapshot)) {
-    if (options.detach) throw new CkptError(ErrorCodes.USAGE, 'a job restarts in the foreground: its coordinator runs in ckpt restart');
     options.onProgress?.(`restarting job ${snapshot.manifest.job.name} (${snapshot.manifest.job.size} ranks)`);
-    const job = await restartJob(snapshot, options.job);
+    const job = await restartJob(snapshot, options.job, verification);
     return {
       snapshot,
       process: {
@@ -68,6 +73,7 @@ export async function restartSnapshot(ref: string, options: RestartOptions = {})
   if (!isProcessSnapshot(snapshot)) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, 'unknown snapshot kind');
   const availability = await component.probe();
   if (!availability.ok) {
+    await verification?.done; // a damaged snapshot says so first
     throw new CkptError(availability.code ?? ErrorCodes.CRS_UNAVAILABLE, `snapshot made by '${component.name}', which cannot work here: ${availability.reason}`, {
       hint: availability.hint,
     });
@@ -82,6 +88,7 @@ export async function restartSnapshot(ref: string, options: RestartOptions = {})
     onNotify: options.onNotify,
     runAs,
     envRefresh: options.envRefresh,
+    verification,
   });
   return { snapshot, process };
 }

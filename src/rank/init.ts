@@ -52,13 +52,11 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   if (rank === undefined || size === undefined || coord === undefined || rank >= size) {
     throw new CkptError(ErrorCodes.USAGE, 'incomplete ckpt environment: CKPT_RANK, CKPT_SIZE and CKPT_COORD must be set (start ranks with ckpt run)');
   }
-  // A rank of a job restarted from a snapshot resumes from its part of it.
+  // A rank of a job restarted from a snapshot resumes from its part of it: read while
+  // the coordinator waits for the other ranks (after our hello, before the welcome).
   let restart: ReturnType<typeof loadRestart> | undefined;
   const restartDir = env.CKPT_RESTART_SNAPSHOT;
-  if (restartDir) {
-    restart = loadRestart(restartDir, rank, size);
-    delete env.CKPT_RESTART_SNAPSHOT;
-  }
+  delete env.CKPT_RESTART_SNAPSHOT;
   const coordAddress = parseAddress(coord);
   const connectTimeoutMs = envNumber('CKPT_CONNECT_TIMEOUT_MS', env);
   const joinTimeoutMs = envNumber('CKPT_JOIN_TIMEOUT_MS', env);
@@ -90,8 +88,11 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   try {
     const peerAddress = await listenForPeers(peers, coordAddress, rank, env);
     oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress });
+    const welcome = awaitWelcome(oob, size, joinTimeoutMs);
+    welcome.catch(() => {});
+    if (restartDir) restart = loadRestart(restartDir, rank, size);
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.
-    peers.connectAll(await awaitWelcome(oob, size, joinTimeoutMs));
+    peers.connectAll(await welcome);
   } catch (err) {
     oob.destroy();
     peers.close();

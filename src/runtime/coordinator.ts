@@ -70,6 +70,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly channels = new Set<Channel>();
   private joinTimer: NodeJS.Timeout | undefined;
   private wiredUp = false;
+  /** A restart's verification the welcome waits for (holdWelcome). */
+  private welcomeHeld: Promise<void> | undefined;
   private readonly joinTimeoutMs: number;
   /** How connections are admitted (coordinator-admission.ts), with this coordinator's part in it. */
   private readonly admission: AdmissionHost;
@@ -320,10 +322,22 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.slots.every((s) => s.peer !== undefined)) {
       this.clearJoinTimer();
       this.wiredUp = true;
-      const peers = this.slots.map((s) => s.peer!);
-      for (const s of this.slots) s.channel?.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size, peers });
-      this.emit('ready');
+      // Held (a restart's verification): sent once it passed; never if it failed (the restart ends the job).
+      if (this.welcomeHeld) this.welcomeHeld.then(() => this.welcome(), () => {});
+      else this.welcome();
     }
+  }
+
+  /** Every rank gets every rank's peer address: the job is wired up. */
+  private welcome(): void {
+    const peers = this.slots.map((s) => s.peer!);
+    for (const s of this.slots) s.channel?.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size, peers });
+    this.emit('ready');
+  }
+
+  /** @internal The welcome (and so the ranks' first step past init()) waits for `until` too. */
+  holdWelcome(until: Promise<void>): void {
+    this.welcomeHeld = until;
   }
 
   private onRankMessage(rank: number, channel: Channel, m: ControlMessage): void {

@@ -1,7 +1,7 @@
 // What a job is launched with, and what it reports: the job runtime's public types.
 import type { Writable } from 'node:stream';
 import type { CkptError, JobError } from '../errors.js';
-import type { JobSnapshot, Snapshot } from '../store/store.js';
+import type { JobSnapshot, Snapshot, Verification } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import type { RankStarter } from './starter.js';
@@ -44,6 +44,11 @@ export interface LaunchOptions {
   restartFrom?: string;
   /** Restart (criu): every rank is restored from its images in this job snapshot instead of started. */
   restoreFrom?: JobSnapshot;
+  /**
+   * @internal A restart: the snapshot's checksums, being verified while the ranks start
+   * (self: the coordinator's welcome waits for them) or are restored (criu: held at post-restore).
+   */
+  verification?: Verification;
   /**
    * The job's checkpointer: `criu` dumps every rank wherever its code is; `self`
    * saves each rank's state at its safe points. Default: CKPT_CRS when it names

@@ -243,6 +243,9 @@ export class Job extends EventEmitter<JobEvents> {
   start(env: NodeJS.ProcessEnv): void {
     this.setUp(env);
     const o = this.options;
+    // A restart: the ranks start and join while the snapshot is verified; none gets its
+    // welcome (and so none reaches load() with its state) before it verified.
+    if (o.verification) this.coordinator.holdWelcome(o.verification.done);
     const restart = o.restartFrom ? { CKPT_RESTART_SNAPSHOT: o.restartFrom } : {};
     for (let rank = 0; rank < this.size; rank++) {
       this.ranks.start(this.starter, { rank, command: o.command, args: o.args ?? [], cwd: o.cwd, env: { ...env, CKPT_RANK: String(rank), ...restart } }, this.files);
@@ -259,10 +262,11 @@ export class Job extends EventEmitter<JobEvents> {
       if (!component.restoreRanks) throw new CkptError(ErrorCodes.INTERNAL, `${component.name} does not restore ranks itself`);
       const files = this.files;
       const rejoin = { coord: this.address, job: this.id, secret: this.secret };
-      // Ranks that run elsewhere are restored there, by their node's agent.
+      // Ranks that run elsewhere are restored there, by their node's agent (which verifies their files itself).
       if (this.starter.restore) await this.starter.restore(snapshot, { rejoin, onRestored: (rank, proc) => this.ranks.hold(rank, proc) });
       else await component.restoreRanks(snapshot, {
         rejoin: { coord: this.address, job: this.id, secret: this.secret },
+        verification: this.options.verification,
         ...(files ? { outputFile: (rank: number, stream: 0 | 1) => files.take(rank, stream) } : {}),
         onRestored: (rank, pid, stdout, stderr) => this.ranks.hold(rank, restoredRank(pid, stdout, stderr)),
       });

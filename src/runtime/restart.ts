@@ -4,12 +4,14 @@
 // criu: every rank restored by CRIU, woken inside its dump, rejoining the new
 // coordinator through its rejoin pipe. The restarted job keeps the checkpointer,
 // its name (and so its store: the same job goes on there), and its recorded
-// periodic checkpoints and retention (--interval/--keep).
+// periodic checkpoints and retention (--interval/--keep). A snapshot being verified
+// (store/verify.ts) is verified while the ranks start or are restored; no rank runs
+// on its state before it verified, and a damaged one ends the job before this returns.
 import { existsSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { isJobCheckpointer, jobCheckpointer } from '../crs/job-registry.js';
 import { restartEnv } from '../store/env.js';
-import type { JobSnapshot } from '../store/store.js';
+import type { JobSnapshot, Verification } from '../store/store.js';
 import { launchJob, type Job, type LaunchOptions } from './launcher.js';
 
 export type RestartJobOptions = Pick<
@@ -20,7 +22,7 @@ export type RestartJobOptions = Pick<
   envRefresh?: string[];
 };
 
-export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptions = {}): Promise<Job> {
+export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptions = {}, verification?: Verification): Promise<Job> {
   const m = snapshot.manifest;
   const crs = m.crs.name;
   if (!isJobCheckpointer(crs)) {
@@ -35,7 +37,7 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     });
   }
   const { envRefresh, ...launch } = options;
-  return launchJob({
+  const job = await launchJob({
     ...launch,
     // The job's schedule and retention go on as recorded, unless the restart says otherwise (intervalMs 0: none).
     intervalMs: options.intervalMs ?? m.job.intervalMs,
@@ -53,5 +55,14 @@ export async function restartJob(snapshot: JobSnapshot, options: RestartJobOptio
     store: snapshot.store,
     // A component that restores its ranks (criu) does so; otherwise they start afresh from the snapshot (self).
     ...(jobCheckpointer(crs).restoreRanks ? { restoreFrom: snapshot } : { restartFrom: snapshot.dir }),
+    verification,
   });
+  // Ranks started afresh wait at their welcome meanwhile; restored ones have passed it already.
+  const corrupt = await verification?.failure();
+  if (corrupt) {
+    job.kill('ended: its snapshot is damaged');
+    await job.wait();
+    throw corrupt;
+  }
+  return job;
 }

@@ -1,14 +1,15 @@
-// Reading snapshots: each is opened once, checked for who wrote it (trust.ts), and
+// Reading snapshots (verifying them: verify.ts): each is opened once, checked for who wrote it (trust.ts), and
 // read through that descriptor; the manifest is read without following a link, without
 // blocking on a FIFO, and never past MAX_MANIFEST_BYTES.
 import { closeSync, lstatSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode } from '../errors.js';
 import { DirFd, openNoFollow } from '../util/dirfd.js';
-import { entryChecksum, hashFile } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest } from './manifest.js';
 import { snapshotOwner } from './trust.js';
-import { MAX_MANIFEST_BYTES, noSpace, openDir, PARTIAL_PREFIX, SEQ_NAME, seqName, seqsIn, snapshotPath, type Snapshot } from './layout.js';
+import { MAX_MANIFEST_BYTES, noSpace, openDir, PARTIAL_PREFIX, SEQ_NAME, seqName, seqsIn, type Snapshot } from './layout.js';
+
+export * from './verify.js';
 
 /**
  * Reads and validates a snapshot's manifest through the snapshot's descriptor: never
@@ -167,53 +168,6 @@ export function listSnapshots(storePath: string): ListedSnapshot[] {
     });
   } finally {
     top.close();
-  }
-}
-
-export interface VerifyResult {
-  ok: boolean;
-  files: number;
-  bytes: number;
-  problems: string[];
-}
-
-/** Checks that every file the manifest lists is there, regular, of its size and checksum. */
-export async function verifySnapshot(snapshot: Snapshot): Promise<VerifyResult> {
-  const problems: string[] = [];
-  let bytes = 0;
-  for (const f of snapshot.manifest.files) {
-    const path = snapshotPath(snapshot, f.path);
-    let st;
-    try {
-      st = lstatSync(path);
-    } catch {
-      problems.push(`${f.path}: missing`);
-      continue;
-    }
-    if (!st.isFile()) {
-      problems.push(`${f.path}: not a regular file`);
-      continue;
-    }
-    if (st.size !== f.size) {
-      problems.push(`${f.path}: size ${st.size}, expected ${f.size}`);
-      continue;
-    }
-    bytes += st.size;
-    const sum = entryChecksum(f);
-    if ((await hashFile(path, sum.algorithm)) !== sum.value) problems.push(`${f.path}: checksum mismatch`);
-  }
-  return { ok: problems.length === 0, files: snapshot.manifest.files.length, bytes, problems };
-}
-
-/** Like verifySnapshot, but throws a one-line SnapshotError on the first problem. */
-export async function assertIntact(snapshot: Snapshot): Promise<void> {
-  const result = await verifySnapshot(snapshot);
-  if (!result.ok) {
-    const more = result.problems.length > 1 ? ` (and ${result.problems.length - 1} more)` : '';
-    throw new SnapshotError(ErrorCodes.SNAPSHOT_CORRUPT, `snapshot ${snapshot.dir} is damaged: ${result.problems[0]}${more}`, {
-      details: { problems: result.problems },
-      hint: 'run `ckpt snapshots verify` for the full list',
-    });
   }
 }
 

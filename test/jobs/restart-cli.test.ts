@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { listSnapshots, openSnapshot, verifySnapshot, type ListedSnapshot } from '../../dist/store/store.js';
 import { applyRetention } from '../../dist/runtime/checkpoint.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
-import { alive, ckpt, ckptProgram, needCriu, root, tempDir, type Program } from '../helpers.js';
+import { alive, assertNoneLeft, ckpt, ckptProgram, needCriu, root, tempDir, type Program } from '../helpers.js';
 
 const ticker = join(root, 'test', 'fixtures', 'jobs', 'ticker.mjs');
 const stateEnv = (dir: string) => ({ CKPT_STATE_DIR: join(dir, 'state') });
@@ -83,6 +83,52 @@ for (const crs of ['self', 'criu'] as const) {
       // ckpt restart returns once every rank has exited and was reaped: none is left.
       for (const pid of ranks) assert.ok(!alive(pid), `rank pid ${pid} is gone after ${signal}`);
     }
+  });
+}
+
+for (const crs of ['self', 'criu'] as const) {
+  test(`${crs}: a job snapshot with a flipped byte restarts with ECKPT_SNAPSHOT_CORRUPT, no rank ran on it or is left; intact, it restarts`, async (t) => {
+    if (crs === 'criu' && !(await needCriu(t))) return;
+    const dir = tempDir(t);
+    const store = join(dir, 'store');
+    const name = `corrupt-${crs}-${process.pid}`;
+    // Every rank (first run and restart: the job's environment is recorded) carries this mark.
+    const mark = { RESTART_VERIFY_MARK: `${name}-${Date.now()}` };
+    const run = ckptProgram(['run', '-n', '2', '--crs', crs, '--name', name, '--dir', store, '--', process.execPath, ticker], { ...stateEnv(dir), ...mark });
+    t.after(() => run.kill('SIGTERM'));
+    for (let r = 0; r < 2; r++) await run.waitFor(new RegExp(`^\\[${r}\\] ready ${r} \\d+$`));
+    const term = await ckpt(['checkpoint', name, '--term', '--json'], stateEnv(dir));
+    assert.equal(term.code, 0, term.stderr);
+    assert.equal((await run.exited).code, EXIT_CHECKPOINTED, run.stderr);
+    const snap = openSnapshot(store);
+    const m = snap.manifest as JobManifest;
+    // self: the ranks' states (packed, or a rank's own file); criu: a rank's memory.
+    const victim = m.files.find((f) => (crs === 'self' ? /(^|\/)(ranks\.pack|state\.(json|bin))$/ : /\/pages-\d+\.img$/).test(f.path) && f.size > 0);
+    assert.ok(victim, `a file to damage among ${m.files.map((f) => f.path).join(', ')}`);
+    const path = join(snap.dir, victim.path);
+    const bytes = readFileSync(path);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(path, bytes);
+
+    const bad = await ckpt(['restart', store], { ...stateEnv(dir), ...mark });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, new RegExp(`${victim.path.replace(/[.]/g, '\\.')}: checksum mismatch.*\\[ECKPT_SNAPSHOT_CORRUPT\\]`));
+    // self: a rank prints `ready` once init() returned, which the coordinator's welcome (held until verified) allows.
+    assert.doesNotMatch(bad.stdout, /ready/, 'no rank got past init()');
+    // criu: the ranks' own pids, restored and held at post-restore, then killed.
+    for (const rec of m.ranks) for (const pid of (rec.tree as number[] | undefined) ?? []) assert.ok(crs === 'self' || !alive(pid), `rank pid ${pid} is gone`);
+    await assertNoneLeft('RESTART_VERIFY_MARK', mark.RESTART_VERIFY_MARK);
+
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(path, bytes);
+    const { again, facts } = await restartJob(t, dir, [store]);
+    assert.equal(facts.crs, crs);
+    const ranks: number[] = facts.ranks;
+    assert.ok(ranks.length === 2 && ranks.every((pid) => pid > 1 && alive(pid)), `ranks ${ranks.join(',')} run`);
+    if (crs === 'self') for (let r = 0; r < 2; r++) await again.waitFor(new RegExp(`^\\[${r}\\] ready ${r} \\d+$`));
+    again.child.kill('SIGTERM');
+    assert.equal((await again.exited).code, 143, again.stderr);
   });
 }
 

@@ -159,7 +159,10 @@ async function expectRestartRefused(snap: CriuSnapshot, args: string[], code: st
   } finally {
     clearInterval(watchdog);
   }
-  assert.deepEqual([...started], [], 'no process was started');
+  // A damaged snapshot is restored while it is verified: its tree may exist for a while,
+  // held by CRIU before its first instruction, then killed. It never runs (no tick).
+  if (code !== 'ECKPT_SNAPSHOT_CORRUPT') assert.deepEqual([...started], [], 'no process was started');
+  assert.doesNotMatch(r.stdout, /^tick /m, 'nothing restored ran');
   assert.deepEqual(fingerprint(snap.base), before, 'the snapshot is untouched');
   assert.deepEqual(processesWith(snap.marker), [], 'no process was started');
   assert.ok(!alive(snap.pid), 'nothing holds the original pid');
@@ -408,6 +411,42 @@ test('a file whose checksum does not match: restart refused, verify names the fi
   assert.ok(problems.some((p) => p.startsWith('images/pstree.img: size 0')), problems.join('; '));
   assert.ok(problems.includes('images/inventory.img: missing'), problems.join('; '));
   await expectRestartRefused(snap, [snap.store], 'ECKPT_SNAPSHOT_CORRUPT');
+});
+
+/** Flips every bit of one byte of a file, in place. */
+function flipByte(path: string, at: number): void {
+  const bytes = readFileSync(path);
+  bytes[at] = bytes[at]! ^ 0xff;
+  writeFileSync(path, bytes);
+}
+
+test('a flipped byte in a pages image: restored while verified, killed before it ran (ECKPT_SNAPSHOT_CORRUPT); intact, it continues', async (t) => {
+  if (!(await needCriu(t))) return;
+  const snap = await criuSnapshot(t);
+  const tree: number[] = JSON.parse(readFileSync(join(snap.seqDir, 'manifest.json'), 'utf8')).process.tree;
+  const images = join(snap.seqDir, 'images');
+  const pages = readdirSync(images)
+    .filter((f) => /^pages-\d+\.img$/.test(f))
+    .sort((a, b) => statSync(join(images, b)).size - statSync(join(images, a)).size)[0]!;
+  const path = join(images, pages);
+  const at = Math.floor(statSync(path).size / 2);
+  flipByte(path, at);
+  // CRIU restores the tree while the checksums are computed and holds it at post-restore: damaged, it is killed there.
+  const r = await ckpt(['restart', snap.store]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, new RegExp(`images/${pages}: checksum mismatch.*\\[ECKPT_SNAPSHOT_CORRUPT\\]$`, 'm'));
+  assert.ok(isOneLineError(r.stderr), r.stderr);
+  assert.doesNotMatch(r.stdout, /^tick /m, 'the restored tree never ran');
+  // The pids CRIU restored (the snapshot's own): none is left.
+  for (const pid of tree) assert.ok(!alive(pid), `pid ${pid} of the restored tree is gone`);
+  assert.deepEqual(processesWith(snap.marker), []);
+
+  // The same snapshot, intact again: restored, released, and it goes on ticking.
+  flipByte(path, at);
+  const again = new Program(process.execPath, [ckptBin, 'restart', snap.store], {});
+  t.after(() => again.kill());
+  await again.waitFor(/^tick \d+$/);
+  assert.ok(tree.some((pid) => alive(pid)), 'the restored tree runs');
 });
 
 test('a manifest naming a path outside the snapshot: ECKPT_SNAPSHOT_PATH, nothing read outside', async (t) => {

@@ -8,6 +8,7 @@ import {
   abortSnapshot,
   assertIntact,
   beginSnapshot,
+  beginVerification,
   commitSnapshot,
   listSnapshots,
   openSnapshot,
@@ -149,6 +150,27 @@ test('the manifest lists every file with size and checksum; verify detects missi
   mkdirSync(join(snap.dir, 'state.bin'));
   result = await verifySnapshot(openSnapshot(store));
   assert.ok(result.problems.includes('state.bin: not a regular file'), result.problems.join('; '));
+});
+
+test('a verification beside a restore: the layout at once (throws), the checksums after (done rejects, failure() says)', async (t) => {
+  const store = join(tempDir(t), 'store');
+  const snap = await make(store);
+  const good = beginVerification(openSnapshot(store));
+  await good.done;
+  assert.equal(await good.failure(), undefined);
+
+  // Same size, one byte changed: only the contents tell, after the verification began.
+  writeFileSync(join(snap.dir, 'state.bin'), 'hellO');
+  const bad = beginVerification(openSnapshot(store));
+  await assert.rejects(bad.done, { code: 'ECKPT_SNAPSHOT_CORRUPT', message: /state\.bin: checksum mismatch/ });
+  const err = await bad.failure();
+  assert.equal(err?.code, 'ECKPT_SNAPSHOT_CORRUPT');
+  // Only the files kept are checked: the damaged one left out, the rest verifies.
+  await beginVerification(openSnapshot(store), (path) => path.startsWith('images/')).done;
+
+  // A truncated file: refused before any restore could begin.
+  truncateSync(join(snap.dir, 'images', 'pages.img'), 9_999);
+  assert.throws(() => beginVerification(openSnapshot(store)), { code: 'ECKPT_SNAPSHOT_CORRUPT', message: /images\/pages\.img: size 9999, expected 10000/ });
 });
 
 test('validateManifest rejects each malformed field', async (t) => {

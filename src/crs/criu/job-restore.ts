@@ -55,6 +55,7 @@ export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreCo
           shellJob: rec.shellJob,
           networkLock: rec.networkLock,
           logDir: join(logDir, `rank-${rec.rank}`),
+          verification: ctx.verification,
         },
         criuPath,
       );

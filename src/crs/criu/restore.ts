@@ -5,7 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CriuError, ErrorCodes, ProcessError } from '../../errors.js';
+import { CriuError, ErrorCodes } from '../../errors.js';
 import { CriuSession, criuFailure } from '../../criu/client.js';
 import { ReqType, type InheritFd } from '../../criu/schema.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../util/fsx.js';
@@ -19,35 +19,13 @@ import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
 import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
+import { holdUntilVerified, restoreError } from './verified-restore.js';
+import { ourChildren, reapKilledChildren, waitForPids, whilePidsSettle } from './restore-pids.js';
+import type { Verification } from '../../store/store.js';
 
 const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(constants.signals).map(([name, no]) => [no, name]),
 );
-
-/**
- * CRIU restores the original pids. A pid still held by a zombie frees up once
- * init reaps it (slowly, on these machines); one held by a live process is an error.
- */
-export async function waitForPids(pids: number[], timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (const pid of pids) {
-    for (;;) {
-      const st = readStat(pid);
-      if (!st) break;
-      if (st.state !== 'Z' && st.state !== 'X') {
-        throw new ProcessError(
-          ErrorCodes.PID_TAKEN,
-          `pid ${pid} is taken by a running process (${st.comm}); a CRIU restore needs the snapshot's original pids`,
-          { hint: 'stop the original process first (checkpoint with --kill), or restore in a new PID namespace' },
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new ProcessError(ErrorCodes.PID_TAKEN, `pid ${pid} is still held by an unreaped zombie after ${timeoutMs} ms`);
-      }
-      await sleep(50);
-    }
-  }
-}
 
 /** Pipes and sockets in the old stdio are recreated from ours through CRIU's inherit-fd. */
 function stdioInheritance(stdio: (string | null)[]): { keys: InheritFd[]; ourFds: number[] } {
@@ -64,27 +42,14 @@ function stdioInheritance(stdio: (string | null)[]): { keys: InheritFd[]; ourFds
 }
 
 export async function restoreWithCriu(request: RestartRequest, criuPath: string): Promise<RestartedProcess> {
-  await waitForPids(request.snapshot.manifest.process.tree);
-  return whilePidsSettle(() => restoreOnce(request, criuPath));
-}
-
-/**
- * Runs a restore again while a pid it needs is still being released: an unreaped
- * zombie (init reaps slowly here), or a process that has left /proc but whose pid
- * the kernel has not freed yet (fork with it fails with EEXIST). Bounded: 5 s.
- */
-async function whilePidsSettle<T>(restore: () => Promise<T>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await restore();
-    } catch (err) {
-      const pid = Number(/Can't fork for (\d+)/.exec(err instanceof CriuError ? err.criuErrors.join('\n') : '')?.[1]);
-      const st = pid > 1 ? readStat(pid) : undefined;
-      if (Date.now() > deadline || !(err instanceof CriuError) || err.code !== ErrorCodes.PID_TAKEN || !(pid > 1) || (st && st.state !== 'Z')) throw err;
-      if (st) await waitForPids([pid], Math.max(0, deadline - Date.now()));
-      else await sleep(100);
-    }
+  const tree = request.snapshot.manifest.process.tree;
+  const children = ourChildren(tree);
+  try {
+    await waitForPids(tree);
+    return await whilePidsSettle(() => restoreOnce(request, criuPath));
+  } catch (err) {
+    await reapKilledChildren(tree.filter((pid) => !children.includes(pid)));
+    throw await restoreError(request.verification, err as Error);
   }
 }
 
@@ -133,6 +98,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     if (files.files.length) request.onProgress?.(`appending to ${files.files.map((f) => f.path).join(', ')}`);
     request.onProgress?.('restoring with CRIU');
     const session = CriuSession.open({ criuPath, passFds: ourFds });
+    // Restored while the checksums are computed: held at post-restore until they matched.
+    const onNotify = holdUntilVerified(request.verification, request.onNotify);
     let resp;
     try {
       resp = await session.call({
@@ -145,9 +112,9 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           inheritFd: keys,
           // In the foreground the restored root becomes our child: we can wait for it.
           rstSibling: !request.detach,
-          notifyScripts: request.onNotify !== undefined,
+          notifyScripts: onNotify !== undefined,
         },
-      }, request.onNotify);
+      }, onNotify);
     } finally {
       session.close();
     }
@@ -199,6 +166,8 @@ export interface RankRestoreRequest {
   networkLock?: NetworkLockName;
   /** Where CRIU's restore log goes. */
   logDir: string;
+  /** The snapshot's checksums, being verified: the rank is held at post-restore until they matched. */
+  verification?: Verification;
 }
 
 /**
@@ -206,8 +175,14 @@ export interface RankRestoreRequest {
  * reaps it (native waitpid) to learn its exit status. Returns its pid (> 1).
  */
 export async function restoreJobRank(request: RankRestoreRequest, criuPath: string): Promise<number> {
-  await waitForPids(request.pids);
-  return whilePidsSettle(() => restoreRankOnce(request, criuPath));
+  const children = ourChildren(request.pids);
+  try {
+    await waitForPids(request.pids);
+    return await whilePidsSettle(() => restoreRankOnce(request, criuPath));
+  } catch (err) {
+    await reapKilledChildren(request.pids.filter((pid) => !children.includes(pid)));
+    throw await restoreError(request.verification, err as Error);
+  }
 }
 
 async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): Promise<number> {
@@ -216,6 +191,7 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
   const workDirFd = openSync(request.logDir, 'r');
   try {
     const session = CriuSession.open({ criuPath, passFds: request.inherit.map((i) => i.fd) });
+    const onNotify = holdUntilVerified(request.verification);
     let resp;
     try {
       resp = await session.call({
@@ -232,8 +208,9 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
           // Our fds were handed to criu as its fds 4, 5, …
           inheritFd: request.inherit.map((i, n) => ({ key: i.key, fd: 4 + n })),
           rstSibling: true,
+          notifyScripts: onNotify !== undefined,
         },
-      });
+      }, onNotify);
     } finally {
       session.close();
     }
