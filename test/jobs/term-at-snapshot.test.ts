@@ -7,8 +7,9 @@
 // prints a numbered line per iteration and, like many programs, finishes the
 // iteration it is in on SIGTERM: a rank let go after its snapshot and then sent
 // SIGTERM (the old way) prints at least one line twice. Files steer it, not time:
-// it is released to print at the checkpoint's first phase, so its snapshot falls
-// while it prints; it waits at the end until the test lets the restarted job finish.
+// it is released to print at the checkpoint's first phase (criu: its dump), so its
+// snapshot tends to fall while it prints; it waits at the end until the test lets
+// the restarted job finish.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -63,7 +64,8 @@ async function start(t: TestContext, crs: 'self' | 'criu', store: string, f: Fil
     store,
     register: false,
     output: s.output,
-    env: { LINES: String(LINES), MARK: '2', ...f },
+    // A line every 10 ms: a criu dump (some 100 ms from its request to the freeze) falls among them.
+    env: { LINES: String(LINES), MARK: '2', PAUSE_MS: '10', ...f },
   });
   t.after(() => job.kill());
   return { job, ...s };
@@ -89,10 +91,15 @@ async function trial(t: TestContext, crs: 'self' | 'criu', dir: string, n: numbe
   const store = join(dir, `store-${n}`);
   const first = await start(t, crs, store, f, `term${process.pid}${crs}${n}`);
   assert.ok(await eventually(() => existsSync(f.MARK_FILE), 60_000), 'rank 0 reached its mark');
-  // The ranks print on from the checkpoint's first phase: the snapshot falls among their lines.
-  const snap = await first.job.checkpoint({ then: 'terminate', onPhase: (p) => p === 'prepare' && writeFileSync(f.RELEASE_FILE, '') });
+  // The ranks print on from the checkpoint's first phase (self) or its dump (criu): the snapshot
+  // falls among their lines (where it falls decides nothing; the output must be the same).
+  const release = crs === 'self' ? 'prepare' : 'dump';
+  const snap = await first.job.checkpoint({ then: 'terminate', onPhase: (p) => p === release && writeFileSync(f.RELEASE_FILE, '') });
   const ended = await first.job.wait();
   assert.equal(ended.status, EXIT_CHECKPOINTED, `${ended.error?.message ?? ''}\n${first.stderr.text}`);
+  // self: each rank exited from its safe point; criu: each was killed where its dump froze it.
+  const how = ended.ranks.map((r) => (r.signal ? r.signal : `status ${r.code}`));
+  assert.deepEqual(how, Array(SIZE).fill(crs === 'self' ? `status ${EXIT_CHECKPOINTED}` : 'SIGKILL'));
   writeFileSync(f.END_FILE, '');
   const again = sinks();
   const restarted = await restartSnapshot(snap.dir, { job: { output: again.output, register: false } });
@@ -111,6 +118,38 @@ async function trials(t: TestContext, crs: 'self' | 'criu'): Promise<void> {
     assert.deepEqual(got, expected, `trial ${n} of ${TRIALS} (${crs}): the output differs from an uninterrupted run`);
   }
 }
+
+/** A terminate checkpoint whose commit fails: no rank is ended; they go on (criu: continued from frozen) to the uninterrupted output. */
+async function failedCommit(t: TestContext, crs: 'self' | 'criu'): Promise<void> {
+  const expected = await reference(t, crs);
+  const dir = tempDir(t);
+  const f = files(join(dir, 'files'));
+  const { job, stdout, stderr } = await start(t, crs, join(dir, 'store'), f, `fail${process.pid}${crs}`);
+  assert.ok(await eventually(() => existsSync(f.MARK_FILE), 60_000), 'rank 0 reached its mark');
+  // The coordinator runs in this process: the fault is set here, for this checkpoint only.
+  process.env.CKPT_FAULT = 'commit:coord:fail';
+  try {
+    await assert.rejects(
+      job.checkpoint({ then: 'terminate', onPhase: (p) => p === 'prepare' && writeFileSync(f.RELEASE_FILE, '') }),
+      (err: Error & { code?: string }) => err.code === 'ECKPT_CHECKPOINT_FAILED' && /phase commit: fault injected/.test(err.message),
+    );
+  } finally {
+    delete process.env.CKPT_FAULT;
+  }
+  writeFileSync(f.END_FILE, '');
+  const result = await job.wait();
+  assert.equal(result.status, 0, `${result.error?.message ?? ''}\n${stderr.text}`);
+  assert.deepEqual(byRank(stdout.text), expected);
+}
+
+test('self: a terminate checkpoint whose commit fails (CKPT_FAULT=commit:coord:fail) ends no rank: the job goes on to the uninterrupted output', async (t) => {
+  await failedCommit(t, 'self');
+});
+
+test('criu: a terminate checkpoint whose commit fails (CKPT_FAULT=commit:coord:fail): the frozen ranks are continued and the job goes on to the uninterrupted output', async (t) => {
+  if (!(await needCriu(t))) return;
+  await failedCommit(t, 'criu');
+});
 
 test(`self: ${TRIALS} checkpoint-terminate-restart runs print exactly what an uninterrupted run prints`, async (t) => {
   await trials(t, 'self');
