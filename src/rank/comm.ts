@@ -97,7 +97,7 @@ export class Comm {
         tellCoordinator: (m: ControlMessage) => {
           if (this.oob && !this.oob.isClosed) this.oob.send(m);
         },
-        goDown: (reply, dump) => this.goDown(reply, dump),
+        goDown: (reply, dump, handOff) => this.goDown(reply, dump, handOff),
       },
       peers,
       restart ? () => restart(this.agent) : undefined,

@@ -7,12 +7,12 @@
 // prints a numbered line per iteration and, like many programs, finishes the
 // iteration it is in on SIGTERM: a rank let go after its snapshot and then sent
 // SIGTERM (the old way) prints at least one line twice. Files steer it, not time:
-// it is released to print at the checkpoint's first phase (criu: its dump), so its
-// snapshot tends to fall while it prints; it waits at the end until the test lets
+// it is released to print as its state is taken (self: at the checkpoint's first
+// phase; criu: once its dump has ended), and waits at the end until the test lets
 // the restarted job finish.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT_CHECKPOINTED, launchJob } from '../../dist/runtime/launcher.js';
 import { restartSnapshot } from '../../dist/process/restart.js';
@@ -64,8 +64,7 @@ async function start(t: TestContext, crs: 'self' | 'criu', store: string, f: Fil
     store,
     register: false,
     output: s.output,
-    // A line every 10 ms: a criu dump (some 100 ms from its request to the freeze) falls among them.
-    env: { LINES: String(LINES), MARK: '2', PAUSE_MS: '10', ...f },
+    env: { LINES: String(LINES), MARK: '2', ...f },
   });
   t.after(() => job.kill());
   return { job, ...s };
@@ -85,16 +84,29 @@ async function reference(t: TestContext, crs: 'self' | 'criu'): Promise<string[]
   return lines;
 }
 
+/** Every rank's CRIU dump into the partial snapshot in `store` has ended (or `over()`). */
+async function whenDumped(store: string, over: () => boolean): Promise<void> {
+  const dumped = (): boolean => {
+    const partial = existsSync(store) ? readdirSync(store).filter((n) => n.startsWith('.partial-')) : [];
+    return partial.some((p) => [...Array(SIZE).keys()].every((r) => existsSync(join(store, p, `rank-${r}`, 'images', 'stats-dump'))));
+  };
+  await eventually(() => over() || dumped(), 120_000, 5);
+}
+
 /** Start, checkpoint with terminate while the ranks print, restart, finish: each rank's output before and after. */
 async function trial(t: TestContext, crs: 'self' | 'criu', dir: string, n: number): Promise<string[][]> {
   const f = files(join(dir, `files-${n}`));
   const store = join(dir, `store-${n}`);
   const first = await start(t, crs, store, f, `term${process.pid}${crs}${n}`);
   assert.ok(await eventually(() => existsSync(f.MARK_FILE), 60_000), 'rank 0 reached its mark');
-  // The ranks print on from the checkpoint's first phase (self) or its dump (criu): the snapshot
-  // falls among their lines (where it falls decides nothing; the output must be the same).
-  const release = crs === 'self' ? 'prepare' : 'dump';
-  const snap = await first.job.checkpoint({ then: 'terminate', onPhase: (p) => p === release && writeFileSync(f.RELEASE_FILE, '') });
+  // The ranks are let go on printing once their state is taken, or about to be: self at
+  // the checkpoint's first phase; criu once every rank's dump has ended (CRIU writes
+  // `stats-dump` last). A rank that ran on past its snapshot would print lines the
+  // restarted job prints again.
+  let settled = false;
+  if (crs === 'criu') void whenDumped(store, () => settled).then(() => writeFileSync(f.RELEASE_FILE, ''));
+  const checkpoint = first.job.checkpoint({ then: 'terminate', onPhase: (p) => crs === 'self' && p === 'prepare' && writeFileSync(f.RELEASE_FILE, '') });
+  const snap = await checkpoint.finally(() => (settled = true));
   const ended = await first.job.wait();
   assert.equal(ended.status, EXIT_CHECKPOINTED, `${ended.error?.message ?? ''}\n${first.stderr.text}`);
   // self: each rank exited from its safe point; criu: each was killed where its dump froze it.
