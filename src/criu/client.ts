@@ -59,12 +59,12 @@ export class CriuSession {
         // away from us, so it is not part of the tree it dumps.
         // With onSuccess, a subshell (also re-parented away) waits for criu and writes the bytes.
         const script = done
-          ? '( "$0" "$@" swrk 3 4>&- </dev/null >/dev/null 2>&1 && { exec 3>&-; printf "$CKPT_CRIU_DONE" >&4; } ) & exit 0'
+          ? '( "$0" "$@" swrk 3 4>&- </dev/null >/dev/null 2>&1 && { exec 3>&-; printf "$DONE_BYTES" >&4; } ) & exit 0'
           : '"$0" "$@" swrk 3 </dev/null >/dev/null 2>&1 & exit 0';
         const sh = spawn('/bin/sh', ['-c', script, options.criuPath, ...unprivilegedArgs()], {
           stdio,
           detached: true,
-          ...(done ? { env: { ...process.env, CKPT_CRIU_DONE: printfOctal(done.bytes) } } : {}),
+          ...(done ? { env: { ...process.env, DONE_BYTES: printfOctal(done.bytes) } } : {}),
         });
         sh.on('error', () => {});
       } else {
