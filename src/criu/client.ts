@@ -21,6 +21,18 @@ export interface SessionOptions {
   outsideTree?: boolean;
   /** Our fds to hand to criu as its fds 4, 5, … (for `inheritFd`). */
   passFds?: number[];
+  /**
+   * With `outsideTree`: once criu has exited with success, `bytes` are written to
+   * `fd` by the shell that started it (criu itself does not get `fd`). For a
+   * process that dumps itself and stays frozen (leave-stopped): it cannot report
+   * the dump, so this does. `fd` is taken over: closed here once handed on.
+   */
+  onSuccess?: { fd: number; bytes: Uint8Array };
+}
+
+/** `bytes` as a printf(1) format of octal escapes only (nothing in it is a directive). */
+function printfOctal(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
 }
 
 export class CriuSession {
@@ -35,6 +47,9 @@ export class CriuSession {
     const n = native();
     const [ours, theirs] = n.seqpacketPair();
     const stdio: (number | 'ignore' | 'pipe')[] = ['ignore', 'ignore', options.outsideTree ? 'ignore' : 'pipe', theirs];
+    const done = options.outsideTree ? options.onSuccess : undefined;
+    if (done && options.passFds?.length) throw new CkptError(ErrorCodes.INTERNAL, 'onSuccess and passFds together');
+    if (done) stdio.push(done.fd);
     for (const fd of options.passFds ?? []) stdio.push(fd);
     const stderr = { text: '' };
     let child: ChildProcess | undefined;
@@ -42,9 +57,14 @@ export class CriuSession {
       if (options.outsideTree) {
         // sh starts criu in the background and exits at once: criu is re-parented
         // away from us, so it is not part of the tree it dumps.
-        const sh = spawn('/bin/sh', ['-c', '"$0" "$@" swrk 3 </dev/null >/dev/null 2>&1 & exit 0', options.criuPath, ...unprivilegedArgs()], {
+        // With onSuccess, a subshell (also re-parented away) waits for criu and writes the bytes.
+        const script = done
+          ? '( "$0" "$@" swrk 3 4>&- </dev/null >/dev/null 2>&1 && { exec 3>&-; printf "$DONE_BYTES" >&4; } ) & exit 0'
+          : '"$0" "$@" swrk 3 </dev/null >/dev/null 2>&1 & exit 0';
+        const sh = spawn('/bin/sh', ['-c', script, options.criuPath, ...unprivilegedArgs()], {
           stdio,
           detached: true,
+          ...(done ? { env: { ...process.env, DONE_BYTES: printfOctal(done.bytes) } } : {}),
         });
         sh.on('error', () => {});
       } else {
@@ -56,6 +76,8 @@ export class CriuSession {
       }
     } finally {
       n.close(theirs);
+      // Ours must be closed before the dump: the connection it leads to is not the dumped process's.
+      if (options.onSuccess) n.close(options.onSuccess.fd);
     }
     return new CriuSession(ours, child, stderr);
   }

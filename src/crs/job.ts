@@ -12,7 +12,7 @@
 import type { FileEntry } from '../store/checksum.js';
 import type { PendingSnapshot } from '../store/layout.js';
 import type { Readable } from 'node:stream';
-import type { RankRecord } from '../store/manifest.js';
+import type { EndState, RankRecord } from '../store/manifest.js';
 import type { JobSnapshot, Verification } from '../store/store.js';
 import type { SnapshotWriter } from '../store/writer.js';
 import type { CheckpointResult } from './hooks.js';
@@ -27,6 +27,10 @@ export interface JobCheckpointRun {
   readonly pids: readonly number[];
   readonly pending: PendingSnapshot;
   readonly requested: boolean;
+  /** What the job does after the commit: with `terminate` a criu rank stays frozen after its dump. */
+  readonly then: EndState;
+  /** A signal to rank `rank`'s processes (its process group, here or through its node's agent). */
+  signalRank(rank: number, signal: NodeJS.Signals): void;
   /** Timeouts: of each request round; of the wait for a safe point (self); of a rank's dump and rejoin (criu). */
   readonly phaseMs: number;
   readonly reachMs: number;
@@ -66,6 +70,8 @@ export interface JobCut {
   syncedDirs: string[];
   /** Added to every rank's ckpt-resume after the commit. */
   resume?: Record<string, unknown>;
+  /** Ranks that stand frozen since their dump (a checkpoint that ends the job): killed after the commit, not resumed. */
+  frozen?: number[];
 }
 
 /** One job checkpoint in progress, on the coordinator. */
@@ -91,8 +97,11 @@ export interface RankHost {
    * criu: the rank leaves the job for its dump (replies `reply` to the request,
    * closes its coordinator and peer connections), `dump()` runs, then the rank
    * rejoins — the same coordinator, or a restarted job's (what `dump` says).
+   * `handOff`: `dump` gets a descriptor of the coordinator connection (its own to
+   * close), kept open past the rank's going down — for a rank that stays frozen
+   * after its dump, whose report someone else sends (crs/criu/job-rank.ts).
    */
-  goDown(reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void>;
+  goDown(reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff?: boolean): Promise<void>;
 }
 
 /**

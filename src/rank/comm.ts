@@ -97,7 +97,7 @@ export class Comm {
         tellCoordinator: (m: ControlMessage) => {
           if (this.oob && !this.oob.isClosed) this.oob.send(m);
         },
-        goDown: (reply, dump) => this.goDown(reply, dump),
+        goDown: (reply, dump, handOff) => this.goDown(reply, dump, handOff),
       },
       peers,
       restart ? () => restart(this.agent) : undefined,
@@ -290,7 +290,7 @@ export class Comm {
   }
 
   /** criu: leaves the job for a dump and rejoins after it (coordinator-link.ts). */
-  private async goDown(reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void> {
+  private async goDown(reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff?: boolean): Promise<void> {
     const { peers, link } = this;
     if (!peers || !link) throw new CkptError(ErrorCodes.INTERNAL, 'a singleton has nothing to dump');
     const leaveCoordinator = () => {
@@ -301,7 +301,7 @@ export class Comm {
     const host = { rank: this.rank, size: this.size, link, peers, leaveCoordinator, attachCoordinator: (oob: Channel) => this.attachCoordinator(oob), restored: () => this.agent.restored() };
     // The job id changes in a restored copy (a restarted job's).
     Object.defineProperty(host, 'jobId', { get: () => comm.jobId, set: (id: string) => (comm.jobId = id), enumerable: true });
-    await goDown(host as typeof host & { jobId: string }, reply, dump);
+    await goDown(host as typeof host & { jobId: string }, reply, dump, handOff);
   }
 
   // ---- internal: used by collectives and the peer network ----------------------

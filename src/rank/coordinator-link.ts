@@ -4,6 +4,7 @@
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import type { DownOutcome } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
+import { native } from '../util/native.js';
 import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { exited, welcome as welcomeMessage } from '../wire/messages.js';
@@ -76,15 +77,19 @@ export interface DownHost {
 
 /**
  * criu: replies, closes every connection, lets `dump` run, then rejoins. A rank
- * that cannot rejoin its job must not outlive it: it exits (70).
+ * that cannot rejoin its job must not outlive it: it exits (70). `handOff`: `dump`
+ * gets a duplicate of the coordinator connection's descriptor (see RankHost.goDown).
  */
-export async function goDown(c: DownHost, reply: () => Promise<void>, dump: () => Promise<DownOutcome>): Promise<void> {
+export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff = false): Promise<void> {
   // Going down: the reply, then no connection leads outside this process.
   const oob = c.leaveCoordinator();
   await reply();
+  const fd = handOff ? socketFd(oob) : undefined;
+  const kept = fd === undefined ? undefined : native().dup(fd);
+  // Closing our descriptor does not end the connection while the duplicate is open.
   oob?.destroy();
   await c.peers.disconnect();
-  const outcome = await dump();
+  const outcome = await dump(kept);
   try {
     if (outcome.rejoin) {
       const info = outcome.rejoin;
@@ -101,6 +106,12 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: () =
     process.stderr.write(`ckpt/rank: rank ${c.rank} cannot rejoin its job after a checkpoint: ${(err as Error).message}; exiting\n`);
     process.exit(70);
   }
+}
+
+/** The descriptor under a channel's socket (unix or TCP), if it has one. */
+function socketFd(ch: Channel | undefined): number | undefined {
+  const fd = (ch?.socket as unknown as { _handle?: { fd?: number } } | undefined)?._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {

@@ -52,12 +52,7 @@ export interface JobRecord {
   checkpointedSeq?: number;
 }
 
-/**
- * The status of a job that ended at its own checkpoint ("checkpointed and stopped,
- * resume me"): what `ckpt run` and `ckpt restart` exit with then, so that a batch
- * script can tell it from finishing (0) and from failing or being killed.
- */
-export const EXIT_CHECKPOINTED = 85;
+export { EXIT_CHECKPOINTED } from '../util/exit-status.js';
 
 export function jobsDir(): string {
   return join(stateDir(), 'jobs');

@@ -44,6 +44,10 @@ export interface JobCheckpointOptions {
   /** Aborted (the `ckpt checkpoint JOB` that asked was interrupted): given up at the next phase or before the commit. */
   signal?: AbortSignal;
   onProgress?: (progress: RankProgress) => void;
+  /** A signal to one rank (criu: frozen ranks are killed after a terminate commit, or continued after a failed one). */
+  signalRank?: (rank: number, signal: NodeJS.Signals) => void;
+  /** Called once a checkpoint that ends the job is committed, before any rank is told or killed. */
+  ending?: () => void;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
@@ -68,6 +72,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     pids: o.pids,
     pending,
     requested: o.requested === true,
+    then: o.then,
+    signalRank: (r, signal) => o.signalRank?.(r, signal),
     phaseMs,
     reachMs: o.reachMs ?? envNumber('CKPT_CHECKPOINT_REACH_MS'),
     dumpMs: o.dumpMs ?? envNumber('CKPT_CHECKPOINT_DUMP_MS') ?? Math.max(phaseMs, 120_000),
@@ -113,7 +119,8 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: o.signal },
     );
     await run.phase('resume');
-    resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });
+    if (o.then === 'terminate') endAtSnapshot(c, ranks, phaseMs, o, cut.frozen ?? [], { seq: snapshot.seq, ...cut.resume });
+    else resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });
     return snapshot;
   } catch (err) {
     c.clearArrivals();
@@ -195,6 +202,19 @@ async function abortCheckpoint(c: Coordinator, ranks: number[], pending: Pending
  */
 function resumeAll(c: Coordinator, ranks: number[], timeoutMs: number, body: Record<string, unknown>): void {
   c.requestAll(ranks, 'ckpt-resume', () => body, timeoutMs).catch(() => {});
+}
+
+/**
+ * A committed checkpoint that ends the job: no rank runs past its snapshot. A rank
+ * frozen since its dump (criu) is killed as it stands; the others (self, at their
+ * safe point) are told `terminate` and exit from there without going back to the
+ * program. The job is told first, so that their ends are not taken for failures.
+ */
+function endAtSnapshot(c: Coordinator, ranks: number[], timeoutMs: number, o: JobCheckpointOptions, frozen: number[], body: Record<string, unknown>): void {
+  o.ending?.();
+  for (const r of frozen) o.signalRank?.(r, 'SIGKILL');
+  const told = ranks.filter((r) => !frozen.includes(r));
+  if (told.length) resumeAll(c, told, timeoutMs, { outcome: 'terminate', ...body });
 }
 
 /**

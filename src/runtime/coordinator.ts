@@ -370,6 +370,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.arrivalWaits.resolve(rank, a.written, (w) => w.seq === a.seq && w.safePoint === a.safePoint);
         return;
       }
+      case 'dumped': {
+        // criu, a checkpoint that ends the job: the rank stays frozen after its dump;
+        // the shell that ran CRIU says so on the connection the rank handed it.
+        this.rejoins.resolve(rank, { type: 'hello', dumped: 'ok', stopped: true });
+        return;
+      }
       case 'abort': {
         const status = typeof m.status === 'number' && Number.isInteger(m.status) ? m.status : 1;
         this.emit('abort', { message: `rank ${rank} aborted the job: ${String(m.message ?? 'no reason given')}`, rank, status });

@@ -94,6 +94,11 @@ export class JobRanks {
     for (const h of this.held) if (!h.exit) h.proc.signal(signal);
   }
 
+  /** A signal to rank `rank`, if it is live. */
+  signalRank(rank: number, signal: NodeJS.Signals): void {
+    for (const h of this.held) if (h.rank === rank && !h.exit) h.proc.signal(signal);
+  }
+
   /** Ends every live rank: SIGTERM, then SIGKILL after `graceMs`. */
   terminate(graceMs: number): void {
     for (const h of this.held) if (!h.exit) void h.proc.terminate(graceMs).catch(() => {});

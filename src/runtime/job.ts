@@ -26,6 +26,9 @@ import { restoredRank } from './rankproc.js';
 import { LocalStarter } from './starter-local.js';
 import type { RankStarter } from './starter.js';
 
+/** How long ranks told to end at a snapshot have to exit before they are ended as in an abort. */
+const TERMINATE_GRACE_MS = 10_000;
+
 /** @internal what launchJob() has set up for a job before it starts. */
 export interface JobInit {
   options: LaunchOptions;
@@ -162,6 +165,9 @@ export class Job extends EventEmitter<JobEvents> {
           requested: request.requested,
           signal: request.signal,
           pids: this.ranks.list().map((r) => r.pid ?? 0),
+          signalRank: (r, signal) => this.ranks.signalRank(r, signal),
+          // Set before any rank is told or killed: their ends are then the checkpoint's, not failures.
+          ending: () => (this.endedByCheckpoint = true),
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           job: manifestJob(this, this.options, this.rankEnv),
         }),
@@ -191,8 +197,13 @@ export class Job extends EventEmitter<JobEvents> {
     this.emit('checkpoint', snapshot);
     if (then === 'stop') this.signal('SIGSTOP');
     if (then === 'terminate') {
+      // The ranks end at the snapshot by themselves (self) or were killed frozen
+      // (criu): see coordinateCheckpoint. A rank still there after the grace (one
+      // that cannot hear `terminate`) is ended as any other.
       this.endedByCheckpoint = true;
-      this.terminateRanks();
+      const grace = setTimeout(() => this.terminateRanks(), TERMINATE_GRACE_MS);
+      grace.unref();
+      void this.done.then(() => clearTimeout(grace));
     }
     return snapshot;
   }

@@ -9,3 +9,11 @@ export function signalStatus(signal: NodeJS.Signals | string): number {
 export function shellStatus(exit: { code: number | null; signal: NodeJS.Signals | null }): number {
   return exit.signal ? signalStatus(exit.signal) : (exit.code ?? 1);
 }
+
+/**
+ * The status of a job that ended at its own checkpoint ("checkpointed and stopped,
+ * resume me"): what `ckpt run` and `ckpt restart` exit with then, so that a batch
+ * script can tell it from finishing (0) and from failing or being killed; and what
+ * a rank told to end at the snapshot exits with.
+ */
+export const EXIT_CHECKPOINTED = 85;

@@ -19,8 +19,10 @@ export const reachRequest = object({ target: count });
 export const drainRequest = object({ expected: counts });
 export const saveRequest = object({ target: count, expected: optional(counts), rankDir: str, inlineBytes: optional(count) });
 export type SaveRequest = Checked<typeof saveRequest>;
-export const dumpRequest = object({ rankDir: str });
-export const resumeRequest = object({ outcome: literal('continue', 'abort'), seq: optional(count), peers: optional(array(str)) });
+/** criu: `leaveStopped` — the checkpoint ends the job: the rank stays frozen after its dump (then killed, or continued if the commit fails). */
+export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool) });
+/** `terminate` (self): the snapshot is committed and ends the job — the rank exits from its safe point, never back in user code. */
+export const resumeRequest = object({ outcome: literal('continue', 'abort', 'terminate'), seq: optional(count), peers: optional(array(str)) });
 export type ResumeRequest = Checked<typeof resumeRequest>;
 
 // ---- rank → coordinator: replies and unasked reports ---------------------------------
@@ -37,8 +39,15 @@ export const arrived = object({ type: literal('arrived'), seq: count, safePoint:
 export type Arrived = Checked<typeof arrived>;
 
 /** A rank back from its CRIU dump, on its new connection. */
-export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), files: optional(array(unknown)), message: optional(str) });
+export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
 export type RejoinHello = Checked<typeof rejoinHello>;
+
+/**
+ * criu, a dump that leaves the rank stopped: sent on the rank's own connection, which
+ * it handed to the shell that ran CRIU, once CRIU exited successfully (the rank is
+ * frozen and cannot say so itself). Its bytes are fixed: see crs/criu/job-rank.ts.
+ */
+export const dumpedStopped = object({ type: literal('dumped') });
 
 /** A rank's hello (join, rejoin after a dump, or a restored rank). */
 export const rankHello = object({ job: str, rank: int, pid: optional(int), secret: str, peer: str, rejoin: optional(bool), restored: optional(bool) });

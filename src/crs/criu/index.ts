@@ -124,13 +124,16 @@ function ensureOwnSession(record: ProcessRecord, onProgress?: (m: string) => voi
  * Runs one DUMP. CRIU's log is `images/dump.log`, unless `workDir` (a directory
  * outside the snapshot) holds it: a failure's log is then already where it stays.
  */
-async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler, workDir?: string) {
+async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler, workDir?: string, onSuccess?: { fd: number; bytes: Uint8Array }) {
   const { path } = await criuBinary();
-  const session = CriuSession.open({ criuPath: path, outsideTree });
+  const session = CriuSession.open({ criuPath: path, outsideTree, onSuccess });
   // CRIU resolves work_dir_fd in our fd table (/proc/<client>/fd/N).
   const workDirFd = workDir === undefined ? undefined : openSync(workDir, 'r');
   try {
     const resp = await session.call({ type: ReqType.DUMP, opts: workDirFd === undefined ? opts : { ...opts, workDirFd } }, onNotify);
+    // A process that dumped itself and stayed frozen gets no answer (CRIU sends one only
+    // to a caller that keeps running): woken, it finds the connection closed.
+    if (resp === null && onSuccess) return null;
     if (!resp?.success) {
       const log = join(workDir ?? imagesDir, DUMP_LOG);
       const err = criuFailure('CRIU dump', resp, log, session.stderrText);
@@ -193,7 +196,7 @@ export const criuCheckpointer: Checkpointer = {
     const resp = await dump({ ...dumpOptions(request.record, images), leaveRunning: true }, images, true);
     const { version } = await criuBinary();
     return {
-      state: resp.dump?.restored ? 'restart' : 'continue',
+      state: resp?.dump?.restored ? 'restart' : 'continue',
       data: { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR },
     };
   },
@@ -311,11 +314,23 @@ export const criuCheckpointer: Checkpointer = {
  * links, the coordinator); only stdio leads out, declared external. Resolves
  * `restored: true` in the copy a restart brought back.
  */
-export async function dumpJobRank(imagesDir: string, record: ProcessRecord): Promise<{ restored: boolean; criu: string }> {
+export async function dumpJobRank(
+  imagesDir: string,
+  record: ProcessRecord,
+  stopped?: { fd: number; bytes: Uint8Array },
+): Promise<{ restored: boolean; criu: string; woken?: boolean }> {
   mkdirPrivate(imagesDir);
   // Its peer and coordinator connections are closed: no TCP connection to protect, no lock.
-  const opts: CriuOpts = { ...dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir), leaveRunning: true };
-  const resp = await dump(opts, imagesDir, true);
+  const base = dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir);
+  // `stopped`: the checkpoint ends the job. The rank stays frozen after the dump (so
+  // none of its code runs past its snapshot) until it is killed after the commit — or
+  // continued (SIGCONT) if the commit failed. It cannot report the dump itself: once
+  // CRIU has exited with success, the shell that started it writes `bytes` to `fd`.
+  const opts: CriuOpts = stopped ? { ...base, leaveStopped: true } : { ...base, leaveRunning: true };
+  const resp = await dump(opts, imagesDir, true, undefined, undefined, stopped);
   const { version } = await criuBinary();
-  return { restored: resp.dump?.restored === true, criu: `${version.major}.${version.minor}.${version.sublevel}` };
+  const criu = `${version.major}.${version.minor}.${version.sublevel}`;
+  // No answer: this is the original, frozen after its dump and then continued.
+  if (resp === null) return { restored: false, criu, woken: true };
+  return { restored: resp.dump?.restored === true, criu };
 }

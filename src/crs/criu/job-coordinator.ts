@@ -24,7 +24,21 @@ export function beginCriuCheckpoint(run: JobCheckpointRun): JobCheckpointAttempt
     async abandon() {
       // Ranks that went down must be back (their images written) before anyone can reconnect.
       const back = await Promise.allSettled([...down.values()]);
-      const fatal = back.some((b) => b.status === 'rejected');
+      let fatal = back.some((b) => b.status === 'rejected');
+      // Ranks left frozen by their dump (a checkpoint that was to end the job) go on:
+      // woken, each rejoins as after any dump.
+      const frozen = [...down.keys()].filter((_, i) => {
+        const b = back[i]!;
+        return b.status === 'fulfilled' && b.value.stopped === true;
+      });
+      const woken = await Promise.allSettled(
+        frozen.map((r) => {
+          const again = run.awaitRejoin(r, run.dumpMs);
+          run.signalRank(r, 'SIGCONT');
+          return again;
+        }),
+      );
+      fatal ||= woken.some((b) => b.status === 'rejected');
       return { fatal, resume: { peers: run.peerAddresses() } };
     },
   };
@@ -43,6 +57,9 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   await run.phase('dump');
   for (const r of ranks) mkdirPrivate(`${pending.dir}/${rankDirName(r)}`);
   const hellos = await dumpAll(run, down);
+  const frozen = ranks.filter((r) => hellos.get(r)?.stopped === true);
+  // A frozen rank could not make its images durable nor checksum them: the commit does.
+  const synced = ranks.filter((r) => hellos.get(r)?.files !== undefined);
 
   await run.phase('commit');
   const { criuBinary } = await import('./index.js');
@@ -64,9 +81,10 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
     version: `${version.major}.${version.minor}.${version.sublevel}`,
     // How long each rank's own CRIU dump took (its local snapshot), as the rank timed it.
     data: { images: 'images', dumpMs: ranks.map((r) => hellos.get(r)?.dumpMs ?? null) },
-    synced: ranks.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)),
-    syncedDirs: ranks.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
+    synced: synced.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)),
+    syncedDirs: synced.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
     resume: { peers: run.peerAddresses() },
+    ...(frozen.length ? { frozen } : {}),
   };
 }
 
@@ -89,7 +107,8 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
       const back = run.awaitRejoin(r, run.dumpMs);
       back.catch(() => {});
       try {
-        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r) });
+        // A checkpoint that ends the job: the rank stays frozen after its dump (killed after the commit).
+        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}) });
       } catch (err) {
         // It did not go down (it refused, or never answered): nobody waits for it.
         failure ??= err;

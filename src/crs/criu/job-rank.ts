@@ -12,6 +12,7 @@ import { native } from '../../util/native.js';
 import { faultPoint } from '../../util/faults.js';
 import { parse } from '../../wire/validate.js';
 import { dumpRequest } from '../../wire/messages.js';
+import { encodeControl } from '../../wire/frame.js';
 import type { CheckpointResult } from '../hooks.js';
 import type { DownOutcome, RankCheckpointer, RankHost, RejoinInfo } from '../job.js';
 
@@ -53,10 +54,11 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       return { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]` };
     },
     async checkpoint(s, m, reply) {
-      const writer = s.writer(parse(dumpRequest, m, 'ckpt-dump').rankDir);
+      const req = parse(dumpRequest, m, 'ckpt-dump');
+      const writer = s.writer(req.rankDir);
       await host.goDown(
         () => reply({}),
-        async (): Promise<DownOutcome> => {
+        async (coordinatorFd): Promise<DownOutcome> => {
           let restored = false;
           let dumpError: Error | undefined;
           let files: FileEntry[] | undefined;
@@ -64,10 +66,15 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           try {
             // CRIU's client is loaded at the first dump, not at the rank's start-up.
             const { dumpJobRank } = await import('./index.js');
-            restored = (await dumpJobRank(writer.path('images'), recordOf(currentPid()))).restored;
+            // A checkpoint that ends the job: the rank stays frozen after its dump; the
+            // shell that ran CRIU says `dumped` on the rank's coordinator connection.
+            const stopped = coordinatorFd === undefined ? undefined : { fd: coordinatorFd, bytes: encodeControl({ type: 'dumped' }) };
+            const dumped = await dumpJobRank(writer.path('images'), recordOf(currentPid()), stopped);
+            restored = dumped.restored;
             // The original makes its own images durable and checksums them, all ranks
-            // at once: the coordinator's commit then takes them as they are.
-            if (!restored) files = await writer.syncTree('images');
+            // at once: the coordinator's commit then takes them as they are. One that
+            // stayed frozen and was woken (its commit failed) has nothing more to give.
+            if (!restored && !dumped.woken) files = await writer.syncTree('images');
           } catch (err) {
             dumpError = err as Error;
           }
@@ -77,6 +84,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           if (restored) return { restored: true, rejoin: readRejoin() };
           return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
         },
+        req.leaveStopped === true,
       );
       return undefined;
     },

@@ -16,6 +16,7 @@ import { continueHooks, prepareHooks, restartHooks } from './hooks.js';
 import { PeersParticipant } from './peers.js';
 import { RequestedCheckpoints } from './requested.js';
 import { Session } from './session.js';
+import { exitAtSnapshot } from './terminate.js';
 
 /** What the agent needs of the communicator. */
 export interface AgentHost extends Omit<RankHost, 'safePoints'> {
@@ -66,7 +67,7 @@ export class CheckpointAgent {
           return agent.safePoints;
         },
         captureLibrary: () => host.captureLibrary(),
-        goDown: (reply, dump) => host.goDown(reply, dump),
+        goDown: (reply, dump, handOff) => host.goDown(reply, dump, handOff),
       });
       this.halves.set(crs, h);
     }
@@ -313,6 +314,9 @@ export class CheckpointAgent {
   private async resume(m: ControlMessage): Promise<Record<string, unknown>> {
     const req = parse(resumeRequest, m, 'ckpt-resume');
     const s = this.session;
+    // Committed, and the checkpoint ends the job: the rank waiting at its safe point
+    // never returns to the program (no reply: the coordinator does not wait for one).
+    if (req.outcome === 'terminate' && s) return exitAtSnapshot();
     if (s && !s.half.atSafePoint) this.peers.relink(s.state === 'down', req.peers);
     if (s) this.detach(s);
     this.peers.release();
