@@ -131,7 +131,7 @@ test("other tools' habits lead to ckpt's options; options named as written", asy
     [['checkpoint', '--pid=abc', '--dir', 'x'], /--pid takes a process id/],
     [['checkpoint', '--pid', '--stop'], /--pid needs a value/],
     [['kill', 'somejob', '--signal', 'FOO'], /unknown signal 'FOO'|no running job/],
-    [['resume', 'abc'], /neither a pid nor a running isolated job/],
+    [['resume', 'abc'], /neither a pid nor a running job/],
     [['restart', '-D', 'x'], /the snapshot is named without an option/],
   ];
   const results = await all(cases.map((c) => c[0]));
