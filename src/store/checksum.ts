@@ -13,6 +13,7 @@ import { lstat, open } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { nativeBuildHint, nativeDisabled } from '../util/native.js';
+import { packageRoot } from '../util/package-root.js';
 
 export type ChecksumAlgorithm = 'xxh64' | 'sha256';
 export const CHECKSUM_ALGORITHM: ChecksumAlgorithm = 'xxh64';
@@ -27,7 +28,7 @@ let chosen: { backend: Xxh64Backend; xxh64: Xxh64; loadError?: Error } | undefin
 function loadNative(): Xxh64 | Error {
   if (nativeDisabled()) return new Error('disabled by CKPT_NO_NATIVE');
   try {
-    return (createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as { xxh64: Xxh64 }).xxh64;
+    return (createRequire(import.meta.url)(`${packageRoot()}build/Release/ckpt_hash.node`) as { xxh64: Xxh64 }).xxh64;
   } catch (cause) {
     return cause as Error;
   }
