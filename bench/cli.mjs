@@ -10,6 +10,7 @@
 //     ckpt:   ckpt checkpoint --pid PID --kill --dir STORE; ckpt restart STORE --detach
 //     dmtcp:  (when DMTCP_HOME is set) the target runs under dmtcp_launch; dmtcp_command -bc,
 //             then -k; dmtcp_restart, timed until the restarted target prints its next line
+//             (DMTCP's -bc leaves the target running: it goes on from its checkpoint's line)
 // Every restart is checked to continue exactly: the target's output file (lines
 // 1, 2, 3, … written with a 5 ms pause) must stay consecutive across the restart.
 // --base runs a second ckpt (e.g. an older checkout) as one more variant.
@@ -151,7 +152,9 @@ async function checkContinues(out, before) {
 }
 
 // ---- the variants -------------------------------------------------------------------
-const dmtcpPort = () => 20000 + ((process.pid * 7 + runs * 13) % 20000);
+let ports = 0;
+/** A fresh port for each DMTCP coordinator (one per computation: --new-coordinator). */
+const dmtcpPort = () => 20000 + ((process.pid * 7 + ++ports * 13) % 20000);
 
 async function criuRound(kind, sample) {
   const t = await startTarget(kind);
@@ -187,18 +190,32 @@ async function dmtcpRound(kind, sample) {
   mkdirSync(dir);
   const coord = ['--coord-port', port];
   const t = await startTarget(kind, [join(DMTCP, 'dmtcp_launch'), '--new-coordinator', ...coord, '--ckptdir', dir, '--no-gzip']);
+  // DMTCP's target runs on after `-bc` until `-k`: it restarts from some line c printed
+  // during the checkpoint, and must go on with c + 1, c + 2, … after what was printed since.
+  const first = lines(t.out).length;
   sample.checkpoint = timed([join(DMTCP, 'dmtcp_command'), ...coord, '-bc']);
-  const before = lines(t.out).length;
+  const last = lines(t.out).length;
   timed([join(DMTCP, 'dmtcp_command'), ...coord, '-k']);
   await waitGone(t.pid);
+  const printed = lines(t.out).length;
   const images = readdirSync(dir).filter((f) => f.endsWith('.dmtcp')).map((f) => join(dir, f));
   const t0 = process.hrtime.bigint();
-  const child = spawn(join(DMTCP, 'dmtcp_restart'), ['--new-coordinator', ...coord, ...images], { detached: true, stdio: 'ignore' });
+  // DMTCP gives the restarted process the restarter's stdio: the same output file.
+  const fd = openSync(t.out, 'a');
+  const child = spawn(join(DMTCP, 'dmtcp_restart'), ['--new-coordinator', ...coord, ...images], { detached: true, stdio: ['ignore', fd, 'ignore'] });
+  closeSync(fd);
   child.unref();
   live.add(child.pid);
-  await waitLines(t.out, before + 1, 60_000, before);
+  // Timed until the restarted target prints (dmtcp_restart becomes it: it does not return).
+  for (const end = Date.now() + 60_000; lines(t.out).length <= printed; await sleep(1)) {
+    if (Date.now() > end) throw new Error(`${t.out}: the target restarted by DMTCP prints nothing`);
+  }
   sample.restart = Number(process.hrtime.bigint() - t0) / 1e6;
-  await checkContinues(t.out, before);
+  const after = (await waitLines(t.out, printed + 3, 60_000)).slice(printed);
+  const c = after[0] - 1;
+  if (!(c >= first && c <= last) || after.some((v, i) => v !== after[0] + i)) {
+    throw new Error(`${t.out}: DMTCP did not continue from its checkpoint: ${after.join(',')} after lines ${first}…${last} at the checkpoint`);
+  }
   spawnSync(join(DMTCP, 'dmtcp_command'), [...coord, '-k'], { stdio: 'ignore' });
   killGroup(child.pid);
   rmSync(dir, { recursive: true, force: true });
@@ -260,7 +277,7 @@ for (const name of Object.keys(CKPT)) {
   ratio(`${name} run -n 1 / node -e 0`, med(`start/${name} run -n 1 -- node -e 0`, 'wall'), nodeStart);
   for (const kind of TARGETS) {
     ratio(`${kind}: ${name} checkpoint / criu dump+sync`, med(`${kind}/${name}`, 'checkpoint'), med(`${kind}/criu`, 'dump+sync'));
-    if (kind === 'tiny') ratios[`tiny: ${name} checkpoint − (criu dump + node -e 0) (ms)`] = Number((med(`tiny/${name}`, 'checkpoint') - med('tiny/criu', 'dump') - nodeStart).toFixed(1));
+    if (kind === 'tiny' && nodeStart !== undefined) ratios[`tiny: ${name} checkpoint − (criu dump + node -e 0) (ms)`] = Number((med(`tiny/${name}`, 'checkpoint') - med('tiny/criu', 'dump') - nodeStart).toFixed(1));
     ratio(`${kind}: ${name} restart / criu restore`, med(`${kind}/${name}`, 'restart'), med(`${kind}/criu`, 'restore'));
     ratio(`${kind}: ${name} checkpoint / dmtcp -bc`, med(`${kind}/${name}`, 'checkpoint'), med(`${kind}/dmtcp`, 'checkpoint'));
     ratio(`${kind}: ${name} restart / dmtcp_restart`, med(`${kind}/${name}`, 'restart'), med(`${kind}/dmtcp`, 'restart'));
