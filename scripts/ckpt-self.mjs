@@ -5,8 +5,8 @@
 // saves and loads its own state through a line protocol on descriptor 3
 // (CKPT_SELF_FD). See docs/SELF-PROTOCOL.md; restart with `ckpt restart STORE`.
 import { parseArgs } from 'node:util';
-import { CkptError } from '../dist/errors.js';
-import { runSelfProgram } from '../dist/process/self-program.js';
+import { CkptError } from '../dist/bundle/errors.js';
+import { runSelfProgram } from '../dist/bundle/process/self-program.js';
 
 const usage = 'usage: ckpt-self --dir STORE [--signal SIGUSR2] -- PROGRAM [ARGS…]';
 function fail(message, code) {

@@ -4,11 +4,11 @@
 // supervises, signals and restores its node's ranks on the coordinator's word.
 // Ranks reach the coordinator and each other over TCP on their node's address.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { envFlag } from '../config.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { JobSnapshot } from '../store/store.js';
 import { resolveCommand } from '../util/command.js';
+import { builtEntry } from '../util/package-root.js';
 import type { Exit } from '../util/spawn.js';
 import type { AgentHello } from '../wire/agent-messages.js';
 import type { Channel } from '../wire/channel.js';
@@ -32,8 +32,8 @@ export interface SlurmStarterOptions {
   log?: (line: string) => void;
 }
 
-/** The agent's entry point: a path beside this module in the built tree, not an import (the agent is a layer above). */
-export const AGENT_MAIN = fileURLToPath(new URL('../agent/main.js', import.meta.url));
+/** The agent's entry point: a file of the build this runs from, not an import (the agent is a layer above). */
+export const agentMain = (): string => builtEntry('agent/main');
 
 export class SlurmStarter implements RankStarter {
   readonly remote = true;
@@ -176,7 +176,7 @@ export class SlurmStarter implements RankStarter {
     // As root, each agent is pid 1 of a fresh pid namespace: its ranks cannot outlive it,
     // and a criu rank restored on any node finds its pids free there (see agent/pid-bands.ts).
     const pidns = process.getuid?.() === 0 && envFlag('CKPT_AGENT_PIDNS', env);
-    const agent = [process.execPath, AGENT_MAIN];
+    const agent = [process.execPath, agentMain()];
     const argv = [
       `--nodes=${count}`,
       `--ntasks=${count}`,

@@ -13,6 +13,7 @@ import { lstat, open } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { nativeBuildHint, nativeDisabled } from '../util/native.js';
+import { packageRoot } from '../util/package-root.js';
 
 export type ChecksumAlgorithm = 'xxh64' | 'sha256';
 export const CHECKSUM_ALGORITHM: ChecksumAlgorithm = 'xxh64';
@@ -39,7 +40,7 @@ function loadNative(): Xxh64 | Error {
 function loadNativeModule(): NativeHash | Error {
   if (nativeDisabled()) return new Error('disabled by CKPT_NO_NATIVE');
   try {
-    return createRequire(import.meta.url)('../../build/Release/ckpt_hash.node') as NativeHash;
+    return createRequire(import.meta.url)(`${packageRoot()}build/Release/ckpt_hash.node`) as NativeHash;
   } catch (cause) {
     return cause as Error;
   }

@@ -5,9 +5,9 @@
 // fall back to WebAssembly (src/store/checksum.ts). `ckpt doctor` says which is used.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { envFlag } from '../config.js';
+import { packageRoot } from './package-root.js';
 
 export interface NativeAddon {
   seqpacketPair(): [number, number];
@@ -26,9 +26,6 @@ export interface NativeAddon {
   dup(fd: number): number;
 }
 
-/** The package's root directory (where build/Release is). */
-const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
-
 /** CKPT_NO_NATIVE=1: behave as if the addon were not built (tests, benchmarks, diagnosis). */
 export function nativeDisabled(): boolean {
   return envFlag('CKPT_NO_NATIVE');
@@ -39,10 +36,11 @@ export function nativeDisabled(): boolean {
  * another project (npm or pnpm), or a clone of ckpt itself.
  */
 export function nativeBuildHint(): string {
-  const asDependency = /[/\\]node_modules[/\\]/.test(packageRoot);
+  const root = packageRoot();
+  const asDependency = /[/\\]node_modules[/\\]/.test(root);
   const needs = 'needs python3, make and a C compiler';
-  if (!asDependency) return `run \`npm install\` (or \`npm run build\`) in ${packageRoot.replace(/\/$/, '')} (${needs})`;
-  const pnpm = /[/\\]node_modules[/\\]\.pnpm[/\\]/.test(packageRoot);
+  if (!asDependency) return `run \`npm install\` (or \`npm run build\`) in ${root.replace(/\/$/, '')} (${needs})`;
+  const pnpm = /[/\\]node_modules[/\\]\.pnpm[/\\]/.test(root);
   return pnpm
     ? `run \`pnpm approve-builds\` (allow ckpt), then \`pnpm rebuild ckpt\` (${needs})`
     : `run \`npm rebuild ckpt\` in your project (${needs}; with pnpm: \`pnpm approve-builds\`, then \`pnpm rebuild ckpt\`)`;
@@ -62,7 +60,7 @@ let failure: CkptError | undefined;
 export function native(): NativeAddon {
   if (addon) return addon;
   if (failure) throw failure;
-  const file = `${packageRoot}build/Release/ckpt_native.node`;
+  const file = `${packageRoot()}build/Release/ckpt_native.node`;
   if (nativeDisabled()) {
     failure = new CkptError(ErrorCodes.NATIVE, 'the native addon is disabled (CKPT_NO_NATIVE)', { hint: 'unset CKPT_NO_NATIVE' });
     throw failure;

@@ -54,7 +54,7 @@ test('the packed tarball installs and self checkpoints work with no compiler and
   const packed = execFileSync(process.execPath, [npm, 'pack', '--ignore-scripts', '--pack-destination', dir, '--json'], { cwd: root, encoding: 'utf8' });
   const tgz = join(dir, JSON.parse(packed)[0].filename as string);
   const listed: string[] = JSON.parse(packed)[0].files.map((f: { path: string }) => f.path);
-  assert.ok(listed.includes('scripts/build-native.mjs') && listed.includes('dist/store/checksum.js'), 'the package holds its build wrapper and dist');
+  assert.ok(listed.includes('scripts/build-native.mjs') && listed.includes('dist/bundle/store/checksum.js'), 'the package holds its build wrapper and the bundle');
   assert.ok(!listed.some((p) => p.startsWith('build/')), 'no prebuilt addon is shipped');
 
   const bin = bareBin(dir);
@@ -68,6 +68,12 @@ test('the packed tarball installs and self checkpoints work with no compiler and
   assert.equal(install.code, 0, `npm install --ignore-scripts failed: ${install.stderr}`);
   const pkg = join(project, 'node_modules', 'ckpt');
   assert.equal(existsSync(join(pkg, 'build')), false);
+  const ckptBin = join(project, 'node_modules', '.bin', 'ckpt');
+  const versioned = await run(process.execPath, [ckptBin, '--version'], project, env);
+  assert.equal(versioned.stdout, `ckpt ${JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version}\n`, versioned.stderr);
+  const helped = await run(process.execPath, [ckptBin, '--help'], project, env);
+  assert.equal(helped.code, 0, helped.stderr);
+  assert.match(helped.stdout, /^usage: ckpt COMMAND/);
   assert.ok(existsSync(join(project, 'node_modules', '.bin', 'ckpt-self')), 'the self-protocol launcher is installed as a bin');
   assert.equal(JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')).dependencies['xxhash-wasm'], '1.1.0');
   assert.ok(existsSync(join(project, 'node_modules', 'xxhash-wasm')), 'the fallback is a runtime dependency');
@@ -80,7 +86,6 @@ test('the packed tarball installs and self checkpoints work with no compiler and
   await original.waitFor(/^waiting to be killed/);
   assert.deepEqual(original.lines, ['count 1', 'count 2', 'count 3', 'count 4', 'count 5', "checkpoint() returned 'continue' (self, snapshot 1) at counter 5", 'waiting to be killed…']);
   await original.kill('SIGKILL');
-  const ckptBin = join(project, 'node_modules', '.bin', 'ckpt');
   const restarted = new Program(process.execPath, [ckptBin, 'restart', store], env, { cwd: project, session: true });
   t.after(() => restarted.kill());
   const exit = await restarted.exited;
@@ -101,10 +106,10 @@ test('the packed tarball installs and self checkpoints work with no compiler and
     writeFileSync(f, Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + (i >> 11)) & 255)));
     files.push(f);
   }
-  const hashScript = `import { hashFile, checksumBackend } from 'ckpt/dist/store/checksum.js';
+  const hashScript = `import { hashFile, checksumBackend } from 'ckpt/dist/bundle/store/checksum.js';
     const out = []; for (const f of JSON.parse(process.argv[2])) out.push(await hashFile(f));
     console.log(JSON.stringify({ backend: checksumBackend().backend, sums: out }));`;
-  writeFileSync(join(project, 'hash.mjs'), hashScript.replace("'ckpt/dist/store/checksum.js'", JSON.stringify(join(pkg, 'dist', 'store', 'checksum.js'))));
+  writeFileSync(join(project, 'hash.mjs'), hashScript.replace("'ckpt/dist/bundle/store/checksum.js'", JSON.stringify(join(pkg, 'dist', 'bundle', 'store', 'checksum.js'))));
   const hashed = await run(process.execPath, ['hash.mjs', JSON.stringify(files)], project, env);
   assert.equal(hashed.code, 0, hashed.stderr);
   const { backend, sums } = JSON.parse(hashed.stdout);

@@ -61,7 +61,8 @@ function clusterProcesses(cluster: SlurmCluster): Proc[] {
   return out;
 }
 
-const AGENT = 'dist/agent/main.js';
+// The agent's file in either build: the bundle (dist/bundle/agent/main.js, run by bin/ckpt) or tsc's output.
+const AGENT = '/agent/main.js';
 /** The node agents themselves (node AGENT; not their unshare or srun). */
 const agents = (cluster: SlurmCluster): Proc[] => clusterProcesses(cluster).filter((p) => p.argv[1]?.endsWith(AGENT));
 /** The ranks (node PROGRAM). */

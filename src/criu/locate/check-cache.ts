@@ -44,6 +44,16 @@ export function cachedPass(key: string): boolean {
   return readCache()[key]?.ok === true;
 }
 
+/**
+ * The version recorded with a passing check of this binary (same real path, mtime,
+ * size, kernel and user): it saves running `criu --version` in every ckpt command.
+ */
+export function cachedVersion(path: string): string | undefined {
+  const key = checkCacheKey(path);
+  const version = key === undefined ? undefined : readCache()[key]?.version;
+  return typeof version === 'string' ? version : undefined;
+}
+
 /** Records a passing check; never fails (a read-only state dir only costs a re-check next time). */
 export function recordPass(key: string, entry: CheckCacheEntry): void {
   try {

@@ -3,6 +3,7 @@
 import { statSync } from 'node:fs';
 import { CkptError, ErrorCodes, errnoCode } from '../../errors.js';
 import { runTool } from '../../util/spawn.js';
+import { cachedVersion } from './check-cache.js';
 import { SETUP_HINT } from './paths.js';
 
 export interface CriuVersion {
@@ -31,7 +32,10 @@ export function parseCriuVersion(text: string): CriuVersion | undefined {
 /** `criu --version` answers, per binary (path, size, mtime), for the life of this process. */
 const versions = new Map<string, CriuVersion>();
 
-/** Runs `criu --version` (once per binary and process); throws only when it cannot run at all. */
+/**
+ * Runs `criu --version` (once per binary and process, and not at all when a passing
+ * `criu check` of this very binary recorded it); throws only when it cannot run at all.
+ */
 export async function criuVersion(path: string): Promise<CriuVersion> {
   let key: string | undefined;
   try {
@@ -42,7 +46,8 @@ export async function criuVersion(path: string): Promise<CriuVersion> {
   }
   const known = key === undefined ? undefined : versions.get(key);
   if (known) return known;
-  const v = await runCriuVersion(path);
+  const recorded = cachedVersion(path);
+  const v = (recorded === undefined ? undefined : parseCriuVersion(`Version: ${recorded}`)) ?? (await runCriuVersion(path));
   if (key !== undefined) versions.set(key, v);
   return v;
 }

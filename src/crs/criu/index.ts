@@ -17,7 +17,6 @@ import { native } from '../../util/native.js';
 import { logsDir } from '../../util/paths.js';
 import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
 import type { ProcessRecord } from '../../store/manifest.js';
-import { restoreWithCriu } from './restore.js';
 import { lockTableLeftover } from './leftovers.js';
 import { writableFiles } from './files.js';
 import { needsShellJob } from '../../store/record.js';
@@ -304,6 +303,8 @@ export const criuCheckpointer: Checkpointer = {
   },
 
   async restart(request) {
+    // Loaded on demand: a checkpoint (the common CLI call) need not compile the restore path.
+    const { restoreWithCriu } = await import('./restore.js');
     return restoreWithCriu(request, (await criuBinary()).path);
   },
 };

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// The bundled build that ckpt runs from (bin/ckpt, the package's exports, the node
+// agent, ckpt-self): a handful of files instead of tsc's ~75 modules, because Node's
+// module loader (resolution, stat, open, compile per file) cost 80–140 ms of every
+// CLI call before any work (issue #16). ESM with code splitting: code shared by the
+// entry points lives in chunks/ (one copy per process, e.g. for a program that
+// imports both 'ckpt' and 'ckpt/rank'), and each dynamic import() becomes a chunk
+// loaded only when that path runs. Dependencies are bundled too.
+// tsc's output (dist/…) stays for the tests and tools; the typings come from
+// tsconfig.types.json (dist/types). No source maps: the package ships no sources.
+import { readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { version } = JSON.parse(readFileSync(`${root}package.json`, 'utf8'));
+const outdir = `${root}dist/bundle`;
+
+/**
+ * One build per kind of process, each with its entry points (output name under
+ * dist/bundle, without .js → source): a process loads its own build's files only.
+ * Entry points loaded into one process share their chunks (the library's '.' and
+ * './rank'; ckpt-self's two).
+ */
+const builds = [
+  { 'cli/main': 'src/cli/main.ts' }, // bin/ckpt
+  { index: 'src/index.ts', 'rank/index': 'src/rank/index.ts' }, // package.json exports '.' and './rank'
+  { 'agent/main': 'src/agent/main.ts' }, // srun runs it on every node (runtime/starter-slurm.ts)
+  { errors: 'src/errors.ts', 'process/self-program': 'src/process/self-program.ts' }, // scripts/ckpt-self.mjs
+  { 'store/checksum': 'src/store/checksum.ts' }, // test/process/packed-install.test.ts: the installed package's checksums
+];
+
+rmSync(outdir, { recursive: true, force: true });
+// One after another: builds may write the same chunk (a dependency), with the same bytes.
+const results = [];
+for (const entryPoints of builds) {
+  results.push(
+    await build({
+      absWorkingDir: root,
+      entryPoints,
+      outdir,
+      entryNames: '[dir]/[name]',
+      chunkNames: 'chunks/[name]-[hash]',
+      bundle: true,
+      splitting: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      // Whitespace and syntax only: names stay readable in CKPT_DEBUG stack traces.
+      minifyWhitespace: true,
+      minifySyntax: true,
+      legalComments: 'none',
+      sourcemap: false,
+      define: { __CKPT_BUNDLE__: 'true', __CKPT_VERSION__: JSON.stringify(version) },
+      logLevel: 'warning',
+      metafile: true,
+    }),
+  );
+}
+if (process.argv.includes('--verbose')) {
+  for (const [file, out] of results.flatMap((r) => Object.entries(r.metafile.outputs))) console.log(`${String(out.bytes).padStart(8)}  ${file}`);
+}
