@@ -22,8 +22,8 @@ function count(file: string): number {
 test('a rank job: checkpoint --stop stops every rank; ckpt resume JOB lets each go on', async (t) => {
   const dir = tempDir(t);
   const name = `resume-${process.pid}`;
-  const printer = join(root, 'test', 'fixtures', 'jobs', 'printer.mjs');
-  const run = ckptProgram(['run', '-n', '2', '--crs', 'self', '--name', name, '--dir', join(dir, 'store'), '--', process.execPath, printer], stateEnv(dir));
+  const ticker = join(root, 'test', 'fixtures', 'jobs', 'ticker.mjs');
+  const run = ckptProgram(['run', '-n', '2', '--crs', 'self', '--name', name, '--dir', join(dir, 'store'), '--', process.execPath, ticker, '--print'], stateEnv(dir));
   t.after(() => run.kill('SIGTERM'));
   const pids: number[] = [];
   for (const r of [0, 1]) pids.push(Number(/ (\d+)$/.exec(await run.waitFor(new RegExp(`^\\[${r}\\] ready ${r} \\d+$`)))![1]));

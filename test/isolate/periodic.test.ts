@@ -4,20 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { listSnapshots, type ListedSnapshot } from '../../dist/store/store.js';
+import { keptNewest, newestSeq, tickOf } from '../helpers/snapshots.js';
 import { ckpt, ckptProgram, eventually, fixture, needCriu, tempDir } from '../helpers.js';
 
-function snapshots(store: string): ListedSnapshot[] {
-  try {
-    return listSnapshots(store);
-  } catch {
-    return [];
-  }
-}
-const newestSeq = (store: string): number => Math.max(0, ...snapshots(store).map((s) => s.seq));
-const tickOf = (line: string | undefined): number => Number(/^tick (\d+)$/.exec(line ?? '')?.[1] ?? NaN);
 
 test('--isolate --interval 1 --keep 2: the tree is checkpointed every second, left running; the newest 2 stay and each restores', async (t) => {
   if (!(await needCriu(t))) return;
@@ -38,10 +29,7 @@ test('--isolate --interval 1 --keep 2: the tree is checkpointed every second, le
   assert.equal((await ckpt(['kill', name], env)).code, 0);
   await job.exited;
 
-  const kept = snapshots(store);
-  const newest = newestSeq(store);
-  assert.deepEqual(kept.map((s) => s.seq), [newest - 1, newest], 'exactly the newest 2');
-  assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')), 'no partial snapshot left');
+  const kept = keptNewest(store, 2);
   let previous = 0;
   for (const s of kept) {
     const restarted = ckptProgram(['restart', s.dir], env);

@@ -9,27 +9,12 @@ import { join } from 'node:path';
 import { beginSnapshot, commitSnapshot, verifySnapshot } from '../../dist/store/store.js';
 import { hashFile } from '../../dist/store/checksum.js';
 import { ImageWatcher, type WriteProgress } from '../../dist/store/image-watcher.js';
-import { MANIFEST_FORMAT, MANIFEST_VERSION } from '../../dist/store/manifest.js';
+import { manifestDraft } from '../helpers/snapshots.js';
 import { tempDir } from '../helpers.js';
 
 const MB = 1 << 20;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function draft(): any {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    kind: 'process',
-    createdAt: new Date().toISOString(),
-    ckptVersion: 'test',
-    crs: { name: 'none', version: 'test' },
-    host: 'testhost',
-    endState: 'continue',
-    origin: 'external',
-    process: { pid: 4242, tree: [4242], argv: ['/bin/true'], cwd: '/', env: {}, stdio: [null, null, null], uid: 0 },
-    data: {},
-  };
-}
+const draft = () => manifestDraft();
 
 async function scenario(t: TestContext, write: (images: string, poll: () => void) => void | Promise<void>) {
   const store = join(tempDir(t), 'store');

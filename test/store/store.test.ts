@@ -15,27 +15,14 @@ import {
   removeSnapshot,
   verifySnapshot,
 } from '../../dist/store/store.js';
-import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION, validateManifest } from '../../dist/store/manifest.js';
+import { MANIFEST_NAME, validateManifest } from '../../dist/store/manifest.js';
 import { ckpt, isOneLineError, tempDir } from '../helpers.js';
+import { manifestDraft } from '../helpers/snapshots.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-function draft(pid = 4242): Json {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    kind: 'process',
-    createdAt: new Date().toISOString(),
-    ckptVersion: 'test',
-    crs: { name: 'none', version: 'test' },
-    host: 'testhost',
-    endState: 'continue',
-    origin: 'external',
-    process: { pid, tree: [pid], argv: ['/bin/true', `--id=${pid}`], cwd: '/', env: {}, stdio: [null, null, null], uid: 0 },
-    data: {},
-  };
-}
+const draft = (pid = 4242): Json => manifestDraft({}, { pid, argv: ['/bin/true', `--id=${pid}`] });
 
 /** A committed snapshot with two files (one in a subdirectory). */
 async function make(store: string, pid = 4242, content = 'hello') {

@@ -23,8 +23,9 @@ import {
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { beginSnapshot, commitSnapshot, openSnapshot } from '../../dist/store/store.js';
-import { MANIFEST_FORMAT, MANIFEST_NAME, MANIFEST_VERSION } from '../../dist/store/manifest.js';
+import { MANIFEST_NAME } from '../../dist/store/manifest.js';
 import { ckpt, isOneLineError, Program, runAsUser, tempDir, testUser, userDir, userInstall, type Result, type TestUser } from '../helpers.js';
+import { manifestDraft } from '../helpers/snapshots.js';
 
 const isRoot = process.geteuid?.() === 0;
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -36,19 +37,7 @@ function needRoot(t: TestContext): boolean {
 
 /** A process manifest draft: `crs` none restarts by running `argv` in `cwd`. */
 function draft(argv: string[], cwd: string, crs = 'none'): Json {
-  return {
-    format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
-    kind: 'process',
-    createdAt: new Date().toISOString(),
-    ckptVersion: 'test',
-    crs: { name: crs, version: 'test' },
-    host: 'testhost',
-    endState: 'terminate',
-    origin: 'self',
-    process: { pid: 4242, tree: [4242], argv, cwd, env: { PATH: '/usr/bin:/bin' }, stdio: [null, null, null], uid: 0 },
-    data: {},
-  };
+  return manifestDraft({ crs: { name: crs, version: 'test' }, endState: 'terminate', origin: 'self' }, { argv, cwd, env: { PATH: '/usr/bin:/bin' } });
 }
 
 /** A committed snapshot in a new store under `base`; returns the store. */
