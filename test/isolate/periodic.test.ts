@@ -47,7 +47,7 @@ test('--isolate: --keep without --interval, --interval 0 are usage errors (exit 
   const env = { CKPT_STATE_DIR: join(tempDir(t), 'state') };
   for (const [args, re] of [
     [['--keep', '2'], /--keep goes with --interval/],
-    [['--interval', '0'], /--interval takes a whole number ≥ 1/],
+    [['--interval', '0'], /--interval takes a whole number (of seconds )?≥ 1/],
   ] as const) {
     const r = await ckpt(['run', '--isolate', ...args, '--', '/bin/true'], env);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -72,7 +72,7 @@ test('bad input: --keep without --interval, --interval with --stop, --interval f
   for (const [args, re] of [
     [['--pid', pid, '--dir', '/nonexistent', '--keep', '2'], /--keep goes with --interval/],
     [['--pid', pid, '--dir', '/nonexistent', '--interval', '1', '--stop'], /--interval leaves the process running/],
-    [['--pid', pid, '--dir', '/nonexistent', '--interval', '0'], /--interval takes a whole number ≥ 1/],
+    [['--pid', pid, '--dir', '/nonexistent', '--interval', '0'], /--interval takes a whole number (of seconds )?≥ 1/],
     [['somejob', '--interval', '5'], /ckpt run --interval/],
   ] as const) {
     const r = await ckpt(['checkpoint', ...args]);
