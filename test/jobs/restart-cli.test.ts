@@ -123,8 +123,8 @@ for (const crs of ['self', 'criu'] as const) {
     bytes[at] = bytes[at]! ^ 0xff;
     writeFileSync(path, bytes);
     const { again, facts } = await restartJob(t, dir, [store]);
-    assert.equal(facts.crs, crs);
-    const ranks: number[] = facts.ranks;
+    assert.equal(facts.crs.name, crs);
+    const ranks: number[] = facts.pids;
     assert.ok(ranks.length === 2 && ranks.every((pid) => pid > 1 && alive(pid)), `ranks ${ranks.join(',')} run`);
     if (crs === 'self') for (let r = 0; r < 2; r++) await again.waitFor(new RegExp(`^\\[${r}\\] ready ${r} \\d+$`));
     again.child.kill('SIGTERM');
