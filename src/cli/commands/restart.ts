@@ -78,10 +78,15 @@ export const restartCommand: Command = {
       if (values.detach) throw new UsageError('--detach is not supported for a snapshot of an isolated job');
       return restartIsolatedJob(opened, values['no-verify'] !== true, json);
     }
-    // A job's ranks are being started or restored: a signal meanwhile ends the job once it stands.
+    // While the ranks or the process are being restored, a signal is held, not fatal: a job
+    // ends once it stands; a process (running as soon as CRIU releases it, before the
+    // restore call returns) gets it forwarded. A detached restart keeps Node's default.
+    // One listener from here to the end (removing and adding listeners opens a gap in
+    // which a signal was seen to be lost): it holds the signal until `forwardTo` is set.
     let early: NodeJS.Signals | undefined;
-    const catchEarly = (sig: NodeJS.Signals) => void (early ??= sig);
-    if (opened.manifest.kind === 'job') for (const sig of FORWARDED) process.on(sig, catchEarly);
+    let forwardTo: ((sig: NodeJS.Signals) => void) | undefined;
+    const catchEarly = (sig: NodeJS.Signals) => (forwardTo ? forwardTo(sig) : void (early ??= sig));
+    if (opened.manifest.kind === 'job' || !values.detach) for (const sig of FORWARDED) process.on(sig, catchEarly);
     let restarted;
     try {
       restarted = await restartSnapshot(positionals[0]!, {
@@ -97,8 +102,8 @@ export const restartCommand: Command = {
         job: { ...where, intervalMs: interval === undefined ? undefined : interval * 1000, keep, envRefresh: unattended.envRefresh },
       });
     } finally {
-      // A restarted job keeps them until its own are in place (no moment without a handler).
-      if (!restarted?.process.job) for (const sig of FORWARDED) process.off(sig, catchEarly);
+      // A restarted job or process keeps it until its own handling is in place.
+      if (!restarted || values.detach) for (const sig of FORWARDED) process.off(sig, catchEarly);
       endProgress(json);
     }
     const { snapshot, process: proc } = restarted;
@@ -123,15 +128,15 @@ export const restartCommand: Command = {
     }
     if (json) printResult('restart', { ...facts, detached: false });
     // Signals meant for us go to the restored process, which then decides our exit.
-    const forward = (sig: NodeJS.Signals) => void signalPid(proc.pid, sig);
-    for (const sig of FORWARDED) process.on(sig, forward);
+    forwardTo = (sig) => void signalPid(proc.pid, sig);
+    if (early) forwardTo(early);
     try {
       const exit = await proc.wait();
       if (exit.error) process.stderr.write(`${formatError(exit.error)}\n`);
       if (exit.signal) return signalStatus(exit.signal);
       return exit.code ?? 0;
     } finally {
-      for (const sig of FORWARDED) process.off(sig, forward);
+      for (const sig of FORWARDED) process.off(sig, catchEarly);
     }
   },
 };
