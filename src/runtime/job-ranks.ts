@@ -2,9 +2,14 @@
 // (or restored), its output forwarded, its exit awaited; signalled and ended as a
 // set. What an exit means for the job is the Job's decision (its hooks).
 import { createWriteStream } from 'node:fs';
+import { CkptError, ErrorCodes } from '../errors.js';
+import type { RejoinInfo } from '../crs/job.js';
+import { jobCheckpointer } from '../crs/job-registry.js';
+import type { JobSnapshot, Verification } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
 import type { OutputMode, RankExit } from './job-types.js';
 import { closeQuietly, forwardRankOutput, type RankOutputFiles, type StreamName } from './rank-output.js';
+import { restoredRank } from './rankproc.js';
 import type { RankProcess, RankSpec, RankStarter } from './starter.js';
 
 interface Held {
@@ -30,6 +35,23 @@ export class JobRanks {
     private readonly output: OutputMode,
     private readonly hooks: RankHooks,
   ) {}
+
+  /**
+   * Restores every rank of a snapshot whose checkpointer restores ranks itself (criu:
+   * crs/criu/job-restore.ts): on other nodes by their agents (which verify their own
+   * files), here by the checkpointer; each restored rank is then held like a started one.
+   */
+  async restore(snapshot: JobSnapshot, starter: RankStarter, rejoin: RejoinInfo, verification: Verification | undefined, files: RankOutputFiles | undefined): Promise<void> {
+    const component = jobCheckpointer(snapshot.manifest.crs.name);
+    if (!component.restoreRanks) throw new CkptError(ErrorCodes.INTERNAL, `${component.name} does not restore ranks itself`);
+    if (starter.restore) return starter.restore(snapshot, { rejoin, onRestored: (rank, proc) => this.hold(rank, proc) });
+    await component.restoreRanks(snapshot, {
+      rejoin,
+      verification,
+      ...(files ? { outputFile: (rank: number, stream: 0 | 1) => files.take(rank, stream) } : {}),
+      onRestored: (rank, pid, stdout, stderr) => this.hold(rank, restoredRank(pid, stdout, stderr)),
+    });
+  }
 
   /** Starts rank `spec.rank` through `starter`, into its --output files when there are. */
   start(starter: RankStarter, spec: Omit<RankSpec, 'stdout' | 'stderr'>, files: RankOutputFiles | undefined): void {

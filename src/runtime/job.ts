@@ -21,8 +21,6 @@ import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } 
 import type { JobEvents, JobResult, LaunchOptions, RankExit } from './job-types.js';
 import { JobRanks } from './job-ranks.js';
 import type { RankOutputFiles } from './rank-output.js';
-import { jobCheckpointer } from '../crs/job-registry.js';
-import { restoredRank } from './rankproc.js';
 import { LocalStarter } from './starter-local.js';
 import type { RankStarter } from './starter.js';
 
@@ -268,19 +266,9 @@ export class Job extends EventEmitter<JobEvents> {
   /** @internal restart from a snapshot whose checkpointer restores the ranks itself (criu: crs/criu/job-restore.ts) instead of starting them. */
   async startRestored(snapshot: JobSnapshot, env: NodeJS.ProcessEnv): Promise<void> {
     this.setUp(env);
-    const component = jobCheckpointer(snapshot.manifest.crs.name);
     try {
-      if (!component.restoreRanks) throw new CkptError(ErrorCodes.INTERNAL, `${component.name} does not restore ranks itself`);
-      const files = this.files;
       const rejoin = { coord: this.address, job: this.id, secret: this.secret };
-      // Ranks that run elsewhere are restored there, by their node's agent (which verifies their files itself).
-      if (this.starter.restore) await this.starter.restore(snapshot, { rejoin, onRestored: (rank, proc) => this.ranks.hold(rank, proc) });
-      else await component.restoreRanks(snapshot, {
-        rejoin: { coord: this.address, job: this.id, secret: this.secret },
-        verification: this.options.verification,
-        ...(files ? { outputFile: (rank: number, stream: 0 | 1) => files.take(rank, stream) } : {}),
-        onRestored: (rank, pid, stdout, stderr) => this.ranks.hold(rank, restoredRank(pid, stdout, stderr)),
-      });
+      await this.ranks.restore(snapshot, this.starter, rejoin, this.options.verification, this.files);
     } catch (err) {
       // Whatever was restored goes again: the job cannot start without every rank.
       const e = err as CkptError;
