@@ -6,6 +6,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { native } from '../util/native.js';
 import { signalGroup, signalPid } from '../util/signals.js';
+import { killTree } from '../util/stopped-tree.js';
 import { waitExit, type Exit } from '../util/spawn.js';
 import type { RankProcess } from './starter.js';
 
@@ -25,7 +26,11 @@ function groupLeader(proc: Pick<RankProcess, 'pid' | 'stdout' | 'stderr' | 'exit
     },
     signal(signal) {
       const pid = proc.pid;
-      return pid !== undefined && pid > 1 && signalGroup(pid, signal);
+      if (pid === undefined || pid <= 1) return false;
+      // A kill ends the rank's whole tree, members that left its group included (a
+      // rank frozen by its dump for a checkpoint that ends the job is killed so).
+      if (signal === 'SIGKILL') killTree(pid);
+      return signalGroup(pid, signal);
     },
     terminate(graceMs) {
       return terminateGroup(leader, graceMs);

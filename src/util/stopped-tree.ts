@@ -21,3 +21,22 @@ export function continueStoppedTree(root: number): number[] {
   }
   return resumed;
 }
+
+/**
+ * Kills every process of the tree under `root` (SIGKILL), deepest first, then the
+ * root: a member that left the root's process group (setsid) is not reached by a
+ * signal to the group, and a tree a dump left stopped would keep it stopped forever.
+ * Found through /proc; a running tree may fork meanwhile, so the caller still signals
+ * the group. Never a pid ≤ 1. Returns the pids signalled.
+ */
+export function killTree(root: number): number[] {
+  const killed: number[] = [];
+  for (const pid of processTree(root).reverse()) {
+    try {
+      if (pid > 1 && signalPid(pid, 'SIGKILL')) killed.push(pid);
+    } catch {
+      // not ours (EPERM): the kernel would refuse it to the group signal too
+    }
+  }
+  return killed;
+}
