@@ -88,6 +88,11 @@ export function dumpHint(errors: string[], logPath: string): string {
   return `CRIU's log: ${logPath}`;
 }
 
+/** A schedule as the job's registry record holds it (a file of ours, checked all the same). */
+function validSchedule(s: { intervalMs: number; keep?: number } | undefined): boolean {
+  return s !== undefined && Number.isSafeInteger(s.intervalMs) && s.intervalMs >= 1 && (s.keep === undefined || (Number.isSafeInteger(s.keep) && s.keep >= 1));
+}
+
 function recordOfJob(job: JobRecord & { isolated: NonNullable<JobRecord['isolated']> }): ProcessRecord {
   const root = job.isolated.rootPid;
   let cwd = '/';
@@ -107,7 +112,13 @@ function recordOfJob(job: JobRecord & { isolated: NonNullable<JobRecord['isolate
     shellJob: false,
     tcpEstablished: true,
     uid: process.geteuid?.() ?? 0,
-    isolation: { name: job.name, net: job.isolated.net, ioMount: IO_MOUNT, ioKey: IO_EXTERNAL_KEY },
+    isolation: {
+      name: job.name,
+      net: job.isolated.net,
+      ioMount: IO_MOUNT,
+      ioKey: IO_EXTERNAL_KEY,
+      ...(validSchedule(job.isolated.schedule) ? { schedule: job.isolated.schedule } : {}),
+    },
   };
 }
 

@@ -28,6 +28,8 @@ export interface IsolatedJobInit {
   ioDir: string;
   net: boolean;
   restoredFrom?: string;
+  /** Its periodic checkpoints (run by its supervisor), recorded for its snapshots. */
+  schedule?: { intervalMs: number; keep?: number };
   /** Resolves when pid 1 of the job has exited. */
   waitRoot: () => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output?: { stdout?: Writable; stderr?: Writable };
@@ -128,6 +130,7 @@ export class IsolatedJob {
         ioDir: this.ioDir,
         net: this.net,
         ...(this.init.restoredFrom ? { restoredFrom: this.init.restoredFrom } : {}),
+        ...(this.init.schedule ? { schedule: this.init.schedule } : {}),
       },
       id: this.id,
       name: this.name,

@@ -28,6 +28,8 @@ export interface IsolatedLaunchOptions {
   killGraceMs?: number;
   /** Record the job for `ckpt ps` / `ckpt kill` / `ckpt checkpoint` (default true). */
   register?: boolean;
+  /** Its periodic checkpoints (run by the caller: supervise.ts), recorded into its snapshots. */
+  schedule?: { intervalMs: number; keep?: number };
   /** How long the namespace set-up may take (ms, default 15 s). */
   startTimeoutMs?: number;
   /**
@@ -180,6 +182,7 @@ export async function launchIsolated(options: IsolatedLaunchOptions): Promise<Is
     output: options.output,
     register: options.register,
     killGraceMs: options.killGraceMs,
+    ...(options.schedule ? { schedule: options.schedule } : {}),
     waitRoot: async () => {
       const exit = await exited;
       // The outer script is gone; nothing of the job may outlive it in its group.

@@ -41,6 +41,8 @@ export interface IsolatedRestartOptions {
   output?: { stdout?: Writable; stderr?: Writable };
   register?: boolean;
   killGraceMs?: number;
+  /** Its periodic checkpoints from now on (run by the caller: supervise.ts), recorded into its snapshots. */
+  schedule?: { intervalMs: number; keep?: number };
   /** How long CRIU may take (ms, default 120 s; CKPT_RESTORE_TIMEOUT_MS): a hung restore is ended and cleaned up. */
   timeoutMs?: number;
   onProgress?: (message: string) => void;
@@ -253,6 +255,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
     output: options.output,
     register: options.register,
     killGraceMs: options.killGraceMs,
+    ...(options.schedule ? { schedule: options.schedule } : {}),
     waitRoot: async () => {
       const st = await native().waitpid(pid);
       return { code: st.code, signal: st.signal === null ? null : (SIGNAL_NAMES[st.signal] ?? 'SIGKILL') };

@@ -25,6 +25,8 @@ export interface IsolationInfo {
   net: boolean;
   /** The snapshot a restored job came from. */
   restoredFrom?: string;
+  /** Its periodic checkpoints, recorded into its snapshots (a restart resumes them). */
+  schedule?: { intervalMs: number; keep?: number };
 }
 
 export interface JobRecord {

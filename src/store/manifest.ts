@@ -68,6 +68,13 @@ export interface IsolationRecord {
   ioKey: string;
   /** The dump's CRIU run id: it names the nftables table that locks the job's connections. */
   dumpRunId?: string;
+  /** Its periodic checkpoints (`--interval`, ms) and retention (`--keep`): `ckpt restart` resumes them. */
+  schedule?: IsolatedSchedule;
+}
+
+export interface IsolatedSchedule {
+  intervalMs: number;
+  keep?: number;
 }
 
 interface ManifestBase {
@@ -240,6 +247,8 @@ function validateProcess(value: Record<string, unknown>): void {
     if (!isObj(iso) || !isStr(iso.name) || typeof iso.net !== 'boolean') fail('process.isolation');
     if (!isStr(iso.ioMount) || !iso.ioMount.startsWith('/') || !isStr(iso.ioKey) || !/^[\w.-]+$/.test(iso.ioKey)) fail('process.isolation');
     if (iso.dumpRunId !== undefined && (!isStr(iso.dumpRunId) || !/^[0-9A-Za-z-]+$/.test(iso.dumpRunId))) fail('process.isolation');
+    const sch = iso.schedule;
+    if (sch !== undefined && (!isObj(sch) || !isInt(sch.intervalMs) || sch.intervalMs < 1 || (sch.keep !== undefined && !(isInt(sch.keep) && sch.keep >= 1)))) fail('process.isolation.schedule');
   }
 }
 

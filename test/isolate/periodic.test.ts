@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { keptNewest, newestSeq, tickOf } from '../helpers/snapshots.js';
+import { keptNewest, listedSnapshots, newestSeq, tickOf } from '../helpers/snapshots.js';
 import { ckpt, ckptProgram, eventually, fixture, needCriu, tempDir } from '../helpers.js';
 
 
@@ -30,9 +30,10 @@ test('--isolate --interval 1 --keep 2: the tree is checkpointed every second, le
   await job.exited;
 
   const kept = keptNewest(store, 2);
+  // Each restores (--interval 0: without its recorded schedule, which would take and prune snapshots meanwhile).
   let previous = 0;
   for (const s of kept) {
-    const restarted = ckptProgram(['restart', s.dir], env);
+    const restarted = ckptProgram(['restart', s.dir, '--interval', '0'], env);
     t.after(() => restarted.kill('SIGTERM'));
     const first = tickOf(await restarted.waitFor(/^tick \d+$/, 120_000));
     assert.ok(first > previous, `seq ${s.seq} restores at tick ${first}, after ${previous}`);
@@ -41,6 +42,16 @@ test('--isolate --interval 1 --keep 2: the tree is checkpointed every second, le
     assert.equal((await ckpt(['kill', name], env)).code, 0);
     await restarted.exited;
   }
+
+  // A plain restart goes on with the recorded --interval 1 --keep 2: new snapshots, still the newest 2 kept.
+  const top = newestSeq(store);
+  const resumed = ckptProgram(['restart', store], env);
+  t.after(() => resumed.kill('SIGTERM'));
+  await resumed.waitFor(/^tick \d+$/, 120_000);
+  assert.ok(await eventually(() => newestSeq(store) >= top + 2, 180_000, 100), `periodic checkpoints after the restart: ${resumed.stderr}`);
+  assert.ok(await eventually(() => listedSnapshots(store).length === 2, 60_000, 100), `the newest 2 kept: ${listedSnapshots(store).map((x) => x.seq).join(', ')}`);
+  assert.equal((await ckpt(['kill', name], env)).code, 0);
+  await resumed.exited;
 });
 
 test('--isolate: --keep without --interval, --interval 0 are usage errors (exit 2)', async (t) => {

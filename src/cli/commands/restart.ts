@@ -6,37 +6,54 @@ import { UsageError } from '../../errors.js';
 import { restartSnapshot } from '../../process/restart.js';
 import { restartJob } from '../../runtime/restart.js';
 import { launcherFrom } from '../launcher-options.js';
-import { runUnattended, unattendedFrom } from '../unattended.js';
+import { runUnattended, unattendedFrom, type Unattended } from '../unattended.js';
 import { restartSpec } from '../spec/restart.js';
 import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
+import { superviseIsolated } from '../../isolate/supervise.js';
+import type { IsolatedSchedule } from '../../store/manifest.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, println, progress } from '../output.js';
 import { printResult } from '../json.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
 
-async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boolean): Promise<number> {
+/**
+ * An isolated job back in fresh namespaces, supervised as `ckpt run --isolate` does:
+ * its recorded --interval/--keep go on (unless given here), signals end it, and
+ * --checkpoint-signal / --max-restarts work as for a rank job. Its snapshots go to the
+ * store it came from.
+ */
+async function restartIsolatedJob(snapshot: Snapshot, o: { verify: boolean; json: boolean; schedule?: IsolatedSchedule; supervise: Unattended['supervise'] }): Promise<number> {
   let restarted;
   try {
-    restarted = await restartIsolated(snapshot, { verify, onProgress: progress(json) });
+    restarted = await restartIsolated(snapshot, { verify: o.verify, onProgress: progress(o.json), schedule: o.schedule });
   } finally {
-    endProgress(json);
+    endProgress(o.json);
   }
   const { job } = restarted;
-  if (json) printResult('restart', { kind: 'isolated', detached: false, pid: job.rootPid, ...restoredFrom(snapshot), job: job.id, name: job.name });
-  // Signals meant for us end the restored job, as for ckpt run --isolate.
-  let interrupts = 0;
-  const onSignal = () => {
-    if (++interrupts === 1) void job.end();
-    else job.kill();
-  };
-  for (const sig of FORWARDED) process.on(sig, onSignal);
-  try {
-    return (await job.wait()).status;
-  } finally {
-    for (const sig of FORWARDED) process.off(sig, onSignal);
+  if (o.json) printResult('restart', { kind: 'isolated', detached: false, pid: job.rootPid, ...restoredFrom(snapshot), job: job.id, name: job.name });
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const exit = await superviseIsolated(job, {
+    ...o.supervise,
+    ...(o.schedule ?? {}),
+    name: job.name,
+    store: snapshot.store,
+    relaunch: async (from) => (await restartIsolated(from!, { verify: o.verify, schedule: o.schedule })).job,
+    log,
+  });
+  return exit.status;
+}
+
+/** The schedule a restarted isolated job keeps: the one given here (--interval 0: none), else the recorded one. */
+function isolatedSchedule(recorded: IsolatedSchedule | undefined, interval: number | undefined, keep: number | undefined): IsolatedSchedule | undefined {
+  if (interval === 0) return undefined;
+  if (interval !== undefined) return { intervalMs: interval * 1000, ...(keep !== undefined ? { keep } : {}) };
+  if (!recorded) {
+    if (keep !== undefined) throw new UsageError('--keep goes with --interval (this snapshot records no periodic checkpoints)');
+    return undefined;
   }
+  return { intervalMs: recorded.intervalMs, ...((keep ?? recorded.keep) !== undefined ? { keep: keep ?? recorded.keep } : {}) };
 }
 
 /** The --json facts of the snapshot a restart came from. */
@@ -59,7 +76,8 @@ export const restartCommand: Command = {
     // A job resumes its recorded --interval/--keep unless given here (--interval 0: no periodic checkpoints).
     const interval = intOption(values.interval, 'interval', 0);
     const keep = intOption(values.keep, 'keep', 1);
-    if ((interval !== undefined || keep !== undefined) && opened.manifest.kind !== 'job') {
+    const isolated = isIsolatedSnapshot(opened.manifest);
+    if ((interval !== undefined || keep !== undefined) && opened.manifest.kind !== 'job' && !isolated) {
       throw new UsageError('--interval and --keep go with the snapshot of a job');
     }
     const placed = values.launcher !== undefined || values.nodes !== undefined || values.distribution !== undefined || values.bind !== undefined;
@@ -67,16 +85,20 @@ export const restartCommand: Command = {
     // A job's ranks are placed anew: on this host, or across the nodes of this Slurm allocation.
     const where = opened.manifest.kind === 'job' ? { ...launcherFrom(values), ...(values.bind !== undefined ? { bind: values.bind } : {}) } : {};
     const supervised = Object.values(unattended.supervise).some((v) => v !== undefined && v !== false);
-    if (supervised && opened.manifest.kind !== 'job') {
+    if (supervised && opened.manifest.kind !== 'job' && !isolated) {
       throw new UsageError('--checkpoint-signal, --max-restarts and --restart-from-scratch go with the snapshot of a job');
+    }
+    if (isolated && unattended.supervise.restartFromScratch) {
+      throw new UsageError('--restart-from-scratch does not go with the snapshot of an isolated job (its command is started again by ckpt run --isolate --resume)');
     }
     const redirected = values.stdout !== undefined || values.stderr !== undefined || (values.log !== undefined && !values.detach);
     if (redirected && (opened.manifest.kind !== 'process' || opened.manifest.crs.name !== 'criu' || isIsolatedSnapshot(opened.manifest))) {
       throw new UsageError('--stdout, --stderr and --log (without --detach) go with the snapshot of a process made by criu');
     }
-    if (isIsolatedSnapshot(opened.manifest)) {
+    if (isolated && opened.manifest.kind === 'process') {
       if (values.detach) throw new UsageError('--detach is not supported for a snapshot of an isolated job');
-      return restartIsolatedJob(opened, values['no-verify'] !== true, json);
+      const schedule = isolatedSchedule(opened.manifest.process.isolation?.schedule, interval, keep);
+      return restartIsolatedJob(opened, { verify: values['no-verify'] !== true, json, schedule, supervise: unattended.supervise });
     }
     // While the ranks or the process are being restored, a signal is held, not fatal: a job
     // ends once it stands; a process (running as soon as CRIU releases it, before the
