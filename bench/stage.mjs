@@ -148,8 +148,11 @@ try {
   if (probeOut.code !== 0 || !line.startsWith('[')) throw new Error(`probe: exit ${probeOut.code}: ${String(probeOut.stderr).slice(-2000)}`);
   const cps = JSON.parse(line);
   await Promise.all(jobs.map((j) => Promise.race([j.exited, sleep(60_000)])));
-  const rows = cps.map((c) => {
-    const mine = gaps.get(c.name).filter((g) => g.t >= c.t0 && g.t <= c.t1 + 3000);
+  const rows = cps.map((c, i) => {
+    // Its ranks' gaps that end after it began, and before the same job's next checkpoint
+    // began (or 3 s after its reply: without --stage the ranks resume after the reply).
+    const next = cps.slice(i + 1).find((x) => x.name === c.name);
+    const mine = gaps.get(c.name).filter((g) => g.t >= c.t0 && g.t <= Math.min(c.t1 + 3000, next?.t0 ?? Infinity));
     const d = c.data;
     return {
       name: c.name,

@@ -85,7 +85,8 @@ export async function stageCopyOnNodes(items: StageItem[], discard: boolean, age
       return parse(stageCopyReply, await a.request('stage-copy', { items: byNode[i], ...(discard ? { discard } : {}) }, timeoutMs, what), `node ${a.node}'s stage-copy reply`).copied;
     }),
   );
-  const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`node ${agents[i]!.node}: ${(s.reason as Error).message}`] : []));
+  // A refused request's error names its node already.
+  const failed = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).message] : []));
   if (failed.length) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, failed.join('; '));
   return settled.flatMap((s) => (s as PromiseFulfilledResult<{ rank: number; files: FileEntry[] }[]>).value);
 }
