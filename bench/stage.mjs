@@ -4,8 +4,10 @@
 // (test/slurm/cluster.ts), the same ring (bench/fixtures/slurm-ring.mjs, BENCH_MB of
 // random bytes per rank) on the same nodes, one with --stage on each node's tmpfs
 // (the cluster's `local`), one without; the store of both is on this machine's disk.
-// Their checkpoints (then: continue) alternate, A B B A A B …, so both see the same load.
-//   node bench/stage.mjs [--reps N] [--mb MB] [--nodes N] [--per-node K] [--json]
+// Their checkpoints (then: continue) take turns, A B B A A B …, so both see the same load.
+//   node bench/stage.mjs [--reps N] [--mb MB] [--nodes N] [--per-node K] [--disk-stage] [--json]
+// --disk-stage: a third job staged on the same disk as the store (a directory of the
+// cluster's, not a tmpfs): what the early release gains without a faster medium.
 // Not a test: needs root, Slurm and CRIU; compile first (`npx tsc -p test/tsconfig.json`).
 //
 // Per checkpoint:
@@ -17,7 +19,7 @@
 //   dump      the slowest rank's own dump (data.dumpMs: CRIU writing its images, and
 //             without --stage the fsync and checksum of them, data.syncMs)
 //   copy      --stage: the nodes' copy into the store, fsynced and checksummed (data.stageCopyMs)
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +42,7 @@ if (process.argv[2] === '--probe') {
   const out = [];
   try {
     for (let i = 0; i < o.reps; i++) {
-      // A B, then B A: neither always goes first.
+      // A B (C), then (C) B A: none always goes first.
       const order = i % 2 === 0 ? o.names : [...o.names].reverse();
       for (const name of order) {
         await sleep(300 + Math.random() * 200);
@@ -76,6 +78,7 @@ const MB = arg('--mb', 64);
 const NODES = arg('--nodes', 2);
 const PER_NODE = arg('--per-node', 2);
 const JSON_OUT = process.argv.includes('--json');
+const DISK_STAGE = process.argv.includes('--disk-stage');
 const log = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a);
 const NODE = process.execPath;
 const CKPT = join(here, '..', 'bin', 'ckpt');
@@ -112,7 +115,7 @@ const max = (xs) => (xs.length ? Math.max(...xs) : NaN);
 const f = (x) => (Number.isFinite(x) ? x.toFixed(0).padStart(6) : '     -');
 
 try {
-  cluster = await startCluster(undefined, { nodes: NODES, cpusPerNode: 2 * PER_NODE + 2, nodeLocalDirs: ['local'] });
+  cluster = await startCluster(undefined, { nodes: NODES, cpusPerNode: 3 * PER_NODE + 2, nodeLocalDirs: ['local'] });
   const stage = join(cluster.dir, 'local');
   const size = NODES * PER_NODE;
   const env = { CKPT_STATE_DIR: join(cluster.dir, 'ckpt-state'), BENCH_THINK_MS: '5', BENCH_GAP_MS: '50', BENCH_MB: String(MB) };
@@ -120,6 +123,10 @@ try {
     { name: 'plain', extra: [] },
     { name: 'staged', extra: ['--stage', stage] },
   ];
+  if (DISK_STAGE) {
+    mkdirSync(join(cluster.dir, 'disk-stage'), { mode: 0o700 });
+    variants.push({ name: 'disk', extra: ['--stage', join(cluster.dir, 'disk-stage')] });
+  }
   const gaps = new Map(variants.map((v) => [v.name, []]));
   for (const v of variants) {
     const args = ['-N', String(NODES), `--ntasks-per-node=${PER_NODE}`, NODE, CKPT, 'run', '-n', String(size), '--name', v.name, '--dir', join(cluster.dir, `store-${v.name}`), '--crs', 'criu', ...v.extra, '--', NODE, PROGRAM];
