@@ -21,7 +21,7 @@ import type { Coordinator } from './coordinator.js';
 import type { RankProgress } from './job-checkpoint.js';
 import { ImageWatcher } from '../store/image-watcher.js';
 import { privateResidentBytes } from '../util/memory.js';
-import { collectStaged, discardStaged, stagedDir, type Staging } from './staging.js';
+import { collectStaged, discardStagedRanks, stagedDir, type Staging } from './staging.js';
 
 const ms = (t: number) => Math.round(t * 10) / 10;
 
@@ -160,7 +160,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       leftover = await abortCheckpoint(c, [], pending, 0, {});
     } else if (phase !== 'resume') {
       const after = await attempt.abandon();
-      if (stage) await discardStaged(stage, o.job.id, pending.seq, ranks, phaseMs);
+      if (stage) await discardStagedRanks(stage, o.job.id, pending.seq, ranks, phaseMs);
       fatal = after.fatal;
       // A job that cannot go on is not told to resume (it is aborted); the snapshot goes all the same.
       leftover = fatal ? await abortCheckpoint(c, [], pending, 0, {}) : await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort', ...after.resume });

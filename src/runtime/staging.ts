@@ -54,6 +54,6 @@ export async function collectStaged(
 }
 
 /** Removes what a failed checkpoint left staged on the nodes. Never throws. */
-export async function discardStaged(s: Staging, jobId: string, seq: number, ranks: readonly number[], timeoutMs: number): Promise<void> {
+export async function discardStagedRanks(s: Staging, jobId: string, seq: number, ranks: readonly number[], timeoutMs: number): Promise<void> {
   await s.copy(ranks.map((r) => ({ rank: r, from: stagedDir(s, jobId, seq, r), to: '' })), true, timeoutMs).catch(() => {});
 }

@@ -4,10 +4,9 @@
 // pending snapshot on the shared store, fsyncs and checksums them there, and
 // removes the staged copy. What may be used as DIR, where a rank's part goes in
 // it, the copy, and the clean-up.
+import { constants as fsConstants, lstatSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
-import { lstatSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { constants as fsConstants } from 'node:fs';
 import { errnoCode } from '../errors.js';
 import { PRIVATE_DIR_MODE } from '../util/fsx.js';
 import type { FileEntry } from './checksum.js';
@@ -16,8 +15,10 @@ import { syncFiles } from './write.js';
 
 /**
  * Why `dir` cannot be a stage directory here, or undefined if it can: an absolute
- * path to a directory (not a link to one); as root, also one that no other user can
- * write into (we create and remove below it by path) and that root owns.
+ * path to a directory (not a link to one) that no other user can write into (ckpt
+ * creates, copies and removes below it by path, and a rank's images must not be
+ * replaced before their copy is checksummed), owned by root or, for a user who is
+ * not root, by that user.
  */
 export function stageDirProblem(dir: string, euid = process.geteuid?.() ?? -1): string | undefined {
   if (!isAbsolute(dir)) return `'${dir}' is not an absolute path`;
@@ -28,8 +29,8 @@ export function stageDirProblem(dir: string, euid = process.geteuid?.() ?? -1): 
     return `${dir}: ${errnoCode(err) === 'ENOENT' ? 'no such directory' : (err as Error).message}`;
   }
   if (!st.isDirectory()) return `${dir} is not a directory${st.isSymbolicLink() ? ' (a symbolic link)' : ''}`;
-  if (euid === 0 && st.uid !== 0) return `${dir} is owned by uid ${st.uid}, not root`;
-  if (euid === 0 && (st.mode & 0o022) !== 0) return `${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)})`;
+  if (st.uid !== 0 && st.uid !== euid) return `${dir} is owned by uid ${st.uid}, not ${euid === 0 ? 'root' : 'you or root'}`;
+  if ((st.mode & 0o022) !== 0) return `${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)})`;
   return undefined;
 }
 
