@@ -9,7 +9,8 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
-import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, startRank, terminateRanks } from '../wire/agent-messages.js';
+import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, stageCopy, startRank, terminateRanks } from '../wire/agent-messages.js';
+import { copyStagedHere } from '../runtime/stage-copy.js';
 import { RankRelay } from './rank-relay.js';
 import { parse } from '../wire/validate.js';
 import { NodeRanks } from './node-ranks.js';
@@ -100,8 +101,10 @@ async function serve(channel: Channel, node: NodeState, m: ControlMessage): Prom
         return relay.closeRank(parse(relayClose, m, 'relay-close').conn);
       case 'probe-store': {
         const p = parse(probeStore, m, 'probe-store');
-        return reply(probeStoreHere(p.path, p.token));
+        return reply(probeStoreHere(p.path, p.token, p.stage));
       }
+      case 'stage-copy':
+        return reply({ copied: await copyStagedHere(parse(stageCopy, m, 'stage-copy')) });
       case 'signal': {
         const s = parse(signalRanks, m, 'signal');
         return ranks.signal(s.rank, s.signal as NodeJS.Signals);

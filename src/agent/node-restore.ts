@@ -1,12 +1,14 @@
 // What an agent does with the job's files on its node: restores its ranks of a
 // criu snapshot (read from the shared store, checked as any snapshot is), and
-// reads the coordinator's probe to tell whether the store is shared.
+// reads the coordinator's probe to tell whether the store is shared (and --stage's
+// directory usable here).
 import { readFileSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { jobCheckpointer, isJobCheckpointer } from '../crs/job-registry.js';
 import { restoredRank } from '../runtime/rankproc.js';
 import { beginVerification, isJobSnapshot, openSnapshot } from '../store/store.js';
 import { restartIdentity } from '../store/trust.js';
+import { stageDirProblem } from '../store/stage.js';
 import type { RestoreRanks } from '../wire/agent-messages.js';
 import type { NodeRanks } from './node-ranks.js';
 
@@ -31,11 +33,13 @@ export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, here: { coo
   });
 }
 
-/** Whether `path` holds `token` here. */
-export function probeStoreHere(path: string, token: string): { seen: 'yes' | 'no'; message?: string } {
+/** Whether `path` holds `token` here; and whether `stage` (--stage DIR) can be used here. */
+export function probeStoreHere(path: string, token: string, stage?: string): { seen: 'yes' | 'no'; message?: string; stageProblem?: string } {
+  const problem = stage === undefined ? undefined : stageDirProblem(stage);
+  const more = problem ? { stageProblem: problem } : {};
   try {
-    return readFileSync(path, 'utf8') === token ? { seen: 'yes' } : { seen: 'no', message: 'another file of that name is there' };
+    return readFileSync(path, 'utf8') === token ? { seen: 'yes', ...more } : { seen: 'no', message: 'another file of that name is there', ...more };
   } catch (err) {
-    return { seen: 'no', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message };
+    return { seen: 'no', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message, ...more };
   }
 }

@@ -1,14 +1,14 @@
 // Where a job's ranks run, as `ckpt run` and `ckpt restart` are told: --launcher
 // local|slurm (default: slurm inside a Slurm allocation, else local), -N NODES,
-// --distribution block|cyclic, --bind IFACE|ADDR.
+// --distribution block|cyclic, --bind IFACE|ADDR, --stage DIR.
 import { UsageError } from '../errors.js';
 import type { LaunchOptions } from '../runtime/launcher.js';
 import { slurmAllocation } from '../runtime/slurm-allocation.js';
 import { intOption } from './command.js';
 
-type Values = { launcher?: string; nodes?: string; distribution?: string };
+type Values = { launcher?: string; nodes?: string; distribution?: string; stage?: string };
 
-export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.env): Pick<LaunchOptions, 'launcher' | 'nodes' | 'distribution' | 'log'> {
+export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.env): Pick<LaunchOptions, 'launcher' | 'nodes' | 'distribution' | 'stage' | 'log'> {
   // Inside an allocation (a job id and its node count, as salloc, sbatch and srun set them): across its nodes.
   const inAllocation = !!(env.SLURM_JOB_ID ?? env.SLURM_JOBID) && !!(env.SLURM_JOB_NUM_NODES ?? env.SLURM_NNODES);
   const launcher = values.launcher ?? (inAllocation ? 'slurm' : 'local');
@@ -28,6 +28,8 @@ export function launcherFrom(values: Values, env: NodeJS.ProcessEnv = process.en
     launcher,
     ...(nodes !== undefined ? { nodes } : {}),
     ...(d ? { distribution: d } : {}),
+    // Not recorded in a snapshot (it names a directory of these nodes): a restart takes it again.
+    ...(values.stage !== undefined ? { stage: values.stage } : {}),
     log: (line) => process.stderr.write(`${line}\n`),
   };
 }

@@ -52,9 +52,16 @@ export interface JobCheckpointRun {
   /**
    * Where rank r writes its part, as the rank names it: through this process's
    * descriptor of the partial snapshot when the rank runs here; by the store's
-   * path when it runs on another node (the store is then shared storage).
+   * path when it runs on another node (the store is then shared storage); with
+   * `staged`, its directory on its own node's disk (--stage DIR).
    */
   rankDir(rank: number): string;
+  /**
+   * --stage (criu): the ranks dump into node-local directories and neither sync nor
+   * checksum their images; the coordinator has them copied into the snapshot after
+   * the cut (runtime/checkpoint.ts) and takes the copies' checksums.
+   */
+  readonly staged: boolean;
 }
 
 /** What the coordinator's half hands to the commit. */

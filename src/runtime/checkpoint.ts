@@ -21,6 +21,9 @@ import type { Coordinator } from './coordinator.js';
 import type { RankProgress } from './job-checkpoint.js';
 import { ImageWatcher } from '../store/image-watcher.js';
 import { privateResidentBytes } from '../util/memory.js';
+import { collectStaged, discardStagedRanks, stagedDir, type Staging } from './staging.js';
+
+const ms = (t: number) => Math.round(t * 10) / 10;
 
 export type CheckpointPhase = JobPhase;
 
@@ -48,6 +51,8 @@ export interface JobCheckpointOptions {
   signalRank?: (rank: number, signal: NodeJS.Signals) => void;
   /** Called once a checkpoint that ends the job is committed, before any rank is told or killed. */
   ending?: () => void;
+  /** --stage (criu only; self ignores it): ranks dump on their node's disk, copied into the store after the cut. */
+  stage?: Staging;
 }
 
 /** Environment variables that belong to one run of a job, never to its snapshot. */
@@ -66,6 +71,9 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   const pending = beginSnapshot(o.store);
   const createdAt = new Date().toISOString();
   let phase = 'prepare' as CheckpointPhase;
+  const stage = component.name === 'criu' ? o.stage : undefined;
+  /** When the first rank was told to go down (the dump phase): --stage records how long until the release (data.pauseMs). */
+  let downAt = 0;
   const run: JobCheckpointRun = {
     jobId: o.job.id,
     ranks,
@@ -81,6 +89,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       // Past the commit nothing is given up.
       if (name !== 'resume') throwIfInterrupted(o.signal);
       phase = name;
+      if (name === 'dump') downAt = performance.now();
       o.onPhase?.(name);
       await faultPoint(name, 'coord');
     },
@@ -91,15 +100,33 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
     peerAddresses: () => c.peerAddresses(),
     writer: pendingWriter(pending),
-    rankDir: (r) => `${o.nodes ? pending.path : pending.dir}/${rankDirName(r)}`,
+    rankDir: (r) => (stage ? stagedDir(stage, o.job.id, pending.seq, r) : inSnapshot(r)),
+    staged: stage !== undefined,
   };
+  const inSnapshot = (r: number) => `${o.nodes ? pending.path : pending.dir}/${rankDirName(r)}`;
   const attempt = component.begin(run);
-  const watchers = watchRanks(o, component.name, pending, ranks);
+  const watchers = stage ? [] : watchRanks(o, component.name, pending, ranks);
+  /** --stage and a checkpoint that continues: the ranks go on before the copy and the commit. */
+  let released = false;
   try {
     const cut = await attempt.cut().finally(() => Promise.all(watchers.map((w) => w.close())));
     c.clearArrivals();
     // What the component recorded of each rank, checked as its restart will check it.
     cut.ranks.forEach((r, i) => component.validateRank(r, `ranks[${i}]`));
+    const timing: Record<string, number> = {};
+    if (stage) {
+      // Every rank has dumped (a consistent cut): the job goes on while the nodes copy.
+      if (o.then === 'continue') {
+        resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: pending.seq, ...cut.resume });
+        released = true;
+        timing.pauseMs = ms(performance.now() - downAt);
+      }
+      const t0 = performance.now();
+      const copied = await collectStaged(stage, o.job.id, pending.seq, ranks, inSnapshot, run.dumpMs);
+      timing.stageCopyMs = ms(performance.now() - t0);
+      cut.synced = copied.synced;
+      cut.syncedDirs = copied.syncedDirs;
+    }
     const snapshot = await commitSnapshot(
       pending,
       {
@@ -114,11 +141,13 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         endState: o.then,
         job: o.job,
         ranks: o.nodes ? cut.ranks.map((r) => ({ ...r, node: o.nodes![r.rank] })) : cut.ranks,
-        data: cut.data,
+        data: { ...cut.data, ...timing },
       },
-      { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: o.signal },
+      // Past the release nothing is given up on the caller's word: the copy is done, the commit is what is left.
+      { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: released ? undefined : o.signal },
     );
     await run.phase('resume');
+    if (released) return snapshot;
     if (o.then === 'terminate') endAtSnapshot(c, ranks, phaseMs, o, cut.frozen ?? [], { seq: snapshot.seq, ...cut.resume });
     else resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });
     return snapshot;
@@ -126,8 +155,12 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     c.clearArrivals();
     let fatal = false;
     let leftover: string | undefined;
-    if (phase !== 'resume') {
+    if (released) {
+      // The ranks went on already: only the partial snapshot goes (the nodes removed their staged copies).
+      leftover = await abortCheckpoint(c, [], pending, 0, {});
+    } else if (phase !== 'resume') {
       const after = await attempt.abandon();
+      if (stage) await discardStagedRanks(stage, o.job.id, pending.seq, ranks, phaseMs);
       fatal = after.fatal;
       // A job that cannot go on is not told to resume (it is aborted); the snapshot goes all the same.
       leftover = fatal ? await abortCheckpoint(c, [], pending, 0, {}) : await abortCheckpoint(c, ranks, pending, abortMs(phaseMs), { outcome: 'abort', ...after.resume });

@@ -67,6 +67,13 @@ export interface LaunchOptions {
   nodes?: number;
   /** slurm: block (default) or cyclic placement of ranks on nodes. */
   distribution?: Distribution;
+  /**
+   * --stage DIR (criu): each rank dumps into DIR on its own node; once all have, a
+   * checkpoint that continues releases them and the images are copied into the store
+   * before the commit. Absolute; a directory on every node (as root: root's, closed
+   * to others). Not recorded in snapshots: a restart takes it again.
+   */
+  stage?: string;
   /** slurm: lines for the user (srun's complaints, a lost node). */
   log?: (line: string) => void;
 }

@@ -15,6 +15,7 @@ import { stateDir } from '../util/paths.js';
 import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError } from './checkpoint.js';
+import { staging } from './staging.js';
 import type { Coordinator } from './coordinator.js';
 import { checkRequest, everyInterval, manifestJob, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
 import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } from './job-checkpointer.js';
@@ -167,6 +168,7 @@ export class Job extends EventEmitter<JobEvents> {
           // Set before any rank is told or killed: their ends are then the checkpoint's, not failures.
           ending: () => (this.endedByCheckpoint = true),
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
+          stage: this.options.stage === undefined ? undefined : staging(this.options.stage, this.starter),
           job: manifestJob(this, this.options, this.rankEnv),
         }),
       )
@@ -243,6 +245,7 @@ export class Job extends EventEmitter<JobEvents> {
       size: this.size,
       coordinator: this.address,
       store: this.store,
+      stage: this.options.stage,
       acceptAgents: (handler) => this.coordinator.acceptAgents(handler),
       admitRelayed: (stream) => this.coordinator.admitRelayed(stream),
     });

@@ -4,10 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { claimStore } from '../registry/jobs.js';
 import { resolveCommand } from '../util/command.js';
+import { stageDirProblem } from '../store/stage.js';
 import { stateDir } from '../util/paths.js';
 import { newSecret, type Address } from '../wire/channel.js';
 import { Coordinator } from './coordinator.js';
@@ -36,6 +37,11 @@ function checkOptions(options: LaunchOptions): void {
   if (options.launcher === 'slurm' && options.oob === 'unix') throw new CkptError(ErrorCodes.USAGE, '--launcher slurm: ranks on other nodes talk over tcp, not unix sockets');
   if (options.nodes !== undefined && !(Number.isInteger(options.nodes) && options.nodes >= 1)) throw new CkptError(ErrorCodes.USAGE, `-N is a number of nodes, not ${options.nodes}`);
   if (options.nodes !== undefined && options.launcher !== 'slurm') throw new CkptError(ErrorCodes.USAGE, '-N needs --launcher slurm');
+  // --stage: checked here for ranks on this host; across nodes, by every node's agent at the start.
+  const stage = options.stage;
+  if (stage !== undefined && !isAbsolute(stage)) throw new CkptError(ErrorCodes.USAGE, `--stage: '${stage}' is not an absolute path`);
+  const problem = stage !== undefined && options.launcher !== 'slurm' && !options.starter?.remote ? stageDirProblem(stage) : undefined;
+  if (problem) throw new CkptError(ErrorCodes.USAGE, `--stage: ${problem}`);
 }
 
 /** The launch options with the launcher's choices made: slurm means TCP, and a SlurmStarter. */

@@ -16,7 +16,7 @@ import { launchJob, type Job, type LaunchOptions } from './launcher.js';
 
 export type RestartJobOptions = Pick<
   LaunchOptions,
-  'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register' | 'launcher' | 'nodes' | 'distribution' | 'bind' | 'log' | 'starter'
+  'output' | 'intervalMs' | 'keep' | 'joinTimeoutMs' | 'rankTimeoutMs' | 'register' | 'launcher' | 'nodes' | 'distribution' | 'bind' | 'stage' | 'log' | 'starter'
 > & {
   /** Variables taken from the current environment besides those that say where the job runs (store/env.ts). */
   envRefresh?: string[];

@@ -4,11 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CkptError, ErrorCodes } from '../errors.js';
+import { CkptError, ErrorCodes, UsageError } from '../errors.js';
 import { openDir, type JobSnapshot } from '../store/store.js';
 import { assertWritableStore } from '../store/trust.js';
 import { mkdirPrivate } from '../util/fsx.js';
-import { probeReply } from '../wire/agent-messages.js';
+import { probeReply, stageCopyReply } from '../wire/agent-messages.js';
+import type { FileEntry } from '../store/checksum.js';
+import type { StageItem } from './stage-copy.js';
 import { parse } from '../wire/validate.js';
 import type { NodeAgentLink } from './node-agent-link.js';
 import type { StarterRestoreContext } from './starter.js';
@@ -21,7 +23,7 @@ const RESTORE_MS = 600_000;
  * does not see it (a node-local directory of the same name, or none) fails the
  * job's start with STORE_NOT_SHARED — not its first checkpoint, half written.
  */
-export async function checkStoreShared(store: string, jobId: string, agents: NodeAgentLink[]): Promise<void> {
+export async function checkStoreShared(store: string, jobId: string, agents: NodeAgentLink[], stage?: string): Promise<void> {
   // As any store is taken (store/write.ts beginSnapshot): created private if missing, and
   // written only once it is ours and closed to others — through its descriptor, never by
   // a path another user could redirect. The agents read it back by path: that is the test.
@@ -34,7 +36,7 @@ export async function checkStoreShared(store: string, jobId: string, agents: Nod
     // O_EXCL: never written through something planted under the name.
     writeFileSync(dir.at(name), token, { flag: 'wx', mode: 0o600 });
     try {
-      await probeAll(join(store, name), token, store, agents);
+      await probeAll(join(store, name), token, store, agents, stage);
     } finally {
       rmSync(dir.at(name), { force: true });
     }
@@ -43,10 +45,14 @@ export async function checkStoreShared(store: string, jobId: string, agents: Nod
   }
 }
 
-async function probeAll(path: string, token: string, store: string, agents: NodeAgentLink[]): Promise<void> {
+async function probeAll(path: string, token: string, store: string, agents: NodeAgentLink[], stage?: string): Promise<void> {
+  const body = { path, token, ...(stage !== undefined ? { stage } : {}) };
   const replies = await Promise.all(
-    agents.map(async (a) => ({ a, r: parse(probeReply, await a.request('probe-store', { path, token }, 30_000, `node ${a.node} to look at the store`), `node ${a.node}'s store probe`) })),
+    agents.map(async (a) => ({ a, r: parse(probeReply, await a.request('probe-store', body, 30_000, `node ${a.node} to look at the store`), `node ${a.node}'s store probe`) })),
   );
+  // --stage must be a usable directory on every node (one line, a usage error).
+  const unstaged = replies.filter(({ r }) => r.stageProblem !== undefined);
+  if (unstaged.length) throw new UsageError(`--stage: ${unstaged.map(({ a, r }) => `node ${a.node}: ${r.stageProblem}`).join('; ')}`);
   const blind = replies.filter(({ r }) => r.seen !== 'yes');
   if (blind.length) {
     throw new CkptError(
@@ -67,4 +73,20 @@ export async function restoreOnNodes(snapshot: JobSnapshot, ctx: StarterRestoreC
   );
   const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [`node ${agents[i]!.node}: ${(s.reason as Error).message}`] : []));
   if (failed.length) throw new CkptError(ErrorCodes.CRIU_FAILED, `restoring the ranks failed: ${failed.join('; ')}`);
+}
+
+/** --stage: each agent copies (or with `discard` removes) its node's staged ranks; every node settles before a failure is reported. */
+export async function stageCopyOnNodes(items: StageItem[], discard: boolean, agents: NodeAgentLink[], placement: number[], timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]> {
+  const byNode = agents.map((_, i) => items.filter((it) => placement[it.rank] === i));
+  const settled = await Promise.allSettled(
+    agents.map(async (a, i) => {
+      if (!byNode[i]!.length) return [];
+      const what = `node ${a.node} to copy the staged images of ranks ${byNode[i]!.map((it) => it.rank).join(', ')}`;
+      return parse(stageCopyReply, await a.request('stage-copy', { items: byNode[i], ...(discard ? { discard } : {}) }, timeoutMs, what), `node ${a.node}'s stage-copy reply`).copied;
+    }),
+  );
+  // A refused request's error names its node already.
+  const failed = settled.flatMap((s) => (s.status === 'rejected' ? [(s.reason as Error).message] : []));
+  if (failed.length) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, failed.join('; '));
+  return settled.flatMap((s) => (s as PromiseFulfilledResult<{ rank: number; files: FileEntry[] }[]>).value);
 }

@@ -15,7 +15,9 @@ import type { Channel } from '../wire/channel.js';
 import { NodeAgentLink } from './node-agent-link.js';
 import { RemoteRank } from './rank-remote.js';
 import { placeRanks, slurmAllocation, type Distribution } from './slurm-allocation.js';
-import { checkStoreShared, restoreOnNodes } from './slurm-nodes.js';
+import { checkStoreShared, restoreOnNodes, stageCopyOnNodes } from './slurm-nodes.js';
+import type { StageItem } from './stage-copy.js';
+import type { FileEntry } from '../store/checksum.js';
 import type { RankProcess, RankSpec, RankStarter, StarterContext, StarterRestoreContext } from './starter.js';
 
 export interface SlurmStarterOptions {
@@ -102,7 +104,7 @@ export class SlurmStarter implements RankStarter {
       // Up: what srun said meanwhile (warnings) is the user's to read, as all it says from now on.
       for (const line of this.held ?? []) this.o.log?.(line);
       this.held = undefined;
-      await checkStoreShared(ctx.store, ctx.jobId, this.agents as NodeAgentLink[]);
+      await checkStoreShared(ctx.store, ctx.jobId, this.agents as NodeAgentLink[], ctx.stage);
     } catch (err) {
       await this.close();
       throw err;
@@ -131,6 +133,10 @@ export class SlurmStarter implements RankStarter {
     } finally {
       this.restoring = undefined;
     }
+  }
+
+  stageCopy(items: StageItem[], discard: boolean, timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]> {
+    return stageCopyOnNodes(items, discard, this.agents as NodeAgentLink[], this.placement, timeoutMs);
   }
 
   async ping(): Promise<void> {

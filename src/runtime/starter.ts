@@ -9,6 +9,8 @@ import type { JobSnapshot } from '../store/store.js';
 import type { Exit } from '../util/spawn.js';
 import type { Channel } from '../wire/channel.js';
 import type { AgentHello } from '../wire/agent-messages.js';
+import type { FileEntry } from '../store/checksum.js';
+import type { StageItem } from './stage-copy.js';
 
 /** Where a rank's stdout or stderr goes: a pipe the job reads, or a file it opened (an fd). */
 export type RankOutput = 'pipe' | number;
@@ -57,6 +59,8 @@ export interface StarterContext {
   coordinator: string;
   /** The job's snapshot store: a starter that runs ranks elsewhere checks they all see it. */
   store: string;
+  /** --stage DIR: a starter that runs ranks elsewhere checks it is usable on every node. */
+  stage?: string;
   /** Connections whose hello says role 'agent' go to `handler` from now on. */
   acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void;
   /** A rank connection an agent relays: admitted like a socket of its own. */
@@ -81,6 +85,12 @@ export interface RankStarter {
   restore?(snapshot: JobSnapshot, ctx: StarterRestoreContext): Promise<void>;
   /** One request/reply round with every node agent at once (starters with agents). */
   ping?(): Promise<void>;
+  /**
+   * --stage: copies the staged ranks `items` into the pending snapshot where they ran
+   * (each node's agent, its node's), or with `discard` only removes them. Without it
+   * the ranks run here and the coordinator copies them itself.
+   */
+  stageCopy?(items: StageItem[], discard: boolean, timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]>;
   /** The job has ended: gives back what the starter holds (its agents end). */
   close?(): Promise<void>;
 }

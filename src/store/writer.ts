@@ -1,7 +1,8 @@
 // The snapshot writer: how a component or a rank puts files into a snapshot being
 // written — durable, private and checksummed — whatever holds the snapshot. Today a
-// local (or shared) directory; compression, node-local staging and remote stores
-// plug in here as other writers (docs/ARCHITECTURE.md, "Add a snapshot backend").
+// local (or shared) directory; compression and remote stores plug in here as other
+// writers (docs/ARCHITECTURE.md, "Add a snapshot backend"). Node-local staging
+// (--stage) is a copy after the cut instead (store/stage.ts, runtime/staging.ts).
 import { chmodSync, closeSync, constants as fsConstants, fsyncSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';

@@ -34,6 +34,7 @@ export const FAULT_POINTS = [
   'saved', // self: save() returned, before the state is written or replied
   'dumped', // criu: the dump is done, before the rank rejoins (the original, not a restored copy)
   'rejoin', // criu: a restored rank, before it rejoins the new coordinator
+  'staged', // --stage: as rank N's staged images are about to be copied to the store (by its node's agent, or the coordinator of a job on one host)
   // `ckpt checkpoint --pid` (as coord):
   'written', // criu: CRIU has written the images (post-dump), the tree still frozen, before ckpt answers
 ] as const;

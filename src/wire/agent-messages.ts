@@ -2,7 +2,7 @@
 // coordinator (docs/RUNTIME.md, "Across nodes"). The coordinator asks an agent to
 // start or restore that node's ranks and to signal them; the agent reports each
 // rank's output, start and exit. One validator per message, used by both sides.
-import { array, count, int, literal, nullable, object, optional, ProtocolError, str, unknown, type Check, type Checked } from './validate.js';
+import { array, bool, count, int, literal, nullable, object, optional, ProtocolError, str, unknown, type Check, type Checked } from './validate.js';
 
 /** An environment: names to string values, nothing else. */
 export const envRecord: Check<Record<string, string>> = (v, p) => {
@@ -34,8 +34,18 @@ export const restoreRanks = object({ snapshot: str, ranks: array(count), rejoin:
 export type RestoreRanks = Checked<typeof restoreRanks>;
 
 /** Reads the job's shared-storage probe: is the store the same directory here? */
-export const probeStore = object({ path: str, token: str });
-export const probeReply = object({ seen: literal('yes', 'no'), message: optional(str) });
+export const probeStore = object({ path: str, token: str, stage: optional(str) });
+/** `stageProblem`: why `stage` (--stage DIR) cannot be used on this node. */
+export const probeReply = object({ seen: literal('yes', 'no'), message: optional(str), stageProblem: optional(str) });
+
+/**
+ * --stage: copy these ranks' staged directories into the pending snapshot (fsynced,
+ * checksummed; reply: each rank's files relative to its `to`), then remove them;
+ * `discard`: only remove them (a checkpoint that failed before its copy).
+ */
+export const stageCopy = object({ items: array(object({ rank: count, from: str, to: str })), discard: optional(bool) });
+export type StageCopy = Checked<typeof stageCopy>;
+export const stageCopyReply = object({ copied: array(object({ rank: count, files: array(object({ path: str, size: count, xxh64: str })) })) });
 
 // ---- coordinator → agent, unasked ----
 

@@ -20,7 +20,8 @@ export const drainRequest = object({ expected: counts });
 export const saveRequest = object({ target: count, expected: optional(counts), rankDir: str, inlineBytes: optional(count) });
 export type SaveRequest = Checked<typeof saveRequest>;
 /** criu: `leaveStopped` — the checkpoint ends the job: the rank stays frozen after its dump (then killed, or continued if the commit fails). */
-export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool) });
+/** `staged`: rankDir is on the rank's node (--stage): the rank does not sync or checksum its images, its agent does after the copy. */
+export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool), staged: optional(bool) });
 /** `terminate` (self): the snapshot is committed and ends the job — the rank exits from its safe point, never back in user code. */
 export const resumeRequest = object({ outcome: literal('continue', 'abort', 'terminate'), seq: optional(count), peers: optional(array(str)) });
 export type ResumeRequest = Checked<typeof resumeRequest>;
@@ -39,7 +40,7 @@ export const arrived = object({ type: literal('arrived'), seq: count, safePoint:
 export type Arrived = Checked<typeof arrived>;
 
 /** A rank back from its CRIU dump, on its new connection. */
-export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
+export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), syncMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
 export type RejoinHello = Checked<typeof rejoinHello>;
 
 /**

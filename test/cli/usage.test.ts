@@ -3,7 +3,9 @@
 // mean" where there is something to mean; --help exits 0 and lists every option of the table.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ckpt, privateStateDir, type Result } from '../helpers.js';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ckpt, privateStateDir, tempDir, type Result } from '../helpers.js';
 import { specs, type CommandSpec } from '../../dist/cli/spec/index.js';
 
 before(() => privateStateDir());
@@ -146,4 +148,22 @@ test('a pid that is ckpt itself and pid 1 are refused with the true reason, not 
   // Its parent (this test): a usage error, exit 2.
   const [parent] = await all([['checkpoint', '--pid', String(process.pid), '--dir', '/nonexistent/store']]);
   assertUsage([], parent!, /ckpt itself or one of its parents/);
+});
+
+test('--stage DIR: relative, missing, not a directory, open to other users, with --isolate: one line each, exit 2, nothing started', async (t) => {
+  const dir = tempDir(t);
+  const open = join(dir, 'open');
+  mkdirSync(open);
+  chmodSync(open, 0o1777);
+  writeFileSync(join(dir, 'file'), '');
+  const run = (stage: string) => ['run', '-n', '2', '--launcher', 'local', '--crs', 'self', '--stage', stage, '--', process.execPath, '-e', ''];
+  const cases: [string[], RegExp][] = [
+    [run('stage'), /--stage: 'stage' is not an absolute path/],
+    [run(join(dir, 'nosuch')), /--stage: .*nosuch: no such directory/],
+    [run(join(dir, 'file')), /--stage: .*file is not a directory/],
+    [['run', '--isolate', '--stage', dir, '--', 'true'], /--stage goes with a job of ranks/],
+  ];
+  cases.push([run(open), /--stage: .*open is writable by other users \(mode 1777\)/]);
+  const results = await all(cases.map((c) => c[0]));
+  cases.forEach(([args, re], i) => assertUsage(args, results[i]!, re));
 });

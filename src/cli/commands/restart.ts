@@ -80,8 +80,8 @@ export const restartCommand: Command = {
     if ((interval !== undefined || keep !== undefined) && opened.manifest.kind !== 'job' && !isolated) {
       throw new UsageError('--interval and --keep go with the snapshot of a job');
     }
-    const placed = values.launcher !== undefined || values.nodes !== undefined || values.distribution !== undefined || values.bind !== undefined;
-    if (placed && opened.manifest.kind !== 'job') throw new UsageError('--launcher, -N, --distribution and --bind go with the snapshot of a job');
+    const placed = values.launcher !== undefined || values.nodes !== undefined || values.distribution !== undefined || values.bind !== undefined || values.stage !== undefined;
+    if (placed && opened.manifest.kind !== 'job') throw new UsageError('--launcher, -N, --distribution, --bind and --stage go with the snapshot of a job');
     // A job's ranks are placed anew: on this host, or across the nodes of this Slurm allocation.
     const where = opened.manifest.kind === 'job' ? { ...launcherFrom(values), ...(values.bind !== undefined ? { bind: values.bind } : {}) } : {};
     const supervised = Object.values(unattended.supervise).some((v) => v !== undefined && v !== false);

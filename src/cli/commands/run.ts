@@ -56,6 +56,7 @@ export const run: Command = {
         if (values[o] !== undefined) throw new UsageError(`${flag(o)} does not go with --isolate`);
       }
       if (command.length === 0) throw new UsageError('no command to run: ckpt run --isolate [OPTIONS] [--] CMD [ARGS…]');
+      if (values.stage !== undefined) throw new UsageError('--stage goes with a job of ranks (-n N), not --isolate');
       const { supervise } = unattendedFrom(values);
       const { intervalMs, keep } = schedule(values, flag);
       const flags = { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true };

@@ -11,6 +11,7 @@ export const launcherOptions = {
   nodes: { short: 'N', arg: 'NODES', int: { min: 1 }, help: 'spread the ranks over NODES nodes of the Slurm allocation (--launcher slurm)' },
   distribution: { arg: 'block|cyclic', values: ['block', 'cyclic'], default: 'block', help: 'how ranks are placed on the nodes (--launcher slurm)' },
   bind: { arg: 'IFACE|ADDR', help: 'the interface or address the job listens on for its ranks (tcp)' },
+  stage: { arg: 'DIR', complete: 'dir', help: "criu: dump each rank into DIR on its own node's disk, let the job go on, then copy into the store" },
 } as const satisfies OptionTable;
 
 export const unattendedOptions = {

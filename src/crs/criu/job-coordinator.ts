@@ -59,7 +59,8 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const hellos = await dumpAll(run, down);
   const frozen = ranks.filter((r) => hellos.get(r)?.stopped === true);
   // A frozen rank could not make its images durable nor checksum them: the commit does.
-  const synced = ranks.filter((r) => hellos.get(r)?.files !== undefined);
+  // Staged ranks did neither: their copies into the snapshot are (runtime/checkpoint.ts).
+  const synced = run.staged ? [] : ranks.filter((r) => hellos.get(r)?.files !== undefined);
 
   await run.phase('commit');
   const { criuBinary } = await import('./index.js');
@@ -80,7 +81,8 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
     }),
     version: `${version.major}.${version.minor}.${version.sublevel}`,
     // How long each rank's own CRIU dump took (its local snapshot), as the rank timed it.
-    data: { images: 'images', dumpMs: ranks.map((r) => hellos.get(r)?.dumpMs ?? null) },
+    // Of it, the fsync and checksum of its images (none when staged or frozen: the copy or the commit did them).
+    data: { images: 'images', dumpMs: ranks.map((r) => hellos.get(r)?.dumpMs ?? null), syncMs: ranks.map((r) => hellos.get(r)?.syncMs ?? null) },
     synced: synced.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)),
     syncedDirs: synced.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
     resume: { peers: run.peerAddresses() },
@@ -108,7 +110,7 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
       back.catch(() => {});
       try {
         // A checkpoint that ends the job: the rank stays frozen after its dump (killed after the commit).
-        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}) });
+        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}), ...(run.staged ? { staged: true } : {}) });
       } catch (err) {
         // It did not go down (it refused, or never answered): nobody waits for it.
         failure ??= err;

@@ -62,6 +62,8 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           let restored = false;
           let dumpError: Error | undefined;
           let files: FileEntry[] | undefined;
+          /** Of dumpMs, the fsync and checksum of its images (the bench's breakdown of the pause). */
+          let syncMs: number | undefined;
           const t0 = performance.now();
           try {
             // CRIU's client is loaded at the first dump, not at the rank's start-up.
@@ -74,7 +76,12 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are. One that
             // stayed frozen and was woken (its commit failed) has nothing more to give.
-            if (!restored && !dumped.woken) files = await writer.syncTree('images');
+            // Staged (--stage): its node's agent syncs and checksums the copies in the store, after the job went on.
+            if (!restored && !dumped.woken && req.staged !== true) {
+              const t1 = performance.now();
+              files = await writer.syncTree('images');
+              syncMs = Math.round((performance.now() - t1) * 100) / 100;
+            }
           } catch (err) {
             dumpError = err as Error;
           }
@@ -82,7 +89,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           const dumpMs = Math.round((performance.now() - t0) * 100) / 100;
           await faultPoint(restored ? 'rejoin' : 'dumped', host.rank);
           if (restored) return { restored: true, rejoin: readRejoin() };
-          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
+          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
         },
         req.leaveStopped === true,
       );
