@@ -1,8 +1,7 @@
-// A running job as its launcher holds it — the coordinator, every rank, the job's
-// state — and its life cycle: the ranks started (or restored), supervised, and the
-// job ended as a whole — when every rank has exited, or at the first failure, by
-// ending every other rank (SIGTERM, then SIGKILL); checkpoints on request or on a
-// schedule. How a rank is started is the RankStarter's business (starter.ts).
+// A running job as its launcher holds it — the coordinator, every rank, the job's state —
+// and its life cycle: the ranks started (or restored), supervised, and the job ended as a
+// whole — when every rank has exited, or at the first failure, by ending every other rank
+// (SIGTERM, then SIGKILL); checkpoints on request or on a schedule (starter.ts starts ranks).
 import { EventEmitter } from 'node:events';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +14,6 @@ import { stateDir } from '../util/paths.js';
 import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError } from './checkpoint.js';
-import { staging } from './staging.js';
 import type { Coordinator } from './coordinator.js';
 import { checkRequest, everyInterval, manifestJob, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
 import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } from './job-checkpointer.js';
@@ -24,6 +22,7 @@ import { JobRanks } from './job-ranks.js';
 import type { RankOutputFiles } from './rank-output.js';
 import { LocalStarter } from './starter-local.js';
 import type { RankStarter } from './starter.js';
+import { staging } from './staging.js';
 
 /** How long ranks told to end at a snapshot have to exit before they are ended as in an abort. */
 const TERMINATE_GRACE_MS = 10_000;
@@ -101,11 +100,9 @@ export class Job extends EventEmitter<JobEvents> {
   get address(): string {
     return this.coordinator.address;
   }
-
   get pids(): (number | null)[] {
     return this.ranks.pids().map((pid) => pid ?? null);
   }
-
   /** Where this job's snapshots go unless a checkpoint names another store. */
   get store(): string {
     return this.options.store ?? join(stateDir(), 'snapshots', this.name);
