@@ -194,9 +194,8 @@ export class Job extends EventEmitter<JobEvents> {
     this.emit('checkpoint', snapshot);
     if (then === 'stop') this.signal('SIGSTOP');
     if (then === 'terminate') {
-      // The ranks end at the snapshot by themselves (self) or were killed frozen
-      // (criu): see coordinateCheckpoint. A rank still there after the grace (one
-      // that cannot hear `terminate`) is ended as any other.
+      // The ranks end at the snapshot by themselves (self) or were killed frozen (criu): see
+      // coordinateCheckpoint. One still there after the grace (deaf to `terminate`) is ended.
       this.endedByCheckpoint = true;
       const grace = setTimeout(() => this.terminateRanks(), TERMINATE_GRACE_MS);
       grace.unref();
@@ -266,6 +265,8 @@ export class Job extends EventEmitter<JobEvents> {
   /** @internal restart from a snapshot whose checkpointer restores the ranks itself (criu: crs/criu/job-restore.ts) instead of starting them. */
   async startRestored(snapshot: JobSnapshot, env: NodeJS.ProcessEnv): Promise<void> {
     this.setUp(env);
+    // Listed while its ranks are restored: they run (and a script may ask for a checkpoint) before the last one is back.
+    this.persist();
     try {
       const rejoin = { coord: this.address, job: this.id, secret: this.secret };
       await this.ranks.restore(snapshot, this.starter, rejoin, this.options.verification, this.files);
@@ -361,8 +362,7 @@ export class Job extends EventEmitter<JobEvents> {
     if (this.state === 'exited') return;
     this.state = 'exited';
     this.stopPeriodic?.();
-    // A checkpoint still under way (its ranks are gone, so it fails at its next request)
-    // answers whoever asked for it before the coordinator closes; bounded all the same.
+    // A checkpoint still under way (its ranks gone, it fails at its next request) answers its asker first; bounded.
     const busy = this.busy();
     if (busy) await Promise.race([busy, new Promise((r) => setTimeout(r, 30_000).unref())]);
     await this.ranks.drainOutput(2000);
