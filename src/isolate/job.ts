@@ -47,6 +47,8 @@ export class IsolatedJob {
   readonly net: boolean;
   readonly startedAt = Date.now();
   state: JobState = 'running';
+  /** mpirun across nodes: the other nodes' parts (node-parts.ts), recorded for `ckpt checkpoint`. */
+  private readonly parts: { host: string; name: string }[] = [];
   private readonly done: Promise<IsolatedExit>;
   private ending: Promise<void> | undefined;
 
@@ -114,6 +116,12 @@ export class IsolatedJob {
     return this.ending;
   }
 
+  /** A part of this job on another node has started. */
+  addPart(part: { host: string; name: string }): void {
+    this.parts.push(part);
+    this.persist();
+  }
+
   /** SIGKILL to pid 1: the kernel ends every process of the job's pid namespace. */
   kill(): void {
     if (this.rootIsOurs()) signalPid(this.rootPid, 'SIGKILL');
@@ -128,6 +136,7 @@ export class IsolatedJob {
         ioDir: this.ioDir,
         net: this.net,
         ...(this.init.restoredFrom ? { restoredFrom: this.init.restoredFrom } : {}),
+        ...(this.parts.length ? { parts: [...this.parts] } : {}),
       },
       id: this.id,
       name: this.name,

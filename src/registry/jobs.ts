@@ -25,6 +25,8 @@ export interface IsolationInfo {
   net: boolean;
   /** The snapshot a restored job came from. */
   restoredFrom?: string;
+  /** mpirun across nodes (isolate/node-parts.ts): the isolated job holding orted on each other node. */
+  parts?: { host: string; name: string }[];
 }
 
 export interface JobRecord {

@@ -10,6 +10,7 @@ import { runUnattended, unattendedFrom } from '../unattended.js';
 import { restartSpec } from '../spec/restart.js';
 import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store.js';
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
+import { isNodesStore, restartAcrossNodes } from '../../isolate/nodes.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, println, progress } from '../output.js';
 import { printResult } from '../json.js';
@@ -39,6 +40,13 @@ async function restartIsolatedJob(snapshot: Snapshot, verify: boolean, json: boo
   }
 }
 
+function restartNodes(store: string, values: Record<string, unknown>): Promise<number> {
+  for (const o of ['seq', 'detach', 'json', 'log', 'stdout', 'stderr', 'launcher', 'nodes', 'distribution', 'interval', 'keep', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts']) {
+    if (values[o] !== undefined) throw new UsageError(`--${o} does not go with the store of a job across nodes`);
+  }
+  return restartAcrossNodes(store, { log: (line) => process.stderr.write(`${line}\n`) });
+}
+
 /** The --json facts of the snapshot a restart came from. */
 function restoredFrom(snapshot: Snapshot) {
   const { name, version } = snapshot.manifest.crs;
@@ -53,6 +61,8 @@ export const restartCommand: Command = {
     const outputs = { log: values.log, stdout: values.stdout, stderr: values.stderr };
     for (const [flag, file] of Object.entries(outputs)) if (file === '') throw new UsageError(`--${flag} takes a file name`);
     const json = values.json === true;
+    // A job across nodes (ckpt run --isolate --launcher slurm): each node's part on its node.
+    if (isNodesStore(positionals[0]!)) return restartNodes(positionals[0]!, values);
     // A snapshot of an isolated job comes back as a job in fresh namespaces.
     const trustOwner = values['trust-owner'] === true;
     const opened = openSnapshot(positionals[0]!, { seq: intOption(values.seq, 'seq', 1), trustOwner });
