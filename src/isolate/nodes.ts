@@ -35,12 +35,12 @@ interface NodesFile {
 const thisNode = (env: NodeJS.ProcessEnv): string => env.SLURMD_NODENAME ?? hostname().split('.')[0]!;
 
 function requireAllocation(env: NodeJS.ProcessEnv, what: string): void {
-  if (!(env.SLURM_JOB_ID ?? env.SLURM_JOBID)) throw new CkptError(ErrorCodes.NO_ALLOCATION, `${what} across nodes runs inside a Slurm allocation (salloc, sbatch)`);
+  if (!(env.SLURM_JOB_ID ?? env.SLURM_JOBID)) throw new CkptError(ErrorCodes.NO_ALLOCATION, `${what} of an isolated job across nodes runs inside its Slurm allocation (salloc, sbatch)`);
 }
 
 /** Runs the job; its exit status (EXIT_CHECKPOINTED when a checkpoint ended it). */
 export async function runAcrossNodes(command: string[], o: { name?: string; log: (line: string) => void }): Promise<number> {
-  requireAllocation(process.env, 'ckpt run --isolate');
+  requireAllocation(process.env, 'the start');
   if (!isMpiLauncher(command[0]!)) throw new UsageError('--isolate --launcher slurm runs an Open MPI job: the command is mpirun (or mpiexec)');
   const job = await launchIsolated({ command: command[0]!, args: command.slice(1), name: o.name, nodes: { agentScript: AGENT_SCRIPT } });
   let failure: string | undefined;
@@ -92,7 +92,7 @@ export interface NodesCheckpoint {
 export async function checkpointAcrossNodes(o: { job: string; dir?: string; onProgress?: (m: string) => void }): Promise<NodesCheckpoint> {
   const job = findIsolatedJob(o.job);
   const parts: NodePart[] = job.isolated.parts ?? [];
-  requireAllocation(process.env, 'a checkpoint');
+  requireAllocation(process.env, 'the checkpoint');
   for (const p of parts) if (!isNodeName(p.host)) throw new CkptError(ErrorCodes.INTERNAL, `bad node name in the job's record: ${p.host}`);
   const store = resolve(o.dir ?? defaultStore(job));
   mkdirPrivate(store);
@@ -145,7 +145,7 @@ function readNodesFile(store: string): NodesFile {
 
 /** `ckpt restart STORE` of a job across nodes: every node's part on its node; the head's exit status. */
 export async function restartAcrossNodes(store: string, o: { log: (line: string) => void }): Promise<number> {
-  requireAllocation(process.env, 'a restart');
+  requireAllocation(process.env, 'the restart');
   const f = readNodesFile(store);
   const runs = f.nodes.map((n) => ckptOn(n.host, ['restart', join(resolve(store), n.snapshot)], true));
   const results = await Promise.all(runs);
