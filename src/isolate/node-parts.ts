@@ -15,7 +15,7 @@ import { signalPid } from '../util/signals.js';
 /**
  * Open MPI's launch agent inside the head's tree: `AGENT HOST CMD…`. Writes a
  * request (host, command line) beside itself, in the job's output directory, and
- * waits for ckpt's answer. `--daemonize` is dropped: the part's pid 1 must keep
+ * waits for ckpt's answer (at most a minute). `--daemonize` is dropped: the part's pid 1 must keep
  * orted as its child.
  */
 export const AGENT_SCRIPT = String.raw`#!/bin/bash
@@ -24,8 +24,14 @@ dir=$(dirname "$0"); host=$1; shift
 cmd=" $* "; cmd=${'$'}{cmd// --daemonize / }
 req="$dir/part-$$-$RANDOM"
 printf '%s\n%s\n' "$host" "$cmd" >"$req.tmp" && mv "$req.tmp" "$req.req" || exit 1
-while [ ! -e "$req.ok" ] && [ ! -e "$req.err" ]; do sleep 0.05; done
-[ -e "$req.ok" ]
+# ckpt answers at once; without an answer (its launcher gone) mpirun hears a failed launch.
+for _ in $(seq 1200); do
+  [ -e "$req.ok" ] && exit 0
+  [ -e "$req.err" ] && exit 1
+  sleep 0.05
+done
+echo "ckpt: no answer to the request to start orted on $host" >&2
+exit 1
 `;
 
 /** One node's part: the isolated job (`NAME@HOST`) that holds the orted of that node. */
