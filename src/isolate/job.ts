@@ -28,6 +28,8 @@ export interface IsolatedJobInit {
   ioDir: string;
   net: boolean;
   restoredFrom?: string;
+  /** mpirun across nodes: the other nodes' parts known at the start (a restored head). */
+  parts?: { host: string; name: string }[];
   /** Resolves when pid 1 of the job has exited. */
   waitRoot: () => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output?: { stdout?: Writable; stderr?: Writable };
@@ -48,7 +50,7 @@ export class IsolatedJob {
   readonly startedAt = Date.now();
   state: JobState = 'running';
   /** mpirun across nodes: the other nodes' parts (node-parts.ts), recorded for `ckpt checkpoint`. */
-  private readonly parts: { host: string; name: string }[] = [];
+  private readonly parts: { host: string; name: string }[];
   private readonly done: Promise<IsolatedExit>;
   private ending: Promise<void> | undefined;
 
@@ -59,6 +61,7 @@ export class IsolatedJob {
     this.rootStart = processStartTime(init.rootPid) ?? 0;
     this.ioDir = init.ioDir;
     this.net = init.net;
+    this.parts = [...(init.parts ?? [])];
     const follower = followOutput(init.ioDir, init.output?.stdout, init.output?.stderr);
     liveRoots.add(this.rootPid);
     this.persist();

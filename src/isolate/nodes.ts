@@ -8,7 +8,7 @@
 // holds one ordinary store per node and `nodes.json`, written last, naming the
 // snapshot of each; `ckpt restart STORE` restores each on its own node (the same
 // nodes, the same addresses: the TCP connections come back as they were).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,9 @@ import { writeFileAtomic, mkdirPrivate } from '../util/fsx.js';
 import { checkpointIsolatedJob, defaultStore } from './checkpoint.js';
 import { findIsolatedJob } from './job.js';
 import { launchIsolated } from './launch.js';
+import { restartIsolated } from './restore.js';
+import { EXIT_CHECKPOINTED } from '../registry/jobs.js';
+import { signalPid } from '../util/signals.js';
 import { isMpiLauncher } from './mpi.js';
 import { AGENT_SCRIPT, ckptArgv, isNodeName, PartLauncher, srunOnNode, type NodePart } from './node-parts.js';
 
@@ -68,18 +71,19 @@ export async function runAcrossNodes(command: string[], o: { name?: string; log:
   }
 }
 
-/** Runs a ckpt command on `host` with srun; resolves with its exit status and stdout. */
-function ckptOn(host: string, args: string[], forward: boolean): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a ckpt command on `host` with srun: its srun and its exit status and output. */
+function ckptOn(host: string, args: string[], forward: boolean): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
   const { file, args: srunArgs } = srunOnNode(host, ckptArgv(args), process.env);
   const child = spawn(file, srunArgs, { stdio: ['ignore', forward ? 'inherit' : 'pipe', forward ? 'inherit' : 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((res) => {
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
     child.on('error', (err) => res({ code: null, stdout, stderr: `${stderr}${err.message}` }));
     child.on('close', (code) => res({ code, stdout, stderr }));
   });
+  return { child, done };
 }
 
 export interface NodesCheckpoint {
@@ -102,7 +106,7 @@ export async function checkpointAcrossNodes(o: { job: string; dir?: string; onPr
   const nodes: NodesFile['nodes'] = [{ host: head, name: job.name, snapshot: `${head}/${String(first.snapshot.seq).padStart(6, '0')}` }];
   for (const p of parts) {
     o.onProgress?.(`dumping the part on ${p.host}`);
-    const r = await ckptOn(p.host, ['checkpoint', p.name, '--term', '--dir', join(store, p.host), '--json'], false);
+    const r = await ckptOn(p.host, ['checkpoint', p.name, '--term', '--dir', join(store, p.host), '--json'], false).done;
     let seq: unknown;
     try {
       seq = (JSON.parse(r.stdout) as { seq?: unknown }).seq;
@@ -112,7 +116,7 @@ export async function checkpointAcrossNodes(o: { job: string; dir?: string; onPr
     if (r.code !== 0 || typeof seq !== 'number') {
       const why = r.stderr.trim().split('\n').filter((l) => !l.startsWith('srun:')).at(-1) ?? `status ${r.code}`;
       throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `the checkpoint of the part on ${p.host} failed: ${why}`, {
-        hint: 'the nodes dumped before it have ended: this checkpoint is incomplete and cannot be restarted',
+        hint: `the parts dumped before it have ended; this checkpoint is incomplete (${NODES_FILE} still names the previous complete one, if any)`,
       });
     }
     nodes.push({ host: p.host, name: p.name, snapshot: `${p.host}/${String(seq).padStart(6, '0')}` });
@@ -143,14 +147,41 @@ function readNodesFile(store: string): NodesFile {
   return f;
 }
 
-/** `ckpt restart STORE` of a job across nodes: every node's part on its node; the head's exit status. */
-export async function restartAcrossNodes(store: string, o: { log: (line: string) => void }): Promise<number> {
+/**
+ * `ckpt restart STORE` of a job across nodes, on the node where its mpirun ran: the
+ * head restored here (its record lists the parts again: it can be checkpointed
+ * anew), every other part on its node at the same time. The head's exit status.
+ */
+export async function restartAcrossNodes(store: string, o: { log: (line: string) => void; verify?: boolean }): Promise<number> {
   requireAllocation(process.env, 'the restart');
   const f = readNodesFile(store);
-  const runs = f.nodes.map((n) => ckptOn(n.host, ['restart', join(resolve(store), n.snapshot)], true));
-  const results = await Promise.all(runs);
-  results.forEach((r, i) => {
-    if (i > 0 && r.code !== 0) o.log(`ckpt: the part on ${f.nodes[i]!.host} ended with status ${r.code ?? 'unknown'}`);
-  });
-  return results[0]!.code ?? 1;
+  const root = resolve(store);
+  const [head, ...parts] = f.nodes;
+  const here = thisNode(process.env);
+  if (head!.host !== here) throw new UsageError(`restart this job on ${head!.host}, where its mpirun ran (this is ${here})`, { hint: `srun --overlap -N1 -n1 -w ${head!.host} ckpt restart ${root}` });
+  const remote = parts.map((n) => ({ node: n, run: ckptOn(n.host, ['restart', join(root, n.snapshot)], true) }));
+  const endRemote = () => {
+    for (const r of remote) if (r.run.child.exitCode === null && r.run.child.pid) signalPid(r.run.child.pid, 'SIGTERM');
+  };
+  let job;
+  try {
+    job = (await restartIsolated(join(root, head!.snapshot), { verify: o.verify, parts: parts.map((n) => ({ host: n.host, name: n.name })) })).job;
+  } catch (err) {
+    // Restored parts would wait for mpirun for ever.
+    endRemote();
+    await Promise.all(remote.map((r) => r.run.done));
+    throw err;
+  }
+  const end = () => void job.end();
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, end);
+  try {
+    const exit = await job.wait();
+    const results = await Promise.all(remote.map((r) => r.run.done));
+    results.forEach((r, i) => {
+      if (r.code !== 0 && r.code !== EXIT_CHECKPOINTED) o.log(`ckpt: the part on ${parts[i]!.host} ended with status ${r.code ?? 'unknown'}`);
+    });
+    return exit.status;
+  } finally {
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(s, end);
+  }
 }

@@ -2,8 +2,9 @@
 // n1 and ranks on n1 and n2 of a real Slurm cluster (test/slurm/cluster.ts), run by
 // `ckpt run --isolate --launcher slurm`: one isolated tree per node, checkpointed
 // with --term (every node's part dumped by real CRIU, the job ended), restarted on
-// the same nodes, prints exactly what an uninterrupted run prints. Rank 0 waits at a
-// gate file at round 30, so the checkpoint falls mid-run without any timing.
+// the same nodes, checkpointed and restarted again, prints exactly what an
+// uninterrupted run prints. Rank 0 waits at a gate file at round 30, so both
+// checkpoints fall mid-run without any timing.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -33,7 +34,7 @@ async function allocate(cluster: SlurmCluster): Promise<string> {
   return id;
 }
 
-test('mpirun across two Slurm nodes, isolated per node: checkpoint --term, restart on the same nodes, output identical to an uninterrupted run', async (t) => {
+test('mpirun across two Slurm nodes, isolated per node: checkpoint --term, restart on the same nodes, twice, output identical to an uninterrupted run', async (t) => {
   if (!needSlurm(t) || !(await needCriu(t))) return;
   if (!findProgram('mpicc') || !findProgram('orted')) {
     if (process.env.CKPT_REQUIRE_SLURM === '1') throw new Error('Open MPI required (apt-get install openmpi-bin libopenmpi-dev)');
@@ -74,10 +75,25 @@ test('mpirun across two Slurm nodes, isolated per node: checkpoint --term, resta
   const before = ranks(ended.stdout);
   assert.equal(before.at(-1), 'gate 30', 'checkpointed mid-run');
 
+  // Restarted with the gate still shut: the restored job waits there, and is checkpointed again.
+  const again = cluster.spawn(...ckptOnN1(jobId, ['restart', store]), opts);
+  // Until both are restored and listed (a safety-net deadline, not a phase wait by time).
+  let listed = '';
+  for (const deadline = Date.now() + 120_000; !(/^\S+\s+ring\s/m.test(listed) && /\bring@n2\b/.test(listed)); ) {
+    assert.ok(Date.now() < deadline && again.child.exitCode === null, `restored and listed: ${listed} ${again.stderr()}`);
+    listed = (await cluster.run(...ckptOnN1(jobId, ['ps']), opts)).stdout;
+  }
+  const ck2 = await cluster.run(...ckptOnN1(jobId, ['checkpoint', 'ring', '--term', '--dir', store, '--json']), opts);
+  assert.equal(ck2.code, 0, `${ck2.stderr} ${again.stderr()}`);
+  assert.deepEqual((JSON.parse(ck2.stdout) as typeof out).nodes.map((n) => n.snapshot), ['n1/000002', 'n2/000002']);
+  const ended2 = await again.exited;
+  assert.equal(ended2.code, 85, ended2.stderr);
+  assert.deepEqual(ranks(ended2.stdout), [], 'nothing printed while waiting at the gate');
+
   writeFileSync(gate, '');
   const restarted = await cluster.run(...ckptOnN1(jobId, ['restart', store]), opts);
   assert.equal(restarted.code, 0, restarted.stderr);
-  assert.deepEqual([...before, ...ranks(restarted.stdout)], expected, 'checkpoint, end, restart: what an uninterrupted run prints');
+  assert.deepEqual([...before, ...ranks(restarted.stdout)], expected, 'checkpoint, end, restart, again: what an uninterrupted run prints');
   // Every restore removed CRIU's network lock of its node.
   for (const node of ['n1', 'n2']) {
     const tables = await cluster.runOnNode(node, 'nft', ['list', 'tables']);

@@ -44,7 +44,7 @@ function restartNodes(store: string, values: Record<string, unknown>): Promise<n
   for (const o of ['seq', 'detach', 'json', 'log', 'stdout', 'stderr', 'launcher', 'nodes', 'distribution', 'interval', 'keep', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts']) {
     if (values[o] !== undefined) throw new UsageError(`--${o} does not go with the store of a job across nodes`);
   }
-  return restartAcrossNodes(store, { log: (line) => process.stderr.write(`${line}\n`) });
+  return restartAcrossNodes(store, { verify: values['no-verify'] !== true, log: (line) => process.stderr.write(`${line}\n`) });
 }
 
 /** The --json facts of the snapshot a restart came from. */
