@@ -8,9 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../util/package-root.js';
-import { resolveCommand } from '../util/command.js';
 import { signalPid } from '../util/signals.js';
+import { ckptArgv, isNodeName, srunOnNode } from './nodes-slurm.js';
 
 /**
  * Open MPI's launch agent inside the head's tree: `AGENT HOST CMD…`. Writes a
@@ -42,20 +41,6 @@ export interface NodePart {
 
 /** The isolated job name of the part on `host`. */
 export const partName = (job: string, host: string): string => `${job}@${host}`;
-
-/** A Slurm node name as srun -w takes it (and nothing a shell or a path could misread). */
-export const isNodeName = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(s);
-
-/** `srun` for one task on `host` in the current allocation, sharing its resources. */
-export function srunOnNode(host: string, argv: string[], env: NodeJS.ProcessEnv): { file: string; args: string[] } {
-  const jobId = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
-  if (!jobId) throw new Error('not inside a Slurm allocation');
-  const file = resolveCommand('srun', env.PATH ?? '');
-  return { file, args: [`--jobid=${jobId}`, '--overlap', '-N1', '-n1', '-w', host, '--export=ALL', ...argv] };
-}
-
-/** `ckpt ARGS` as a command line for another node (this build, this Node.js). */
-export const ckptArgv = (args: string[]): string[] => [process.execPath, join(packageRoot(), 'bin', 'ckpt'), ...args];
 
 export interface PartLauncherOptions {
   /** The head's output directory (host path), where AGENT_SCRIPT leaves its requests. */
