@@ -14,8 +14,8 @@ import { ckptArgv, isNodeName, srunOnNode } from './nodes-slurm.js';
 /**
  * Open MPI's launch agent inside the head's tree: `AGENT HOST CMD…`. Writes a
  * request (host, command line) beside itself, in the job's output directory, and
- * waits for ckpt's answer (at most a minute). `--daemonize` is dropped: the part's pid 1 must keep
- * orted as its child.
+ * waits for ckpt's answer (at most a minute). `--daemonize` is dropped: the
+ * part's pid 1 must keep orted as its child.
  */
 export const AGENT_SCRIPT = String.raw`#!/bin/bash
 set -u
