@@ -32,7 +32,17 @@ export type CheckpointJson =
   | ({ kind: 'process'; pid: number } & CheckpointFacts)
   | ({ kind: 'ranks'; job: string; name: string; size: number } & CheckpointFacts)
   | ({ kind: 'isolated'; job: string; name: string; processes: number } & CheckpointFacts)
+  | CheckpointNodesJson
   | CheckpointSeriesJson;
+
+/** `ckpt checkpoint JOB --term` of an isolated mpirun job across nodes: each node's snapshot (`HOST/SEQ` in the store). */
+export interface CheckpointNodesJson {
+  kind: 'isolated-nodes';
+  name: string;
+  store: string;
+  nodes: { host: string; name: string; snapshot: string }[];
+  durationMs: number;
+}
 
 /** `ckpt checkpoint --pid P --interval S`: the series, when the process exited or it was interrupted. */
 export interface CheckpointSeriesJson {

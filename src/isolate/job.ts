@@ -30,6 +30,8 @@ export interface IsolatedJobInit {
   restoredFrom?: string;
   /** Its periodic checkpoints (run by its supervisor), recorded for its snapshots. */
   schedule?: { intervalMs: number; keep?: number };
+  /** mpirun across nodes: the other nodes' parts known at the start (a restored head). */
+  parts?: { host: string; name: string }[];
   /** Resolves when pid 1 of the job has exited. */
   waitRoot: () => Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   output?: { stdout?: Writable; stderr?: Writable };
@@ -49,6 +51,8 @@ export class IsolatedJob {
   readonly net: boolean;
   readonly startedAt = Date.now();
   state: JobState = 'running';
+  /** mpirun across nodes: the other nodes' parts (node-parts.ts), recorded for `ckpt checkpoint`. */
+  private readonly parts: { host: string; name: string }[];
   private readonly done: Promise<IsolatedExit>;
   private ending: Promise<void> | undefined;
 
@@ -59,6 +63,7 @@ export class IsolatedJob {
     this.rootStart = processStartTime(init.rootPid) ?? 0;
     this.ioDir = init.ioDir;
     this.net = init.net;
+    this.parts = [...(init.parts ?? [])];
     const follower = followOutput(init.ioDir, init.output?.stdout, init.output?.stderr);
     liveRoots.add(this.rootPid);
     this.persist();
@@ -116,6 +121,12 @@ export class IsolatedJob {
     return this.ending;
   }
 
+  /** A part of this job on another node has started. */
+  addPart(part: { host: string; name: string }): void {
+    this.parts.push(part);
+    this.persist();
+  }
+
   /** SIGKILL to pid 1: the kernel ends every process of the job's pid namespace. */
   kill(): void {
     if (this.rootIsOurs()) signalPid(this.rootPid, 'SIGKILL');
@@ -131,6 +142,7 @@ export class IsolatedJob {
         net: this.net,
         ...(this.init.restoredFrom ? { restoredFrom: this.init.restoredFrom } : {}),
         ...(this.init.schedule ? { schedule: this.init.schedule } : {}),
+        ...(this.parts.length ? { parts: [...this.parts] } : {}),
       },
       id: this.id,
       name: this.name,

@@ -2,7 +2,7 @@
 // of a fresh pid + mount (+ network) namespace, ready to be dumped whole by CRIU.
 import { writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { envFlag } from '../config.js';
@@ -10,8 +10,8 @@ import { spawnGroup, waitExit } from '../util/spawn.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { resolveCommand } from '../util/command.js';
 import { IsolatedJob } from './job.js';
-import { isMpiLauncher, mpiEnvironment } from './mpi.js';
-import { IDENTITY_MAP, namespaceCommand, SETUP_FAILED_STATUS } from './namespace-init.js';
+import { isMpiLauncher, mpiEnvironment, mpiNodesEnvironment } from './mpi.js';
+import { IDENTITY_MAP, IO_MOUNT, namespaceCommand, SETUP_FAILED_STATUS } from './namespace-init.js';
 import { createOutputDir, removeOutputDir } from './output.js';
 
 export interface IsolatedLaunchOptions {
@@ -38,6 +38,13 @@ export interface IsolatedLaunchOptions {
    * users can then be dumped without CAP_SYS_RESOURCE.
    */
   userns?: boolean;
+  /**
+   * mpirun across the nodes of a Slurm allocation (node-parts.ts): this script goes
+   * into the job's output directory as Open MPI's launch agent. The job shares the
+   * node's network and has no user namespace of its own (CRIU restores its TCP
+   * connections in the node's network namespace, which needs root's CAP_NET_ADMIN there).
+   */
+  nodes?: { agentScript: string };
 }
 
 export function usernsDefault(): boolean {
@@ -50,6 +57,9 @@ function writeIdentityMaps(pid: number): void {
   writeFileSync(`/proc/${pid}/uid_map`, IDENTITY_MAP);
   writeFileSync(`/proc/${pid}/gid_map`, IDENTITY_MAP);
 }
+
+/** Open MPI's launch agent in the output directory of a job across nodes. */
+export const NODES_AGENT = 'orted-agent';
 
 /** File systems that are private inside the job: a program living there is invisible to it. */
 const PRIVATE_PREFIXES = ['/tmp', '/dev/shm'];
@@ -119,12 +129,15 @@ export async function launchIsolated(options: IsolatedLaunchOptions): Promise<Is
   assertVisibleInside('the working directory', cwd);
   // (The job's environment: libuv's io_uring cannot be dumped; Open MPI gets its settings.)
   const env: NodeJS.ProcessEnv = { UV_USE_IO_URING: '0', ...baseEnv };
-  if (isMpiLauncher(exe)) Object.assign(env, mpiEnvironment(env));
-
   const id = randomBytes(4).toString('hex');
   const ioDir = createOutputDir(id);
+  if (options.nodes) {
+    writeFileSync(join(ioDir, NODES_AGENT), options.nodes.agentScript, { mode: 0o700 });
+    if (isMpiLauncher(exe)) Object.assign(env, mpiNodesEnvironment(env, `bash ${IO_MOUNT}/${NODES_AGENT}`));
+  } else if (isMpiLauncher(exe)) Object.assign(env, mpiEnvironment(env));
   const command = [options.command, ...(options.args ?? [])];
-  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true, userns: options.userns ?? usernsDefault() });
+  const userns = options.nodes ? false : (options.userns ?? usernsDefault());
+  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true, userns });
   const child = spawnGroup(ns.file, ns.args, { cwd: '/', env: { ...env, ...ns.env }, stdio: [ns.userns ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   child.stdin?.on('error', () => {}); // a set-up that died before reading `go`
   let setupErr = '';

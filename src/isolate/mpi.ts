@@ -22,16 +22,29 @@ export function isMpiLauncher(command: string): boolean {
  * - running as root allowed when we are root (ckpt needs root for CRIU anyway).
  */
 export function mpiEnvironment(env: NodeJS.ProcessEnv, uid = process.geteuid?.() ?? -1): Record<string, string> {
-  const wanted: Record<string, string> = {
-    OMPI_MCA_btl_tcp_if_include: 'lo',
-    OMPI_MCA_oob_tcp_if_include: 'lo',
-    OMPI_MCA_orte_tmpdir_base: '/tmp',
-    OMPI_MCA_rmaps_base_oversubscribe: '1',
-  };
+  return unlessSet(env, { OMPI_MCA_btl_tcp_if_include: 'lo', OMPI_MCA_oob_tcp_if_include: 'lo', ...common(uid) });
+}
+
+/**
+ * mpirun across the nodes of a Slurm allocation (src/isolate/node-parts.ts): its
+ * daemons (orted) are started by `agent`, Open MPI's rsh launcher, one per node and
+ * not as a tree — never by srun from inside the job, which would tie the job to
+ * Slurm's daemons. TCP goes over the nodes' own interfaces, so not `lo` only.
+ */
+export function mpiNodesEnvironment(env: NodeJS.ProcessEnv, agent: string, uid = process.geteuid?.() ?? -1): Record<string, string> {
+  return unlessSet(env, { OMPI_MCA_plm: 'rsh', OMPI_MCA_plm_rsh_agent: agent, OMPI_MCA_plm_rsh_no_tree_spawn: '1', ...common(uid) });
+}
+
+function common(uid: number): Record<string, string> {
+  const wanted: Record<string, string> = { OMPI_MCA_orte_tmpdir_base: '/tmp', OMPI_MCA_rmaps_base_oversubscribe: '1' };
   if (uid === 0) {
     wanted.OMPI_ALLOW_RUN_AS_ROOT = '1';
     wanted.OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = '1';
   }
+  return wanted;
+}
+
+function unlessSet(env: NodeJS.ProcessEnv, wanted: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(wanted)) if (env[k] === undefined) out[k] = v;
   return out;

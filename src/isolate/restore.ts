@@ -46,6 +46,8 @@ export interface IsolatedRestartOptions {
   /** How long CRIU may take (ms, default 120 s; CKPT_RESTORE_TIMEOUT_MS): a hung restore is ended and cleaned up. */
   timeoutMs?: number;
   onProgress?: (message: string) => void;
+  /** A head across nodes (nodes.ts): its parts on the other nodes, in its record from the start. */
+  parts?: { host: string; name: string }[];
 }
 
 export interface IsolatedRestart {
@@ -252,6 +254,7 @@ export async function restartIsolated(ref: string | Snapshot, options: IsolatedR
     ioDir,
     net: iso.net,
     restoredFrom: snapshot.dir,
+    parts: options.parts,
     output: options.output,
     register: options.register,
     killGraceMs: options.killGraceMs,

@@ -27,6 +27,8 @@ export interface IsolationInfo {
   restoredFrom?: string;
   /** Its periodic checkpoints, recorded into its snapshots (a restart resumes them). */
   schedule?: { intervalMs: number; keep?: number };
+  /** mpirun across nodes (isolate/node-parts.ts): the isolated job holding orted on each other node. */
+  parts?: { host: string; name: string }[];
 }
 
 export interface JobRecord {

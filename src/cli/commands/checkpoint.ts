@@ -7,6 +7,7 @@ import { checkpointProcess } from '../../process/external.js';
 import { checkpointJob } from '../../control/job-control.js';
 import { findJob } from '../../registry/jobs.js';
 import { checkpointIsolatedJob } from '../../isolate/checkpoint.js';
+import { checkpointAcrossNodes } from '../../isolate/nodes.js';
 import type { EndState } from '../../store/manifest.js';
 import { endProgress, figuresJson, figuresText, println, progress, rankProgress, type CheckpointFigures } from '../output.js';
 import { runPeriodic } from '../periodic.js';
@@ -53,6 +54,24 @@ async function checkpointIsolated(job: string, dir: string | undefined, then: En
     const after = { continue: 'left running', stop: `left stopped (ckpt resume ${result.job.name})`, terminate: 'killed' }[then];
     println(`checkpointed job ${result.job.id} (${result.processes} processes) into ${snapshot.dir} (seq ${snapshot.seq}): ${figuresText(figures)}; job ${after}`);
   }
+  return 0;
+}
+
+/** An isolated mpirun job across nodes: every node's part dumped, the job ended (isolate/nodes.ts). */
+async function checkpointNodes(job: string, dir: string | undefined, then: EndState, json: boolean): Promise<number> {
+  if (then !== 'terminate') {
+    throw new UsageError('a job across nodes is checkpointed with --term', { hint: 'its nodes are dumped one after another: only ending each at its dump keeps them consistent' });
+  }
+  const started = Date.now();
+  let r;
+  try {
+    r = await checkpointAcrossNodes({ job, dir, onProgress: progress(json) });
+  } finally {
+    endProgress(json);
+  }
+  const durationMs = Date.now() - started;
+  if (json) printResult('checkpoint', { kind: 'isolated-nodes', name: r.name, store: r.store, nodes: r.nodes, durationMs });
+  else println(`checkpointed job ${r.name} on ${r.nodes.map((n) => n.host).join(', ')} into ${r.store} (${durationMs} ms); job killed (ckpt restart ${r.store} inside the allocation)`);
   return 0;
 }
 
@@ -121,6 +140,7 @@ async function checkpointJobCommand(
   if (found.kind === 'isolated') {
     if (values.crs !== undefined && values.crs !== 'criu') throw new UsageError('an isolated job is checkpointed with CRIU');
     const then = endState(values);
+    if (found.isolated?.parts?.length) return checkpointNodes(found.id, values.dir, then, values.json === true);
     return checkpointIsolated(found.id, values.dir, then, values.json === true);
   }
   if (values.crs !== undefined && !isJobCheckpointer(values.crs)) throw new UsageError(`a job is checkpointed by ${JOB_CHECKPOINTERS.join(' or ')}, not '${values.crs}'`);

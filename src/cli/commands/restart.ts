@@ -12,6 +12,8 @@ import { openSnapshot, type JobSnapshot, type Snapshot } from '../../store/store
 import { isIsolatedSnapshot, restartIsolated } from '../../isolate/restore.js';
 import { superviseIsolated } from '../../isolate/supervise.js';
 import type { IsolatedSchedule } from '../../store/manifest.js';
+import { restartAcrossNodes } from '../../isolate/nodes-restart.js';
+import { isNodesStore } from '../../isolate/nodes-store.js';
 import { signalPid } from '../../util/signals.js';
 import { endProgress, formatError, println, progress } from '../output.js';
 import { printResult } from '../json.js';
@@ -56,6 +58,13 @@ function isolatedSchedule(recorded: IsolatedSchedule | undefined, interval: numb
   return { intervalMs: recorded.intervalMs, ...((keep ?? recorded.keep) !== undefined ? { keep: keep ?? recorded.keep } : {}) };
 }
 
+function restartNodes(store: string, values: Record<string, unknown>): Promise<number> {
+  for (const o of ['seq', 'detach', 'json', 'log', 'stdout', 'stderr', 'launcher', 'nodes', 'distribution', 'interval', 'keep', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts']) {
+    if (values[o] !== undefined) throw new UsageError(`--${o} does not go with the store of a job across nodes`);
+  }
+  return restartAcrossNodes(store, { verify: values['no-verify'] !== true, log: (line) => process.stderr.write(`${line}\n`) });
+}
+
 /** The --json facts of the snapshot a restart came from. */
 function restoredFrom(snapshot: Snapshot) {
   const { name, version } = snapshot.manifest.crs;
@@ -70,6 +79,8 @@ export const restartCommand: Command = {
     const outputs = { log: values.log, stdout: values.stdout, stderr: values.stderr };
     for (const [flag, file] of Object.entries(outputs)) if (file === '') throw new UsageError(`--${flag} takes a file name`);
     const json = values.json === true;
+    // A job across nodes (ckpt run --isolate --launcher slurm): each node's part on its node.
+    if (isNodesStore(positionals[0]!)) return restartNodes(positionals[0]!, values);
     // A snapshot of an isolated job comes back as a job in fresh namespaces.
     const trustOwner = values['trust-owner'] === true;
     const opened = openSnapshot(positionals[0]!, { seq: intOption(values.seq, 'seq', 1), trustOwner });

@@ -17,6 +17,7 @@ import { runUnattended, unattendedFrom, type Unattended } from '../unattended.js
 import { launchIsolated } from '../../isolate/launch.js';
 import { restartIsolated } from '../../isolate/restore.js';
 import { newestIsolatedSnapshot, superviseIsolated } from '../../isolate/supervise.js';
+import { runAcrossNodes } from '../../isolate/nodes.js';
 
 /** `ckpt run --isolate`: one process tree in its own namespaces; exits with its status (85: ended at its checkpoint). */
 async function runIsolated(
@@ -40,6 +41,14 @@ async function runIsolated(
   return exit.status;
 }
 
+/** `ckpt run --isolate --launcher slurm -- mpirun …`: one isolated tree per node (isolate/nodes.ts). */
+function runIsolatedNodes(command: string[], values: Record<string, unknown>): Promise<number> {
+  for (const o of ['net', 'interval', 'keep', 'resume', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts', 'restart-from-scratch']) {
+    if (values[o] !== undefined) throw new UsageError(`--${o} does not go with --isolate --launcher slurm`);
+  }
+  return runAcrossNodes(command, { name: values.name as string | undefined, log: (line) => process.stderr.write(`${line}\n`) });
+}
+
 /** --interval SEC [--keep K]: periodic checkpoints, for rank and isolated jobs alike. */
 function schedule(values: { interval?: string; keep?: string }, flag: (o: 'interval' | 'keep') => string): { intervalMs?: number; keep?: number } {
   const interval = intOption(values.interval, 'interval', 1);
@@ -52,11 +61,14 @@ export const run: Command = {
   async run(argv) {
     const { values, command, flag } = parse(argv, runSpec);
     if (values.isolate) {
-      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'crs', 'env-refresh', 'launcher', 'nodes', 'distribution'] as const) {
+      for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'crs', 'env-refresh', 'nodes', 'distribution'] as const) {
         if (values[o] !== undefined) throw new UsageError(`${flag(o)} does not go with --isolate`);
       }
       if (command.length === 0) throw new UsageError('no command to run: ckpt run --isolate [OPTIONS] [--] CMD [ARGS…]');
       if (values.stage !== undefined) throw new UsageError('--stage goes with a job of ranks (-n N), not --isolate');
+      if (values.launcher !== undefined && values.launcher !== 'local' && values.launcher !== 'slurm') throw new UsageError(`--launcher is local or slurm, not '${values.launcher}'`);
+      // Only an explicit --launcher slurm: an isolated job inside an allocation stays on its node by default.
+      if (values.launcher === 'slurm') return runIsolatedNodes(command, values);
       const { supervise } = unattendedFrom(values);
       const { intervalMs, keep } = schedule(values, flag);
       const flags = { net: values.net === true, name: values.name, verbose: values.verbose === true, resume: values.resume === true };

@@ -27,6 +27,7 @@ export const runSpec: CommandSpec<typeof runOptions> = {
   usage: [
     '-n N [--oob unix|tcp] [--name NAME] [--output DIR] [--dir STORE] [--interval SEC [--keep K]] [--crs criu|self] [--resume] [-v] [--] CMD [ARGS…]',
     '--isolate [--net] [--name NAME] [--interval SEC [--keep K]] [--resume] [--checkpoint-signal SIG] [--max-restarts K] [-v] [--] CMD [ARGS…]',
+    '--isolate --launcher slurm [--name NAME] [--] mpirun [ARGS…]    (inside an allocation: one isolated tree per node)',
   ],
   description: ["Options end at '--' or at the first word that is not an option: the command. ckpt exits with the job's status."],
   options: runOptions,
