@@ -53,7 +53,8 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
 
   await run.phase('commit');
   // Small ranks replied with their state: one pack file for all of them (one fsync
-  // instead of one per rank: 16 ranks fsyncing at once took ~25 ms here).
+  // instead of one per rank: 16 ranks fsyncing at once took ~25 ms here), made
+  // durable by the commit, together with the manifest.
   const inline = ranks.flatMap((r) => {
     const i = saved[r]!.inline;
     return i ? [{ rank: r, state: Buffer.from(i.state, 'base64'), binary: i.binary, library: Buffer.from(i.library, 'base64') }] : [];
