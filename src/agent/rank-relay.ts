@@ -3,12 +3,14 @@
 // stream of whole frames over its own connection (the coordinator admits it as it
 // would a socket). The coordinator's work per round then grows with nodes: a
 // `fanout` asks the agent to put one request to each of its ranks and answer with
-// all their replies at once. docs/RUNTIME.md, "Across nodes".
+// all their replies at once; the ranks' unasked `arrived` reports (self) stay here
+// until a fan-out asks for them (rank-arrivals.ts). docs/RUNTIME.md, "Across nodes".
 import { createServer, type Server, type Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import { decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../wire/frame.js';
 import type { FanoutRequest } from '../wire/agent-messages.js';
+import { RankArrivals } from './rank-arrivals.js';
 
 /** Request ids the agent uses on a rank's stream; the coordinator's own count up from 1. */
 const FANOUT_IDS = 2 ** 30;
@@ -33,6 +35,7 @@ export class RankRelay {
   private readonly pending = new Map<number, Pending>();
   private nextConn = 1;
   private nextId = FANOUT_IDS;
+  private readonly arrivals = new RankArrivals();
 
   constructor(private readonly channel: Channel) {}
 
@@ -58,12 +61,17 @@ export class RankRelay {
     this.conns.get(conn)?.socket.end();
   }
 
-  /** One request to each rank named; every rank's reply, or why it has none. */
+  /**
+   * One request to each rank named; every rank's reply, or why it has none. An item
+   * with `arrival` is answered by the rank's own `arrived` report of that checkpoint
+   * and safe point ({ written }), once it is in: the rank is not asked anything.
+   */
   async fanout(f: FanoutRequest): Promise<{ rank: number; reply?: unknown; error?: string; code?: string }[]> {
     return Promise.all(
-      f.items.map(async ({ rank, body }) => {
+      f.items.map(async ({ rank, body, arrival }) => {
         const c = this.conns.get(this.byRank.get(rank) ?? -1);
         if (!c) return { rank, error: `rank ${rank} is not connected to the coordinator`, code: ErrorCodes.OOB_UNREACHABLE };
+        if (arrival) return { rank, ...(await this.arrivals.wait(rank, arrival.seq, arrival.safePoint, f.timeoutMs)) };
         const id = this.nextId++;
         const conn = this.byRank.get(rank)!;
         let timedOut = false;
@@ -82,6 +90,7 @@ export class RankRelay {
   }
 
   close(): void {
+    this.arrivals.close();
     this.server?.close();
     for (const c of this.conns.values()) c.socket.destroy();
   }
@@ -107,6 +116,8 @@ export class RankRelay {
           }
           return;
         }
+        // self: kept for the reach round's fan-out, not relayed (one message per node, not per rank).
+        if (m.type === 'arrived' && c.rank !== undefined && this.byRank.get(c.rank) === conn) return this.arrivals.reported(c.rank, m);
       }
       this.channel.send({ type: 'relay', conn, data: encodeFrame(frame.kind, frame.tag, frame.payload).toString('base64') });
     }, { control: MAX_CONTROL_BYTES, data: 0 });
@@ -127,7 +138,10 @@ export class RankRelay {
         this.pending.delete(id);
         p.resolve(undefined);
       }
-      if (c.rank !== undefined && this.byRank.get(c.rank) === conn) this.byRank.delete(c.rank);
+      if (c.rank !== undefined && this.byRank.get(c.rank) === conn) {
+        this.byRank.delete(c.rank);
+        this.arrivals.lost(c.rank);
+      }
       this.channel.send({ type: 'relay-close', conn });
     });
   }

@@ -39,10 +39,13 @@ export interface JobCheckpointRun {
   phase(name: JobPhase): Promise<void>;
   /** One request to rank `rank`; resolves with the reply (ok), rejects with the rank's error. */
   request(rank: number, op: string, body?: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** One request to every rank at once; the first failure fails the round. */
-  all(op: string, body: (rank: number) => Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>[]>;
-  /** A rank's unasked report that it stands at safe point `safePoint` (self): its written[] counts. */
-  awaitArrival(rank: number, safePoint: number, timeoutMs: number): Promise<number[]>;
+  /**
+   * One request to every rank at once; the first failure fails the round. A rank for
+   * which `reportedAt` gives a safe point is asked nothing (self's reach): its unasked
+   * report that it stands there answers, as { written } (its written[] counts);
+   * across nodes its agent gathers such reports, one message per node.
+   */
+  all(op: string, body: (rank: number) => Record<string, unknown>, timeoutMs?: number, reportedAt?: (rank: number) => number | undefined): Promise<Record<string, unknown>[]>;
   /** A rank's new connection after it went down for a dump; resolves with its hello. */
   awaitRejoin(rank: number, timeoutMs: number): Promise<Record<string, unknown>>;
   /** The ranks' current peer addresses (after a rejoin they have new ones). */

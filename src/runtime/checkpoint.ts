@@ -95,8 +95,11 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
     },
     request: (r, op, body = {}, timeoutMs = phaseMs) => c.requestRank(r, op, timeoutMs, body),
     // Ranks on other nodes: one message per node each way (Coordinator.requestAll).
-    all: (op, body, timeoutMs = phaseMs) => c.requestAll(ranks, op, body, timeoutMs),
-    awaitArrival: (r, safePoint, timeoutMs) => c.awaitArrival(r, pending.seq, safePoint, timeoutMs),
+    all: (op, body, timeoutMs = phaseMs, reportedAt) =>
+      c.requestAll(ranks, op, body, timeoutMs, (r) => {
+        const safePoint = reportedAt?.(r);
+        return safePoint === undefined ? undefined : { seq: pending.seq, safePoint };
+      }),
     awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
     peerAddresses: () => c.peerAddresses(),
     writer: pendingWriter(pending),

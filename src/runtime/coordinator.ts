@@ -15,6 +15,7 @@ import type { AgentHello } from '../wire/agent-messages.js';
 import { admitConnection, type AdmissionHost } from './coordinator-admission.js';
 import { serveControl, type CheckpointHandler } from './coordinator-control.js';
 import { RankWaits } from './rank-waits.js';
+import { ArrivalReports } from './arrival-reports.js';
 
 export interface CoordinatorOptions {
   jobId: string;
@@ -33,12 +34,6 @@ export interface CoordinatorOptions {
 export interface Counters {
   sent: number[];
   received: number[];
-}
-
-interface Arrival {
-  seq: number;
-  safePoint: number;
-  written: number[];
 }
 
 interface RankSlot {
@@ -77,12 +72,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly admission: AdmissionHost;
   /** Ranks expected back after a CRIU dump, and who waits for them. */
   private readonly rejoins = new RankWaits<ControlMessage>();
-  /**
-   * self checkpoints: the safe point each rank reported standing at, unasked, as
-   * soon as it got there (with what it had written to each peer), and who waits.
-   */
-  private readonly arrivals = new Map<number, Arrival>();
-  private readonly arrivalWaits = new RankWaits<number[], { seq: number; safePoint: number }>();
+  /** self checkpoints: the safe point each rank reported standing at, unasked (arrival-reports.ts). */
+  private readonly arrivals: ArrivalReports;
   /** Filled by the launcher: what `status` requests from control clients return. */
   statusProvider: () => Record<string, unknown> = () => ({});
   /** Filled by the launcher: takes a coordinated checkpoint (`ckpt checkpoint JOB`, comm.checkpoint()). */
@@ -106,9 +97,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /**
    * One request to each of `ranks` at once. Ranks relayed by a node agent get theirs
    * through it, one message per node each way (the coordinator's work per round grows
-   * with nodes); the others directly. The first failure fails the round.
+   * with nodes); the others directly. The first failure fails the round. A rank for
+   * which `arrival` names a report (self's reach) is asked nothing: its unasked
+   * `arrived` report of that checkpoint and safe point answers ({ written }), kept
+   * by its agent for the round when it has one.
    */
-  async requestAll(ranks: readonly number[], op: string, body: (rank: number) => Record<string, unknown>, timeoutMs = 10_000): Promise<ControlMessage[]> {
+  async requestAll(
+    ranks: readonly number[],
+    op: string,
+    body: (rank: number) => Record<string, unknown>,
+    timeoutMs = 10_000,
+    arrival: (rank: number) => { seq: number; safePoint: number } | undefined = () => undefined,
+  ): Promise<ControlMessage[]> {
     const byAgent = new Map<RelaySink, number[]>();
     const direct: number[] = [];
     for (const r of ranks) {
@@ -118,9 +118,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     const out = new Map<number, ControlMessage>();
     await Promise.all([
-      ...direct.map(async (r) => out.set(r, await this.requestRank(r, op, timeoutMs, body(r)))),
+      ...direct.map(async (r) => {
+        const a = arrival(r);
+        const reply = a ? { type: 'reply', ok: true, written: await this.awaitArrival(r, a.seq, a.safePoint, timeoutMs) } : await this.requestRank(r, op, timeoutMs, body(r));
+        out.set(r, reply);
+      }),
       ...[...byAgent].map(async ([via, rs]) => {
-        const replies = await via.fanout(op, rs.map((r) => ({ rank: r, body: body(r) })), timeoutMs);
+        const items = rs.map((r) => {
+          const a = arrival(r);
+          return a ? { rank: r, body: {}, arrival: a } : { rank: r, body: body(r) };
+        });
+        const replies = await via.fanout(op, items, timeoutMs);
         rs.forEach((r, i) => out.set(r, replies[i] as ControlMessage));
       }),
     ]);
@@ -140,6 +148,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.bound = options.address;
     this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
     this.slots = Array.from({ length: options.size }, () => ({ exited: false }));
+    this.arrivals = new ArrivalReports(options.size);
     this.admission = {
       jobId: this.jobId,
       size: this.size,
@@ -202,22 +211,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * fails after `timeoutMs`, or when the rank exits or loses its connection.
    */
   awaitArrival(rank: number, seq: number, safePoint: number, timeoutMs: number): Promise<number[]> {
-    const a = this.arrivals.get(rank);
-    if (a && a.seq === seq && a.safePoint === safePoint) return Promise.resolve(a.written);
-    return this.arrivalWaits.wait(rank, { seq, safePoint }, timeoutMs, `rank ${rank} to reach safe point ${safePoint}`);
+    return this.arrivals.wait(rank, seq, safePoint, timeoutMs);
   }
 
   /** The checkpoint is over: arrivals reported for it are forgotten. */
   clearArrivals(): void {
     this.arrivals.clear();
-    this.arrivalWaits.rejectAll(() => new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the checkpoint is over'));
   }
 
   /** The launcher tells the coordinator a rank's process ended. */
   /** A rank is gone, in a job being aborted too: nothing waits for it any longer (its rejoin, its arrival). */
   rankGone(rank: number): void {
     this.rejoins.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
-    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
+    this.arrivals.reject(rank, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${rank} exited while it was being checkpointed`));
   }
 
   rankExited(rank: number, exit: { code: number | null; signal: string | null }): void {
@@ -266,7 +272,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Nothing waits for a rank of a closed job (a rejoin that will not come must not hold the process).
     const closed = () => new CkptError(ErrorCodes.JOB_ABORTED, 'the job has ended');
     this.rejoins.rejectAll(closed);
-    this.arrivalWaits.rejectAll(closed);
+    this.arrivals.rejectAll(closed);
     for (const ch of this.channels) ch.destroy();
     const server = this.server;
     this.server = undefined;
@@ -292,7 +298,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const slot = this.slots[rank];
     if (slot?.channel !== channel) return;
     slot.channel = undefined;
-    this.arrivalWaits.reject(rank, new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
+    this.arrivals.reject(rank, new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
   }
 
   /** A rank back from its CRIU dump: it listens for peers at a new address. */
@@ -359,17 +365,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.checkpointHandler({ from: 'rank' }).catch(() => {});
         return;
       }
-      case 'arrived': {
+      case 'arrived':
         // self: this rank stands at its first safe point since the checkpoint was announced.
-        const ints = (a: unknown): a is number[] => Array.isArray(a) && a.length === this.size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
-        if (!Number.isSafeInteger(m.seq) || !Number.isSafeInteger(m.safePoint) || !ints(m.written)) {
-          throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} sent a malformed 'arrived'`);
-        }
-        const a: Arrival = { seq: m.seq as number, safePoint: m.safePoint as number, written: m.written };
-        this.arrivals.set(rank, a);
-        this.arrivalWaits.resolve(rank, a.written, (w) => w.seq === a.seq && w.safePoint === a.safePoint);
-        return;
-      }
+        return this.arrivals.reported(rank, m);
       case 'dumped': {
         // criu, a checkpoint that ends the job: the rank stays frozen after its dump;
         // the shell that ran CRIU says so on the connection the rank handed it.

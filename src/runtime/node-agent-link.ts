@@ -5,7 +5,7 @@
 // namespace: they cannot outlive it).
 import { CkptError, ErrorCodes } from '../errors.js';
 import { fanoutReply, rankExit, rankOutput, rankStarted, relayClose, relayData, relayOpen, startReply, type AgentHello, type StartRank } from '../wire/agent-messages.js';
-import { RelayedStream } from './relayed-stream.js';
+import { RelayedStream, type FanoutItem } from './relayed-stream.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { parse } from '../wire/validate.js';
@@ -75,7 +75,7 @@ export class NodeAgentLink {
   }
 
   /** One request to each of `items`' ranks through this agent; their replies, in order. */
-  async fanout(op: string, items: { rank: number; body: Record<string, unknown> }[], timeoutMs: number): Promise<ControlMessage[]> {
+  async fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<ControlMessage[]> {
     const reply = await this.request('fanout', { rankOp: op, items, timeoutMs }, timeoutMs + 5000, `node ${this.node} to answer '${op}' for its ranks`);
     const replies = parse(fanoutReply, reply, `node ${this.node}'s fanout reply`).replies;
     return items.map(({ rank }) => {

@@ -4,11 +4,18 @@
 // one `relay` message; what the agent relays is pushed in as it comes.
 import { Duplex } from 'node:stream';
 
+/** One rank's part of a fan-out; with `arrival`, its own report answers (wire/agent-messages.ts). */
+export interface FanoutItem {
+  rank: number;
+  body: Record<string, unknown>;
+  arrival?: { seq: number; safePoint: number };
+}
+
 /** The agent that relays the stream. */
 export interface RelaySink {
   send(message: Record<string, unknown>): void;
   /** One request to each of these ranks (its own streams), answered at once. */
-  fanout(op: string, items: { rank: number; body: Record<string, unknown> }[], timeoutMs: number): Promise<Record<string, unknown>[]>;
+  fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<Record<string, unknown>[]>;
 }
 
 export class RelayedStream extends Duplex {

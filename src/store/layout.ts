@@ -42,6 +42,8 @@ export interface PendingSnapshot {
   finalDir: string;
   /** The store did not exist before: an aborted first snapshot removes it again. */
   createdStore?: boolean;
+  /** @internal files written for the commit to make durable with its manifest (their descriptors; closed by commit and abort). */
+  unsynced?: number[];
   /** @internal the descriptors behind `dir` (closed by commit and abort). */
   handles?: { store: DirFd; dir: DirFd; name: string };
   /** @internal while released (a self-dump): what the reopened directories must be. */

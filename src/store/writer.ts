@@ -62,7 +62,10 @@ export function directoryWriter(dir: string): SnapshotWriter {
   };
 }
 
-/** A writer for the top of a pending snapshot (the coordinator's own files: ranks.pack), through its descriptors. */
+/**
+ * A writer for the top of a pending snapshot (the coordinator's own files: ranks.pack),
+ * through its descriptors. Its files are made durable by the commit, with the manifest.
+ */
 export function pendingWriter(pending: PendingSnapshot): SnapshotWriter {
   return {
     path: (sub) => (sub ? join(pending.dir, sub) : pending.dir),

@@ -65,8 +65,17 @@ export const relayOpen = object({ type: literal('relay-open'), conn: count });
 export const relayData = object({ type: literal('relay'), conn: count, data: str });
 export const relayClose = object({ type: literal('relay-close'), conn: count });
 
-/** coordinator → agent: one round of requests to this node's ranks, answered at once. */
-export const fanoutRequest = object({ rankOp: str, items: array(object({ rank: count, body: unknown })), timeoutMs: count });
+/**
+ * coordinator → agent: one round of requests to this node's ranks, answered at once.
+ * An item with `arrival` (self's reach round) sends the rank nothing: its own
+ * unasked `arrived` report of checkpoint `seq` at `safePoint`, kept by the agent,
+ * answers for it ({ written }).
+ */
+export const fanoutRequest = object({
+  rankOp: str,
+  items: array(object({ rank: count, body: unknown, arrival: optional(object({ seq: count, safePoint: count })) })),
+  timeoutMs: count,
+});
 export type FanoutRequest = Checked<typeof fanoutRequest>;
 /** Each rank's reply message (ok, fields), or why it has none. */
 export const fanoutItem = object({ rank: count, reply: optional(unknown), error: optional(str), code: optional(str) });

@@ -28,14 +28,15 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
   await run.phase('reach');
   // A rank reports, unasked, the first safe point it stands at after the prepare.
   // Ranks whose next safe point is the target need not be told it (in a job whose
-  // ranks keep in step, none are): the save request confirms it. The others are
-  // sent on to the target, and reply when there.
-  const written = await Promise.all(
-    ranks.map((r) =>
-      counts[r]! + 1 === target
-        ? run.awaitArrival(r, target, run.reachMs)
-        : run.request(r, 'ckpt-reach', { target }, run.reachMs).then((m) => parse(reachReply, m, `rank ${r}'s ckpt-reach reply`).written),
-    ),
+  // ranks keep in step, none are): their report answers for them, and the save
+  // request confirms it. The others are sent on to the target, and reply when there.
+  // One round, one message per node each way: a node's agent keeps its ranks'
+  // reports for it. Not folded into the prepare's round: a rank behind waits at its
+  // next safe point, sends held, until told the target, and the target needs every
+  // rank's count — a node's reply that waited for its ranks' reports could wait for
+  // a rank that needs a message from a rank held elsewhere.
+  const written = (await run.all('ckpt-reach', () => ({ target }), run.reachMs, (r) => (counts[r]! + 1 === target ? target : undefined))).map(
+    (m, r) => parse(reachReply, m, `rank ${r}'s ckpt-reach reply`).written,
   );
 
   await run.phase('save');
@@ -52,7 +53,8 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
 
   await run.phase('commit');
   // Small ranks replied with their state: one pack file for all of them (one fsync
-  // instead of one per rank: 16 ranks fsyncing at once took ~25 ms here).
+  // instead of one per rank: 16 ranks fsyncing at once took ~25 ms here), made
+  // durable by the commit, together with the manifest.
   const inline = ranks.flatMap((r) => {
     const i = saved[r]!.inline;
     return i ? [{ rank: r, state: Buffer.from(i.state, 'base64'), binary: i.binary, library: Buffer.from(i.library, 'base64') }] : [];
