@@ -305,10 +305,8 @@ export class Job extends EventEmitter<JobEvents> {
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
     c.checkpointHandler = async ({ then, store, crs, from, signal, onProgress }) => {
-      if (from === 'rank') {
-        // A rank's comm.checkpoint(): taken once the checkpoint in progress (periodic, requested) is over.
-        while (this.checkpointing) await this.checkpointing.catch(() => {});
-      }
+      // Asked by a rank (comm.checkpoint()) or a user (ckpt checkpoint JOB): taken once the one in progress (periodic, …) is over.
+      while (this.checkpointing) await this.checkpointing.catch(() => {});
       const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress });
       return { snapshot: s.dir, store: s.store, seq: s.seq };
     };
