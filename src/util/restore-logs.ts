@@ -16,11 +16,38 @@ const RESTORE_LOG_NAME = /^restore-[\w.-]+$/;
 
 /** Marks a restore's log folder as a success (with the pids it restored), then prunes the older ones. */
 export function restoreSucceeded(logDir: string, pids: number[]): void {
+  if (markSucceeded(logDir, pids)) prunedQuietly();
+}
+
+/**
+ * Only marks the folder: for a restore that pruned the others while CRIU worked
+ * (pruneWhileRestoring), off its critical path.
+ */
+export function markSucceeded(logDir: string, pids: number[]): boolean {
   try {
     writeFileSync(join(logDir, RESTORE_SUCCEEDED), `${pids.join(' ')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
-    pruneRestoreLogs();
+    return true;
   } catch {
     // housekeeping: the restore stands whatever happens here
+    return false;
+  }
+}
+
+/**
+ * The prune of a restore that is under way (its own folder not marked yet): the
+ * others beyond the newest KEEP - 1, so that with its own mark KEEP stay. Run while
+ * CRIU restores, when this thread would only wait; a restore that then fails leaves
+ * one fewer (successes' logs are only housekeeping).
+ */
+export function pruneWhileRestoring(): void {
+  prunedQuietly(Math.max(0, envNumber('CKPT_RESTORE_LOGS_KEEP') - 1));
+}
+
+function prunedQuietly(keep?: number): void {
+  try {
+    pruneRestoreLogs(keep);
+  } catch {
+    // housekeeping, as above
   }
 }
 
@@ -46,24 +73,28 @@ export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): st
     return [];
   }
   try {
-    const succeeded: { name: string; at: number; pids: number[] }[] = [];
-    for (const name of readdirSync(logs.at())) {
-      if (!RESTORE_LOG_NAME.test(name)) continue;
+    // One lstat per folder (its mark, not followed), no exception for a missing one:
+    // the logs directory holds every failed restore's folder too, thousands on a test
+    // machine, all looked at by every restore. The entry's type says folder (not a link).
+    const succeeded: { name: string; at: number }[] = [];
+    for (const entry of readdirSync(logs.at(), { withFileTypes: true })) {
+      if (!entry.isDirectory() || !RESTORE_LOG_NAME.test(entry.name)) continue;
       try {
-        // A folder of its own (not a link), holding the mark (not followed either).
-        if (!lstatSync(logs.at(name)).isDirectory()) continue;
-        const mark = lstatSync(logs.at(name, RESTORE_SUCCEEDED));
-        if (!mark.isFile()) continue;
-        const pids = readFileSync(logs.at(name, RESTORE_SUCCEEDED), 'utf8').split(/\s+/).filter(Boolean).map(Number);
-        succeeded.push({ name, at: mark.mtimeMs, pids });
+        const mark = lstatSync(logs.at(entry.name, RESTORE_SUCCEEDED), { throwIfNoEntry: false });
+        if (mark?.isFile()) succeeded.push({ name: entry.name, at: mark.mtimeMs });
       } catch {
-        // no mark: a failure (kept) or a restore in progress
+        // unreadable: left alone
       }
     }
     succeeded.sort((a, b) => b.at - a.at);
     const removed: string[] = [];
     for (const old of succeeded.slice(keep)) {
-      if (old.pids.some(alive)) continue;
+      try {
+        const pids = readFileSync(logs.at(old.name, RESTORE_SUCCEEDED), 'utf8').split(/\s+/).filter(Boolean).map(Number);
+        if (pids.some(alive)) continue;
+      } catch {
+        continue; // its mark went meanwhile (another restore pruned it)
+      }
       rmSync(logs.at(old.name), { recursive: true, force: true });
       removed.push(old.name);
     }
