@@ -76,11 +76,13 @@ export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): st
     // One lstat per folder (its mark, not followed), no exception for a missing one:
     // the logs directory holds every failed restore's folder too, thousands on a test
     // machine, all looked at by every restore. The entry's type says folder (not a link).
+    // Names joined by hand: path.join's normalizing cost as much as the lstat.
+    const at = logs.at();
     const succeeded: { name: string; at: number }[] = [];
-    for (const entry of readdirSync(logs.at(), { withFileTypes: true })) {
+    for (const entry of readdirSync(at, { withFileTypes: true })) {
       if (!entry.isDirectory() || !RESTORE_LOG_NAME.test(entry.name)) continue;
       try {
-        const mark = lstatSync(logs.at(entry.name, RESTORE_SUCCEEDED), { throwIfNoEntry: false });
+        const mark = lstatSync(`${at}/${entry.name}/${RESTORE_SUCCEEDED}`, { throwIfNoEntry: false });
         if (mark?.isFile()) succeeded.push({ name: entry.name, at: mark.mtimeMs });
       } catch {
         // unreadable: left alone
