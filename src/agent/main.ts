@@ -3,10 +3,13 @@
 import { CkptError } from '../errors.js';
 import { agentEnv, runNodeAgent } from './node-agent.js';
 
-try {
-  process.exitCode = await runNodeAgent(agentEnv(process.env));
-} catch (err) {
-  const e = err as Error;
-  process.stderr.write(`ckpt agent: ${e.message}${err instanceof CkptError ? ` [${err.code}]` : ''}\n`);
-  process.exitCode = 1;
-}
+// No top-level await: the bundle of this entry is CommonJS (scripts/bundle.mjs).
+void (async () => {
+  try {
+    process.exitCode = await runNodeAgent(agentEnv(process.env));
+  } catch (err) {
+    const e = err as Error;
+    process.stderr.write(`ckpt agent: ${e.message}${err instanceof CkptError ? ` [${err.code}]` : ''}\n`);
+    process.exitCode = 1;
+  }
+})();

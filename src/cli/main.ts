@@ -49,8 +49,23 @@ export interface Io {
   stderr: { write(text: string): unknown };
 }
 
+/**
+ * A reader that stopped reading (`ckpt doctor | head -1`) is not an error of ours:
+ * the rest of the output goes nowhere and the command ends as it would have, without
+ * the stack trace of an unhandled EPIPE.
+ */
+function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      stream.destroy();
+    });
+  }
+}
+
 export async function main(argv: string[], io: Io = process): Promise<number> {
   holdInspectorSignal();
+  if (io === process) quietOnClosedPipe();
   const [name, ...rest] = argv;
   const json = wantsJson(rest);
   let debug = false;

@@ -33,7 +33,7 @@ export interface SlurmStarterOptions {
 }
 
 /** The agent's entry point: a file of the build this runs from, not an import (the agent is a layer above). */
-export const agentMain = (): string => builtEntry('agent/main');
+export const agentMain = (): string => builtEntry('agent/main', true);
 
 export class SlurmStarter implements RankStarter {
   readonly remote = true;

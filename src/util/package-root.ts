@@ -37,7 +37,10 @@ export function packageRoot(): string {
   return root;
 }
 
-/** The file of a separate Node program of ckpt (e.g. 'agent/main'), in the build this code runs from. */
-export function builtEntry(name: string): string {
-  return join(packageRoot(), 'dist', ...(bundled ? ['bundle'] : []), `${name}.js`);
+/**
+ * The file of a separate Node program of ckpt (e.g. 'agent/main'), in the build this
+ * code runs from; `commonjs`: bundled as one CommonJS file (scripts/bundle.mjs).
+ */
+export function builtEntry(name: string, commonjs = false): string {
+  return join(packageRoot(), 'dist', ...(bundled ? ['bundle'] : []), `${name}.${bundled && commonjs ? 'cjs' : 'js'}`);
 }

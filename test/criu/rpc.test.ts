@@ -2,7 +2,7 @@
 // stages of a real dump and restore exposed as hooks (a hook can abort a dump).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { criuFeatures, criuRpcCheck, criuRpcVersion } from '../../dist/criu/client.js';
 import { findCriu } from '../../dist/criu/locate/find.js';
@@ -23,7 +23,9 @@ test('version, features and check over RPC agree with the CRIU found', async (t)
 test('dump and restore stages reach onNotify hooks; a hook that says no aborts the dump', async (t) => {
   if (!(await needCriu(t))) return;
   const store = join(tempDir(t), 'store');
-  const program = new Program(fixture('process/ticker.sh'), ['150'], {}, { session: true });
+  // It ticks until told to end (the stop file): never done before the test has dumped it.
+  const stop = join(tempDir(t), 'stop');
+  const program = new Program(fixture('process/ticker.sh'), ['1000000', stop], {}, { session: true });
   t.after(() => program.kill());
   await program.waitFor(/^tick 3$/);
 
@@ -51,6 +53,7 @@ test('dump and restore stages reach onNotify hooks; a hook that says no aborts t
   const log = join(tempDir(t), 'out.log');
   const { process: restored } = await restartSnapshot(store, { detach: true, logFile: log, onNotify: (stage) => void restoreStages.push(stage) });
   assert.ok(restoreStages.includes('pre-restore') && restoreStages.includes('post-restore'), restoreStages.join(','));
+  writeFileSync(stop, '');
   await restored.wait();
   assert.equal(readFileSync(log, 'utf8').trim().split('\n').at(-1), 'done');
 });

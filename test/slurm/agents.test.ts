@@ -61,16 +61,16 @@ function clusterProcesses(cluster: SlurmCluster): Proc[] {
   return out;
 }
 
-// The agent's file in either build: the bundle (dist/bundle/agent/main.js, run by bin/ckpt) or tsc's output.
-const AGENT = '/agent/main.js';
+// The agent's file in either build: the bundle (dist/bundle/agent/main.cjs, run by bin/ckpt) or tsc's output (main.js).
+const isAgent = (arg: string | undefined): boolean => /\/agent\/main\.c?js$/.test(arg ?? '');
 /** The node agents themselves (node AGENT; not their unshare or srun). */
-const agents = (cluster: SlurmCluster): Proc[] => clusterProcesses(cluster).filter((p) => p.argv[1]?.endsWith(AGENT));
+const agents = (cluster: SlurmCluster): Proc[] => clusterProcesses(cluster).filter((p) => isAgent(p.argv[1]));
 /** The ranks (node PROGRAM). */
 const ranks = (cluster: SlurmCluster, rankProgram = program): Proc[] => clusterProcesses(cluster).filter((p) => p.argv[1] === rankProgram);
 /** Anything that names the agent or the rank program: agents, their unshare and srun, ranks, ckpt run, salloc. */
 const jobProcesses = (cluster: SlurmCluster, rankProgram = program): string[] =>
   clusterProcesses(cluster)
-    .filter((p) => p.argv.some((a) => a.endsWith(AGENT) || a === rankProgram))
+    .filter((p) => p.argv.some((a) => isAgent(a) || a === rankProgram))
     .map((p) => `${p.pid}: ${p.argv.join(' ')}`);
 
 /** Nothing of the job is left (a killed process may take the kernel a moment to reap). */

@@ -133,7 +133,7 @@ function agentPids(node: string): number[] {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      if (cmd.includes('/agent/main.js') && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
+      if (/\/agent\/main\.c?js\0/.test(cmd) && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
     } catch {
       // gone meanwhile
     }
