@@ -16,38 +16,21 @@ const RESTORE_LOG_NAME = /^restore-[\w.-]+$/;
 
 /** Marks a restore's log folder as a success (with the pids it restored), then prunes the older ones. */
 export function restoreSucceeded(logDir: string, pids: number[]): void {
-  if (markSucceeded(logDir, pids)) prunedQuietly();
+  if (!markSucceeded(logDir, pids)) return;
+  try {
+    pruneRestoreLogs();
+  } catch {
+    // housekeeping: the restore stands whatever happens here
+  }
 }
 
-/**
- * Only marks the folder: for a restore that pruned the others while CRIU worked
- * (pruneWhileRestoring), off its critical path.
- */
+/** Only marks the folder (a restore whose prune ran beside CRIU: pruneWhileRestoring). */
 export function markSucceeded(logDir: string, pids: number[]): boolean {
   try {
     writeFileSync(join(logDir, RESTORE_SUCCEEDED), `${pids.join(' ')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
     return true;
   } catch {
-    // housekeeping: the restore stands whatever happens here
-    return false;
-  }
-}
-
-/**
- * The prune of a restore that is under way (its own folder not marked yet): the
- * others beyond the newest KEEP - 1, so that with its own mark KEEP stay. Run while
- * CRIU restores, when this thread would only wait; a restore that then fails leaves
- * one fewer (successes' logs are only housekeeping).
- */
-export function pruneWhileRestoring(): void {
-  prunedQuietly(Math.max(0, envNumber('CKPT_RESTORE_LOGS_KEEP') - 1));
-}
-
-function prunedQuietly(keep?: number): void {
-  try {
-    pruneRestoreLogs(keep);
-  } catch {
-    // housekeeping, as above
+    return false; // housekeeping, as above
   }
 }
 
@@ -61,11 +44,19 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** Folders looked at between two turns of the event loop (pruneWhileRestoring). */
+const SLICE = 128;
+
 /**
- * Removes the folders of successful restores beyond the newest `keep` (by the time of
- * their mark) whose restored processes are all gone. Returns the names removed.
+ * The prune: yields every SLICE folders (a caller may let other work run there), and
+ * returns the names removed. The logs directory also holds every failed restore's
+ * folder — thousands on a test machine, all looked at by every restore — so one lstat
+ * per folder (its mark), none for a missing one thrown: the entry's type already says
+ * folder, not link. The marks are looked at by path (a wrong answer can only keep a
+ * folder, or propose one whose pids are then read through the descriptor); the pids
+ * are read, and folders removed, through the logs directory's descriptor.
  */
-export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): string[] {
+function* prune(keep: number): Generator<void, string[]> {
   let logs: DirFd;
   try {
     logs = DirFd.open(logsDir());
@@ -73,16 +64,15 @@ export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): st
     return [];
   }
   try {
-    // One lstat per folder (its mark, not followed), no exception for a missing one:
-    // the logs directory holds every failed restore's folder too, thousands on a test
-    // machine, all looked at by every restore. The entry's type says folder (not a link).
-    // Names joined by hand: path.join's normalizing cost as much as the lstat.
-    const at = logs.at();
+    const base = logsDir();
     const succeeded: { name: string; at: number }[] = [];
-    for (const entry of readdirSync(at, { withFileTypes: true })) {
+    let seen = 0;
+    for (const entry of readdirSync(logs.at(), { withFileTypes: true })) {
       if (!entry.isDirectory() || !RESTORE_LOG_NAME.test(entry.name)) continue;
+      if (++seen % SLICE === 0) yield;
       try {
-        const mark = lstatSync(`${at}/${entry.name}/${RESTORE_SUCCEEDED}`, { throwIfNoEntry: false });
+        // Joined by hand: path.join's normalizing cost as much as the lstat.
+        const mark = lstatSync(`${base}/${entry.name}/${RESTORE_SUCCEEDED}`, { throwIfNoEntry: false });
         if (mark?.isFile()) succeeded.push({ name: entry.name, at: mark.mtimeMs });
       } catch {
         // unreadable: left alone
@@ -103,5 +93,33 @@ export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): st
     return removed;
   } finally {
     logs.close();
+  }
+}
+
+/**
+ * Removes the folders of successful restores beyond the newest `keep` (by the time of
+ * their mark) whose restored processes are all gone. Returns the names removed.
+ */
+export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): string[] {
+  const steps = prune(keep);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The prune of a restore under way (its own folder not marked yet): the others beyond
+ * the newest KEEP - 1, so that with its own mark KEEP stay (a restore that fails
+ * leaves one fewer: these are only housekeeping). Run beside CRIU's work, in slices:
+ * between them this thread answers CRIU and carries the verification on, which a
+ * restore waits for. Never rejects.
+ */
+export async function pruneWhileRestoring(): Promise<void> {
+  try {
+    const steps = prune(Math.max(0, envNumber('CKPT_RESTORE_LOGS_KEEP') - 1));
+    while (!steps.next().done) await new Promise((resolve) => setImmediate(resolve));
+  } catch {
+    // housekeeping
   }
 }

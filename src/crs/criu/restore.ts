@@ -116,8 +116,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           notifyScripts: onNotify !== undefined,
         },
       }, onNotify);
-      // Housekeeping while CRIU restores and this thread would only wait for it.
-      pruneWhileRestoring();
+      // Housekeeping beside CRIU's work (not waited for: it ends before this process does).
+      void pruneWhileRestoring();
       resp = await answered;
     } finally {
       session.close();
