@@ -1,4 +1,5 @@
 // How the CLI speaks: results to stdout (text; --json output: json.ts), progress and errors to stderr.
+import { isatty } from 'node:tty';
 import { CkptError } from '../errors.js';
 import { formatBytes, formatDuration, formatRate, progressLine } from '../util/format-bytes.js';
 import type { WriteProgress } from '../store/image-watcher.js';
@@ -7,15 +8,21 @@ export function println(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
+/**
+ * Whether stderr is a terminal, asked of the descriptor: process.stderr is built on
+ * first use (for a pipe, a socket stream: ~1 ms, and one more handle at exit), needed only to write.
+ */
+const stderrIsTerminal = (): boolean => isatty(2);
+
 /** Progress lines for long operations: shown on a terminal only, never in --json mode. */
 export function progress(json: boolean): (message: string) => void {
-  if (json || !process.stderr.isTTY) return () => {};
+  if (json || !stderrIsTerminal()) return () => {};
   const start = Date.now();
   return (message) => process.stderr.write(`\r\x1b[K[${((Date.now() - start) / 1000).toFixed(1)}s] ${message}`);
 }
 
 export function endProgress(json: boolean): void {
-  if (!json && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+  if (!json && stderrIsTerminal()) process.stderr.write('\r\x1b[K');
 }
 
 /**
@@ -24,7 +31,7 @@ export function endProgress(json: boolean): void {
  * undefined (ask for no progress) with --json or when not on a terminal.
  */
 export function rankProgress(json: boolean): ((p: WriteProgress & { rank: number }) => void) | undefined {
-  if (json || !process.stderr.isTTY) return undefined;
+  if (json || !stderrIsTerminal()) return undefined;
   const line = progress(json);
   const ranks = new Map<number, WriteProgress>();
   return (p) => {

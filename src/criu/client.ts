@@ -3,10 +3,11 @@
 // answered through `onNotify`.
 import { unprivilegedArgs } from './locate/caps.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, type ErrorCode } from '../errors.js';
 import { native } from '../util/native.js';
 import { criuErrorLines } from './log.js';
+import { openStderrFile, takeStderrFile } from './stderr-file.js';
 import { decodeResponse, encodeRequest, ReqType, type CriuReq, type CriuResp, type CriuVersion } from './schema.js';
 
 /** A NOTIFY callback: return false (or throw) to make CRIU abort the operation. */
@@ -40,18 +41,20 @@ export class CriuSession {
   private constructor(
     private readonly fd: number,
     private readonly child: ChildProcess | undefined,
-    private readonly stderr: { text: string },
+    private readonly stderr: { text: string; file?: number },
   ) {}
 
   static open(options: SessionOptions): CriuSession {
     const n = native();
     const [ours, theirs] = n.seqpacketPair();
-    const stdio: (number | 'ignore' | 'pipe')[] = ['ignore', 'ignore', options.outsideTree ? 'ignore' : 'pipe', theirs];
+    // Its stderr into a file (read after a failure), else (no logs directory) a pipe.
+    const stderrFile = options.outsideTree ? undefined : openStderrFile();
+    const stdio: (number | 'ignore' | 'pipe')[] = ['ignore', 'ignore', options.outsideTree ? 'ignore' : (stderrFile ?? 'pipe'), theirs];
     const done = options.outsideTree ? options.onSuccess : undefined;
     if (done && options.passFds?.length) throw new CkptError(ErrorCodes.INTERNAL, 'onSuccess and passFds together');
     if (done) stdio.push(done.fd);
     for (const fd of options.passFds ?? []) stdio.push(fd);
-    const stderr = { text: '' };
+    const stderr: { text: string; file?: number } = { text: '', file: stderrFile };
     let child: ChildProcess | undefined;
     try {
       if (options.outsideTree) {
@@ -74,6 +77,9 @@ export class CriuSession {
           if (stderr.text.length < 8192) stderr.text += d;
         });
       }
+    } catch (err) {
+      if (stderrFile !== undefined) closeSync(stderrFile);
+      throw err;
     } finally {
       n.close(theirs);
       // Ours must be closed before the dump: the connection it leads to is not the dumped process's.
@@ -113,6 +119,11 @@ export class CriuSession {
 
   /** What criu wrote to stderr (before its log file was open). */
   get stderrText(): string {
+    const { file } = this.stderr;
+    if (file !== undefined) {
+      this.stderr.file = undefined;
+      this.stderr.text = takeStderrFile(file);
+    }
     return this.stderr.text.trim();
   }
 
@@ -126,6 +137,8 @@ export class CriuSession {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Its stderr as of now: kept for stderrText, the file closed.
+    void this.stderrText;
     const n = native();
     try {
       n.shutdown(this.fd);

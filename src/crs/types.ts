@@ -60,6 +60,14 @@ export interface ProcessCheckpointRequest {
    * images are written), CRIU lets the tree run on, and the request throws InterruptedError.
    */
   signal?: AbortSignal;
+  /** From the component's prepareProcessCheckpoint(): the request takes it over, used or not. */
+  prepared?: PreparedCheckpoint;
+}
+
+/** What a component started ahead of a checkpointProcess() call (CRIU: its worker process). */
+export interface PreparedCheckpoint {
+  /** Ends it unused; nothing once a request has taken it. Idempotent. */
+  dispose(): void;
 }
 
 /** A hook at one of CRIU's action-script stages; returning false (or throwing) makes CRIU abort. */
@@ -113,6 +121,11 @@ export interface Checkpointer {
   checkpointSelf(request: SelfCheckpointRequest): Promise<SelfCheckpointOutcome>;
   /** Only transparent checkpointers can snapshot another process. */
   checkpointProcess?(request: ProcessCheckpointRequest): Promise<{ data?: Record<string, unknown> }>;
+  /**
+   * Starts what checkpointProcess() will need (CRIU: its worker, whose exec and start-up
+   * then overlap the caller's look at the tree and its opening of the store).
+   */
+  prepareProcessCheckpoint?(): Promise<PreparedCheckpoint>;
   restart(request: RestartRequest): Promise<RestartedProcess>;
   /** A program restarted afresh from one of its snapshots (self): hands it the saved state. */
   loadState?(snapshotDir: string, data: Record<string, unknown>): Promise<void>;

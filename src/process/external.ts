@@ -1,7 +1,7 @@
 // Checkpointing another process tree from outside (`ckpt checkpoint --pid`).
 import { CkptError, ErrorCodes, InterruptedError, ProcessError } from '../errors.js';
 import { selectCheckpointer } from '../crs/registry.js';
-import type { NotifyHook } from '../crs/types.js';
+import type { Availability, Checkpointer, NotifyHook, PreparedCheckpoint } from '../crs/types.js';
 import { processManifestDraft, type EndState, type ProcessRecord } from '../store/manifest.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
 import { ownerUid, processTree, readStat } from '../util/procfs.js';
@@ -11,6 +11,7 @@ import { envFlag } from '../config.js';
 import { IMAGES_DIR } from '../crs/criu/options.js';
 import { readDumpStats } from '../criu/images.js';
 import { ImageWatcher, type WriteProgress } from '../store/image-watcher.js';
+import { preloadChecksums } from '../store/checksum.js';
 import { privateResidentBytes } from '../util/memory.js';
 import { progressLine } from '../util/format-bytes.js';
 import { resumeStoppedSince, stoppedIn } from './interrupt.js';
@@ -114,17 +115,38 @@ function watchImages(pending: PendingSnapshot, tree: number[], onProgress: Proce
  */
 export async function checkpointProcess(options: ProcessCheckpointOptions): Promise<ProcessCheckpointResult> {
   const startedAt = Date.now();
-  const then = options.then ?? 'continue';
   assertCheckpointable(options.pid);
   const { component, availability } = await selectCheckpointer({ name: options.crs, transparent: true });
-  if (!component.checkpointProcess) {
+  if (!snapsOthers(component)) {
     throw new CkptError(ErrorCodes.CRS_UNAVAILABLE, `the '${component.name}' checkpointer cannot snapshot another process`);
   }
+  // Its worker first (CRIU's): it starts up while the tree is looked at and the store opened.
+  const prepared = await component.prepareProcessCheckpoint?.();
+  try {
+    return await checkpointWith(component, availability, options, prepared, startedAt);
+  } finally {
+    prepared?.dispose(); // taken by the request: nothing; unused (an error before the dump): ended
+  }
+}
+
+type ProcessCheckpointer = Checkpointer & Required<Pick<Checkpointer, 'checkpointProcess'>>;
+const snapsOthers = (c: Checkpointer): c is ProcessCheckpointer => c.checkpointProcess !== undefined;
+
+async function checkpointWith(
+  component: ProcessCheckpointer,
+  availability: Availability,
+  options: ProcessCheckpointOptions,
+  prepared: PreparedCheckpoint | undefined,
+  startedAt: number,
+): Promise<ProcessCheckpointResult> {
+  const then = options.then ?? 'continue';
   const record = recordOf(options.pid);
   // Processes the user had stopped stay so after an interrupted checkpoint.
   const stoppedBefore = stoppedIn(options.pid);
   const createdAt = new Date().toISOString();
   const pending = beginSnapshot(options.dir);
+  // The commit's checksum code (a native addon) loaded while CRIU dumps, this thread idle.
+  setImmediate(preloadChecksums);
   const watcher = component.name === 'criu' ? watchImages(pending, record.tree.length ? record.tree : [options.pid], options.onProgress) : undefined;
   const leave = then === 'continue' ? 'running' : 'stopped';
   // SIGKILL: CRIU kills the tree itself, after a commit made while it still holds it.
@@ -161,6 +183,7 @@ export async function checkpointProcess(options: ProcessCheckpointOptions): Prom
         return options.onNotify?.(stage, pid);
       },
       signal: options.signal,
+      prepared,
     });
   } catch (err) {
     await watcher?.close();

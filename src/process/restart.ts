@@ -41,8 +41,13 @@ export interface Restarted {
   process: RestartedProcess & { job?: Job };
 }
 
-export async function restartSnapshot(ref: string, options: RestartOptions = {}): Promise<Restarted> {
-  const snapshot = openSnapshot(ref, { seq: options.seq, trustOwner: options.trustOwner });
+/**
+ * Restarts a snapshot named by `ref` (a store or a snapshot directory), or one the
+ * caller already opened with openSnapshot() (checked then: `seq` and `trustOwner`
+ * were applied there; a snapshot not read through its descriptor is opened again).
+ */
+export async function restartSnapshot(ref: string | Snapshot, options: RestartOptions = {}): Promise<Restarted> {
+  const snapshot = typeof ref === 'string' || ref.io === undefined ? openSnapshot(typeof ref === 'string' ? ref : ref.dir, { seq: options.seq, trustOwner: options.trustOwner }) : ref;
   if (isProcessSnapshot(snapshot) && snapshot.manifest.process.isolation) {
     throw new CkptError(ErrorCodes.USAGE, `${snapshot.dir} holds an isolated job: restart it with restartIsolated() or ckpt restart`);
   }

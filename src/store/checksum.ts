@@ -104,6 +104,15 @@ function xxh64(): Xxh64 {
   return chosen.xxh64;
 }
 
+/** Loads the XXH64 implementation now (a commit's, ahead of it: while CRIU dumps). */
+export function preloadChecksums(): void {
+  try {
+    xxh64();
+  } catch {
+    // the commit meets the same failure, and reports it
+  }
+}
+
 /** Which implementation computes XXH64 in this process (and why not the native one). */
 export function checksumBackend(): { backend: Xxh64Backend; reason?: string } {
   xxh64();

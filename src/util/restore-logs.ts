@@ -16,11 +16,21 @@ const RESTORE_LOG_NAME = /^restore-[\w.-]+$/;
 
 /** Marks a restore's log folder as a success (with the pids it restored), then prunes the older ones. */
 export function restoreSucceeded(logDir: string, pids: number[]): void {
+  if (!markSucceeded(logDir, pids)) return;
   try {
-    writeFileSync(join(logDir, RESTORE_SUCCEEDED), `${pids.join(' ')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
     pruneRestoreLogs();
   } catch {
     // housekeeping: the restore stands whatever happens here
+  }
+}
+
+/** Only marks the folder (a restore whose prune ran beside CRIU: pruneWhileRestoring). */
+export function markSucceeded(logDir: string, pids: number[]): boolean {
+  try {
+    writeFileSync(join(logDir, RESTORE_SUCCEEDED), `${pids.join(' ')}\n`, { mode: PRIVATE_FILE_MODE, flag: 'wx' });
+    return true;
+  } catch {
+    return false; // housekeeping, as above
   }
 }
 
@@ -34,11 +44,19 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** Folders looked at between two turns of the event loop (pruneWhileRestoring). */
+const SLICE = 128;
+
 /**
- * Removes the folders of successful restores beyond the newest `keep` (by the time of
- * their mark) whose restored processes are all gone. Returns the names removed.
+ * The prune: yields every SLICE folders (a caller may let other work run there), and
+ * returns the names removed. The logs directory also holds every failed restore's
+ * folder — thousands on a test machine, all looked at by every restore — so one lstat
+ * per folder (its mark), none for a missing one thrown: the entry's type already says
+ * folder, not link. The marks are looked at by path (a wrong answer can only keep a
+ * folder, or propose one whose pids are then read through the descriptor); the pids
+ * are read, and folders removed, through the logs directory's descriptor.
  */
-export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): string[] {
+function* prune(keep: number): Generator<void, string[]> {
   let logs: DirFd;
   try {
     logs = DirFd.open(logsDir());
@@ -46,29 +64,62 @@ export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): st
     return [];
   }
   try {
-    const succeeded: { name: string; at: number; pids: number[] }[] = [];
-    for (const name of readdirSync(logs.at())) {
-      if (!RESTORE_LOG_NAME.test(name)) continue;
+    const base = logsDir();
+    const succeeded: { name: string; at: number }[] = [];
+    let seen = 0;
+    for (const entry of readdirSync(logs.at(), { withFileTypes: true })) {
+      if (!entry.isDirectory() || !RESTORE_LOG_NAME.test(entry.name)) continue;
+      if (++seen % SLICE === 0) yield;
       try {
-        // A folder of its own (not a link), holding the mark (not followed either).
-        if (!lstatSync(logs.at(name)).isDirectory()) continue;
-        const mark = lstatSync(logs.at(name, RESTORE_SUCCEEDED));
-        if (!mark.isFile()) continue;
-        const pids = readFileSync(logs.at(name, RESTORE_SUCCEEDED), 'utf8').split(/\s+/).filter(Boolean).map(Number);
-        succeeded.push({ name, at: mark.mtimeMs, pids });
+        // Joined by hand: path.join's normalizing cost as much as the lstat.
+        const mark = lstatSync(`${base}/${entry.name}/${RESTORE_SUCCEEDED}`, { throwIfNoEntry: false });
+        if (mark?.isFile()) succeeded.push({ name: entry.name, at: mark.mtimeMs });
       } catch {
-        // no mark: a failure (kept) or a restore in progress
+        // unreadable: left alone
       }
     }
     succeeded.sort((a, b) => b.at - a.at);
     const removed: string[] = [];
     for (const old of succeeded.slice(keep)) {
-      if (old.pids.some(alive)) continue;
+      try {
+        const pids = readFileSync(logs.at(old.name, RESTORE_SUCCEEDED), 'utf8').split(/\s+/).filter(Boolean).map(Number);
+        if (pids.some(alive)) continue;
+      } catch {
+        continue; // its mark went meanwhile (another restore pruned it)
+      }
       rmSync(logs.at(old.name), { recursive: true, force: true });
       removed.push(old.name);
     }
     return removed;
   } finally {
     logs.close();
+  }
+}
+
+/**
+ * Removes the folders of successful restores beyond the newest `keep` (by the time of
+ * their mark) whose restored processes are all gone. Returns the names removed.
+ */
+export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): string[] {
+  const steps = prune(keep);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The prune of a restore under way (its own folder not marked yet): the others beyond
+ * the newest KEEP - 1, so that with its own mark KEEP stay (a restore that fails
+ * leaves one fewer: these are only housekeeping). Run beside CRIU's work, in slices:
+ * between them this thread answers CRIU and carries the verification on, which a
+ * restore waits for. Never rejects.
+ */
+export async function pruneWhileRestoring(): Promise<void> {
+  try {
+    const steps = prune(Math.max(0, envNumber('CKPT_RESTORE_LOGS_KEEP') - 1));
+    while (!steps.next().done) await new Promise((resolve) => setImmediate(resolve));
+  } catch {
+    // housekeeping
   }
 }

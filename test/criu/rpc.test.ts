@@ -2,7 +2,7 @@
 // stages of a real dump and restore exposed as hooks (a hook can abort a dump).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { criuFeatures, criuRpcCheck, criuRpcVersion } from '../../dist/criu/client.js';
 import { findCriu } from '../../dist/criu/locate/find.js';
@@ -18,6 +18,21 @@ test('version, features and check over RPC agree with the CRIU found', async (t)
   assert.equal(typeof features.lazyPages, 'boolean');
   assert.equal(features.memTrack, false, 'no soft-dirty tracking on these kernels');
   assert.equal(await criuRpcCheck(criu.path), true);
+});
+
+test("what criu says on stderr before it answers is the error's reason; its capture file is not left behind", async (t) => {
+  const dir = tempDir(t);
+  const prev = process.env.CKPT_STATE_DIR;
+  process.env.CKPT_STATE_DIR = join(dir, 'state');
+  t.after(() => (prev === undefined ? delete process.env.CKPT_STATE_DIR : (process.env.CKPT_STATE_DIR = prev)));
+  const fake = join(dir, 'criu');
+  // It takes the request (fd 3: the RPC socket), says why on stderr, and leaves without an answer.
+  writeFileSync(fake, '#!/bin/sh\necho "swrk: unknown option --bogus" >&2\nhead -c 1 <&3 >/dev/null\nexit 1\n');
+  chmodSync(fake, 0o755);
+  await assert.rejects(criuRpcVersion(fake), (err: Error) => /swrk: unknown option --bogus/.test(err.message));
+  const logs = join(dir, 'state', 'logs');
+  assert.ok(existsSync(logs), 'stderr went to a file in the logs directory, not a pipe');
+  assert.deepEqual(readdirSync(logs), [], 'the capture file was unlinked at once');
 });
 
 test('dump and restore stages reach onNotify hooks; a hook that says no aborts the dump', async (t) => {

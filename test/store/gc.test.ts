@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { beginSnapshot, collectGarbage } from '../../dist/store/store.js';
-import { pruneRestoreLogs, restoreSucceeded, RESTORE_SUCCEEDED } from '../../dist/util/restore-logs.js';
+import { markSucceeded, pruneRestoreLogs, pruneWhileRestoring, restoreSucceeded, RESTORE_SUCCEEDED } from '../../dist/util/restore-logs.js';
 import { ckpt, Program, tempDir } from '../helpers.js';
 
 async function deadPid(): Promise<number> {
@@ -134,4 +134,35 @@ test('restore logs: failures are kept, successes only the newest K and never a r
   assert.ok(existsSync(join(logs, 'restore-new', RESTORE_SUCCEEDED)));
   assert.ok(!existsSync(join(logs, 'restore-4')), 'the oldest success beyond 10 goes');
   assert.ok(existsSync(join(logs, 'restore-5')));
+});
+
+test('restore logs: a restore under way prunes the others to KEEP - 1, in slices, then only marks its own', async (t) => {
+  const state = tempDir(t);
+  const prev = { dir: process.env.CKPT_STATE_DIR, keep: process.env.CKPT_RESTORE_LOGS_KEEP };
+  process.env.CKPT_STATE_DIR = state;
+  process.env.CKPT_RESTORE_LOGS_KEEP = '3';
+  t.after(() => {
+    for (const [k, v] of [['CKPT_STATE_DIR', prev.dir], ['CKPT_RESTORE_LOGS_KEEP', prev.keep]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+  const logs = join(state, 'logs');
+  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  // More folders than one slice: failures (no mark) among the successes.
+  for (let i = 0; i < 300; i++) {
+    const name = `restore-${i}`;
+    mkdirSync(join(logs, name), { mode: 0o700 });
+    if (i % 50 !== 0) continue;
+    writeFileSync(join(logs, name, RESTORE_SUCCEEDED), '999999999\n');
+    const at = new Date(Date.now() - (1000 - i) * 1000);
+    utimesSync(join(logs, name, RESTORE_SUCCEEDED), at, at);
+  }
+  mkdirSync(join(logs, 'restore-mine'), { mode: 0o700 }); // the restore under way: no mark yet
+  await pruneWhileRestoring();
+  const successes = (): string[] => readdirSync(logs).filter((n) => existsSync(join(logs, n, RESTORE_SUCCEEDED))).sort();
+  assert.deepEqual(successes(), ['restore-200', 'restore-250'], 'the newest KEEP - 1 others stay');
+  assert.equal(readdirSync(logs).length, 300 - 4 + 1, 'failures and the restore under way are kept');
+  assert.equal(markSucceeded(join(logs, 'restore-mine'), [999_999_998]), true);
+  assert.deepEqual(successes(), ['restore-200', 'restore-250', 'restore-mine'], 'marking prunes nothing: KEEP stay');
 });

@@ -122,8 +122,8 @@ export const restartCommand: Command = {
     if (opened.manifest.kind === 'job' || !values.detach) for (const sig of FORWARDED) process.on(sig, catchEarly);
     let restarted;
     try {
-      restarted = await restartSnapshot(positionals[0]!, {
-        seq: intOption(values.seq, 'seq', 1),
+      // Opened and checked above: its files are not walked twice.
+      restarted = await restartSnapshot(opened, {
         detach: values.detach === true,
         logFile: values.log,
         stdoutFile: values.stdout,

@@ -30,13 +30,26 @@ export function checkCacheKey(path: string): string | undefined {
   }
 }
 
+/**
+ * The file as read once by this process (a command asks for the version and the
+ * check of every candidate, twice over: probe, then findCriu): by file name, since
+ * CKPT_STATE_DIR may change between calls (tests). A pass another process records
+ * meanwhile is only missed until the next process (a check run once more).
+ */
+let read: { file: string; entries: Record<string, CheckCacheEntry> } | undefined;
+
 function readCache(): Record<string, CheckCacheEntry> {
+  const file = cacheFile();
+  if (read?.file === file) return read.entries;
+  let entries: Record<string, CheckCacheEntry> = {};
   try {
-    const data = JSON.parse(readFileSync(cacheFile(), 'utf8')) as unknown;
-    return data && typeof data === 'object' ? (data as Record<string, CheckCacheEntry>) : {};
+    const data = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (data && typeof data === 'object') entries = data as Record<string, CheckCacheEntry>;
   } catch {
-    return {};
+    // none yet, or unreadable: no cached pass
   }
+  read = { file, entries };
+  return entries;
 }
 
 /** Whether a passing check is recorded under key. */
@@ -57,7 +70,7 @@ export function cachedVersion(path: string): string | undefined {
 /** Records a passing check; never fails (a read-only state dir only costs a re-check next time). */
 export function recordPass(key: string, entry: CheckCacheEntry): void {
   try {
-    const all = readCache();
+    const all = { ...readCache() };
     // Drop entries for other kernels or binaries that no longer exist.
     for (const k of Object.keys(all)) {
       const [p, , , rel] = k.split('|');
@@ -66,6 +79,7 @@ export function recordPass(key: string, entry: CheckCacheEntry): void {
     all[key] = entry;
     mkdirSync(stateDir(), { recursive: true, mode: 0o700 });
     writeFileAtomic(cacheFile(), `${JSON.stringify(all, null, 2)}\n`);
+    read = { file: cacheFile(), entries: all };
   } catch {
     // see above
   }

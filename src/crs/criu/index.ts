@@ -15,7 +15,7 @@ import { ReqType, type CriuOpts } from '../../criu/schema.js';
 import { mkdirPrivate } from '../../util/fsx.js';
 import { native } from '../../util/native.js';
 import { logsDir } from '../../util/paths.js';
-import type { Availability, Checkpointer, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
+import type { Availability, Checkpointer, PreparedCheckpoint, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { lockTableLeftover } from './leftovers.js';
 import { writableFiles } from './files.js';
@@ -123,9 +123,16 @@ function ensureOwnSession(record: ProcessRecord, onProgress?: (m: string) => voi
  * Runs one DUMP. CRIU's log is `images/dump.log`, unless `workDir` (a directory
  * outside the snapshot) holds it: a failure's log is then already where it stays.
  */
-async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onNotify?: NotifyHandler, workDir?: string, onSuccess?: { fd: number; bytes: Uint8Array }) {
-  const { path } = await criuBinary();
-  const session = CriuSession.open({ criuPath: path, outsideTree, onSuccess });
+async function dump(
+  opts: CriuOpts,
+  imagesDir: string,
+  outsideTree: boolean,
+  onNotify?: NotifyHandler,
+  workDir?: string,
+  onSuccess?: { fd: number; bytes: Uint8Array },
+  started?: CriuSession,
+) {
+  const session = started ?? CriuSession.open({ criuPath: (await criuBinary()).path, outsideTree, onSuccess });
   // CRIU resolves work_dir_fd in our fd table (/proc/<client>/fd/N).
   const workDirFd = workDir === undefined ? undefined : openSync(workDir, 'r');
   try {
@@ -157,6 +164,26 @@ async function dump(opts: CriuOpts, imagesDir: string, outsideTree: boolean, onN
   } finally {
     session.close();
     if (workDirFd !== undefined) closeSync(workDirFd);
+  }
+}
+
+/**
+ * A CRIU worker (swrk) started ahead of a dump of another process: CRIU's exec and
+ * start-up (~10–30 ms) run while the caller checks the tree and opens the store.
+ * It waits for its one request; closed unused, it exits.
+ */
+class StartedWorker implements PreparedCheckpoint {
+  constructor(private session: CriuSession | undefined) {}
+
+  /** The session, once: its taker closes it. */
+  take(): CriuSession | undefined {
+    const s = this.session;
+    this.session = undefined;
+    return s;
+  }
+
+  dispose(): void {
+    this.take()?.close();
   }
 }
 
@@ -200,106 +227,17 @@ export const criuCheckpointer: Checkpointer = {
     };
   },
 
+  async prepareProcessCheckpoint() {
+    return new StartedWorker(CriuSession.open({ criuPath: (await criuBinary()).path }));
+  },
+
   async checkpointProcess(request: ProcessCheckpointRequest) {
-    throwIfInterrupted(request.signal);
-    const outside = sessionLedFromOutside(request.record.tree.length ? request.record.tree : [request.pid]);
-    if (outside !== undefined) throw sessionError(outside);
-    Object.assign(request.record, networkFacts(processTree(request.pid)));
-    const images = join(request.pending.dir, IMAGES_DIR);
-    mkdirPrivate(images);
-    const { version } = await criuBinary();
-    const data = { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR };
-    request.onProgress?.(`dumping process tree ${request.pid} with CRIU`);
-    // CRIU's leave-stopped keeps TCP sockets in repair mode and the network locked:
-    // right before a kill, but a tree that is to be continued (--stop, then resume)
-    // would find its connections dead. Such a tree is left running by CRIU, which
-    // unlocks both, with a SIGSTOP already queued while it was still frozen.
-    const stopAfter = request.leave === 'stopped' && !request.thenKill;
-    // A tree to be killed is committed while CRIU still holds it frozen (post-dump) and
-    // then killed by CRIU itself, connections still in repair mode and locked, as a
-    // restore needs them. A failed commit makes CRIU roll back instead: it takes the
-    // sockets out of repair mode, unlocks the network and lets the tree run on —
-    // which no one but CRIU can do once it has exited (it holds the repair sockets).
-    const commitFrozen = request.thenKill && request.leave === 'stopped' ? request.commitFrozen : undefined;
-    const opts: CriuOpts = {
-      ...dumpOptions(request.record, images),
-      pid: request.pid,
-      // Neither flag: CRIU kills the tree once post-dump (the commit) succeeded.
-      leaveRunning: request.leave === 'running' || stopAfter,
-      leaveStopped: request.leave === 'stopped' && !stopAfter && !commitFrozen,
-      notifyScripts: true,
-    };
-    // CRIU writes its log after post-dump too: with the commit there, the log lives
-    // outside the snapshot (a copy as of post-dump goes in), or it would no longer
-    // match its checksum.
-    let workDir: string | undefined;
-    if (commitFrozen) {
-      mkdirPrivate(logsDir());
-      workDir = mkdtempSync(join(logsDir(), `dump-${request.pid}-`));
-    }
-    let committed = false;
-    let commitError: unknown;
-    // While CRIU holds the tree frozen (post-dump), its pids are exactly those in
-    // the images: the restore must find each of them free.
-    const onNotify: NotifyHandler = async (script, pid) => {
-      if (script === 'post-dump') {
-        // Tests stand here: the images are written, the tree still frozen.
-        await faultPoint('written', 'coord');
-        request.record.tree = processTree(request.pid);
-        // Files it writes may grow after the dump: the restore appends to them.
-        request.record.files = writableFiles(request.record.tree);
-      }
-      // Interrupted: CRIU has no way to be stopped mid-write that leaves the tree whole
-      // (a signal can kill it with its parasite still inside the tree); refusing its next
-      // stage makes it roll back — parasite out, network unlocked, the tree running on.
-      if (request.signal?.aborted) return false;
-      if (script === 'post-dump' && stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
-      else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
-      const ok = await request.onNotify?.(script, pid);
-      if (ok === false || script !== 'post-dump' || !commitFrozen) return ok;
-      try {
-        copyFileSync(join(workDir!, DUMP_LOG), join(images, DUMP_LOG));
-      } catch {
-        // a full disk: the commit says so
-      }
-      try {
-        await commitFrozen(data);
-        committed = true;
-      } catch (err) {
-        commitError = err;
-        request.onProgress?.('the commit failed: CRIU lets the process run on, connections unlocked');
-        return false;
-      }
-    };
+    const started = request.prepared instanceof StartedWorker ? request.prepared.take() : undefined;
     try {
-      await dump(opts, images, false, onNotify, workDir);
-    } catch (err) {
-      // A failed dump's log was copied to the logs directory; a successful one's into the snapshot.
-      if (workDir) rmSync(workDir, { recursive: true, force: true });
-      // CRIU unlocks the network itself when a dump fails; a table of this run left anyway goes.
-      if (request.record.networkLock !== 'skip') await removeLockTable(dumpRunId(images));
-      if (commitError !== undefined) throw commitError;
-      if (committed) {
-        // The snapshot is whole, but CRIU failed after it (the tree may be running on
-        // unlocked): the snapshot stands, the tree is ended as asked.
-        request.onProgress?.(`CRIU failed after the commit (${(err as Error).message}); killing the tree`);
-        for (const pid of request.record.tree) signalPid(pid, 'SIGKILL');
-        return { data };
-      }
-      if (request.signal?.aborted) throw interruption(request.signal, err);
-      if (err instanceof CriuError && err.criuErrors.some((l) => /half of stream unix connection|External socket/.test(l))) {
-        throw new CriuError(err.code, err.message, {
-          cause: err,
-          logPath: err.logPath,
-          criuErrors: err.criuErrors,
-          hint: 'the process holds a unix socket to a process outside its tree; checkpoint the whole tree (ckpt run --isolate)',
-        });
-      }
-      throw err;
+      return await checkpointTree(request, started);
+    } finally {
+      started?.close(); // unused (a refusal before the dump); else closed already
     }
-    // Success: the snapshot holds its copy of the log.
-    if (workDir) rmSync(workDir, { recursive: true, force: true });
-    return { data };
   },
 
   async restart(request) {
@@ -308,6 +246,109 @@ export const criuCheckpointer: Checkpointer = {
     return restoreWithCriu(request, (await criuBinary()).path);
   },
 };
+
+/** Dumps another process tree (checkpointProcess), in `started` when a worker was started ahead. */
+async function checkpointTree(request: ProcessCheckpointRequest, started: CriuSession | undefined): Promise<{ data: Record<string, unknown> }> {
+  throwIfInterrupted(request.signal);
+  const outside = sessionLedFromOutside(request.record.tree.length ? request.record.tree : [request.pid]);
+  if (outside !== undefined) throw sessionError(outside);
+  Object.assign(request.record, networkFacts(processTree(request.pid)));
+  const images = join(request.pending.dir, IMAGES_DIR);
+  mkdirPrivate(images);
+  const { version } = await criuBinary();
+  const data = { criu: `${version.major}.${version.minor}.${version.sublevel}`, images: IMAGES_DIR };
+  request.onProgress?.(`dumping process tree ${request.pid} with CRIU`);
+  // CRIU's leave-stopped keeps TCP sockets in repair mode and the network locked:
+  // right before a kill, but a tree that is to be continued (--stop, then resume)
+  // would find its connections dead. Such a tree is left running by CRIU, which
+  // unlocks both, with a SIGSTOP already queued while it was still frozen.
+  const stopAfter = request.leave === 'stopped' && !request.thenKill;
+  // A tree to be killed is committed while CRIU still holds it frozen (post-dump) and
+  // then killed by CRIU itself, connections still in repair mode and locked, as a
+  // restore needs them. A failed commit makes CRIU roll back instead: it takes the
+  // sockets out of repair mode, unlocks the network and lets the tree run on —
+  // which no one but CRIU can do once it has exited (it holds the repair sockets).
+  const commitFrozen = request.thenKill && request.leave === 'stopped' ? request.commitFrozen : undefined;
+  const opts: CriuOpts = {
+    ...dumpOptions(request.record, images),
+    pid: request.pid,
+    // Neither flag: CRIU kills the tree once post-dump (the commit) succeeded.
+    leaveRunning: request.leave === 'running' || stopAfter,
+    leaveStopped: request.leave === 'stopped' && !stopAfter && !commitFrozen,
+    notifyScripts: true,
+  };
+  // CRIU writes its log after post-dump too: with the commit there, the log lives
+  // outside the snapshot (a copy as of post-dump goes in), or it would no longer
+  // match its checksum.
+  let workDir: string | undefined;
+  if (commitFrozen) {
+    mkdirPrivate(logsDir());
+    workDir = mkdtempSync(join(logsDir(), `dump-${request.pid}-`));
+  }
+  let committed = false;
+  let commitError: unknown;
+  // While CRIU holds the tree frozen (post-dump), its pids are exactly those in
+  // the images: the restore must find each of them free.
+  const onNotify: NotifyHandler = async (script, pid) => {
+    if (script === 'post-dump') {
+      // Tests stand here: the images are written, the tree still frozen.
+      await faultPoint('written', 'coord');
+      request.record.tree = processTree(request.pid);
+      // Files it writes may grow after the dump: the restore appends to them.
+      request.record.files = writableFiles(request.record.tree);
+    }
+    // Interrupted: CRIU has no way to be stopped mid-write that leaves the tree whole
+    // (a signal can kill it with its parasite still inside the tree); refusing its next
+    // stage makes it roll back — parasite out, network unlocked, the tree running on.
+    if (request.signal?.aborted) return false;
+    if (script === 'post-dump' && stopAfter) for (const pid of request.record.tree) signalPid(pid, 'SIGSTOP');
+    else if (script === 'pre-dump') request.onProgress?.('tree frozen, writing images');
+    const ok = await request.onNotify?.(script, pid);
+    if (ok === false || script !== 'post-dump' || !commitFrozen) return ok;
+    try {
+      copyFileSync(join(workDir!, DUMP_LOG), join(images, DUMP_LOG));
+    } catch {
+      // a full disk: the commit says so
+    }
+    try {
+      await commitFrozen(data);
+      committed = true;
+    } catch (err) {
+      commitError = err;
+      request.onProgress?.('the commit failed: CRIU lets the process run on, connections unlocked');
+      return false;
+    }
+  };
+  try {
+    await dump(opts, images, false, onNotify, workDir, undefined, started);
+  } catch (err) {
+    // A failed dump's log was copied to the logs directory; a successful one's into the snapshot.
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
+    // CRIU unlocks the network itself when a dump fails; a table of this run left anyway goes.
+    if (request.record.networkLock !== 'skip') await removeLockTable(dumpRunId(images));
+    if (commitError !== undefined) throw commitError;
+    if (committed) {
+      // The snapshot is whole, but CRIU failed after it (the tree may be running on
+      // unlocked): the snapshot stands, the tree is ended as asked.
+      request.onProgress?.(`CRIU failed after the commit (${(err as Error).message}); killing the tree`);
+      for (const pid of request.record.tree) signalPid(pid, 'SIGKILL');
+      return { data };
+    }
+    if (request.signal?.aborted) throw interruption(request.signal, err);
+    if (err instanceof CriuError && err.criuErrors.some((l) => /half of stream unix connection|External socket/.test(l))) {
+      throw new CriuError(err.code, err.message, {
+        cause: err,
+        logPath: err.logPath,
+        criuErrors: err.criuErrors,
+        hint: 'the process holds a unix socket to a process outside its tree; checkpoint the whole tree (ckpt run --isolate)',
+      });
+    }
+    throw err;
+  }
+  // Success: the snapshot holds its copy of the log.
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  return { data };
+}
 
 /**
  * A rank of a coordinated job dumps itself (and its children), leaving them

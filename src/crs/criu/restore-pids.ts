@@ -9,9 +9,12 @@ import { readStat } from '../../util/procfs.js';
 /**
  * CRIU restores the original pids. A pid still held by a zombie frees up once
  * init reaps it (slowly, on these machines); one held by a live process is an error.
+ * No event says a zombie that is not ours was reaped: it is looked at again after
+ * 1, 2, 4 … 50 ms, so that a pid freed at once costs a millisecond, not 50.
  */
 export async function waitForPids(pids: number[], timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let pause = 1;
   for (const pid of pids) {
     for (;;) {
       const st = readStat(pid);
@@ -26,7 +29,8 @@ export async function waitForPids(pids: number[], timeoutMs = 5000): Promise<voi
       if (Date.now() > deadline) {
         throw new ProcessError(ErrorCodes.PID_TAKEN, `pid ${pid} is still held by an unreaped zombie after ${timeoutMs} ms`);
       }
-      await sleep(50);
+      await sleep(pause);
+      pause = Math.min(50, pause * 2);
     }
   }
 }

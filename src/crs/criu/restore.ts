@@ -11,7 +11,7 @@ import { ReqType, type InheritFd } from '../../criu/schema.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../../util/fsx.js';
 import { native } from '../../util/native.js';
 import { logsDir } from '../../util/paths.js';
-import { restoreSucceeded } from '../../util/restore-logs.js';
+import { markSucceeded, pruneWhileRestoring } from '../../util/restore-logs.js';
 import { readStat } from '../../util/procfs.js';
 import { isAlive } from '../../util/signals.js';
 import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
@@ -102,7 +102,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     const onNotify = holdUntilVerified(request.verification, request.onNotify);
     let resp;
     try {
-      resp = await session.call({
+      // The request is sent before call() first waits: CRIU works from here on.
+      const answered = session.call({
         type: ReqType.RESTORE,
         opts: {
           ...sharedOptions(record),
@@ -115,6 +116,9 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           notifyScripts: onNotify !== undefined,
         },
       }, onNotify);
+      // Housekeeping beside CRIU's work (not waited for: it ends before this process does).
+      void pruneWhileRestoring();
+      resp = await answered;
     } finally {
       session.close();
     }
@@ -134,7 +138,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     const pid = resp.restore?.pid ?? 0;
     if (pid <= 1) throw criuFailure('CRIU restore', resp, logPath, 'CRIU reported no restored pid');
     await session.exited();
-    restoreSucceeded(logDir, [pid]);
+    markSucceeded(logDir, [pid]);
     return {
       pid,
       wait: request.detach ? () => pollExit(pid) : () => reap(pid),
