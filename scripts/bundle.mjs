@@ -29,31 +29,25 @@ const builds = [
 ];
 
 rmSync(outdir, { recursive: true, force: true });
+const define = { __CKPT_BUNDLE__: 'true', __CKPT_VERSION__: JSON.stringify(version) };
+/** What every build shares. Whitespace and syntax only: names stay readable in CKPT_DEBUG stack traces. */
+const common = {
+  absWorkingDir: root,
+  outdir,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  legalComments: 'none',
+  sourcemap: false,
+  logLevel: 'warning',
+  metafile: true,
+};
 // One after another: builds may write the same chunk (a dependency), with the same bytes.
 const results = [];
 for (const entryPoints of builds) {
-  results.push(
-    await build({
-      absWorkingDir: root,
-      entryPoints,
-      outdir,
-      entryNames: '[dir]/[name]',
-      chunkNames: 'chunks/[name]-[hash]',
-      bundle: true,
-      splitting: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      // Whitespace and syntax only: names stay readable in CKPT_DEBUG stack traces.
-      minifyWhitespace: true,
-      minifySyntax: true,
-      legalComments: 'none',
-      sourcemap: false,
-      define: { __CKPT_BUNDLE__: 'true', __CKPT_VERSION__: JSON.stringify(version) },
-      logLevel: 'warning',
-      metafile: true,
-    }),
-  );
+  results.push(await build({ ...common, entryPoints, entryNames: '[dir]/[name]', chunkNames: 'chunks/[name]-[hash]', splitting: true, format: 'esm', define }));
 }
 // The CLI (bin/ckpt) and the node agent (srun runs it on every node: runtime/
 // starter-slurm.ts) are one CommonJS file each: Node's CommonJS loader compiles one file
@@ -61,27 +55,19 @@ for (const entryPoints of builds) {
 // here, a tiny `ckpt checkpoint --pid` spent ~30 ms less CPU (issue #16). esbuild's
 // lazy module wrappers keep a command's code from running until it is imported, as
 // the chunks did. import.meta.url becomes this file's URL.
-for (const entryPoints of [{ 'cli/main': 'src/cli/main.ts' }, { 'agent/main': 'src/agent/main.ts' }]) results.push(
-  await build({
-    absWorkingDir: root,
-    entryPoints,
-    outdir,
-    outExtension: { '.js': '.cjs' },
-    bundle: true,
-    splitting: false,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    minifyWhitespace: true,
-    minifySyntax: true,
-    legalComments: 'none',
-    sourcemap: false,
-    banner: { js: 'const __ckptModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
-    define: { __CKPT_BUNDLE__: 'true', __CKPT_VERSION__: JSON.stringify(version), 'import.meta.url': '__ckptModuleUrl' },
-    logLevel: 'warning',
-    metafile: true,
-  }),
-);
+for (const entryPoints of [{ 'cli/main': 'src/cli/main.ts' }, { 'agent/main': 'src/agent/main.ts' }]) {
+  results.push(
+    await build({
+      ...common,
+      entryPoints,
+      outExtension: { '.js': '.cjs' },
+      splitting: false,
+      format: 'cjs',
+      banner: { js: 'const __ckptModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+      define: { ...define, 'import.meta.url': '__ckptModuleUrl' },
+    }),
+  );
+}
 if (process.argv.includes('--verbose')) {
   for (const [file, out] of results.flatMap((r) => Object.entries(r.metafile.outputs))) console.log(`${String(out.bytes).padStart(8)}  ${file}`);
 }

@@ -6,23 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckptBin, ckptProgram, faultEnv, gate, needCriu } from '../helpers.js';
+import { ckptBin, faultEnv, gate, needCriu } from '../helpers.js';
 import { program } from '../jobs/exchange.js';
 import { needSlurm, startCluster } from './cluster.js';
-
-const ITERS = 200;
-
-function checksums(text: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const m of text.matchAll(/^\[(\d+)\] rank \d+ checksum (\d+)$/gm)) out.set(Number(m[1]), m[2]!);
-  return out;
-}
-
-async function uninterrupted(n: number): Promise<Map<number, string>> {
-  const p = ckptProgram(['run', '-n', String(n), '--', process.execPath, program], { ITERS: String(ITERS) });
-  assert.equal((await p.exited).code, 0, p.stderr);
-  return checksums(p.lines.join('\n'));
-}
+import { agentPids, checksums, gated, ITERS, uninterrupted } from './ring.js';
 
 for (const [nodes, size] of [
   [2, 4],
@@ -37,20 +24,6 @@ for (const [nodes, size] of [
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.deepEqual(checksums(r.stdout), expected);
   });
-}
-
-/** Waits until `p`'s stdout shows `n` ranks at the gate, or back there (a criu rank wakes inside its gate loop). */
-async function gated(p: { stdout: () => string; stderr: () => string; exited: Promise<unknown> }, n: number, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let ended = false;
-  void p.exited.then(() => (ended = true));
-  for (;;) {
-    // `gated` on stdout, `restarted at` on stderr.
-    const text = p.stdout() + p.stderr();
-    if ((text.match(/ gated | restarted at iteration /g) ?? []).length >= n) return;
-    if (ended || Date.now() > deadline) throw new Error(`${ended ? 'the job ended' : 'timed out'} before ${n} ranks were at the gate:\n${p.stdout()}\n${p.stderr()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 for (const crs of ['self', 'criu'] as const) {
@@ -122,23 +95,6 @@ function connectionsToCoordinator(pid: number, port: number): number {
     const f = l.trim().split(/\s+/);
     return f[2] === `014DFEA9:${port.toString(16).toUpperCase().padStart(4, '0')}` && f[3] === '01';
   }).length;
-}
-
-/** Host pids of the node agent of `node` (its unshare and the agent itself), found through /proc. */
-function agentPids(node: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    const pid = Number(name);
-    if (!(pid > 1)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      if (/\/agent\/main\.c?js\0/.test(cmd) && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 for (const crs of ['self', 'criu'] as const) {

@@ -35,7 +35,7 @@ export async function gated(p: { stdout: () => string; stderr: () => string; exi
   }
 }
 
-/** Host pids of the node agent of `node` (its unshare and the agent itself), found through /proc. */
+/** Host pids of the node agent of `node` (its unshare and the agent itself; bundle main.cjs or tsc's main.js), found through /proc. */
 export function agentPids(node: string): number[] {
   const pids: number[] = [];
   for (const name of readdirSync('/proc')) {
@@ -44,7 +44,7 @@ export function agentPids(node: string): number[] {
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      if (cmd.includes('/agent/main.js') && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
+      if (/\/agent\/main\.c?js\0/.test(cmd) && env.includes(`SLURMD_NODENAME=${node}`)) pids.push(pid);
     } catch {
       // gone meanwhile
     }

@@ -3,7 +3,7 @@
 // there, the job goes on, the node agents copy the images into the shared store and
 // the coordinator commits. Checksums exact against an uninterrupted run; a failed copy
 // (the `staged` fault point, in a node's agent) fails that checkpoint only.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,13 +25,19 @@ function manifestData(store: string, seq: number): Record<string, unknown> {
   return JSON.parse(readFileSync(join(store, String(seq).padStart(6, '0'), 'manifest.json'), 'utf8')).data;
 }
 
-test('criu --stage: 3 checkpoints that continue and one that ends the job, staged on each node; restarted with --stage; checksums exact', async (t) => {
-  if (!needSlurm(t)) return;
-  if (!(await needCriu(t))) return;
+/** Two nodes, each with its own tmpfs at DIR/local (the stage), the store shared; an uninterrupted run's checksums. */
+async function stagedCluster(t: TestContext) {
+  if (!needSlurm(t)) return undefined;
+  if (!(await needCriu(t))) return undefined;
   const expected = await uninterrupted(4);
   const cluster = await startCluster(t, { nodes: 2, cpusPerNode: 4, nodeLocalDirs: ['local'] });
-  const store = join(cluster.dir, 'store');
-  const stage = join(cluster.dir, 'local');
+  return { expected, cluster, store: join(cluster.dir, 'store'), stage: join(cluster.dir, 'local') };
+}
+
+test('criu --stage: 3 checkpoints that continue and one that ends the job, staged on each node; restarted with --stage; checksums exact', async (t) => {
+  const c = await stagedCluster(t);
+  if (!c) return;
+  const { expected, cluster, store, stage } = c;
   const gate = join(cluster.dir, 'gate');
   const env = { ITERS: String(ITERS), GATE_AT: '100', GATE_FILE: gate };
   let job = cluster.spawn('salloc', [...alloc, 'run', '-n', '4', '--name', 'staged', '--dir', store, '--crs', 'criu', '--stage', stage, '--', process.execPath, program], { env });
@@ -55,12 +61,9 @@ test('criu --stage: 3 checkpoints that continue and one that ends the job, stage
 });
 
 test('criu --stage: a copy that fails aborts that checkpoint cleanly, the job goes on, the previous snapshot restarts; a --stage missing on the nodes is one line, exit 2', async (t) => {
-  if (!needSlurm(t)) return;
-  if (!(await needCriu(t))) return;
-  const expected = await uninterrupted(4);
-  const cluster = await startCluster(t, { nodes: 2, cpusPerNode: 4, nodeLocalDirs: ['local'] });
-  const store = join(cluster.dir, 'store');
-  const stage = join(cluster.dir, 'local');
+  const c = await stagedCluster(t);
+  if (!c) return;
+  const { expected, cluster, store, stage } = c;
 
   const bad = await cluster.run('salloc', [...alloc, 'run', '-n', '2', '--dir', store, '--crs', 'criu', '--stage', '/nonexistent/ckpt-stage', '--', process.execPath, program], { timeoutMs: 120_000 });
   assert.equal(bad.code, 2, bad.stderr);
