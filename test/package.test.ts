@@ -23,7 +23,7 @@ test('the package holds the bundle, typings and LICENSE, and no maps, tsc output
   assert.deepEqual(files.filter((f) => /^(test|test-dist|src|bench)\//.test(f) || f === 'scripts/run-tests.mjs'), [], 'no tests, sources or test runner');
   assert.deepEqual(files.filter((f) => f.startsWith('dist/') && !f.startsWith('dist/bundle/') && !f.startsWith('dist/types/')), [], "no tsc output: ckpt runs from the bundle");
   assert.deepEqual(files.filter((f) => f.startsWith('dist/types/') && !f.endsWith('.d.ts')), [], 'typings only under dist/types');
-  for (const file of ['bin/ckpt', 'dist/bundle/cli/main.cjs', 'dist/bundle/agent/main.cjs', 'scripts/build-native.mjs']) assert.ok(files.includes(file), `${file} is shipped`);
+  for (const file of ['bin/ckpt', 'bin/package.json', 'dist/bundle/cli/main.cjs', 'dist/bundle/agent/main.cjs', 'scripts/build-native.mjs']) assert.ok(files.includes(file), `${file} is shipped`);
   for (const file of Object.values(pkg.bin)) assert.ok(files.includes(file), `bin ${file} is shipped`);
   for (const [name, entry] of Object.entries(pkg.exports)) {
     assert.ok(files.includes(entry.default.replace(/^\.\//, '')), `export ${name} (${entry.default}) is shipped`);
