@@ -1,12 +1,15 @@
 // The node's ranks reach their coordinator through their agent: the agent listens
-// on the node's loopback, and relays each rank connection to the coordinator as a
+// on a private unix socket on the node, and relays each rank connection to the coordinator as a
 // stream of whole frames over its own connection (the coordinator admits it as it
 // would a socket). The coordinator's work per round then grows with nodes: a
 // `fanout` asks the agent to put one request to each of its ranks and answer with
 // all their replies at once; the ranks' unasked `arrived` reports (self) stay here
 // until a fan-out asks for them (rank-arrivals.ts). docs/RUNTIME.md, "Across nodes".
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { CkptError, ErrorCodes } from '../errors.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import { decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../wire/frame.js';
 import type { FanoutRequest } from '../wire/agent-messages.js';
@@ -29,6 +32,8 @@ interface Conn {
 
 export class RankRelay {
   private server: Server | undefined;
+  /** The private directory of its socket (removed at close). */
+  private dir: string | undefined;
   private readonly conns = new Map<number, Conn>();
   /** The newest connection of each rank (a criu rank reconnects after its dump). */
   private readonly byRank = new Map<number, number>();
@@ -39,17 +44,22 @@ export class RankRelay {
 
   constructor(private readonly channel: Channel) {}
 
-  /** Listens on the node's loopback; resolves with the address its ranks get as CKPT_COORD. */
+  /**
+   * Listens on a unix socket in a private directory of its own (0700): only this user's
+   * processes on this node reach it — a loopback TCP port would let any local user
+   * claim a rank's connection before the coordinator has checked it. Resolves with the
+   * address its ranks get as CKPT_COORD.
+   */
   async listen(): Promise<string> {
+    this.dir = mkdtempSync(join(tmpdir(), 'ckpt-agent-'));
+    const path = join(this.dir, 'relay.sock');
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
+      server.listen({ path, backlog: 1024 }, () => resolve());
     });
     this.server = server;
-    const a = server.address();
-    if (!a || typeof a !== 'object') throw new CkptError(ErrorCodes.INTERNAL, 'the relay has no address');
-    return `tcp:127.0.0.1:${a.port}`;
+    return `unix:${path}`;
   }
 
   /** A frame from the coordinator for stream `conn` (whole: the coordinator writes one frame at a time). */
@@ -93,6 +103,7 @@ export class RankRelay {
     this.arrivals.close();
     this.server?.close();
     for (const c of this.conns.values()) c.socket.destroy();
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 
   private accept(socket: Socket): void {

@@ -4,7 +4,9 @@
 // side is written frame by frame (what a rank sends is fixed by the protocol).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { Channel } from '../../dist/wire/channel.js';
 import { decodeControl, encodeControl, FrameDecoder, FrameKind, type ControlMessage } from '../../dist/wire/frame.js';
 import { RankRelay } from '../../dist/agent/rank-relay.js';
@@ -24,8 +26,8 @@ async function linkPair(): Promise<{ agent: Channel; coord: Channel; close: () =
 
 /** A rank's connection to the relay: it says hello as rank `rank`. */
 async function rankConn(address: string, rank: number): Promise<Socket> {
-  const port = Number(address.split(':').pop());
-  const s = connect({ host: '127.0.0.1', port });
+  assert.match(address, /^unix:\//, 'the relay listens on a unix socket');
+  const s = connect({ path: address.slice('unix:'.length) });
   await new Promise<void>((r) => s.once('connect', r));
   s.write(encodeControl({ type: 'hello', v: 1, role: 'rank', job: 'j', rank, pid: 1000 + rank, secret: 'x', peer: 'tcp:127.0.0.1:1' }));
   return s;
@@ -37,6 +39,17 @@ function relayed(m: ControlMessage): ControlMessage[] {
   new FrameDecoder((f) => void (f.kind === FrameKind.CONTROL && out.push(decodeControl(f.payload))), { control: 1 << 20, data: 0 }).push(Buffer.from(String(m.data), 'base64'));
   return out;
 }
+
+test('the relay listens on a unix socket in a private directory (0700), removed when it closes', async (t) => {
+  const { agent, close } = await linkPair();
+  t.after(close);
+  const relay = new RankRelay(agent);
+  const address = await relay.listen();
+  const dir = dirname(address.slice('unix:'.length));
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  relay.close();
+  assert.equal(existsSync(dir), false);
+});
 
 test("a node's ranks' arrived reports reach the coordinator in one message: the reach fan-out's reply", async (t) => {
   const { agent, coord, close } = await linkPair();
