@@ -59,7 +59,11 @@ export const CONFIG = {
   },
   CKPT_RESTORE_LOGS_KEEP: {
     kind: 'int', min: 0, default: 10, setBy: 'user', defaultText: '10',
-    meaning: 'How many logs of successful restores ($CKPT_STATE_DIR/logs/restore-*) are kept, newest first; a failed restore\'s log is always kept.',
+    meaning: 'How many logs of successful restores ($CKPT_STATE_DIR/logs/restore-*) are kept, newest first.',
+  },
+  CKPT_RESTORE_LOGS_KEEP_FAILED: {
+    kind: 'int', min: 0, default: 50, setBy: 'user', defaultText: '50',
+    meaning: 'How many logs of failed restores are kept, newest first (one younger than an hour always: it may be a restore under way).',
   },
   CKPT_ISOLATE_USERNS: {
     kind: 'flag', default: true, setBy: 'user', defaultText: '1',

@@ -1,8 +1,10 @@
 // Restore logs: every restore writes CRIU's log (and, detached, the restored process's
-// output) into a folder of its own under <state>/logs (restore-*). A failed restore's
-// folder is kept for the user to read; of the successful ones only the newest
-// CKPT_RESTORE_LOGS_KEEP stay, and never one whose restored process still runs (it
-// may be writing its output there).
+// output) into a folder of its own under <state>/logs (restore-*). Of the successful
+// ones only the newest CKPT_RESTORE_LOGS_KEEP stay, and never one whose restored
+// process still runs (it may be writing its output there); of the failed ones, kept for
+// the user to read, the newest CKPT_RESTORE_LOGS_KEEP_FAILED (they had no bound, and
+// every restore looks at every folder: 2,800 on a test machine cost each restart
+// tens of ms), and none younger than an hour (it may be a restore under way).
 import { lstatSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { envNumber } from '../config.js';
@@ -44,6 +46,9 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** A folder without a mark younger than this may be a restore under way, not a failure. */
+const FAILED_SETTLED_MS = 3_600_000;
+
 /** Folders looked at between two turns of the event loop (pruneWhileRestoring). */
 const SLICE = 128;
 
@@ -56,7 +61,7 @@ const SLICE = 128;
  * folder, or propose one whose pids are then read through the descriptor); the pids
  * are read, and folders removed, through the logs directory's descriptor.
  */
-function* prune(keep: number): Generator<void, string[]> {
+function* prune(keep: number, keepFailed = envNumber('CKPT_RESTORE_LOGS_KEEP_FAILED')): Generator<void, string[]> {
   let logs: DirFd;
   try {
     logs = DirFd.open(logsDir());
@@ -66,6 +71,7 @@ function* prune(keep: number): Generator<void, string[]> {
   try {
     const base = logsDir();
     const succeeded: { name: string; at: number }[] = [];
+    const failed: { name: string; at: number }[] = [];
     let seen = 0;
     for (const entry of readdirSync(logs.at(), { withFileTypes: true })) {
       if (!entry.isDirectory() || !RESTORE_LOG_NAME.test(entry.name)) continue;
@@ -74,6 +80,10 @@ function* prune(keep: number): Generator<void, string[]> {
         // Joined by hand: path.join's normalizing cost as much as the lstat.
         const mark = lstatSync(`${base}/${entry.name}/${RESTORE_SUCCEEDED}`, { throwIfNoEntry: false });
         if (mark?.isFile()) succeeded.push({ name: entry.name, at: mark.mtimeMs });
+        else if (!mark) {
+          const folder = lstatSync(`${base}/${entry.name}`, { throwIfNoEntry: false });
+          if (folder?.isDirectory()) failed.push({ name: entry.name, at: folder.mtimeMs });
+        }
       } catch {
         // unreadable: left alone
       }
@@ -90,6 +100,13 @@ function* prune(keep: number): Generator<void, string[]> {
       rmSync(logs.at(old.name), { recursive: true, force: true });
       removed.push(old.name);
     }
+    failed.sort((a, b) => b.at - a.at);
+    const settled = Date.now() - FAILED_SETTLED_MS;
+    for (const old of failed.slice(keepFailed)) {
+      if (old.at > settled) continue;
+      rmSync(logs.at(old.name), { recursive: true, force: true });
+      removed.push(old.name);
+    }
     return removed;
   } finally {
     logs.close();
@@ -98,10 +115,11 @@ function* prune(keep: number): Generator<void, string[]> {
 
 /**
  * Removes the folders of successful restores beyond the newest `keep` (by the time of
- * their mark) whose restored processes are all gone. Returns the names removed.
+ * their mark) whose restored processes are all gone, and of failed ones beyond the
+ * newest `keepFailed` older than an hour. Returns the names removed.
  */
-export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP')): string[] {
-  const steps = prune(keep);
+export function pruneRestoreLogs(keep = envNumber('CKPT_RESTORE_LOGS_KEEP'), keepFailed = envNumber('CKPT_RESTORE_LOGS_KEEP_FAILED')): string[] {
+  const steps = prune(keep, keepFailed);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;

@@ -136,6 +136,27 @@ test('restore logs: failures are kept, successes only the newest K and never a r
   assert.ok(existsSync(join(logs, 'restore-5')));
 });
 
+test('restore logs: failures beyond the newest K go once older than an hour; a younger one (maybe under way) stays', (t) => {
+  const state = tempDir(t);
+  const prev = process.env.CKPT_STATE_DIR;
+  process.env.CKPT_STATE_DIR = state;
+  t.after(() => (prev === undefined ? delete process.env.CKPT_STATE_DIR : (process.env.CKPT_STATE_DIR = prev)));
+  const logs = join(state, 'logs');
+  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  const failure = (name: string, ageS: number) => {
+    mkdirSync(join(logs, name), { mode: 0o700 });
+    writeFileSync(join(logs, name, 'restore.log'), 'Error (criu/cr-restore.c:1): …');
+    const at = new Date(Date.now() - ageS * 1000);
+    utimesSync(join(logs, name), at, at);
+  };
+  for (let i = 0; i < 8; i++) failure(`restore-old-${i}`, 7200 + i);
+  for (let i = 0; i < 3; i++) failure(`restore-young-${i}`, 60 + i);
+  // Keep 2 failures: the 3 young ones are the newest; of the old ones all go (none is among the newest 2).
+  const removed = pruneRestoreLogs(10, 2);
+  assert.deepEqual(removed.sort(), [...Array(8).keys()].map((i) => `restore-old-${i}`).sort());
+  assert.deepEqual(readdirSync(logs).sort(), ['restore-young-0', 'restore-young-1', 'restore-young-2']);
+});
+
 test('restore logs: a restore under way prunes the others to KEEP - 1, in slices, then only marks its own', async (t) => {
   const state = tempDir(t);
   const prev = { dir: process.env.CKPT_STATE_DIR, keep: process.env.CKPT_RESTORE_LOGS_KEEP };
