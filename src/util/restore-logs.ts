@@ -104,6 +104,7 @@ function* prune(keep: number, keepFailed = envNumber('CKPT_RESTORE_LOGS_KEEP_FAI
     const settled = Date.now() - FAILED_SETTLED_MS;
     for (const old of failed.slice(keepFailed)) {
       if (old.at > settled) continue;
+      if (++seen % SLICE === 0) yield;
       rmSync(logs.at(old.name), { recursive: true, force: true });
       removed.push(old.name);
     }
