@@ -102,13 +102,19 @@ test('collectGarbage refuses a store writable by others', (t) => {
   assert.throws(() => collectGarbage(store), (err: { code?: string }) => err.code === 'ECKPT_SNAPSHOT_OWNER');
 });
 
-test('restore logs: failures are kept, successes only the newest K and never a running one', (t) => {
+/** A state directory of the test's own (CKPT_STATE_DIR, put back after); its logs folder. */
+function logsOfState(t: TestContext): string {
   const state = tempDir(t);
   const prev = process.env.CKPT_STATE_DIR;
   process.env.CKPT_STATE_DIR = state;
   t.after(() => (prev === undefined ? delete process.env.CKPT_STATE_DIR : (process.env.CKPT_STATE_DIR = prev)));
   const logs = join(state, 'logs');
   mkdirSync(logs, { recursive: true, mode: 0o700 });
+  return logs;
+}
+
+test('restore logs: failures are kept, successes only the newest K and never a running one', (t) => {
+  const logs = logsOfState(t);
   const make = (name: string, ageS: number, pids?: number[]) => {
     mkdirSync(join(logs, name), { mode: 0o700 });
     writeFileSync(join(logs, name, 'restore.log'), 'log');
@@ -137,12 +143,7 @@ test('restore logs: failures are kept, successes only the newest K and never a r
 });
 
 test('restore logs: failures beyond the newest K go once older than an hour; a younger one (maybe under way) stays', (t) => {
-  const state = tempDir(t);
-  const prev = process.env.CKPT_STATE_DIR;
-  process.env.CKPT_STATE_DIR = state;
-  t.after(() => (prev === undefined ? delete process.env.CKPT_STATE_DIR : (process.env.CKPT_STATE_DIR = prev)));
-  const logs = join(state, 'logs');
-  mkdirSync(logs, { recursive: true, mode: 0o700 });
+  const logs = logsOfState(t);
   const failure = (name: string, ageS: number) => {
     mkdirSync(join(logs, name), { mode: 0o700 });
     writeFileSync(join(logs, name, 'restore.log'), 'Error (criu/cr-restore.c:1): …');
