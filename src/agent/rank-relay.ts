@@ -51,7 +51,9 @@ export class RankRelay {
    * address its ranks get as CKPT_COORD.
    */
   async listen(): Promise<string> {
-    this.dir = mkdtempSync(join(tmpdir(), 'ckpt-agent-'));
+    // A unix socket's path has ~107 bytes at most: a long TMPDIR (a batch system's per-job one) falls back to /tmp.
+    const base = Buffer.byteLength(tmpdir()) <= 64 ? tmpdir() : '/tmp';
+    this.dir = mkdtempSync(join(base, 'ckpt-agent-'));
     const path = join(this.dir, 'relay.sock');
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
