@@ -6,8 +6,9 @@
 // connection to slurmstepd) is inside any tree, so CRIU can dump every node's part
 // whole (docs/notes/openmpi-across-nodes.md).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { EXIT_CHECKPOINTED } from '../util/exit-status.js';
 import { signalPid } from '../util/signals.js';
 import { ckptArgv, isNodeName, srunOnNode } from './nodes-slurm.js';
 
@@ -55,8 +56,6 @@ export interface PartLauncherOptions {
   log: (line: string) => void;
 }
 
-/** Status of `ckpt run --isolate` for a job ended at its checkpoint (EXIT_CHECKPOINTED). */
-const CHECKPOINTED = 85;
 const POLL_MS = 50;
 
 /** Serves AGENT_SCRIPT's requests: starts each node's part with srun. */
@@ -80,7 +79,13 @@ export class PartLauncher {
       const base = join(this.o.ioDir, n.slice(0, -'.req'.length));
       let text = '';
       try {
-        text = readFileSync(`${base}.req`, 'utf8');
+        // Read and answered without following links: the directory is the job's too.
+        const fd = openSync(`${base}.req`, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          text = readFileSync(fd, 'utf8');
+        } finally {
+          closeSync(fd);
+        }
         rmSync(`${base}.req`);
       } catch {
         continue;
@@ -88,7 +93,13 @@ export class PartLauncher {
       const nl = text.indexOf('\n');
       const host = text.slice(0, nl);
       const command = text.slice(nl + 1).trim();
-      const answer = (ok: boolean) => writeFileSync(`${base}.${ok ? 'ok' : 'err'}`, '', { mode: 0o600 });
+      const answer = (ok: boolean) => {
+        try {
+          writeFileSync(`${base}.${ok ? 'ok' : 'err'}`, '', { mode: 0o600, flag: 'wx' });
+        } catch {
+          // already there (not ours to overwrite): the agent script times out
+        }
+      };
       if (!isNodeName(host) || !/(^|[\s/])orted\s/.test(`${command} `) || this.sruns.has(host)) {
         this.o.onFailure(`mpirun asked for an orted on '${host.slice(0, 80)}' that ckpt cannot start (one per node, a Slurm node name, orted's command line)`);
         answer(false);
@@ -121,7 +132,7 @@ export class PartLauncher {
     this.sruns.set(host, { child, exited });
     this.o.onPart({ host, name });
     void exited.then((code) => {
-      if (this.stopping || code === 0 || code === CHECKPOINTED) return;
+      if (this.stopping || code === 0 || code === EXIT_CHECKPOINTED) return;
       this.o.onFailure(`the part on ${host} ended with status ${code ?? 'unknown'}`);
     });
   }

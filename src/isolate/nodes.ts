@@ -11,6 +11,7 @@
 // come back as they were).
 import { join, resolve } from 'node:path';
 import { CkptError, ErrorCodes, UsageError } from '../errors.js';
+import { seqName } from '../store/layout.js';
 import { mkdirPrivate } from '../util/fsx.js';
 import { checkpointIsolatedJob, defaultStore } from './checkpoint.js';
 import { findIsolatedJob } from './job.js';
@@ -67,7 +68,7 @@ export async function checkpointAcrossNodes(o: { job: string; dir?: string; onPr
   const head = thisNode(process.env);
   o.onProgress?.(`dumping mpirun's tree on ${head}`);
   const first = await checkpointIsolatedJob({ job: job.id, dir: join(store, head), then: 'terminate', onProgress: o.onProgress });
-  const nodes: NodesFile['nodes'] = [{ host: head, name: job.name, snapshot: `${head}/${String(first.snapshot.seq).padStart(6, '0')}` }];
+  const nodes: NodesFile['nodes'] = [{ host: head, name: job.name, snapshot: `${head}/${seqName(first.snapshot.seq)}` }];
   for (const p of parts) {
     o.onProgress?.(`dumping the part on ${p.host}`);
     const r = await ckptOn(p.host, ['checkpoint', p.name, '--term', '--dir', join(store, p.host), '--json'], false).done;
@@ -83,7 +84,7 @@ export async function checkpointAcrossNodes(o: { job: string; dir?: string; onPr
         hint: `the parts dumped before it have ended; this checkpoint is incomplete (${NODES_FILE} still names the previous complete one, if any)`,
       });
     }
-    nodes.push({ host: p.host, name: p.name, snapshot: `${p.host}/${String(seq).padStart(6, '0')}` });
+    nodes.push({ host: p.host, name: p.name, snapshot: `${p.host}/${seqName(seq)}` });
   }
   writeNodesFile(store, job.name, nodes);
   return { store, name: job.name, nodes };

@@ -26,9 +26,9 @@ async function runIsolated(
 ): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   // Recorded with the job, so that its snapshots carry it (ckpt restart resumes it).
-  const schedule = o.intervalMs ? { intervalMs: o.intervalMs, ...(o.keep ? { keep: o.keep } : {}) } : undefined;
-  const launch = () => launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name, schedule });
-  const relaunch = async (from: Snapshot | undefined) => (from ? (await restartIsolated(from, { schedule })).job : launch());
+  const periodic = o.intervalMs ? { intervalMs: o.intervalMs, ...(o.keep ? { keep: o.keep } : {}) } : undefined;
+  const launch = () => launchIsolated({ command: command[0]!, args: command.slice(1), net: o.net, name: o.name, schedule: periodic });
+  const relaunch = async (from: Snapshot | undefined) => (from ? (await restartIsolated(from, { schedule: periodic })).job : launch());
   // Its snapshots: the default store of its name (where `ckpt checkpoint NAME` puts them).
   const store = join(stateDir(), 'snapshots', o.name ?? '');
   if (o.resume && o.name === undefined) throw new UsageError('--resume needs the job\'s --name (where its snapshots are)');
