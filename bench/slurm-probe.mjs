@@ -6,12 +6,15 @@
 //   node bench/slurm-probe.mjs '{"name":…,"crs":…,"pings":N,"checkpoints":N,"warmup":N,"end":"kill"|"terminate"|"none"}'
 //   node bench/slurm-probe.mjs '{"name":…,"end":"kill"}'   (only ends the job)
 // Prints one JSON line on stdout:
-//   { pings: [{ client, coord }], checkpoints: [{ ms, seq, local: [ms per rank] }], ended }
+//   { pings: [{ client, coord }], rankPings: [{ client, coord }],
+//     checkpoints: [{ ms, seq, local: [ms per rank], reach: [ms per rank], phasesMs, syncMs }], ended }
 // ping       op 'ping-agents': the coordinator pings every node agent once and replies
 //            its own time (coord); client = the whole request/reply as seen here.
+// rank ping  op 'ping-ranks': one request to every rank through its agent, answered at once.
 // checkpoint op 'checkpoint' (then: continue) on the same control connection; local =
 //            the ranks' own snapshot times from the manifest (self data.saveMs, criu
-//            data.dumpMs).
+//            data.dumpMs); reach = self ranks' own way to the target safe point
+//            (data.reachMs); phasesMs and syncMs as the coordinator timed them.
 // With CKPT_STATE_DIR set by the caller, the registry is the benchmark's own.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,36 +36,43 @@ function localTimes(snapshot, crs) {
   try {
     const m = JSON.parse(readFileSync(join(snapshot, 'manifest.json'), 'utf8'));
     const xs = crs === 'criu' ? m.data?.dumpMs : m.data?.saveMs;
-    return Array.isArray(xs) ? xs : [];
+    const reach = m.data?.reachMs;
+    return { local: Array.isArray(xs) ? xs : [], reach: Array.isArray(reach) ? reach : [] };
   } catch {
-    return [];
+    return { local: [], reach: [] };
   }
 }
 
-async function ping(channel) {
+async function ping(channel, op = 'ping-agents') {
   const t0 = now();
-  const reply = await request(channel, 'ping-agents');
+  const reply = await request(channel, op);
   return { client: now() - t0, coord: Number(reply.ms) };
 }
 
-const out = { pings: [], checkpoints: [], ended: null };
+const out = { pings: [], rankPings: [], checkpoints: [], ended: null };
 const record = findJob(o.name);
 const channel = await connectControl(record);
 try {
   // Warm-up: a round and (self) a checkpoint or two whose figures are dropped.
   if ((o.pings ?? 0) > 0) await ping(channel);
+  if ((o.pings ?? 0) > 0) await ping(channel, 'ping-ranks');
   for (let i = 0; i < (o.pings ?? 0); i++) {
     await sleep(20 + Math.random() * 30);
     out.pings.push(await ping(channel));
+    await sleep(20 + Math.random() * 30); // the ranks are somewhere in their loop
+    out.rankPings.push(await ping(channel, 'ping-ranks'));
   }
   for (let i = 0; i < (o.warmup ?? 0) + (o.checkpoints ?? 0); i++) {
     await sleep(30 + Math.random() * 50); // the ranks are somewhere in their loop
     const t0 = now();
     const reply = await request(channel, 'checkpoint', { crs: o.crs });
     const ms = now() - t0;
-    if (i >= (o.warmup ?? 0)) out.checkpoints.push({ ms, seq: Number(reply.seq), local: localTimes(String(reply.snapshot), o.crs) });
-    // A ping right after each checkpoint: the round under the same conditions.
-    if ((o.pings ?? 0) > 0) out.pings.push(await ping(channel));
+    if (i >= (o.warmup ?? 0)) out.checkpoints.push({ ms, seq: Number(reply.seq), ...localTimes(String(reply.snapshot), o.crs), phasesMs: reply.phasesMs ?? null, syncMs: reply.syncMs ?? null });
+    // Pings right after each checkpoint: the rounds under the same conditions.
+    if ((o.pings ?? 0) > 0) {
+      out.pings.push(await ping(channel));
+      out.rankPings.push(await ping(channel, 'ping-ranks'));
+    }
   }
   if (o.end === 'terminate') {
     const reply = await request(channel, 'checkpoint', { crs: o.crs, then: 'terminate' });

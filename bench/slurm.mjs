@@ -16,12 +16,18 @@
 //                the last bare rank runs (it prints its clock; median of --srun-reps)
 //   ckpt start   `salloc -N N --ntasks-per-node=K ckpt run -n N·K -- node
 //                bench/fixtures/slurm-ring.mjs`: until the last rank's init() returned
-//   ping         a bare request/reply round through the node agents: control op
-//                'ping-agents' (the coordinator pings every agent once), timed by
-//                bench/slurm-probe.mjs in one process inside the cluster
+//   round        a bare request/reply round through the node agents to every rank:
+//                control op 'ping-ranks' (one fanout per agent, each rank answers at
+//                once), timed by bench/slurm-probe.mjs in one process inside the
+//                cluster; 'agents': op 'ping-agents', the round to the agents only
 //   checkpoint   control op 'checkpoint' (then: continue) on the same connection
-//   rounds       checkpoint / ping; net: (checkpoint − slowest rank's own snapshot,
-//                manifest data.saveMs or data.dumpMs) / ping
+//   own          the slowest rank's own work (manifest data: self reachMs + saveMs,
+//                its way to the target safe point and its save; criu dumpMs)
+//   disk         the commit's wait on the disk (the reply's syncMs)
+//   overhead     checkpoint − own − disk: what coordination adds, in rounds (the goal);
+//                rounds: the whole checkpoint in rounds; agent rounds: (checkpoint −
+//                slowest save or dump) / agents, the figure of runs before 2026-12-07
+//   phases       the coordinator's own timing of each phase (the reply's phasesMs)
 //   local        (not with --no-local) the same N·K ranks and checkpoints with the local
 //                launcher on the login host: what the nodes add to a checkpoint
 // Restart: the N = 2, K = 4 job ends at a checkpoint (then: terminate); `salloc -N 3
@@ -215,7 +221,7 @@ async function measureCell(n, k, crs, work) {
     const restartHere = n === RESTART_FROM.n && k === RESTART_FROM.k;
     const reps = crs === 'self' ? REPS : CRIU_REPS;
     const p = await probe({ name, crs, pings: PINGS, warmup: crs === 'self' ? 1 : 0, checkpoints: reps, end: restartHere ? 'terminate' : 'kill' });
-    result = { n, k, crs, size, srun, start, pings: p.pings, checkpoints: p.checkpoints };
+    result = { n, k, crs, size, srun, start, pings: p.pings, rankPings: p.rankPings, checkpoints: p.checkpoints };
     const exit = await ended(job, name);
     if (LOCAL) result.local = await localCheckpoints(size, crs, work);
     if (restartHere) {

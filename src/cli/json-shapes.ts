@@ -30,7 +30,7 @@ interface CheckpointFacts extends SnapshotRef {
 
 export type CheckpointJson =
   | ({ kind: 'process'; pid: number } & CheckpointFacts)
-  | ({ kind: 'ranks'; job: string; name: string; size: number } & CheckpointFacts)
+  | ({ kind: 'ranks'; job: string; name: string; size: number; phasesMs?: Record<string, number>; syncMs?: number } & CheckpointFacts)
   | ({ kind: 'isolated'; job: string; name: string; processes: number } & CheckpointFacts)
   | CheckpointNodesJson
   | CheckpointSeriesJson;

@@ -88,6 +88,17 @@ export interface JobCheckpointResult {
   snapshot: string;
   store: string;
   seq: number;
+  /** Each phase as the coordinator timed it (runtime/job-checkpoint.ts phaseClock), and the commit's wait on the disk. */
+  phasesMs?: Record<string, number>;
+  syncMs?: number;
+}
+
+/** A coordinator's timings, kept only when they are what they should be (an older coordinator sends none). */
+function timings(reply: Record<string, unknown>): Pick<JobCheckpointResult, 'phasesMs' | 'syncMs'> {
+  const p = reply.phasesMs;
+  const ok = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  const phasesMs = p && typeof p === 'object' && !Array.isArray(p) && Object.values(p).every(ok) ? (p as Record<string, number>) : undefined;
+  return { ...(phasesMs ? { phasesMs } : {}), ...(ok(reply.syncMs) ? { syncMs: reply.syncMs } : {}) };
 }
 
 /**
@@ -135,7 +146,7 @@ export async function checkpointJob(
       const code = Object.values(ErrorCodes).includes(reply.code as never) ? (reply.code as CkptError['code']) : ErrorCodes.CHECKPOINT_FAILED;
       throw new CkptError(code, String(reply.message));
     }
-    return { job, snapshot: String(reply.snapshot), store: String(reply.store), seq: Number(reply.seq) };
+    return { job, snapshot: String(reply.snapshot), store: String(reply.store), seq: Number(reply.seq), ...timings(reply) };
   } finally {
     if (onAbort) signal?.removeEventListener('abort', onAbort);
     channel.close();

@@ -148,6 +148,8 @@ export interface RankSession {
   endedError(): Error;
   /** A writer for this rank's directory in the snapshot. */
   writer(rankDir: string): SnapshotWriter;
+  /** self: the program's own way from the prepare to the target safe point (ms), its wait for the target left out. */
+  readonly reachMs?: number;
 }
 
 /** A component's rank half. Each method may add fields to the phase's reply. */

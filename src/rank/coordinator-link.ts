@@ -52,6 +52,8 @@ export function onCoordinatorMessage(comm: Comm, oob: Channel, m: ControlMessage
           (err: Error) => oob.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
         );
       } else if (m.op === 'stats') oob.send({ type: 'reply', id: m.id, ok: true, ...comm.stats() });
+      // A bare round (the coordinator's ping-ranks): answered at once.
+      else if (m.op === 'ping') oob.send({ type: 'reply', id: m.id, ok: true });
       else oob.send({ type: 'reply', id: m.id, ok: false, message: `unknown operation '${String(m.op)}'` });
       return;
     case 'error':

@@ -25,6 +25,8 @@ export interface ControlHost {
   kill(signal: NodeJS.Signals | undefined): void;
   /** One request/reply round with every node agent at once (a job across nodes); undefined without agents. */
   pingAgents?(): Promise<void> | undefined;
+  /** One request/reply round with every rank at once, through their agents if any: what each round of a checkpoint costs at the least. */
+  pingRanks?(): Promise<void>;
   /**
    * Checkpoints asked for by control clients that named a token, by token: an
    * interrupted `ckpt checkpoint JOB` aborts its own checkpoint (`abort-checkpoint`),
@@ -71,14 +73,16 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
       host.kill(signal);
       return;
     }
-    case 'ping-agents': {
-      // The bare cost of one round through the node agents (bench/slurm.mjs measures checkpoints against it).
-      const ping = host.pingAgents?.();
+    case 'ping-agents':
+    case 'ping-ranks': {
+      // The bare cost of one round to the node agents, or through them to every rank
+      // (bench/slurm.mjs measures checkpoints against them).
+      const t0 = performance.now();
+      const ping = m.op === 'ping-agents' ? host.pingAgents?.() : host.pingRanks?.();
       if (!ping) {
-        channel.send({ type: 'reply', id: m.id, ok: false, message: 'this job has no node agents' });
+        channel.send({ type: 'reply', id: m.id, ok: false, message: m.op === 'ping-agents' ? 'this job has no node agents' : 'this job cannot be pinged' });
         return;
       }
-      const t0 = performance.now();
       ping.then(
         () => channel.send({ type: 'reply', id: m.id, ok: true, ms: performance.now() - t0 }),
         (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message }),

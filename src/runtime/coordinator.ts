@@ -167,6 +167,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           checkpointHandler: this.checkpointHandler,
           kill: (signal) => this.emit('kill', { signal }),
           pingAgents: () => this.pingAgents?.(),
+          pingRanks: () => this.requestAll([...this.slots.keys()], 'ping', () => ({}), 30_000).then(() => {}),
           checkpointAborts: this.checkpointAborts,
         }),
       refused: (err) => this.emit('rejected', err),

@@ -94,3 +94,21 @@ export function manifestJob(job: { id: string; name: string; size: number; oob: 
 
 // The schedule is shared with isolated jobs and processes (util/periodic.ts).
 export { everyInterval } from '../util/periodic.js';
+
+/**
+ * How long each phase of one checkpoint took as the coordinator saw it (ms, for
+ * `ckpt checkpoint JOB --json` and bench/slurm.mjs): `begin`, from the request to
+ * the first phase (a checkpoint in progress waited for, the wire-up, the new
+ * snapshot's directory); then each phase until the next; `resume` until the caller
+ * is answered.
+ */
+export function phaseClock(): { onPhase: (phase: CheckpointPhase) => void; done: () => Record<string, number> } {
+  const marks: [string, number][] = [['begin', performance.now()]];
+  return {
+    onPhase: (phase) => marks.push([phase, performance.now()]),
+    done: () => {
+      const end = performance.now();
+      return Object.fromEntries(marks.map(([phase, t], i) => [phase, Math.round(((marks[i + 1]?.[1] ?? end) - t) * 100) / 100]));
+    },
+  };
+}

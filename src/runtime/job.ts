@@ -15,7 +15,7 @@ import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError } from './checkpoint.js';
 import type { Coordinator } from './coordinator.js';
-import { checkRequest, everyInterval, manifestJob, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
+import { checkRequest, everyInterval, manifestJob, phaseClock, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
 import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } from './job-checkpointer.js';
 import type { JobEvents, JobResult, LaunchOptions, RankExit } from './job-types.js';
 import { JobRanks } from './job-ranks.js';
@@ -147,7 +147,7 @@ export class Job extends EventEmitter<JobEvents> {
     } catch (err) {
       return Promise.reject(err);
     }
-    const crs = request.crs === undefined ? this.checkpointer() : resolveJobCheckpointer(request.crs);
+    const crs = request.crs === undefined || request.crs === this.options.crs ? this.checkpointer() : resolveJobCheckpointer(request.crs);
     const joined = whenAllJoined({ id: this.id, ready: this.isReady, ending: !!this.failure || this.state === 'exited', events: this }, this.options.joinTimeoutMs ?? 60_000);
     const run = Promise.all([crs, joined])
       .then(([c]) =>
@@ -306,9 +306,10 @@ export class Job extends EventEmitter<JobEvents> {
     this.rankEnv = env;
     c.checkpointHandler = async ({ then, store, crs, from, signal, onProgress }) => {
       // Asked by a rank (comm.checkpoint()) or a user (ckpt checkpoint JOB): taken once the one in progress (periodic, …) is over.
+      const clock = phaseClock();
       while (this.checkpointing) await this.checkpointing.catch(() => {});
-      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress });
-      return { snapshot: s.dir, store: s.store, seq: s.seq };
+      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress, onPhase: clock.onPhase });
+      return { snapshot: s.dir, store: s.store, seq: s.seq, phasesMs: clock.done(), syncMs: s.syncMs };
     };
     if (this.options.intervalMs) {
       this.stopPeriodic = everyInterval(this.options.intervalMs, () => {

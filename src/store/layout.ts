@@ -60,6 +60,8 @@ export interface Snapshot<M extends Manifest = Manifest> {
   io?: string;
   /** Who wrote it (see trust.ts). */
   owner?: SnapshotOwner;
+  /** Just committed: how long the commit's last step waited on the disk (manifest, directory, store fsyncs), ms. */
+  syncMs?: number;
 }
 
 /** A file or directory of a snapshot, for reading: through its checked descriptor when it has one. */

@@ -231,16 +231,19 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     // not three (bench/README.md, "Jobs across nodes": on the shared 2-core VM, under
     // load, 4.4 ms against 10.1 one after another).
     const fd = createIn(pending, MANIFEST_NAME);
+    let syncFrom = 0;
     try {
       writeFileSync(fd, `${JSON.stringify(full, null, 2)}\n`);
+      syncFrom = performance.now();
       await Promise.all([fd, h.dir.fd, ...(pending.unsynced ?? [])].map((x) => fsyncFd(x)));
     } finally {
       closeSync(fd);
     }
     renameSync(h.store.at(h.name), h.store.at(seqName(pending.seq)));
     fsyncSync(h.store.fd);
+    const syncMs = Math.round((performance.now() - syncFrom) * 100) / 100;
     closePending(pending, pending.finalDir);
-    return { store: pending.store, seq: pending.seq, dir: pending.finalDir, manifest: full };
+    return { store: pending.store, seq: pending.seq, dir: pending.finalDir, manifest: full, syncMs };
   } catch (err) {
     return noSpace(err, 'committing the snapshot');
   }

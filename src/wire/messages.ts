@@ -32,7 +32,7 @@ export type ResumeRequest = Checked<typeof resumeRequest>;
 export const prepareReply = object({ safePoints: optional(count), written: optional(counts) });
 export const reachReply = object({ written: counts });
 export const inlineState = object({ binary: bool, state: str, library: str });
-export const saveReply = object({ safePoint: count, saveMs: optional(num), inline: optional(inlineState), files: optional(array(unknown)) });
+export const saveReply = object({ safePoint: count, saveMs: optional(num), reachMs: optional(num), inline: optional(inlineState), files: optional(array(unknown)) });
 export type SaveReply = Checked<typeof saveReply>;
 
 /** Unasked, at a rank's first safe point after a prepare (self). */

@@ -159,6 +159,9 @@ test('ps, checkpoint and kill of a rank job', async (t) => {
 
   const cp = success(await ckpt(['checkpoint', name, '--json'], env), 'checkpoint');
   assert.deepEqual([cp.kind, cp.name, cp.size, cp.crs.name], ['ranks', name, 2, 'self']);
+  // The coordinator's own timing of each phase, and of the commit's wait on the disk.
+  assert.deepEqual(Object.keys(cp.phasesMs), ['begin', 'prepare', 'reach', 'save', 'commit', 'resume']);
+  assert.ok(cp.syncMs >= 0 && cp.syncMs <= cp.phasesMs.commit, JSON.stringify(cp));
   const m = manifestConforms(cp.snapshot);
   assert.deepEqual(cp.crs, m.crs);
   assert.equal(cp.bytes, (m.files as { size: number }[]).reduce((n, f) => n + f.size, 0));

@@ -188,6 +188,13 @@ test('ckpt ps --json of a job on 3 nodes with --distribution cyclic: ranks on n1
   // Each rank runs where ps says (its agent's node, in its environment).
   const where = ranks(cluster).map((p) => [Number(p.env.get('CKPT_RANK')), p.env.get('SLURMD_NODENAME')] as const).sort((a, b) => a[0] - b[0]);
   assert.deepEqual(where, [[0, 'n1'], [1, 'n2'], [2, 'n3'], [3, 'n1'], [4, 'n2'], [5, 'n3']]);
+  // The bare rounds bench/slurm.mjs measures checkpoints in: to the 3 agents, and through them to the 6 ranks.
+  const dist = (m: string) => JSON.stringify(join(ckptBin, '..', '..', 'dist', m));
+  const pings = `import { findJob } from ${dist('registry/jobs.js')}; import { controlRequest } from ${dist('control/job-control.js')};
+    const j = findJob('cyclic'); const a = await controlRequest(j, 'ping-agents'); const r = await controlRequest(j, 'ping-ranks');
+    console.log(JSON.stringify([a.ms, r.ms]));`;
+  const [agentsMs, ranksMs] = JSON.parse(await cluster.check(process.execPath, ['--input-type=module', '-e', pings])) as number[];
+  assert.ok(agentsMs! >= 0 && ranksMs! >= 0, `${agentsMs} ${ranksMs}`);
   writeFileSync(gate, '');
   const ended = await job.exited;
   assert.equal(ended.code, 0, ended.stderr);

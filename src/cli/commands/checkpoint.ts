@@ -165,7 +165,8 @@ async function checkpointJobCommand(
   const snapshot = openSnapshot(r.snapshot, { trustOwner: true });
   try {
     const figures = { bytes: snapshot.manifest.files.reduce((n, f) => n + f.size, 0), durationMs: ms };
-    if (json) printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, figures) });
+    const timing = { ...(r.phasesMs ? { phasesMs: r.phasesMs } : {}), ...(r.syncMs !== undefined ? { syncMs: r.syncMs } : {}) };
+    if (json) printResult('checkpoint', { kind: 'ranks', job: r.job.id, name: r.job.name, size: r.job.size, ...snapshotFacts(snapshot, then, figures), ...timing });
     else {
       const after = { continue: 'continues', stop: `is stopped (ckpt resume ${r.job.name} continues it)`, terminate: 'was ended' }[then];
       println(`checkpointed job ${r.job.name} (${r.job.size} ranks) into ${r.snapshot} (seq ${r.seq}): ${figuresText(figures)}; the job ${after}`);

@@ -69,8 +69,9 @@ async function cut(run: JobCheckpointRun): Promise<JobCut> {
   return {
     ranks: rankRecords,
     version,
-    // Each rank's local snapshot (save(), and its files written and fsynced unless packed), as it timed it.
-    data: { target, saveMs: saved.map((s) => s.saveMs ?? null) },
+    // Each rank's local snapshot (save(), and its files written and fsynced unless packed), as it timed it,
+    // and its program's own way to the target safe point (the rest of the pause is coordination).
+    data: { target, saveMs: saved.map((s) => s.saveMs ?? null), reachMs: saved.map((s) => s.reachMs ?? null) },
     synced,
     syncedDirs: ranks.filter((r) => !pack?.packed.has(r)).map(rankDirName),
   };

@@ -55,7 +55,7 @@ export function selfRankHalf(host: RankHost): RankCheckpointer {
         // Small: in the reply. The coordinator packs every small rank into one file,
         // one fsync instead of one per rank (16 ranks fsyncing at once took ~25 ms here).
         const b64 = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64');
-        return { safePoint: host.safePoints, saveMs: saveMs(), inline: { binary, state: b64(data), library: b64(library) } };
+        return { safePoint: host.safePoints, saveMs: saveMs(), reachMs: s.reachMs, inline: { binary, state: b64(data), library: b64(library) } };
       }
       // Large: each rank makes its own files durable, all ranks at once.
       const writer = s.writer(req.rankDir);
@@ -68,7 +68,7 @@ export function selfRankHalf(host: RankHost): RankCheckpointer {
       s.check();
       writer.finish();
       // Synced and hashed here: the coordinator's commit takes them as they are.
-      return { safePoint: host.safePoints, files: files.map((f) => ({ name: f.path, size: f.size, xxh64: f.xxh64 })), saveMs: saveMs() };
+      return { safePoint: host.safePoints, files: files.map((f) => ({ name: f.path, size: f.size, xxh64: f.xxh64 })), saveMs: saveMs(), reachMs: s.reachMs };
     },
   };
 }

@@ -174,7 +174,9 @@ export class CheckpointAgent {
         this.peers.hold();
         this.host.tellCoordinator({ type: 'arrived', seq: s.seq, safePoint: this.safePoints, written: this.peers.written() });
       }
+      const heldFrom = performance.now();
       await s.targetKnown.promise;
+      s.heldMs += performance.now() - heldFrom;
     }
     if (this.session !== s || s.target === undefined || this.safePoints !== s.target || s.isOver) {
       // Not this one (or the checkpoint is over): sends go out again.
@@ -183,6 +185,7 @@ export class CheckpointAgent {
     }
     this.peers.hold();
     s.to('at-target', 'the target safe point');
+    s.atTargetAt = performance.now();
     s.arrived.resolve();
     return s.outcome.promise;
   }

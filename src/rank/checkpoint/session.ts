@@ -48,6 +48,10 @@ export class Session implements RankSession {
   detached = false;
   /** Requests of this checkpoint still being handled (an abort waits for them before it is answered). */
   readonly work = new Set<Promise<unknown>>();
+  /** self, for data.reachMs: when the prepare came, how long the rank then waited to learn the target, when it stood at it. */
+  private readonly preparedAt = performance.now();
+  heldMs = 0;
+  atTargetAt?: number;
 
   constructor(
     readonly rank: number,
@@ -65,6 +69,10 @@ export class Session implements RankSession {
     }
     this.state = next;
     if (next === 'ended') this.ended.resolve();
+  }
+
+  get reachMs(): number | undefined {
+    return this.atTargetAt === undefined ? undefined : Math.round((this.atTargetAt - this.preparedAt - this.heldMs) * 100) / 100;
   }
 
   get isOver(): boolean {
