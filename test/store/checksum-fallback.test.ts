@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { checksumBackend, hashFile, nativeXxh64, wasmXxh64 } from '../../dist/store/checksum.js';
+import { checksumBackend, hashBytes, hashFile, nativeXxh64, wasmXxh64 } from '../../dist/store/checksum.js';
 import { root, tempDir } from '../helpers.js';
 
 const sizes = [0, 1, 3, 4, 7, 8, 15, 31, 32, 33, 63, 64, 100, 4096, (1 << 20) - 1, 1 << 20, (1 << 20) + 31, (4 << 20) + 17, (9 << 20) + 5];
@@ -30,6 +30,8 @@ test('the WebAssembly fallback gives the native addon\'s digests, on files and o
     assert.equal(await wasmXxh64(file), native, `file of ${n} bytes`);
     assert.equal(await wasmXxh64(data), native, `${n} bytes in memory`);
     assert.equal(await nativeXxh64(data), native);
+    // Bytes up to 1 MiB are hashed on the calling thread (xxh64Sync), larger ones in the pool: the same digest.
+    assert.equal(await hashBytes(data), native, `hashBytes of ${n} bytes`);
   }
 });
 
