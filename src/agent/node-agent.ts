@@ -13,6 +13,7 @@ import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalR
 import { copyStagedHere } from '../runtime/stage-copy.js';
 import { RankRelay } from './rank-relay.js';
 import { parse } from '../wire/validate.js';
+import { formatTag, ownTag } from '../util/writer-tag.js';
 import { NodeRanks } from './node-ranks.js';
 import { probeStoreHere, restoreHere } from './node-restore.js';
 
@@ -47,7 +48,8 @@ export function agentEnv(env: NodeJS.ProcessEnv): AgentEnv {
 export async function runNodeAgent(e: AgentEnv): Promise<number> {
   const address = await nodeAddress(e.bind);
   const channel = new Channel(await connectTo(parseAddress(e.coord), 30_000, 'the job coordinator'));
-  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address });
+  const tag = ownTag();
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address, ...(tag ? { writer: formatTag(tag) } : {}) });
   const welcome = await channel.next(30_000, 'the coordinator to welcome this node');
   if (welcome.type === 'error') throw remoteError(welcome, 'the coordinator refused this node');
   // Ranks reach the coordinator through this agent, listen for their peers on the node's own address, and know their node.
