@@ -36,11 +36,12 @@ export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, here: { coo
 
 /**
  * Whether `path` holds `token` here; and whether `stage` (--stage DIR) can be used here
- * (if so, what agents that died here left staged in it is removed: store/stage-sweep.ts).
+ * (if so, what agents or coordinators that died here left staged in it goes first:
+ * store/stage-sweep.ts).
  */
-export function probeStoreHere(path: string, token: string, stage?: string): { seen: 'yes' | 'no'; message?: string; stageProblem?: string } {
+export async function probeStoreHere(path: string, token: string, stage?: string): Promise<{ seen: 'yes' | 'no'; message?: string; stageProblem?: string }> {
   const problem = stage === undefined ? undefined : stageDirProblem(stage);
-  if (stage !== undefined && problem === undefined) sweepDeadStaged(stage);
+  if (stage !== undefined && problem === undefined) await sweepDeadStaged(stage);
   const more = problem ? { stageProblem: problem } : {};
   try {
     return readFileSync(path, 'utf8') === token ? { seen: 'yes', ...more } : { seen: 'no', message: 'another file of that name is there', ...more };

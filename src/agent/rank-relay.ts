@@ -53,8 +53,8 @@ export class RankRelay {
   async listen(): Promise<string> {
     // What agents of this user killed here before left there goes first (relay-dir.ts).
     const base = relayBase();
-    sweepRelayDirs(base);
-    this.dir = makeRelayDir(base);
+    await sweepRelayDirs(base);
+    this.dir = await makeRelayDir(base);
     const path = join(this.dir, 'relay.sock');
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {

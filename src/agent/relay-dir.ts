@@ -2,16 +2,18 @@
 // 0700), and the sweep of those a killed agent left: the agent removes its own when it
 // ends, but not when it is SIGKILLed (or its node crashes). Each holds a `writer` file
 // naming the agent that made it (util/writer-tag.ts); a starting agent removes the ones
-// of this user whose agent is provably gone. The base is /tmp or the like, which every
-// user can write: each candidate is opened without following a link and checked as
-// opened (ours, 0700, a real directory), and removed through its descriptor.
+// of this user whose agent is provably gone (util/writer-beacon.ts). The base is /tmp or
+// the like, which every user can write: each candidate is opened without following a
+// link and checked as opened (ours, 0700, a real directory), and removed through its
+// descriptor.
 import { closeSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirFd, openNoFollow } from '../util/dirfd.js';
 import { PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { removeTree } from '../util/remove-tree.js';
-import { formatTag, ownTag, parseTag, writerGone } from '../util/writer-tag.js';
+import { heldTag, writerGone } from '../util/writer-beacon.js';
+import { parseTag } from '../util/writer-tag.js';
 
 const PREFIX = 'ckpt-agent-';
 /** mkdtemp's six characters after the prefix. */
@@ -22,15 +24,15 @@ const WRITER_FILE = 'writer';
 export const relayBase = (): string => (Buffer.byteLength(tmpdir()) <= 64 ? tmpdir() : '/tmp');
 
 /** A new relay directory in `base` (0700), naming this process as its writer. */
-export function makeRelayDir(base = relayBase()): string {
+export async function makeRelayDir(base = relayBase()): Promise<string> {
+  const tag = await heldTag();
   const path = mkdtempSync(join(base, PREFIX));
-  const tag = ownTag();
   if (!tag) return path; // nothing to tell it by: kept by every sweep
   const dir = DirFd.open(path);
   try {
     const fd = dir.createFile(WRITER_FILE, PRIVATE_FILE_MODE);
     try {
-      writeSync(fd, `${formatTag(tag)}\n`);
+      writeSync(fd, `${tag}\n`);
     } finally {
       closeSync(fd);
     }
@@ -43,8 +45,8 @@ export function makeRelayDir(base = relayBase()): string {
   return path;
 }
 
-/** The writer named in an opened relay directory, if the directory and its file are this user's own and closed to others. */
-function deadWriter(dir: DirFd, euid: number): boolean {
+/** Whether the writer named in an opened relay directory is gone, if the directory and its file are this user's own and closed to others. */
+async function deadWriter(dir: DirFd, euid: number): Promise<boolean> {
   if (!dir.stat.isDirectory() || dir.stat.uid !== euid || (dir.stat.mode & 0o7777) !== 0o700) return false;
   let file: { fd: number; stat: Stats };
   try {
@@ -52,13 +54,14 @@ function deadWriter(dir: DirFd, euid: number): boolean {
   } catch {
     return false; // none (an older agent's, or one killed before it wrote it), or a link
   }
+  let tag;
   try {
     if (!file.stat.isFile() || file.stat.uid !== euid || file.stat.size > 512) return false;
-    const tag = parseTag(readFileSync(file.fd, 'utf8'));
-    return tag !== undefined && writerGone(tag);
+    tag = parseTag(readFileSync(file.fd, 'utf8'));
   } finally {
     closeSync(file.fd);
   }
+  return tag !== undefined && writerGone(tag);
 }
 
 /**
@@ -66,7 +69,7 @@ function deadWriter(dir: DirFd, euid: number): boolean {
  * this host's); never a live agent's, another user's, or anything it cannot tell.
  * Returns the names removed. Never throws: a sweep that cannot look is no sweep.
  */
-export function sweepRelayDirs(base = relayBase()): string[] {
+export async function sweepRelayDirs(base = relayBase()): Promise<string[]> {
   const euid = process.geteuid?.() ?? -1;
   const removed: string[] = [];
   let parent: DirFd;
@@ -84,7 +87,7 @@ export function sweepRelayDirs(base = relayBase()): string[] {
         continue; // a link, a file, gone, or not ours to open
       }
       try {
-        if (!deadWriter(dir, euid)) continue;
+        if (!(await deadWriter(dir, euid))) continue;
         for (const entry of readdirSync(dir.at())) removeTree(dir, entry);
         // The name still the directory we emptied (in a sticky /tmp only we could have changed it).
         const now = lstatSync(parent.at(name));

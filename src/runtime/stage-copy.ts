@@ -15,7 +15,7 @@ export type StageItem = StageCopy['items'][number];
 /** Copies (or with `discard` only removes) the staged ranks `m.items` here. */
 export async function copyStagedHere(m: StageCopy): Promise<{ rank: number; files: FileEntry[] }[]> {
   // What an agent or coordinator that died here left staged goes first (never a live one's: this copy's writer is alive).
-  if (m.stage !== undefined) sweepDeadStaged(m.stage);
+  if (m.stage !== undefined) await sweepDeadStaged(m.stage);
   const settled = await Promise.allSettled(
     m.items.map(async (it) => {
       if (m.discard) return { rank: it.rank, files: [] };

@@ -7,7 +7,7 @@ import type { FileEntry } from '../store/checksum.js';
 import { stagedRankDir } from '../store/stage.js';
 import { rankDirName, syncedFiles } from '../crs/job-files.js';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { formatTag, ownTag } from '../util/writer-tag.js';
+import { heldTagNow } from '../util/writer-beacon.js';
 import { copyStagedHere, type StageItem } from './stage-copy.js';
 import type { RankStarter } from './starter.js';
 
@@ -22,10 +22,11 @@ export interface Staging {
 
 /** The staging of a job whose ranks `starter` runs. */
 export function staging(dir: string, starter: RankStarter): Staging {
-  const here = ownTag();
+  // This process's tag, its beacon held since the job's start (launcher.ts).
+  const here = heldTagNow();
   return {
     dir,
-    writer: (r) => (starter.stageWriter ? starter.stageWriter(r) : here && formatTag(here)),
+    writer: (r) => (starter.stageWriter ? starter.stageWriter(r) : here),
     copy: (items, discard, timeoutMs) =>
       starter.stageCopy ? starter.stageCopy(items, discard, timeoutMs, dir) : copyStagedHere({ items, stage: dir, ...(discard ? { discard } : {}) }),
   };

@@ -2,14 +2,16 @@
 // mid-checkpoint leaves its ranks' images in DIR/<job>/<seq>-<writer>/ (stage.ts),
 // possibly gigabytes, that nobody else would copy or remove. Whoever starts using DIR,
 // and each stage copy, first removes the checkpoint directories whose writer is
-// provably gone (util/writer-tag.ts: this host's, not ourselves, no longer running),
-// then their job's directory once empty. Only this user's directories, opened without
-// following a link and removed through descriptors; untagged ones are never taken.
+// provably gone (util/writer-tag.ts, writer-beacon.ts: this host's, not ourselves, no
+// longer running), then their job's directory once empty. Only this user's
+// directories, opened without following a link and removed through descriptors;
+// untagged ones are never taken.
 import { lstatSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirFd } from '../util/dirfd.js';
 import { removeTree } from '../util/remove-tree.js';
-import { parseTag, writerGone } from '../util/writer-tag.js';
+import { writerGone } from '../util/writer-beacon.js';
+import { parseTag } from '../util/writer-tag.js';
 import { stageDirProblem } from './stage.js';
 
 /** `<seq>-<writer>`: a checkpoint's staged directory on this node. */
@@ -34,12 +36,20 @@ function openOwn(parent: DirFd, name: string, euid: number): DirFd | undefined {
 }
 
 /** Removes what writers that are gone left staged in `stage` (a usable stage directory; anything else is left alone). Never throws. */
-export function sweepDeadStaged(stage: string): SweptStage {
+export async function sweepDeadStaged(stage: string): Promise<SweptStage> {
   const euid = process.geteuid?.() ?? -1;
   const removed: string[] = [];
   if (stageDirProblem(stage, euid) !== undefined) return { removed };
   const top = openOwnTop(stage);
   if (!top) return { removed };
+  /** Each writer's verdict, asked once. */
+  const verdicts = new Map<string, Promise<boolean>>();
+  const gone = (tag: string): Promise<boolean> => {
+    const t = parseTag(tag);
+    if (!t) return Promise.resolve(false);
+    if (!verdicts.has(tag)) verdicts.set(tag, writerGone(t));
+    return verdicts.get(tag)!;
+  };
   try {
     for (const job of readdirSync(top.at())) {
       const jobDir = openOwn(top, job, euid);
@@ -48,8 +58,7 @@ export function sweepDeadStaged(stage: string): SweptStage {
       try {
         for (const name of readdirSync(jobDir.at())) {
           const m = STAGED_SEQ.exec(name);
-          const tag = m ? parseTag(m[2]!) : undefined;
-          if (!tag || !writerGone(tag)) continue;
+          if (!m || !(await gone(m[2]!))) continue;
           try {
             const st = lstatSync(jobDir.at(name));
             if (!st.isDirectory() || st.uid !== euid) continue;

@@ -2,7 +2,9 @@
 // whose writer — the node agent or one-host coordinator that was to copy and remove
 // it — is gone is removed when DIR is next used (a job's start, each stage copy);
 // never a live writer's, another host's, an untagged one, another user's, and no link
-// is followed. The writers are real processes: one that exits, one that stays.
+// is followed. The writers are real processes: one that exits, one that stays; as root,
+// also node agents as pid 1 of a pid namespace of their own, judged by their beacons
+// (util/writer-beacon.ts).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,14 +16,21 @@ import { stagedRankDir } from '../../dist/store/stage.js';
 import { sweepDeadStaged } from '../../dist/store/stage-sweep.js';
 import { copyStagedHere } from '../../dist/runtime/stage-copy.js';
 import { formatTag, ownTag, parseTag } from '../../dist/util/writer-tag.js';
+import { heldTag } from '../../dist/util/writer-beacon.js';
 import { ckpt, root, tempDir } from '../helpers.js';
 
-const tagModule = pathToFileURL(join(root, 'dist', 'util', 'writer-tag.js')).href;
+const beaconModule = pathToFileURL(join(root, 'dist', 'util', 'writer-beacon.js')).href;
 
-/** A real process's writer tag; with `stay` it runs on (until the test ends), else it has exited. */
-async function processTag(t: TestContext, stay: boolean): Promise<string> {
-  const code = `const m = await import(${JSON.stringify(tagModule)}); console.log(m.formatTag(m.ownTag()));${stay ? ' setInterval(() => {}, 1 << 30);' : ''}`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * A real process's writer tag (its beacon held, as a writer's is); with `stay` it runs
+ * on (until the test ends), else it has exited. `pidns`: as a node agent as root is,
+ * pid 1 of a pid namespace of its own.
+ */
+async function processTag(t: TestContext, stay: boolean, pidns = false): Promise<string> {
+  const code = `const m = await import(${JSON.stringify(beaconModule)}); console.log(await m.heldTag());${stay ? ' setInterval(() => {}, 1 << 30);' : ''}`;
+  const argv = [process.execPath, '--input-type=module', '-e', code];
+  const [command, ...args] = pidns ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child', '--', ...argv] : argv;
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   t.after(() => child.kill('SIGKILL'));
   child.stdout.setEncoding('utf8');
   let out = '';
@@ -31,7 +40,7 @@ async function processTag(t: TestContext, stay: boolean): Promise<string> {
   }
   if (!stay) await once(child, 'exit');
   const tag = out.trim();
-  assert.equal(parseTag(tag)?.pid, child.pid, tag);
+  assert.equal(parseTag(tag)?.pid, pidns ? 1 : child.pid, tag);
   return tag;
 }
 
@@ -49,7 +58,7 @@ async function litteredStage(t: TestContext) {
   const stage = tempDir(t, 'ckpt-stage-');
   const dead = await processTag(t, false);
   const live = await processTag(t, true);
-  const mine = formatTag(ownTag()!);
+  const mine = (await heldTag())!;
   const deadRanks = [stageRank(stage, 'jobA', 3, dead, 0), stageRank(stage, 'jobA', 3, dead, 1)];
   // A job with only a dead writer's leftovers: its directory goes too.
   const deadOnly = stageRank(stage, 'jobB', 7, dead);
@@ -77,14 +86,14 @@ async function litteredStage(t: TestContext) {
 
 test('sweepDeadStaged: a dead writer\'s staged checkpoints go (and a job directory left empty); a live one\'s, ours, another host\'s, untagged, another user\'s and links stay', async (t) => {
   const s = await litteredStage(t);
-  const swept = sweepDeadStaged(s.stage);
+  const swept = (await sweepDeadStaged(s.stage));
   assert.deepEqual(swept.removed.sort(), [`jobA/3-${s.dead}`, `jobB/7-${s.dead}`]);
   for (const d of [...s.deadRanks, s.deadOnly]) assert.equal(existsSync(d), false, `${d} is gone`);
   assert.equal(existsSync(join(s.stage, 'jobB')), false, 'a job directory left empty goes');
   for (const d of s.kept) assert.ok(existsSync(d), `${d} is kept`);
-  assert.deepEqual(sweepDeadStaged(s.stage).removed, [], 'a second sweep finds nothing');
+  assert.deepEqual((await sweepDeadStaged(s.stage)).removed, [], 'a second sweep finds nothing');
   // A directory that is not a usable stage (open to others) is not swept at all.
-  assert.deepEqual(sweepDeadStaged('/tmp').removed, []);
+  assert.deepEqual((await sweepDeadStaged('/tmp')).removed, []);
 });
 
 test('each stage copy sweeps first: the dead writer\'s leftovers go, the copy of ours goes on', async (t) => {
@@ -107,4 +116,19 @@ test('ckpt run --stage on one host: what a dead coordinator left staged goes at 
   // Ours (this test process's) and the live process's: their writers run.
   for (const d of s.kept) assert.ok(existsSync(d), `${d} is kept`);
   assert.deepEqual(readdirSync(join(s.stage, 'jobA')).sort(), [`4-${s.live}`, `5-${s.mine}`]);
+});
+
+test('sweepDeadStaged, node agents in pid namespaces of their own (root): a dead one\'s staged checkpoints go by its beacon, a live one\'s stay, another network namespace\'s stay', async (t) => {
+  if (process.geteuid?.() !== 0) return t.skip('needs root (unshare --pid)');
+  const stage = tempDir(t, 'ckpt-stage-');
+  const dead = await processTag(t, false, true);
+  const live = await processTag(t, true, true);
+  assert.notEqual(parseTag(dead)!.pidns, ownTag()!.pidns, 'its pid means nothing here');
+  const gone = stageRank(stage, 'jobA', 3, dead);
+  const kept = [stageRank(stage, 'jobA', 4, live)];
+  // A writer of another pid and network namespace: its beacon could not be seen from here.
+  kept.push(stageRank(stage, 'jobB', 3, formatTag({ ...parseTag(dead)!, netns: parseTag(dead)!.netns + 1 })));
+  assert.deepEqual((await sweepDeadStaged(stage)).removed, [`jobA/3-${dead}`]);
+  assert.equal(existsSync(gone), false);
+  for (const d of kept) assert.ok(existsSync(d), `${d} is kept`);
 });
