@@ -13,6 +13,7 @@ import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalR
 import { copyStagedHere } from '../runtime/stage-copy.js';
 import { RankRelay } from './rank-relay.js';
 import { parse } from '../wire/validate.js';
+import { heldTag } from '../util/writer-beacon.js';
 import { NodeRanks } from './node-ranks.js';
 import { probeStoreHere, restoreHere } from './node-restore.js';
 
@@ -47,7 +48,9 @@ export function agentEnv(env: NodeJS.ProcessEnv): AgentEnv {
 export async function runNodeAgent(e: AgentEnv): Promise<number> {
   const address = await nodeAddress(e.bind);
   const channel = new Channel(await connectTo(parseAddress(e.coord), 30_000, 'the job coordinator'));
-  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address });
+  // Its tag (with its beacon held) names what it leaves on this node: --stage copies, its relay directory.
+  const writer = await heldTag();
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address, ...(writer ? { writer } : {}) });
   const welcome = await channel.next(30_000, 'the coordinator to welcome this node');
   if (welcome.type === 'error') throw remoteError(welcome, 'the coordinator refused this node');
   // Ranks reach the coordinator through this agent, listen for their peers on the node's own address, and know their node.
@@ -101,7 +104,7 @@ async function serve(channel: Channel, node: NodeState, m: ControlMessage): Prom
         return relay.closeRank(parse(relayClose, m, 'relay-close').conn);
       case 'probe-store': {
         const p = parse(probeStore, m, 'probe-store');
-        return reply(probeStoreHere(p.path, p.token, p.stage));
+        return reply(await probeStoreHere(p.path, p.token, p.stage));
       }
       case 'stage-copy':
         return reply({ copied: await copyStagedHere(parse(stageCopy, m, 'stage-copy')) });

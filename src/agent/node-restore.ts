@@ -9,6 +9,7 @@ import { restoredRank } from '../runtime/rankproc.js';
 import { beginVerification, isJobSnapshot, openSnapshot } from '../store/store.js';
 import { restartIdentity } from '../store/trust.js';
 import { stageDirProblem } from '../store/stage.js';
+import { sweepDeadStaged } from '../store/stage-sweep.js';
 import type { RestoreRanks } from '../wire/agent-messages.js';
 import type { NodeRanks } from './node-ranks.js';
 
@@ -33,9 +34,14 @@ export async function restoreHere(m: RestoreRanks, ranks: NodeRanks, here: { coo
   });
 }
 
-/** Whether `path` holds `token` here; and whether `stage` (--stage DIR) can be used here. */
-export function probeStoreHere(path: string, token: string, stage?: string): { seen: 'yes' | 'no'; message?: string; stageProblem?: string } {
+/**
+ * Whether `path` holds `token` here; and whether `stage` (--stage DIR) can be used here
+ * (if so, what agents or coordinators that died here left staged in it goes first:
+ * store/stage-sweep.ts).
+ */
+export async function probeStoreHere(path: string, token: string, stage?: string): Promise<{ seen: 'yes' | 'no'; message?: string; stageProblem?: string }> {
   const problem = stage === undefined ? undefined : stageDirProblem(stage);
+  if (stage !== undefined && problem === undefined) await sweepDeadStaged(stage);
   const more = problem ? { stageProblem: problem } : {};
   try {
     return readFileSync(path, 'utf8') === token ? { seen: 'yes', ...more } : { seen: 'no', message: 'another file of that name is there', ...more };

@@ -5,15 +5,15 @@
 // `fanout` asks the agent to put one request to each of its ranks and answer with
 // all their replies at once; the ranks' unasked `arrived` reports (self) stay here
 // until a fan-out asks for them (rank-arrivals.ts). docs/RUNTIME.md, "Across nodes".
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import { decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../wire/frame.js';
 import type { FanoutRequest } from '../wire/agent-messages.js';
 import { RankArrivals } from './rank-arrivals.js';
+import { makeRelayDir, relayBase, sweepRelayDirs } from './relay-dir.js';
 
 /** Request ids the agent uses on a rank's stream; the coordinator's own count up from 1. */
 const FANOUT_IDS = 2 ** 30;
@@ -51,9 +51,10 @@ export class RankRelay {
    * address its ranks get as CKPT_COORD.
    */
   async listen(): Promise<string> {
-    // A unix socket's path has ~107 bytes at most: a long TMPDIR (a batch system's per-job one) falls back to /tmp.
-    const base = Buffer.byteLength(tmpdir()) <= 64 ? tmpdir() : '/tmp';
-    this.dir = mkdtempSync(join(base, 'ckpt-agent-'));
+    // What agents of this user killed here before left there goes first (relay-dir.ts).
+    const base = relayBase();
+    await sweepRelayDirs(base);
+    this.dir = await makeRelayDir(base);
     const path = join(this.dir, 'relay.sock');
     const server = createServer({ noDelay: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {

@@ -9,6 +9,8 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { claimStore } from '../registry/jobs.js';
 import { resolveCommand } from '../util/command.js';
 import { stageDirProblem } from '../store/stage.js';
+import { sweepDeadStaged } from '../store/stage-sweep.js';
+import { heldTag } from '../util/writer-beacon.js';
 import { stateDir } from '../util/paths.js';
 import { newSecret, type Address } from '../wire/channel.js';
 import { Coordinator } from './coordinator.js';
@@ -105,6 +107,12 @@ async function prepareJob(options: LaunchOptions, id: string): Promise<Job> {
 /** Starts a job. Fails before starting anything on bad options or an unknown command. */
 export async function launchJob(given: LaunchOptions): Promise<Job> {
   checkOptions(given);
+  // --stage for ranks on this host: this process names its staged copies (writer-beacon.ts), and what a
+  // coordinator or agent that died here left staged goes first (across nodes, each agent does it).
+  if (given.stage !== undefined && given.launcher !== 'slurm' && !given.starter?.remote) {
+    await heldTag();
+    await sweepDeadStaged(given.stage);
+  }
   const options = await withLauncher(given);
   const env = { ...process.env, ...options.env };
   resolveCommand(options.command, env.PATH ?? '', options.cwd);

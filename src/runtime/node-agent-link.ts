@@ -9,12 +9,15 @@ import { RelayedStream, type FanoutItem } from './relayed-stream.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { parse } from '../wire/validate.js';
+import { parseTag } from '../util/writer-tag.js';
 import type { RemoteRank } from './rank-remote.js';
 
 export class NodeAgentLink {
   readonly node: string;
   readonly index: number;
   readonly address: string;
+  /** Its writer tag (util/writer-tag.ts), if it sent a well-formed one: names its --stage directories. */
+  readonly writer: string | undefined;
   /** Ranks this agent holds (started or restored), by rank. */
   readonly ranks = new Map<number, RemoteRank>();
   private lost: string | undefined;
@@ -34,6 +37,7 @@ export class NodeAgentLink {
     this.node = hello.node;
     this.index = hello.nodeIndex;
     this.address = hello.address;
+    this.writer = hello.writer !== undefined && parseTag(hello.writer) ? hello.writer : undefined;
     channel.on('message', (m) => this.onMessage(m));
     channel.on('close', (err) => this.loseAll(`node ${this.node} lost: its agent's connection closed${err ? ` (${err.message})` : ''}`));
   }

@@ -76,13 +76,13 @@ export async function restoreOnNodes(snapshot: JobSnapshot, ctx: StarterRestoreC
 }
 
 /** --stage: each agent copies (or with `discard` removes) its node's staged ranks; every node settles before a failure is reported. */
-export async function stageCopyOnNodes(items: StageItem[], discard: boolean, agents: NodeAgentLink[], placement: number[], timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]> {
+export async function stageCopyOnNodes(items: StageItem[], discard: boolean, agents: NodeAgentLink[], placement: number[], timeoutMs: number, stage: string): Promise<{ rank: number; files: FileEntry[] }[]> {
   const byNode = agents.map((_, i) => items.filter((it) => placement[it.rank] === i));
   const settled = await Promise.allSettled(
     agents.map(async (a, i) => {
       if (!byNode[i]!.length) return [];
       const what = `node ${a.node} to copy the staged images of ranks ${byNode[i]!.map((it) => it.rank).join(', ')}`;
-      return parse(stageCopyReply, await a.request('stage-copy', { items: byNode[i], ...(discard ? { discard } : {}) }, timeoutMs, what), `node ${a.node}'s stage-copy reply`).copied;
+      return parse(stageCopyReply, await a.request('stage-copy', { items: byNode[i], stage, ...(discard ? { discard } : {}) }, timeoutMs, what), `node ${a.node}'s stage-copy reply`).copied;
     }),
   );
   // A refused request's error names its node already.

@@ -6,6 +6,7 @@
 // fails the checkpoint, which is then aborted (its partial snapshot removed).
 import type { FileEntry } from '../store/checksum.js';
 import { copyStaged, discardStaged } from '../store/stage.js';
+import { sweepDeadStaged } from '../store/stage-sweep.js';
 import { faultPoint } from '../util/faults.js';
 import type { StageCopy } from '../wire/agent-messages.js';
 
@@ -13,6 +14,8 @@ export type StageItem = StageCopy['items'][number];
 
 /** Copies (or with `discard` only removes) the staged ranks `m.items` here. */
 export async function copyStagedHere(m: StageCopy): Promise<{ rank: number; files: FileEntry[] }[]> {
+  // What an agent or coordinator that died here left staged goes first (never a live one's: this copy's writer is alive).
+  if (m.stage !== undefined) await sweepDeadStaged(m.stage);
   const settled = await Promise.allSettled(
     m.items.map(async (it) => {
       if (m.discard) return { rank: it.rank, files: [] };

@@ -7,26 +7,33 @@ import type { FileEntry } from '../store/checksum.js';
 import { stagedRankDir } from '../store/stage.js';
 import { rankDirName, syncedFiles } from '../crs/job-files.js';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { heldTagNow } from '../util/writer-beacon.js';
 import { copyStagedHere, type StageItem } from './stage-copy.js';
 import type { RankStarter } from './starter.js';
 
 export interface Staging {
   /** The stage directory (absolute; checked on every node at the job's start). */
   dir: string;
+  /** Who copies and removes rank r's staged images (its node's agent, or this process): named in its checkpoint's directory. */
+  writer(rank: number): string | undefined;
   /** Copies (or with `discard` removes) staged ranks: the starter's agents, else here. */
   copy(items: StageItem[], discard: boolean, timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]>;
 }
 
 /** The staging of a job whose ranks `starter` runs. */
 export function staging(dir: string, starter: RankStarter): Staging {
+  // This process's tag, its beacon held since the job's start (launcher.ts).
+  const here = heldTagNow();
   return {
     dir,
-    copy: (items, discard, timeoutMs) => (starter.stageCopy ? starter.stageCopy(items, discard, timeoutMs) : copyStagedHere({ items, ...(discard ? { discard } : {}) })),
+    writer: (r) => (starter.stageWriter ? starter.stageWriter(r) : here),
+    copy: (items, discard, timeoutMs) =>
+      starter.stageCopy ? starter.stageCopy(items, discard, timeoutMs, dir) : copyStagedHere({ items, stage: dir, ...(discard ? { discard } : {}) }),
   };
 }
 
 /** Where rank r of checkpoint `seq` dumps. */
-export const stagedDir = (s: Staging, jobId: string, seq: number, rank: number): string => stagedRankDir(s.dir, jobId, seq, rankDirName(rank));
+export const stagedDir = (s: Staging, jobId: string, seq: number, rank: number): string => stagedRankDir(s.dir, jobId, seq, rankDirName(rank), s.writer(rank));
 
 /**
  * Copies every rank's staged images into `into(r)` (its directory in the pending

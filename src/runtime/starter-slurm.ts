@@ -135,8 +135,12 @@ export class SlurmStarter implements RankStarter {
     }
   }
 
-  stageCopy(items: StageItem[], discard: boolean, timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]> {
-    return stageCopyOnNodes(items, discard, this.agents as NodeAgentLink[], this.placement, timeoutMs);
+  stageCopy(items: StageItem[], discard: boolean, timeoutMs: number, stage: string): Promise<{ rank: number; files: FileEntry[] }[]> {
+    return stageCopyOnNodes(items, discard, this.agents as NodeAgentLink[], this.placement, timeoutMs, stage);
+  }
+
+  stageWriter(rank: number): string | undefined {
+    return this.agents[this.placement[rank] ?? -1]?.writer;
   }
 
   async ping(): Promise<void> {

@@ -88,9 +88,12 @@ export interface RankStarter {
   /**
    * --stage: copies the staged ranks `items` into the pending snapshot where they ran
    * (each node's agent, its node's), or with `discard` only removes them. Without it
-   * the ranks run here and the coordinator copies them itself.
+   * the ranks run here and the coordinator copies them itself. `stage`: DIR, where each
+   * node first sweeps what writers that are gone left (store/stage-sweep.ts).
    */
-  stageCopy?(items: StageItem[], discard: boolean, timeoutMs: number): Promise<{ rank: number; files: FileEntry[] }[]>;
+  stageCopy?(items: StageItem[], discard: boolean, timeoutMs: number, stage: string): Promise<{ rank: number; files: FileEntry[] }[]>;
+  /** --stage: the tag of the process that will copy rank r's staged images (its node's agent), if it has one. */
+  stageWriter?(rank: number): string | undefined;
   /** The job has ended: gives back what the starter holds (its agents end). */
   close?(): Promise<void>;
 }

@@ -4,11 +4,12 @@
 // Only entries named as partials, whose writer (its pid on this host, in the name) is
 // gone; removed through directory descriptors, never following a link: a store may be
 // a directory another user prepared.
-import { lstatSync, readdirSync, readFileSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ErrorCodes, errnoCode } from '../errors.js';
-import { DirFd } from '../util/dirfd.js';
+import type { DirFd } from '../util/dirfd.js';
+import { removeTree } from '../util/remove-tree.js';
 import { assertWritableStore } from './trust.js';
 import { openDir, PARTIAL_NAME } from './layout.js';
 
@@ -79,36 +80,6 @@ function deadPartials(store: DirFd): string[] {
     dead.push(name);
   }
   return dead;
-}
-
-/**
- * Removes `name` inside `parent` and all below it, each directory opened through its
- * parent's descriptor without following a link (a link is removed, never followed).
- * Returns the bytes of the files removed (counted only, with `dryRun`).
- */
-function removeTree(parent: DirFd, name: string, dryRun: boolean): number {
-  const path = parent.at(name);
-  const st = lstatSync(path);
-  if (!st.isDirectory()) {
-    if (!dryRun) unlinkSync(path);
-    return st.isFile() ? st.size : 0;
-  }
-  let dir: DirFd;
-  try {
-    dir = DirFd.open(path, join(parent.name, name));
-  } catch (err) {
-    // Swapped for a link or a file since the lstat: not ours to follow.
-    if (errnoCode(err) === 'ELOOP' || errnoCode(err) === 'ENOTDIR') return 0;
-    throw err;
-  }
-  let bytes = 0;
-  try {
-    for (const entry of readdirSync(dir.at())) bytes += removeTree(dir, entry, dryRun);
-  } finally {
-    dir.close();
-  }
-  if (!dryRun) rmdirSync(path);
-  return bytes;
 }
 
 /** Removes (or, with `dryRun`, only measures) the partial directories of dead writers in an open store. */

@@ -9,6 +9,7 @@ import { copyFile, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { PRIVATE_DIR_MODE } from '../util/fsx.js';
+import { parseTag } from '../util/writer-tag.js';
 import type { FileEntry } from './checksum.js';
 import { noSpace } from './layout.js';
 import { syncFiles } from './write.js';
@@ -34,9 +35,14 @@ export function stageDirProblem(dir: string, euid = process.geteuid?.() ?? -1): 
   return undefined;
 }
 
-/** Where rank `rankDir` (`rank-N`) of checkpoint `seq` of job `jobId` is staged under `stage`. */
-export function stagedRankDir(stage: string, jobId: string, seq: number, rankDir: string): string {
-  return join(stage, jobId, String(seq), rankDir);
+/**
+ * Where rank `rankDir` (`rank-N`) of checkpoint `seq` of job `jobId` is staged under
+ * `stage`: `<seq>-<writer>` names the process that copies and removes it (its node's
+ * agent, or the coordinator of a job on one host: util/writer-tag.ts), so that what it
+ * leaves when it dies can be told from what is in use (stage-sweep.ts).
+ */
+export function stagedRankDir(stage: string, jobId: string, seq: number, rankDir: string, writer?: string): string {
+  return join(stage, jobId, writer !== undefined && parseTag(writer) ? `${seq}-${writer}` : String(seq), rankDir);
 }
 
 /**

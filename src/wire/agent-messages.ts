@@ -19,6 +19,8 @@ export const agentHello = object({
   pid: int,
   /** The node's own address, for its ranks' peer listeners. */
   address: str,
+  /** The agent's writer tag (util/writer-tag.ts): names the --stage directories it is to copy and remove. */
+  writer: optional(str),
 });
 export type AgentHello = Checked<typeof agentHello>;
 
@@ -41,9 +43,10 @@ export const probeReply = object({ seen: literal('yes', 'no'), message: optional
 /**
  * --stage: copy these ranks' staged directories into the pending snapshot (fsynced,
  * checksummed; reply: each rank's files relative to its `to`), then remove them;
- * `discard`: only remove them (a checkpoint that failed before its copy).
+ * `discard`: only remove them (a checkpoint that failed before its copy). `stage`: DIR,
+ * where what writers that are gone left staged is removed first.
  */
-export const stageCopy = object({ items: array(object({ rank: count, from: str, to: str })), discard: optional(bool) });
+export const stageCopy = object({ items: array(object({ rank: count, from: str, to: str })), discard: optional(bool), stage: optional(str) });
 export type StageCopy = Checked<typeof stageCopy>;
 export const stageCopyReply = object({ copied: array(object({ rank: count, files: array(object({ path: str, size: count, xxh64: str })) })) });
 

@@ -5,9 +5,9 @@
 // (the `staged` fault point, in a node's agent) fails that checkpoint only.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckptBin, needCriu } from '../helpers.js';
+import { ckptBin, faultEnv, gate, needCriu } from '../helpers.js';
 import { program } from '../jobs/exchange.js';
 import { needSlurm, startCluster } from './cluster.js';
 import { agentPids, checksums, gated, ITERS, uninterrupted } from './ring.js';
@@ -19,6 +19,34 @@ function staged(node: string, stage: string): string[] {
   const pid = agentPids(node).at(-1);
   assert.ok(pid, `${node} has an agent`);
   return readdirSync(`/proc/${pid}/root${stage}`);
+}
+
+/** The host pid of this cluster's slurmd of `node`: its mount namespace holds the node's own stage directory. */
+function slurmdPid(conf: string, node: string): number {
+  for (const name of readdirSync('/proc')) {
+    try {
+      const args = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (args[0]?.endsWith('slurmd') && args.includes(node) && args.includes(conf)) return Number(name);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no slurmd for ${node}`);
+}
+
+/** The relay directories (in /tmp) of an agent, as named by their `writer`'s pid namespace. */
+function relayDirsOf(agentPid: number): string[] {
+  const ns = /^pid:\[(\d+)\]$/.exec(readlinkSync(`/proc/${agentPid}/ns/pid`))![1];
+  return readdirSync('/tmp')
+    .filter((n) => n.startsWith('ckpt-agent-'))
+    .filter((n) => {
+      try {
+        return readFileSync(join('/tmp', n, 'writer'), 'utf8').split('@')[0]!.split('.')[2] === ns;
+      } catch {
+        return false;
+      }
+    })
+    .map((n) => join('/tmp', n));
 }
 
 function manifestData(store: string, seq: number): Record<string, unknown> {
@@ -93,4 +121,40 @@ test('criu --stage: a copy that fails aborts that checkpoint cleanly, the job go
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.deepEqual(checksums(r.stdout), expected);
   assert.match(r.stderr, /restarted at iteration \d+/, 'restored from the first snapshot by CRIU');
+});
+
+test('criu --stage: an agent SIGKILLed while it copies leaves its staged images and relay directory; the next job\'s agent on that node removes them', async (t) => {
+  const c = await stagedCluster(t);
+  if (!c) return;
+  const { cluster, store, stage } = c;
+  const gateFile = join(cluster.dir, 'gate');
+  // n2's agent stops as it is about to copy rank 3's staged images, and is killed there.
+  const fault = faultEnv(t, 'staged:3:gate');
+  const env = { ITERS: String(ITERS), GATE_AT: '100', GATE_FILE: gateFile, ...fault };
+  const job = cluster.spawn('salloc', [...alloc, 'run', '-n', '4', '--name', 'crashed', '--dir', store, '--crs', 'criu', '--stage', stage, '--', process.execPath, program], { env });
+  await gated(job, 4);
+  const checkpoint = cluster.spawn(process.execPath, [ckptBin, 'checkpoint', 'crashed']);
+  await gate(fault.CKPT_FAULT_DIR, 'staged', 3).reached();
+  const agent = agentPids('n2').at(-1)!;
+  const relayDirs = relayDirsOf(agent);
+  assert.equal(relayDirs.length, 1, "n2's agent's relay directory");
+  for (const pid of agentPids('n2')) process.kill(pid, 'SIGKILL');
+  assert.notEqual((await checkpoint.exited).code, 0, 'the checkpoint fails');
+  assert.notEqual((await job.exited).code, 0, 'the job is aborted: n2 is lost');
+
+  // What it left: its checkpoint's staged directory on n2 (ranks 2 and 3), its relay directory.
+  const n2Stage = `/proc/${slurmdPid(cluster.conf, 'n2')}/root${stage}`;
+  const [jobDir] = readdirSync(n2Stage);
+  assert.ok(jobDir, `something is left staged on n2: ${readdirSync(n2Stage).join(', ')}`);
+  const [seqDir] = readdirSync(join(n2Stage, jobDir));
+  assert.match(seqDir!, /^1-1\.\d+\.\d+\.\d+@n2$/, 'checkpoint 1, its writer the agent (pid 1 of its namespace) on n2');
+  assert.deepEqual(readdirSync(join(n2Stage, jobDir, seqDir!)).sort(), ['rank-2', 'rank-3']);
+  assert.ok(existsSync(relayDirs[0]!), 'a SIGKILLed agent cannot remove its relay directory');
+
+  // The next job on these nodes: n2's new agent sweeps both as it starts.
+  writeFileSync(gateFile, '');
+  const next = await cluster.run('salloc', [...alloc, 'run', '-n', '4', '--dir', join(cluster.dir, 'store2'), '--crs', 'criu', '--stage', stage, '--', process.execPath, program], { env: { ITERS: String(ITERS) }, timeoutMs: 120_000 });
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(readdirSync(n2Stage), [], 'nothing left staged on n2');
+  assert.equal(existsSync(relayDirs[0]!), false, "the dead agent's relay directory is gone");
 });
