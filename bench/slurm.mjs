@@ -325,7 +325,7 @@ async function main() {
         const cell = await measureCell(n, k, crs, work);
         cells.push(cell);
         const s = summarizeCell(cell);
-        log(`  ${crs} ${n}×${k}: checkpoint ${s.ckpt.toFixed(1)} ms, ping ${s.ping.toFixed(2)} ms, ${s.rounds.toFixed(1)} rounds; start ${s.ckptStart.toFixed(0)} vs srun ${s.srunStart.toFixed(0)} ms (${((now() - t) / 1000).toFixed(0)} s)`);
+        log(`  ${crs} ${n}×${k}: checkpoint ${s.ckpt.toFixed(1)} ms, round ${s.rankPing.toFixed(2)} ms, overhead ${s.overheadRounds.toFixed(2)} rounds; start ${s.ckptStart.toFixed(0)} vs srun ${s.srunStart.toFixed(0)} ms (${((now() - t) / 1000).toFixed(0)} s)`);
       }
     }
     report.cells.push(...cells);
