@@ -9,6 +9,7 @@ import { errnoCode } from '../errors.js';
 import { JobError, ErrorCodes } from '../errors.js';
 import { mkdirPrivate, PRIVATE_FILE_MODE, writeFileAtomic } from '../util/fsx.js';
 import { listSnapshots } from '../store/store.js';
+import { readStat } from '../util/procfs.js';
 import { stateDir } from '../util/paths.js';
 import { isAlive } from '../util/signals.js';
 
@@ -74,9 +75,7 @@ export function removeJob(id: string): void {
 /** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
 export function processStartTime(pid: number): number | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
+    return readStat(pid)?.start;
   } catch {
     return undefined;
   }

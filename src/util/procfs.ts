@@ -9,6 +9,8 @@ export interface ProcStat {
   ppid: number;
   pgid: number;
   sid: number;
+  /** Field 22: when the process started, in clock ticks since boot (with the pid, who it is: a reused pid starts later). */
+  start: number;
 }
 
 export function readStat(pid: number): ProcStat | undefined {
@@ -30,6 +32,7 @@ export function readStat(pid: number): ProcStat | undefined {
     ppid: Number(rest[1]),
     pgid: Number(rest[2]),
     sid: Number(rest[3]),
+    start: Number(rest[19]),
   };
 }
 

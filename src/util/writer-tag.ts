@@ -8,9 +8,9 @@
 // writer in another pid namespace (a node agent as root is pid 1 of one of its own), by
 // its beacon (writer-beacon.ts). Anything it cannot tell is kept. (store/gc.ts does the
 // same for a store's partial snapshots, by their pid@host.)
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { errnoCode } from '../errors.js';
+import { readStat } from './procfs.js';
 
 export interface WriterTag {
   pid: number;
@@ -36,17 +36,10 @@ export function parseTag(text: string): WriterTag | undefined {
 
 /** A process's start time in clock ticks since boot; undefined when no process has that pid (as /proc shows it). */
 export function startTicks(pid: number): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ESRCH') return undefined;
-    throw err;
-  }
-  // The command name may hold spaces and parentheses: fields count from the last ')'; starttime is the 20th after it.
-  const ticks = Number(text.slice(text.lastIndexOf(')') + 2).split(' ')[19]);
-  if (!Number.isSafeInteger(ticks)) throw new Error(`/proc/${pid}/stat: no start time`);
-  return ticks;
+  const st = readStat(pid);
+  if (!st) return undefined;
+  if (!Number.isSafeInteger(st.start)) throw new Error(`/proc/${pid}/stat: no start time`);
+  return st.start;
 }
 
 /** The inode of one of our namespaces, or undefined when /proc is not our own pid namespace's (then no pid can be judged). */

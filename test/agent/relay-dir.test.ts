@@ -7,8 +7,6 @@
 // a pid namespace of their own (judged by their beacons: util/writer-beacon.ts).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,6 +16,7 @@ import type { Channel } from '../../dist/wire/channel.js';
 import { formatTag, ownTag, parseTag, type WriterTag } from '../../dist/util/writer-tag.js';
 import { heldTag } from '../../dist/util/writer-beacon.js';
 import { root, tempDir } from '../helpers.js';
+import { writerProcess } from '../helpers/writer-process.js';
 
 const relayDirModule = pathToFileURL(join(root, 'dist', 'agent', 'relay-dir.js')).href;
 
@@ -27,19 +26,8 @@ const relayDirModule = pathToFileURL(join(root, 'dist', 'agent', 'relay-dir.js')
  * namespace of its own (root). Resolves with its directory and tag.
  */
 async function writer(t: TestContext, base: string, stay: boolean, pidns = false): Promise<{ dir: string; tag: WriterTag }> {
-  const code = `const m = await import(${JSON.stringify(relayDirModule)}); console.log(await m.makeRelayDir(${JSON.stringify(base)}));${stay ? ' setInterval(() => {}, 1 << 30);' : ''}`;
-  const argv = [process.execPath, '--input-type=module', '-e', code];
-  const [command, ...args] = pidns ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child', '--', ...argv] : argv;
-  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => child.kill('SIGKILL'));
-  child.stdout.setEncoding('utf8');
-  let out = '';
-  for await (const chunk of child.stdout) {
-    out += chunk as string;
-    if (out.endsWith('\n')) break;
-  }
-  if (!stay) await once(child, 'exit');
-  const dir = out.trim();
+  const code = `const m = await import(${JSON.stringify(relayDirModule)}); console.log(await m.makeRelayDir(${JSON.stringify(base)}));`;
+  const { child, line: dir } = await writerProcess(t, code, stay, pidns);
   const tag = parseTag(readFileSync(join(dir, 'writer'), 'utf8'));
   assert.ok(tag, `${dir} names its writer`);
   assert.equal(tag.pid, pidns ? 1 : child.pid, 'the writer is the process that made it');

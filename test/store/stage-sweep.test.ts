@@ -7,8 +7,6 @@
 // (util/writer-beacon.ts).
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chownSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,6 +16,7 @@ import { copyStagedHere } from '../../dist/runtime/stage-copy.js';
 import { formatTag, ownTag, parseTag } from '../../dist/util/writer-tag.js';
 import { heldTag } from '../../dist/util/writer-beacon.js';
 import { ckpt, root, tempDir } from '../helpers.js';
+import { writerProcess } from '../helpers/writer-process.js';
 
 const beaconModule = pathToFileURL(join(root, 'dist', 'util', 'writer-beacon.js')).href;
 
@@ -27,19 +26,8 @@ const beaconModule = pathToFileURL(join(root, 'dist', 'util', 'writer-beacon.js'
  * pid 1 of a pid namespace of its own.
  */
 async function processTag(t: TestContext, stay: boolean, pidns = false): Promise<string> {
-  const code = `const m = await import(${JSON.stringify(beaconModule)}); console.log(await m.heldTag());${stay ? ' setInterval(() => {}, 1 << 30);' : ''}`;
-  const argv = [process.execPath, '--input-type=module', '-e', code];
-  const [command, ...args] = pidns ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child', '--', ...argv] : argv;
-  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => child.kill('SIGKILL'));
-  child.stdout.setEncoding('utf8');
-  let out = '';
-  for await (const chunk of child.stdout) {
-    out += chunk as string;
-    if (out.endsWith('\n')) break;
-  }
-  if (!stay) await once(child, 'exit');
-  const tag = out.trim();
+  const code = `const m = await import(${JSON.stringify(beaconModule)}); console.log(await m.heldTag());`;
+  const { child, line: tag } = await writerProcess(t, code, stay, pidns);
   assert.equal(parseTag(tag)?.pid, pidns ? 1 : child.pid, tag);
   return tag;
 }
