@@ -16,6 +16,7 @@ import { closeSync, lstatSync, openSync, rmSync, watch, type FSWatcher } from 'n
 import { join } from 'node:path';
 import { CriuError, ErrorCodes } from '../../errors.js';
 import { criuFeatures } from '../../criu/client.js';
+import { cachedFeature, recordFeature } from '../../criu/locate/check-cache.js';
 import { unprivilegedArgs } from '../../criu/locate/caps.js';
 import { criuErrorLines } from '../../criu/log.js';
 import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
@@ -35,8 +36,11 @@ export const LAZY_START_TIMEOUT_MS = 10_000;
  * with the non-cooperative events), or undefined when they can.
  */
 export async function lazyPagesUnsupported(criuPath: string): Promise<string | undefined> {
+  // A yes is kept with the binary's passing `criu check` (same binary, kernel and user).
+  if (cachedFeature(criuPath, 'lazyPages')) return undefined;
   try {
     const features = await criuFeatures(criuPath);
+    if (features.lazyPages) recordFeature(criuPath, 'lazyPages');
     return features.lazyPages ? undefined : 'CRIU reports that this kernel cannot restore lazily (no userfaultfd with non-cooperative events)';
   } catch (err) {
     return `CRIU's feature check failed: ${(err as Error).message}`;
