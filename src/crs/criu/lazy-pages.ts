@@ -41,7 +41,12 @@ export async function lazyPagesUnsupported(criuPath: string): Promise<string | u
   try {
     const features = await criuFeatures(criuPath);
     if (features.lazyPages) recordFeature(criuPath, 'lazyPages');
-    return features.lazyPages ? undefined : 'CRIU reports that this kernel cannot restore lazily (no userfaultfd with non-cooperative events)';
+    if (features.lazyPages) return undefined;
+    // As a user other than root, the kernel's userfaultfd is usually what is missing (its
+    // sysctl lets only privileged processes handle faults of kernel code).
+    return process.geteuid?.() === 0
+      ? 'CRIU reports that this kernel cannot restore lazily (no userfaultfd with non-cooperative events)'
+      : 'CRIU reports that it cannot restore lazily for this user here (a user other than root may need sysctl vm.unprivileged_userfaultfd=1)';
   } catch (err) {
     return `CRIU's feature check failed: ${(err as Error).message}`;
   }
