@@ -60,8 +60,9 @@ export async function restartSnapshot(ref: string | Snapshot, options: RestartOp
   const component = getCheckpointer(snapshot.manifest.crs.name);
   const runAs = restartIdentity(snapshot.owner, snapshot.dir, isJobSnapshot(snapshot) ? 'job' : component.transparent ? 'images' : 'program');
   if (isJobSnapshot(snapshot) && options.detach) throw new CkptError(ErrorCodes.USAGE, 'a job restarts in the foreground: its coordinator runs in ckpt restart');
-  // Asked of CRIU while the checksums start (one short criu run).
-  const lazyCheck = options.lazy ? lazyRefused(snapshot, component) : undefined;
+  // Before anything starts (CRIU's answer is cached after its first yes).
+  const refusal = options.lazy ? await lazyRefused(snapshot, component) : undefined;
+  if (refusal) throw refusal;
   // The layout now; the checksums while the restore runs (held until they matched).
   let verification;
   if (options.verify !== false) {
@@ -91,8 +92,6 @@ export async function restartSnapshot(ref: string | Snapshot, options: RestartOp
       hint: availability.hint,
     });
   }
-  const refusal = await lazyCheck;
-  if (refusal) throw refusal;
   const process = await component.restart({
     snapshot,
     detach: options.detach ?? false,
@@ -118,6 +117,7 @@ function lazyRefused(snapshot: Snapshot, component: Checkpointer): Promise<CkptE
   if (!component.lazyRestore) throw lazyRefusal(`a snapshot made by '${component.name}' holds no memory image to restore lazily (only criu's do)`);
   return component.lazyRestore().then(
     (why) => (why ? lazyRefusal(why) : undefined),
-    (err: Error) => lazyRefusal(`cannot ask CRIU (${err.message})`),
+    // No CRIU to ask: the probe that follows says so, with its remedy.
+    () => undefined,
   );
 }
