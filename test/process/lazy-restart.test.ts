@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, ckpt, ckptProgram, eventually, fixture, isOneLineError, needCriu, Program, root, tempDir, waitForLine } from '../helpers.js';
+import { alive, ckpt, ckptProgram, eventually, faultEnv, fixture, gate, isOneLineError, needCriu, Program, root, tempDir, waitForLine } from '../helpers.js';
 import { SchemaSet } from '../helpers/json-schema.js';
 
 const schemas = new SchemaSet(join(root, 'docs', 'schemas'));
@@ -113,6 +113,38 @@ test('--lazy in the foreground: the restored process is our child, its checksums
   assert.equal(exit.code, 143, restarted.stderr);
   assert.ok(!alive(pid), 'the restored process is gone');
   assert.ok(await eventually(() => !alive(daemon), 30_000), 'the lazy-pages daemon is gone');
+});
+
+test('--lazy in the foreground: a daemon that dies before every page is in takes the process with it (its pages would read as zeros)', async (t) => {
+  if (!(await needCriu(t))) return;
+  const dir = tempDir(t);
+  const { store } = await checkpointed(t, buildPatternSum(t), dir);
+  // Held at post-restore (verified, not released): the daemon, found by the state
+  // directory in its command line, is stopped there, so that it cannot have finished.
+  const state = tempDir(t, 'ckpt-lazy-state-');
+  const env = { ...faultEnv(t, 'restored:coord:gate'), CKPT_STATE_DIR: state };
+  const restarted = ckptProgram(['restart', store, '--lazy', '--stdout', join(dir, 'out.log'), '--json'], env);
+  t.after(() => restarted.kill());
+  const held = gate(env.CKPT_FAULT_DIR, 'restored', 'coord');
+  await held.reached();
+  const daemons = processesNaming(state).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('lazy-pages'));
+  assert.equal(daemons.length, 1, `one daemon: ${daemons.join(' ')}`);
+  const daemon = daemons[0]!;
+  process.kill(daemon, 'SIGSTOP');
+  held.open();
+  await restarted.waitFor(/^}$/, 60_000);
+  const out = JSON.parse(restarted.lines.join('\n'));
+  assert.equal(out.lazyPages.pid, daemon);
+  const pid = out.pid as number;
+  t.after(() => {
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  process.kill(daemon, 'SIGKILL');
+  // Killed by ckpt (137), or crashed on a zero page before that signal landed (139).
+  const exit = await restarted.exited;
+  assert.ok(exit.code === 137 || exit.code === 139, `exit ${exit.code}: ${restarted.stderr}`);
+  assert.match(restarted.stderr, /lazy-pages daemon ended \(SIGKILL\) before every page was in: the process was ended.*\[ECKPT_CRIU_FAILED\]/);
+  assert.ok(!alive(pid), 'the restored process is gone');
 });
 
 test('--lazy with a damaged page image: ECKPT_SNAPSHOT_CORRUPT, no restored process and no daemon left', async (t) => {

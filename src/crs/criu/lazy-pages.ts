@@ -30,6 +30,8 @@ export const LAZY_LOG = 'lazy-pages.log';
 const LAZY_STDERR = 'lazy-pages.stderr';
 /** How long the daemon may take to listen (it reads the process tree's image first): tens of ms here. */
 export const LAZY_START_TIMEOUT_MS = 10_000;
+/** How long a foreground restart, its process gone, waits to learn how the daemon ended (it notices in ms). */
+const GUARD_WAIT_MS = 2000;
 
 /**
  * Why this CRIU and kernel cannot restore lazily (CRIU's own feature check: userfaultfd
@@ -152,6 +154,17 @@ export class LazyPagesDaemon {
     });
   }
 
+  /** Resolves once it has exited (at once if it has), or after `timeoutMs`. */
+  async ended(timeoutMs: number): Promise<void> {
+    if (!this.running) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.child.once('exit', () => resolve())),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** The restore has connected: the socket's name is no longer needed (the daemon keeps the connection). */
   unlinkSocket(): void {
     rmSync(join(this.workDir, LAZY_SOCKET), { force: true });
@@ -160,15 +173,12 @@ export class LazyPagesDaemon {
   /** Kills it (a failure before the restored process was released) and waits until it is gone; its socket goes. */
   async stop(timeoutMs = 5000): Promise<void> {
     if (this.running && this.pid > 1) {
-      const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
       try {
         this.child.kill('SIGKILL');
       } catch {
         // gone meanwhile
       }
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
-      clearTimeout(timer);
+      await this.ended(timeoutMs);
     }
     this.unlinkSocket();
   }
@@ -177,12 +187,15 @@ export class LazyPagesDaemon {
 /**
  * A foreground restore's guard: if `daemon` fails while the tree rooted at `pid` (our
  * child) runs, the tree is SIGKILLed. `reaped()`, called once the root was reaped,
- * ends the guard and returns the error to report, if it fired.
+ * returns the error to report if the daemon failed — also when the tree died first
+ * (the kernel's zero pages can crash it before our signal lands): the daemon ends by
+ * itself once the tree is gone, so how it ended is waited for (bounded).
  */
-export function guardTree(daemon: LazyPagesDaemon, pid: number): { reaped(): CriuError | undefined } {
+export function guardTree(daemon: LazyPagesDaemon, pid: number): { reaped(): Promise<CriuError | undefined> } {
   let done = false;
-  let error: CriuError | undefined;
+  let failure: string | undefined;
   daemon.onFailure((how) => {
+    failure = how;
     if (done) return;
     // The root is our child, not yet reaped: its pid cannot have been reused; the rest
     // of the tree is what descends from it now.
@@ -190,19 +203,20 @@ export function guardTree(daemon: LazyPagesDaemon, pid: number): { reaped(): Cri
       try {
         if (p > 1) signalPid(p, 'SIGKILL');
       } catch {
-        // not ours to signal: the error below still says what happened
+        // not ours to signal: the error still says what happened
       }
     }
-    error = new CriuError(
-      ErrorCodes.CRIU_FAILED,
-      `CRIU's lazy-pages daemon ended (${how}) before every page was in: the process was killed, its missing memory would have read as zeros`,
-      { logPath: daemon.logPath, hint: `its log: ${daemon.logPath}` },
-    );
   });
   return {
-    reaped() {
+    async reaped() {
       done = true;
-      return error;
+      await daemon.ended(GUARD_WAIT_MS);
+      if (failure === undefined) return undefined;
+      return new CriuError(
+        ErrorCodes.CRIU_FAILED,
+        `CRIU's lazy-pages daemon ended (${failure}) before every page was in: the process was ended, its missing memory read as zeros`,
+        { logPath: daemon.logPath, hint: `its log: ${daemon.logPath}` },
+      );
     },
   };
 }

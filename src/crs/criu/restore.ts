@@ -14,12 +14,13 @@ import { logsDir } from '../../util/paths.js';
 import { markSucceeded, pruneWhileRestoring } from '../../util/restore-logs.js';
 import { readStat } from '../../util/procfs.js';
 import { isAlive } from '../../util/signals.js';
-import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
+import type { NotifyHook, ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
 import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
 import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
-import { holdUntilVerified, restoreError } from './verified-restore.js';
+import { HOLD_STAGE, holdUntilVerified, restoreError } from './verified-restore.js';
+import { faultPoint } from '../../util/faults.js';
 import { guardTree, LazyPagesDaemon } from './lazy-pages.js';
 import { ourChildren, reapKilledChildren, waitForPids, whilePidsSettle } from './restore-pids.js';
 import type { Verification } from '../../store/store.js';
@@ -101,7 +102,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     const imagesDir = snapshotPath(snapshot, IMAGES_DIR);
     const session = CriuSession.open({ criuPath, passFds: ourFds });
     // Restored while the checksums are computed: held at post-restore until they matched.
-    const onNotify = holdUntilVerified(request.verification, request.onNotify);
+    // (Tests stand at `restored` there, a lazy tree verified and its daemon running.)
+    const onNotify = holdUntilVerified(request.verification, request.lazy ? atRestored(request.onNotify) : request.onNotify);
     let resp;
     try {
       if (request.lazy) {
@@ -159,7 +161,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
       ...(daemon ? { lazyPages: { pid: daemon.pid, log: daemon.logPath } } : {}),
       wait: request.detach ? () => pollExit(pid) : async () => {
         const exit = await reap(pid);
-        const error = guard?.reaped();
+        const error = await guard?.reaped();
         return error ? { ...exit, error } : exit;
       },
     };
@@ -170,6 +172,14 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+}
+
+/** The caller's hook, after the `restored` fault point at the hold stage. */
+function atRestored(hook: NotifyHook | undefined): NotifyHook {
+  return async (stage, pid) => {
+    if (stage === HOLD_STAGE) await faultPoint('restored', 'coord');
+    return hook?.(stage, pid);
+  };
 }
 
 async function reap(pid: number): Promise<ProcessExit> {
