@@ -8,6 +8,10 @@
 //   C ring whose launcher is given as --pid):
 //     criu:   criu dump -t PID -D DIR (kills), then sync; criu restore -D DIR --restore-detached
 //     ckpt:   ckpt checkpoint --pid PID --kill --dir STORE; ckpt restart STORE --detach
+//     ckpt --lazy (1g, node): the same, restarted with --lazy (post-copy: CRIU's lazy-pages
+//             daemon copies the memory in after the process runs; waited for before the next round)
+//     both ckpt variants also report restart→line: from exec of ckpt restart until the
+//     target prints its next line (with --lazy, part of the copying comes after that)
 //     dmtcp:  (when DMTCP_HOME is set) the target runs under dmtcp_launch; dmtcp_command -bc,
 //             then -k; dmtcp_restart, timed until the restarted target prints its next line
 //             (DMTCP's -bc leaves the target running: it goes on from its checkpoint's line)
@@ -32,6 +36,8 @@ const REPS = Number(arg('--reps') ?? 5);
 const BIG_REPS = Number(arg('--big-reps') ?? Math.min(REPS, 3));
 const TARGETS = (arg('--targets') ?? 'tiny,1g,node,ring').split(',');
 const JSON_OUT = process.argv.includes('--json');
+/** Targets also restarted with `ckpt restart --lazy`. */
+const LAZY_TARGETS = ['1g', 'node'];
 const log = JSON_OUT ? (...a) => console.error(...a) : (...a) => console.log(...a);
 const root = fileURLToPath(new URL('..', import.meta.url));
 const CKPT = { ckpt: join(root, 'bin', 'ckpt'), ...(arg('--base') ? { base: arg('--base') } : {}) };
@@ -67,11 +73,13 @@ process.on('exit', cleanup);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(130));
 
 /** Runs a command to completion; its wall time in ms. Fails the bench on a non-zero exit. */
-function timed(argv, env = {}) {
+function timed(argv, env = {}, out = {}) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, encoding: 'utf8' });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${argv.join(' ')}: exit ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+  out.stdout = r.stdout;
+  out.started = t0;
   return ms;
 }
 
@@ -171,16 +179,22 @@ async function criuRound(kind, sample) {
   rmSync(dir, { recursive: true, force: true });
 }
 
-async function ckptRound(bin, kind, sample) {
+async function ckptRound(bin, kind, sample, lazy = false) {
   const t = await startTarget(kind);
   const store = join(WORK, `store-${runs}`);
   sample.checkpoint = timed([process.execPath, bin, 'checkpoint', '--pid', String(t.pid), '--kill', '--dir', store]);
   const before = lines(t.out).length;
   await waitGone(t.pid);
-  sample.restart = timed([process.execPath, bin, 'restart', store, '--detach']);
+  const run = {};
+  sample.restart = timed([process.execPath, bin, 'restart', store, '--detach', '--json', ...(lazy ? ['--lazy'] : [])], {}, run);
   live.add(t.pid);
+  await waitLines(t.out, before + 1, 60_000, before);
+  sample['restart→line'] = Number(process.hrtime.bigint() - run.started) / 1e6;
   await checkContinues(t.out, before);
   killGroup(t.pid);
+  // The lazy-pages daemon ends once every page is in or the process is gone: not in the next round.
+  const daemon = lazy ? JSON.parse(run.stdout).lazyPages?.pid : undefined;
+  if (daemon > 1) await waitGone(daemon);
   rmSync(store, { recursive: true, force: true });
 }
 
@@ -253,6 +267,8 @@ for (const kind of TARGETS) {
   const variants = [
     ['criu', (s) => criuRound(kind, s)],
     ...Object.entries(CKPT).map(([name, bin]) => [name, (s) => ckptRound(bin, kind, s)]),
+    // Post-copy where the memory is big enough for it to matter.
+    ...(LAZY_TARGETS.includes(kind) ? [['ckpt --lazy', (s) => ckptRound(CKPT.ckpt, kind, s, true)]] : []),
     ...(DMTCP ? [['dmtcp', (s) => dmtcpRound(kind, s)]] : []),
   ];
   for (let r = 0; r < reps; r++) {
@@ -279,6 +295,10 @@ for (const name of Object.keys(CKPT)) {
     ratio(`${kind}: ${name} checkpoint / criu dump+sync`, med(`${kind}/${name}`, 'checkpoint'), med(`${kind}/criu`, 'dump+sync'));
     if (kind === 'tiny' && nodeStart !== undefined) ratios[`tiny: ${name} checkpoint − (criu dump + node -e 0) (ms)`] = Number((med(`tiny/${name}`, 'checkpoint') - med('tiny/criu', 'dump') - nodeStart).toFixed(1));
     ratio(`${kind}: ${name} restart / criu restore`, med(`${kind}/${name}`, 'restart'), med(`${kind}/criu`, 'restore'));
+    if (name === 'ckpt' && LAZY_TARGETS.includes(kind)) {
+      ratio(`${kind}: ckpt restart --lazy / ckpt restart`, med(`${kind}/ckpt --lazy`, 'restart'), med(`${kind}/ckpt`, 'restart'));
+      ratio(`${kind}: ckpt restart --lazy / criu restore`, med(`${kind}/ckpt --lazy`, 'restart'), med(`${kind}/criu`, 'restore'));
+    }
     ratio(`${kind}: ${name} checkpoint / dmtcp -bc`, med(`${kind}/${name}`, 'checkpoint'), med(`${kind}/dmtcp`, 'checkpoint'));
     ratio(`${kind}: ${name} restart / dmtcp_restart`, med(`${kind}/${name}`, 'restart'), med(`${kind}/dmtcp`, 'restart'));
   }

@@ -60,6 +60,10 @@ export interface CheckpointSeriesJson {
 export interface RestartJson {
   kind: 'process' | 'ranks' | 'isolated';
   detached: boolean;
+  /** Restored lazily (--lazy): its memory still comes in through CRIU's lazy-pages daemon. */
+  lazy: boolean;
+  /** With --lazy: that daemon (killed before every page is in, the pages not yet copied read as zeros) and its log. */
+  lazyPages?: { pid: number; log: string };
   /** The restored process (a job: its root, or the coordinator of rank jobs). */
   pid: number;
   snapshot: string;

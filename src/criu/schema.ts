@@ -48,6 +48,8 @@ export interface CriuOpts {
   inheritFd?: InheritFd[];
   external?: string[];
   timeout?: number;
+  /** Restore: memory is filled on demand by the lazy-pages daemon listening in the work directory. */
+  lazyPages?: boolean;
   tcpClose?: boolean;
   networkLock?: NetworkLock;
   imagesDir?: string;
@@ -106,6 +108,7 @@ const optsFields: { [K in keyof CriuOpts]-?: [number, Scalar | 'strings' | 'inhe
   inheritFd: [27, 'inherit'],
   external: [37, 'strings'],
   timeout: [45, 'int32'],
+  lazyPages: [48, 'bool'],
   tcpClose: [52, 'bool'],
   networkLock: [64, 'int32'],
   imagesDir: [68, 'string'],

@@ -96,6 +96,11 @@ export interface RestartRequest {
    * rejects, nothing restored is left and the restart fails with its error.
    */
   verification?: Verification;
+  /**
+   * Post-copy: the tree runs before its memory is read; CRIU's lazy-pages daemon
+   * (started here, outliving a detached restart) fills it. Only where lazyRestore() allows.
+   */
+  lazy?: boolean;
 }
 
 export interface ProcessExit {
@@ -107,6 +112,8 @@ export interface ProcessExit {
 
 export interface RestartedProcess {
   pid: number;
+  /** A lazy restore: the daemon that fills the memory (killed before it is done, the pages it had not copied read as zeros). */
+  lazyPages?: { pid: number; log: string };
   /** Resolves when the restored process exits (foreground restarts only). */
   wait(): Promise<ProcessExit>;
 }
@@ -127,6 +134,8 @@ export interface Checkpointer {
    */
   prepareProcessCheckpoint?(): Promise<PreparedCheckpoint>;
   restart(request: RestartRequest): Promise<RestartedProcess>;
+  /** Whether restart() can take `lazy` here: undefined if so, else why not. Absent: never. */
+  lazyRestore?(): Promise<string | undefined>;
   /** A program restarted afresh from one of its snapshots (self): hands it the saved state. */
   loadState?(snapshotDir: string, data: Record<string, unknown>): Promise<void>;
   /**

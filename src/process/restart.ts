@@ -1,6 +1,6 @@
 // Bringing a snapshot back: the checkpointer that made it restores it.
 import { getCheckpointer } from '../crs/registry.js';
-import type { NotifyHook, RestartedProcess } from '../crs/types.js';
+import type { Checkpointer, NotifyHook, RestartedProcess } from '../crs/types.js';
 import { beginVerification, isJobSnapshot, isProcessSnapshot, openSnapshot, type Snapshot } from '../store/store.js';
 import { restartJob, type RestartJobOptions } from '../runtime/restart.js';
 import type { Job } from '../runtime/launcher.js';
@@ -22,6 +22,12 @@ export interface RestartOptions {
    */
   verify?: boolean;
   onProgress?: (message: string) => void;
+  /**
+   * Post-copy (CRIU snapshots of a process): the process runs before its memory is
+   * read, filled on demand by CRIU's lazy-pages daemon, which it depends on until every
+   * page is in. A usage error where it does not apply or this machine cannot do it.
+   */
+  lazy?: boolean;
   /** Called at each of CRIU's restore stages (pre-restore, post-restore, …); false or a throw aborts. */
   onNotify?: NotifyHook;
   /** For job snapshots: how the restarted job runs (output, periodic checkpoints). */
@@ -54,6 +60,9 @@ export async function restartSnapshot(ref: string | Snapshot, options: RestartOp
   const component = getCheckpointer(snapshot.manifest.crs.name);
   const runAs = restartIdentity(snapshot.owner, snapshot.dir, isJobSnapshot(snapshot) ? 'job' : component.transparent ? 'images' : 'program');
   if (isJobSnapshot(snapshot) && options.detach) throw new CkptError(ErrorCodes.USAGE, 'a job restarts in the foreground: its coordinator runs in ckpt restart');
+  // Before anything starts (CRIU's answer is cached after its first yes).
+  const refusal = options.lazy ? await lazyRefused(snapshot, component) : undefined;
+  if (refusal) throw refusal;
   // The layout now; the checksums while the restore runs (held until they matched).
   let verification;
   if (options.verify !== false) {
@@ -94,6 +103,21 @@ export async function restartSnapshot(ref: string | Snapshot, options: RestartOp
     runAs,
     envRefresh: options.envRefresh,
     verification,
+    lazy: options.lazy === true,
   });
   return { snapshot, process };
+}
+
+const lazyRefusal = (why: string) => new CkptError(ErrorCodes.USAGE, `--lazy: ${why}; restart without --lazy`);
+
+/** Why a snapshot cannot be restarted lazily here (a usage error naming the way out), or undefined. */
+function lazyRefused(snapshot: Snapshot, component: Checkpointer): Promise<CkptError | undefined> {
+  // Refused at once: what does not apply needs no question to CRIU.
+  if (isJobSnapshot(snapshot)) throw lazyRefusal('a job of ranks cannot be restored lazily');
+  if (!component.lazyRestore) throw lazyRefusal(`a snapshot made by '${component.name}' holds no memory image to restore lazily (only criu's do)`);
+  return component.lazyRestore().then(
+    (why) => (why ? lazyRefusal(why) : undefined),
+    // No CRIU to ask: the probe that follows says so, with its remedy.
+    () => undefined,
+  );
 }

@@ -37,6 +37,8 @@ export const FAULT_POINTS = [
   'staged', // --stage: as rank N's staged images are about to be copied to the store (by its node's agent, or the coordinator of a job on one host)
   // `ckpt checkpoint --pid` (as coord):
   'written', // criu: CRIU has written the images (post-dump), the tree still frozen, before ckpt answers
+  // `ckpt restart --lazy` (as coord):
+  'restored', // criu: the tree restored and its checksums matched (post-restore), the lazy-pages daemon running, before the tree is released
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 export type FaultActor = number | 'coord';

@@ -34,7 +34,7 @@ async function restartIsolatedJob(snapshot: Snapshot, o: { verify: boolean; json
     endProgress(o.json);
   }
   const { job } = restarted;
-  if (o.json) printResult('restart', { kind: 'isolated', detached: false, pid: job.rootPid, ...restoredFrom(snapshot), job: job.id, name: job.name });
+  if (o.json) printResult('restart', { kind: 'isolated', detached: false, lazy: false, pid: job.rootPid, ...restoredFrom(snapshot), job: job.id, name: job.name });
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const exit = await superviseIsolated(job, {
     ...o.supervise,
@@ -59,7 +59,7 @@ function isolatedSchedule(recorded: IsolatedSchedule | undefined, interval: numb
 }
 
 function restartNodes(store: string, values: Record<string, unknown>): Promise<number> {
-  for (const o of ['seq', 'detach', 'json', 'log', 'stdout', 'stderr', 'launcher', 'nodes', 'distribution', 'interval', 'keep', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts']) {
+  for (const o of ['seq', 'detach', 'lazy', 'json', 'log', 'stdout', 'stderr', 'launcher', 'nodes', 'distribution', 'interval', 'keep', 'checkpoint-signal', 'on-checkpoint-signal', 'max-restarts']) {
     if (values[o] !== undefined) throw new UsageError(`--${o} does not go with the store of a job across nodes`);
   }
   return restartAcrossNodes(store, { verify: values['no-verify'] !== true, log: (line) => process.stderr.write(`${line}\n`) });
@@ -106,6 +106,9 @@ export const restartCommand: Command = {
     if (redirected && (opened.manifest.kind !== 'process' || opened.manifest.crs.name !== 'criu' || isIsolatedSnapshot(opened.manifest))) {
       throw new UsageError('--stdout, --stderr and --log (without --detach) go with the snapshot of a process made by criu');
     }
+    if (values.lazy && (opened.manifest.kind !== 'process' || isolated)) {
+      throw new UsageError(`--lazy: ${isolated ? 'an isolated job' : 'a job of ranks'} cannot be restored lazily; restart without --lazy`);
+    }
     if (isolated && opened.manifest.kind === 'process') {
       if (values.detach) throw new UsageError('--detach is not supported for a snapshot of an isolated job');
       const schedule = isolatedSchedule(opened.manifest.process.isolation?.schedule, interval, keep);
@@ -125,6 +128,7 @@ export const restartCommand: Command = {
       // Opened and checked above: its files are not walked twice.
       restarted = await restartSnapshot(opened, {
         detach: values.detach === true,
+        lazy: values.lazy === true,
         logFile: values.log,
         stdoutFile: values.stdout,
         stderrFile: values.stderr,
@@ -141,10 +145,10 @@ export const restartCommand: Command = {
     }
     const { snapshot, process: proc } = restarted;
     const kind = snapshot.manifest.kind === 'job' ? 'ranks' : 'process';
-    const facts = { kind, pid: proc.pid, ...restoredFrom(snapshot) } as const;
+    const facts = { kind, pid: proc.pid, ...restoredFrom(snapshot), lazy: proc.lazyPages !== undefined, ...(proc.lazyPages ? { lazyPages: proc.lazyPages } : {}) } as const;
     if (values.detach) {
       if (json) printResult('restart', { ...facts, detached: true });
-      else println(`restarted pid ${proc.pid} from ${snapshot.dir} (${facts.crs.name}), detached`);
+      else println(`restarted pid ${proc.pid} from ${snapshot.dir} (${facts.crs.name}), detached${proc.lazyPages ? `; its memory comes in through CRIU's lazy-pages daemon, pid ${proc.lazyPages.pid}: do not kill it` : ''}`);
       return 0;
     }
     if (proc.job) {

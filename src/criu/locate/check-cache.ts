@@ -12,6 +12,8 @@ export interface CheckCacheEntry {
   ok: true;
   version: string;
   checkedAt: string;
+  /** Features CRIU's FEATURE_CHECK found with this binary and kernel (`lazyPages`): asked once. */
+  features?: string[];
 }
 
 function cacheFile(): string {
@@ -65,6 +67,21 @@ export function cachedVersion(path: string): string | undefined {
   const key = checkCacheKey(path);
   const version = key === undefined ? undefined : readCache()[key]?.version;
   return typeof version === 'string' ? version : undefined;
+}
+
+/** Whether CRIU's feature check found `feature` with this binary, kernel and user (only a yes is kept). */
+export function cachedFeature(path: string, feature: string): boolean {
+  const key = checkCacheKey(path);
+  const features = key === undefined ? undefined : readCache()[key]?.features;
+  return Array.isArray(features) && features.includes(feature);
+}
+
+/** Records a feature found, beside the binary's recorded pass (none recorded: nothing kept). Never fails. */
+export function recordFeature(path: string, feature: string): void {
+  const key = checkCacheKey(path);
+  const entry = key === undefined ? undefined : readCache()[key];
+  if (!key || entry?.ok !== true || cachedFeature(path, feature)) return;
+  recordPass(key, { ...entry, features: [...(Array.isArray(entry.features) ? entry.features : []), feature] });
 }
 
 /** Records a passing check; never fails (a read-only state dir only costs a re-check next time). */

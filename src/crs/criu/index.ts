@@ -245,6 +245,11 @@ export const criuCheckpointer: Checkpointer = {
     const { restoreWithCriu } = await import('./restore.js');
     return restoreWithCriu(request, (await criuBinary()).path);
   },
+
+  async lazyRestore() {
+    const { lazyPagesUnsupported } = await import('./lazy-pages.js');
+    return lazyPagesUnsupported((await criuBinary()).path);
+  },
 };
 
 /** Dumps another process tree (checkpointProcess), in `started` when a worker was started ahead. */

@@ -14,12 +14,14 @@ import { logsDir } from '../../util/paths.js';
 import { markSucceeded, pruneWhileRestoring } from '../../util/restore-logs.js';
 import { readStat } from '../../util/procfs.js';
 import { isAlive } from '../../util/signals.js';
-import type { ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
+import type { NotifyHook, ProcessExit, RestartedProcess, RestartRequest } from '../types.js';
 import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
 import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
-import { holdUntilVerified, restoreError } from './verified-restore.js';
+import { HOLD_STAGE, holdUntilVerified, restoreError } from './verified-restore.js';
+import { faultPoint } from '../../util/faults.js';
+import { guardTree, LazyPagesDaemon } from './lazy-pages.js';
 import { ourChildren, reapKilledChildren, waitForPids, whilePidsSettle } from './restore-pids.js';
 import type { Verification } from '../../store/store.js';
 
@@ -63,6 +65,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
   const logPath = join(logDir, RESTORE_LOG);
   const workDirFd = openSync(logDir, 'r');
   const opened: number[] = [workDirFd];
+  let daemon: LazyPagesDaemon | undefined;
   try {
     const overrides: OutputOverrides = {
       stdout: request.stdoutFile ?? request.logFile,
@@ -96,19 +99,28 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
       ourFds.push(f.fd);
     }
     if (files.files.length) request.onProgress?.(`appending to ${files.files.map((f) => f.path).join(', ')}`);
-    request.onProgress?.('restoring with CRIU');
+    const imagesDir = snapshotPath(snapshot, IMAGES_DIR);
     const session = CriuSession.open({ criuPath, passFds: ourFds });
     // Restored while the checksums are computed: held at post-restore until they matched.
-    const onNotify = holdUntilVerified(request.verification, request.onNotify);
+    // (Tests stand at `restored` there, a lazy tree verified and its daemon running.)
+    const onNotify = holdUntilVerified(request.verification, request.lazy ? atRestored(request.onNotify) : request.onNotify);
     let resp;
     try {
+      if (request.lazy) {
+        // Listening in the restore's own work directory before the restore connects to
+        // it (the restore's criu starts meanwhile: it waits for its request).
+        request.onProgress?.("starting CRIU's lazy-pages daemon");
+        daemon = await LazyPagesDaemon.start(criuPath, imagesDir, logDir);
+      }
+      request.onProgress?.(request.lazy ? 'restoring with CRIU (memory on demand)' : 'restoring with CRIU');
       // The request is sent before call() first waits: CRIU works from here on.
       const answered = session.call({
         type: ReqType.RESTORE,
         opts: {
           ...sharedOptions(record),
-          imagesDir: snapshotPath(snapshot, IMAGES_DIR),
+          imagesDir,
           workDirFd,
+          ...(request.lazy ? { lazyPages: true } : {}),
           logFile: RESTORE_LOG,
           inheritFd: keys,
           // In the foreground the restored root becomes our child: we can wait for it.
@@ -138,14 +150,36 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     const pid = resp.restore?.pid ?? 0;
     if (pid <= 1) throw criuFailure('CRIU restore', resp, logPath, 'CRIU reported no restored pid');
     await session.exited();
-    markSucceeded(logDir, [pid]);
+    // The daemon writes its log here until it ends: the folder stays while it runs.
+    markSucceeded(logDir, daemon ? [pid, daemon.pid] : [pid]);
+    daemon?.unlinkSocket();
+    // In the foreground a daemon that fails before every page is in takes the tree with
+    // it: its missing pages would read as zeros. (Detached, nothing watches it.)
+    const guard = daemon && !request.detach ? guardTree(daemon, pid) : undefined;
     return {
       pid,
-      wait: request.detach ? () => pollExit(pid) : () => reap(pid),
+      ...(daemon ? { lazyPages: { pid: daemon.pid, log: daemon.logPath } } : {}),
+      wait: request.detach ? () => pollExit(pid) : async () => {
+        const exit = await reap(pid);
+        const error = await guard?.reaped();
+        return error ? { ...exit, error } : exit;
+      },
     };
+  } catch (err) {
+    // Nothing was released (CRIU killed the tree): the daemon goes too, with its socket.
+    await daemon?.stop();
+    throw err;
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+}
+
+/** The caller's hook, after the `restored` fault point at the hold stage. */
+function atRestored(hook: NotifyHook | undefined): NotifyHook {
+  return async (stage, pid) => {
+    if (stage === HOLD_STAGE) await faultPoint('restored', 'coord');
+    return hook?.(stage, pid);
+  };
 }
 
 async function reap(pid: number): Promise<ProcessExit> {
