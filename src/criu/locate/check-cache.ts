@@ -80,8 +80,9 @@ export function cachedFeature(path: string, feature: string): boolean {
 export function recordFeature(path: string, feature: string): void {
   const key = checkCacheKey(path);
   const entry = key === undefined ? undefined : readCache()[key];
-  if (!key || entry?.ok !== true || cachedFeature(path, feature)) return;
-  recordPass(key, { ...entry, features: [...(Array.isArray(entry.features) ? entry.features : []), feature] });
+  if (!key || entry?.ok !== true) return;
+  const known = Array.isArray(entry.features) ? entry.features : [];
+  if (!known.includes(feature)) recordPass(key, { ...entry, features: [...known, feature] });
 }
 
 /** Records a passing check; never fails (a read-only state dir only costs a re-check next time). */
