@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { alive, ckpt, fixture, isOneLineError, needCriu, procState, Program, runAsUser, testUser, userDir, userInstall, waitForLine, type TestUser } from '../helpers.js';
+import { alive, ckpt, fixture, isOneLineError, needCriu, procState, Program, runAsUser, testUser, userDir, userFixture, userInstall, waitForLine, type TestUser } from '../helpers.js';
 import { missingUserCaps, parseGetcap } from '../../dist/criu/locate/caps.js';
 import { forUsersCriuPath } from '../../dist/criu/locate/paths.js';
 import { ownerUid } from '../../dist/util/procfs.js';
@@ -37,7 +37,7 @@ const lastTick = (text: string): number => Number(/tick (\d+)\s*$/.exec(text.tri
 
 /** The shell ticker, run by `uid`/`gid` in a session of its own, writing to `log`. */
 function tickerAs(t: TestContext, ids: { uid: number; gid: number }, log: string, ticks = 1_000_000): ChildProcess {
-  const child = spawn('/bin/sh', ['-c', `exec "$0" ${ticks} >"$1" 2>&1`, fixture('process/ticker.sh'), log], {
+  const child = spawn('/bin/sh', ['-c', `exec "$0" ${ticks} >"$1" 2>&1`, userFixture('process/ticker.sh'), log], {
     uid: ids.uid,
     gid: ids.gid,
     stdio: 'ignore',

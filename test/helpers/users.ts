@@ -33,12 +33,13 @@ export function testUser(): TestUser {
 let installed: string | undefined;
 /**
  * ckpt copied where any user can run it (the checkout may sit in a 0700 directory):
- * dist/, bin/, the native addons and the runtime dependencies. Returns its bin/ckpt.
+ * dist/, bin/, the native addons, the runtime dependencies and the process fixtures.
+ * Returns its bin/ckpt.
  */
 export function userInstall(): string {
   if (installed) return installed;
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-user-install-'));
-  for (const part of ['dist', 'bin', 'package.json', 'build', join('node_modules', '@bufbuild'), join('node_modules', 'xxhash-wasm')]) {
+  for (const part of ['dist', 'bin', 'package.json', 'build', join('node_modules', '@bufbuild'), join('node_modules', 'xxhash-wasm'), join('test', 'fixtures', 'process')]) {
     execFileSync('mkdir', ['-p', join(dir, part, '..')]);
     execFileSync('cp', ['-a', join(root, part), join(dir, part)]);
   }
@@ -47,6 +48,9 @@ export function userInstall(): string {
   installed = join(dir, 'bin', 'ckpt');
   return installed;
 }
+
+/** A process fixture (`process/ticker.sh`) in that copy, which any user can run. */
+export const userFixture = (name: string): string => join(userInstall(), '..', '..', 'test', 'fixtures', name);
 
 /** A directory the test user owns (0700), inside a 0755 one root owns; removed after the test. */
 export function userDir(t: TestContext, user: TestUser): string {

@@ -31,8 +31,8 @@ import {
   needCriu,
   procState,
   Program,
-  root,
   tempDir,
+  userInstall,
   type Result,
 } from '../helpers.js';
 
@@ -269,9 +269,9 @@ test("ckpt's own pid and its parent are refused", async (t) => {
 
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
 
-/** Runs ckpt as user nobody (setpriv keeps the environment). */
+/** Runs ckpt as user nobody (setpriv keeps the environment), from a copy any user can read (the checkout may be in a 0700 directory). */
 async function ckptAsNobody(args: string[]): Promise<Result> {
-  const child = spawn('setpriv', [...NOBODY, process.execPath, ckptBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('setpriv', [...NOBODY, process.execPath, userInstall(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -289,7 +289,7 @@ async function nobodyCanRunCkpt(t: TestContext): Promise<boolean> {
   }
   const probe = await ckptAsNobody(['--version']);
   if (probe.code !== 0) {
-    t.skip(`the checkout ${root} is not readable by nobody: ${probe.stderr.trim()}`);
+    t.skip(`a copy of ckpt is not runnable by nobody: ${probe.stderr.trim()}`);
     return false;
   }
   return true;
