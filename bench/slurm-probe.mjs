@@ -7,14 +7,16 @@
 //   node bench/slurm-probe.mjs '{"name":…,"end":"kill"}'   (only ends the job)
 // Prints one JSON line on stdout:
 //   { pings: [{ client, coord }], rankPings: [{ client, coord }],
-//     checkpoints: [{ ms, seq, local: [ms per rank], reach: [ms per rank], phasesMs, syncMs }], ended }
+//     checkpoints: [{ ms, seq, local: [ms per rank], reach: [ms per rank], span, phasesMs, syncMs }], ended }
 // ping       op 'ping-agents': the coordinator pings every node agent once and replies
 //            its own time (coord); client = the whole request/reply as seen here.
 // rank ping  op 'ping-ranks': one request to every rank through its agent, answered at once.
 // checkpoint op 'checkpoint' (then: continue) on the same control connection; local =
 //            the ranks' own snapshot times from the manifest (self data.saveMs, criu
 //            data.dumpMs); reach = self ranks' own way to the target safe point
-//            (data.reachMs); phasesMs and syncMs as the coordinator timed them.
+//            (data.reachMs); criu span = the slowest node's dumps side by side (its first
+//            rank's dump start to its last one's end); phasesMs and syncMs as the
+//            coordinator timed them.
 // With CKPT_STATE_DIR set by the caller, the registry is the benchmark's own.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,10 +39,31 @@ function localTimes(snapshot, crs) {
     const m = JSON.parse(readFileSync(join(snapshot, 'manifest.json'), 'utf8'));
     const xs = crs === 'criu' ? m.data?.dumpMs : m.data?.saveMs;
     const reach = m.data?.reachMs;
-    return { local: Array.isArray(xs) ? xs : [], reach: Array.isArray(reach) ? reach : [] };
+    return { local: Array.isArray(xs) ? xs : [], reach: Array.isArray(reach) ? reach : [], ...(crs === 'criu' ? { span: nodeSpan(m) } : {}) };
   } catch {
     return { local: [], reach: [] };
   }
+}
+
+/**
+ * criu: the slowest node's dumps side by side — from its first rank's dump start to its
+ * last one's end, by that node's clock (data.dumpEndAt − data.dumpMs … data.dumpEndAt).
+ * A node's ranks share its CPUs: with more ranks than cores a rank's dump starts late
+ * because the others' dumps hold them, which the slowest rank's own dumpMs leaves out.
+ */
+function nodeSpan(m) {
+  const ends = m.data?.dumpEndAt;
+  const dumps = m.data?.dumpMs;
+  if (!Array.isArray(ends) || !Array.isArray(dumps)) return null;
+  const byNode = new Map();
+  m.ranks.forEach((r, i) => {
+    if (!Number.isFinite(ends[i]) || !Number.isFinite(dumps[i])) return;
+    const x = byNode.get(r.node ?? '') ?? { from: Infinity, to: -Infinity };
+    x.from = Math.min(x.from, ends[i] - dumps[i]);
+    x.to = Math.max(x.to, ends[i]);
+    byNode.set(r.node ?? '', x);
+  });
+  return byNode.size ? Math.max(...[...byNode.values()].map((x) => x.to - x.from)) : null;
 }
 
 async function ping(channel, op = 'ping-agents') {

@@ -24,6 +24,8 @@ export function summarizeCell(c) {
   const net = c.checkpoints.map((x, i) => x.ms - local[i]);
   // What coordination adds: the checkpoint less the ranks' own work and the commit's wait on the disk.
   const overhead = c.checkpoints.map((x) => x.ms - ownWork(x) - (x.syncMs ?? NaN));
+  // criu: the same with the slowest node's dumps side by side as the ranks' own work (slurm-probe.mjs, nodeSpan).
+  const spanOverhead = c.checkpoints.map((x) => (Number.isFinite(x.span) ? x.ms - x.span - (x.syncMs ?? NaN) : NaN));
   const ping = median(c.pings.map((x) => x.client));
   const rankPing = median((c.rankPings ?? []).map((x) => x.client));
   const phases = {};
@@ -42,6 +44,8 @@ export function summarizeCell(c) {
     pingCoord: median(c.pings.map((x) => x.coord)),
     rounds: median(ckpts) / rankPing,
     overheadRounds: median(overhead) / rankPing,
+    span: median(c.checkpoints.map((x) => x.span ?? NaN)),
+    spanOverheadRounds: median(spanOverhead) / rankPing,
     netRounds: median(net) / ping,
     phases: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)])),
     srunStart: median(c.srun.map((x) => x.start)),
@@ -73,6 +77,11 @@ export function printCells(log, crs, cells) {
   const sums = cells.map((c) => ({ c, s: summarizeCell(c) }));
   const within = sums.filter(({ s }) => s.overheadRounds <= 3).length;
   log(`goal: overhead ≤ 3 rounds in ${within} of ${sums.length} cells; the whole checkpoint ≤ 3 rounds in ${sums.filter(({ s }) => s.rounds <= 3).length}`);
+  if (crs === 'criu') {
+    log(`with the slowest node's dumps side by side as own work (its first rank's dump start to its last one's end, by its clock):`);
+    for (const { c, s } of sums) log(`  ${c.n} × ${c.k}: node span ${fmt(s.span, 2)} ms, overhead ${fmt(s.spanOverheadRounds, 2)} rounds`);
+    log(`  overhead ≤ 3 rounds in ${sums.filter(({ s }) => s.spanOverheadRounds <= 3).length} of ${sums.length} cells`);
+  }
   const byNodes = new Map();
   for (const x of sums) byNodes.set(x.c.n, [...(byNodes.get(x.c.n) ?? []), x]);
   for (const [n, xs] of byNodes) {

@@ -118,8 +118,8 @@ function socketFd(ch: Channel | undefined): number | undefined {
 
 async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {
   const link = c.link;
-  const peerAddress = await link.listenForPeers(c.peers, link.coord, c.rank);
-  const socket = await connectTo(link.coord, link.connectTimeoutMs);
+  // Both at once: the coordinator waits for this rank's report (the hello) to commit.
+  const [peerAddress, socket] = await Promise.all([link.listenForPeers(c.peers, link.coord, c.rank), connectTo(link.coord, link.connectTimeoutMs)]);
   const ch = new Channel(socket);
   const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress };
   if (!outcome.restored) {

@@ -210,7 +210,8 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
       hashTodo(pending.dir, todo, options.watcher),
       Promise.all([
         ...todo.map((f) => fsyncPrivateAsync(f, PRIVATE_FILE_MODE)),
-        ...dirs.map((d) => fsyncPrivateAsync(d, PRIVATE_DIR_MODE, !syncedDirs.has(d))),
+        // Directories their writers synced were made private by them too: nothing to open (a 24-rank criu job: 48, ~1.5 ms).
+        ...dirs.filter((d) => !syncedDirs.has(d)).map((d) => fsyncPrivateAsync(d, PRIVATE_DIR_MODE)),
       ]),
     ]);
     await options.watcher?.close();

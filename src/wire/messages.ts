@@ -21,7 +21,8 @@ export const saveRequest = object({ target: count, expected: optional(counts), r
 export type SaveRequest = Checked<typeof saveRequest>;
 /** criu: `leaveStopped` — the checkpoint ends the job: the rank stays frozen after its dump (then killed, or continued if the commit fails). */
 /** `staged`: rankDir is on the rank's node (--stage): the rank does not sync or checksum its images, its agent does after the copy. */
-export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool), staged: optional(bool) });
+/** `expected`: the drain folded into the dump (the rank said `drainAtDump` in its prepare reply): it drains, runs its prepare hooks, then goes down. */
+export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool), staged: optional(bool), expected: optional(counts) });
 /** `terminate` (self): the snapshot is committed and ends the job — the rank exits from its safe point, never back in user code. */
 export const resumeRequest = object({ outcome: literal('continue', 'abort', 'terminate'), seq: optional(count), peers: optional(array(str)) });
 export type ResumeRequest = Checked<typeof resumeRequest>;
@@ -40,7 +41,7 @@ export const arrived = object({ type: literal('arrived'), seq: count, safePoint:
 export type Arrived = Checked<typeof arrived>;
 
 /** A rank back from its CRIU dump, on its new connection. */
-export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), syncMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
+export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), dumpEndAt: optional(num), syncMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
 export type RejoinHello = Checked<typeof rejoinHello>;
 
 /**

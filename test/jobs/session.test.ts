@@ -51,6 +51,22 @@ test('a request that does not fit the rank\'s checkpoint state is ECKPT_OOB_PROT
   assert.equal((await job.wait()).status, 0);
 });
 
+test('criu: a rank says it drains at its dump request (drainAtDump); it still takes a drain round of its own, then runs its hooks, once', async (t) => {
+  const { job, lines, stop, store } = await hooksJob(t);
+  const prepared = await request(job, 1, 'ckpt-prepare', { seq: 98, store, dir: join(store, 'x'), crs: 'criu' });
+  assert.equal(prepared.drainAtDump, true, JSON.stringify(prepared));
+  // The separate round a coordinator sends a rank restored from an older snapshot: drained, then the prepare hooks.
+  assert.equal((await request(job, 1, 'ckpt-drain', { expected: [0, 0, 0] })).ok, true);
+  assert.ok(await eventually(() => lines.includes('rank 1 prepare seq 98')), lines.join('\n'));
+  await assert.rejects(request(job, 1, 'ckpt-drain', { expected: [0, 0, 0] }), /ckpt-drain in state 'drained' of checkpoint 98 \(criu\)/);
+  await assert.rejects(request(job, 1, 'ckpt-dump', { rankDir: '/nonexistent', expected: 'all' }), /ckpt-dump\.expected must be/);
+  await request(job, 1, 'ckpt-resume', { outcome: 'abort' });
+  assert.ok(await eventually(() => lines.includes('rank 1 continue seq 98 aborted true')), lines.join('\n'));
+  await job.checkpoint();
+  stop();
+  assert.equal((await job.wait()).status, 0);
+});
+
 test('onContinue runs after an aborted checkpoint too (aborted: true) on a rank whose onPrepare ran; then after the next one (aborted: false)', async (t) => {
   const { job, lines, stop } = await hooksJob(t, { REFUSE_RANK: '1' });
   await assert.rejects(job.checkpoint(), /prepare hook refuses this checkpoint/);

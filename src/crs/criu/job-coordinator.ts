@@ -1,15 +1,16 @@
 // The criu checkpointer's coordinator half (docs/RUNTIME.md, "criu"):
-//   prepare (sends held at once) → drain → dump (each rank leaves the job, CRIU
-//   dumps it, it rejoins) → the cut. A rank that went down and never came back
-//   leaves the job unable to go on: abandon() says so (`fatal`).
+//   prepare (sends held at once) → dump (each rank drains, leaves the job, CRIU
+//   dumps it, it rejoins) → the cut; a drain round of its own only for ranks that
+//   cannot drain at the dump (restored from an older snapshot). A rank that went
+//   down and never came back leaves the job unable to go on: abandon() says so (`fatal`).
 import { JobError, ErrorCodes } from '../../errors.js';
 import { envNumber } from '../../config.js';
-import { parse } from '../../wire/validate.js';
+import { parse, type Checked } from '../../wire/validate.js';
 import { rejoinHello, type RejoinHello } from '../../wire/messages.js';
 import { mkdirPrivate } from '../../util/fsx.js';
 import { rankDirName, syncedFiles } from '../job-files.js';
 import type { JobCheckpointAttempt, JobCheckpointRun, JobCut } from '../job.js';
-import { criuPrepareReply, type CriuPrepareReply } from './job-messages.js';
+import { criuDumpReply, criuPrepareReply, type CriuPrepareReply } from './job-messages.js';
 
 /** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
 function dumpConcurrency(): number {
@@ -51,12 +52,20 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
     await run.all('ckpt-prepare', () => ({ crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: run.requested }))
   ).map((m, r) => parse(criuPrepareReply, m, `rank ${r}'s ckpt-prepare reply`));
 
-  await run.phase('drain');
-  await run.all('ckpt-drain', (j) => ({ expected: ranks.map((i) => prepared[i]!.written[j] ?? 0) }));
+  const expected = (j: number) => ranks.map((i) => prepared[i]!.written[j] ?? 0);
+  // Ranks that drain at their dump request are spared a round (each drains, runs its
+  // hooks and goes down on its own: nothing it reads can come from a rank gone down
+  // before it, whose sends were held and flushed). A rank restored from an older
+  // snapshot cannot: then the drain is a round of its own, as it was.
+  const folded = prepared.every((p) => p.drainAtDump === true);
+  if (!folded) {
+    await run.phase('drain');
+    await run.all('ckpt-drain', (j) => ({ expected: expected(j) }));
+  }
 
   await run.phase('dump');
   for (const r of ranks) mkdirPrivate(`${pending.dir}/${rankDirName(r)}`);
-  const hellos = await dumpAll(run, down);
+  const { hellos, described } = await dumpAll(run, down, folded ? expected : undefined);
   const frozen = ranks.filter((r) => hellos.get(r)?.stopped === true);
   // A frozen rank could not make its images durable nor checksum them: the commit does.
   // Staged ranks did neither: their copies into the snapshot are (runtime/checkpoint.ts).
@@ -67,14 +76,17 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const { version } = await criuBinary();
   return {
     ranks: ranks.map((r) => {
-      const p = prepared[r]!;
+      // The rank's process as its dump reply described it (its prepare reply, from a rank of an older ckpt).
+      const p = { ...prepared[r]!, ...described.get(r) };
+      if (p.pid === undefined) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `rank ${r} did not say which process CRIU dumped`);
+      // The rest is checked with the whole record (JobCheckpointer.validateRank), as a restart checks it.
       return {
         rank: r,
         pid: p.pid,
         dir: rankDirName(r),
-        tree: p.tree,
-        stdio: p.stdio,
-        rejoin: p.rejoin,
+        tree: p.tree ?? [],
+        stdio: p.stdio ?? [],
+        rejoin: p.rejoin ?? '',
         shellJob: p.shellJob === true,
         networkLock: p.networkLock === 'skip' ? 'skip' : 'nftables',
       };
@@ -82,7 +94,13 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
     version: `${version.major}.${version.minor}.${version.sublevel}`,
     // How long each rank's own CRIU dump took (its local snapshot), as the rank timed it.
     // Of it, the fsync and checksum of its images (none when staged or frozen: the copy or the commit did them).
-    data: { images: 'images', dumpMs: ranks.map((r) => hellos.get(r)?.dumpMs ?? null), syncMs: ranks.map((r) => hellos.get(r)?.syncMs ?? null) },
+    // When each dump ended by its node's clock (ms since the epoch): the dumps of one node side by side.
+    data: {
+      images: 'images',
+      dumpMs: ranks.map((r) => hellos.get(r)?.dumpMs ?? null),
+      syncMs: ranks.map((r) => hellos.get(r)?.syncMs ?? null),
+      dumpEndAt: ranks.map((r) => hellos.get(r)?.dumpEndAt ?? null),
+    },
     synced: synced.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)),
     syncedDirs: synced.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
     resume: { peers: run.peerAddresses() },
@@ -97,8 +115,13 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
  * waiting for its turn runs on: its sends are held and nothing is in flight to
  * it, so the cut stays consistent. After a failure no further rank goes down.
  */
-async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<string, unknown>>>): Promise<Map<number, RejoinHello>> {
+async function dumpAll(
+  run: JobCheckpointRun,
+  down: Map<number, Promise<Record<string, unknown>>>,
+  expected?: (r: number) => number[],
+): Promise<{ hellos: Map<number, RejoinHello>; described: Map<number, Checked<typeof criuDumpReply>> }> {
   const hellos = new Map<number, RejoinHello>();
+  const described = new Map<number, Checked<typeof criuDumpReply>>();
   const queue = [...run.ranks];
   /** A rank that refused, never answered, or did not come back; `stop`: no further dumps. */
   let failure: unknown;
@@ -108,9 +131,10 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
       const r = queue.shift()!;
       const back = run.awaitRejoin(r, run.dumpMs);
       back.catch(() => {});
+      let reply: Record<string, unknown>;
       try {
         // A checkpoint that ends the job: the rank stays frozen after its dump (killed after the commit).
-        await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}), ...(run.staged ? { staged: true } : {}) });
+        reply = await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}), ...(run.staged ? { staged: true } : {}), ...(expected ? { expected: expected(r) } : {}) });
       } catch (err) {
         // It did not go down (it refused, or never answered): nobody waits for it.
         failure ??= err;
@@ -118,6 +142,13 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
         return;
       }
       down.set(r, back);
+      try {
+        described.set(r, parse(criuDumpReply, reply, `rank ${r}'s ckpt-dump reply`));
+      } catch (err) {
+        // It went down all the same: it is waited for, and no further rank goes down.
+        failure ??= err;
+        stop = true;
+      }
       try {
         const hello = parse(rejoinHello, await back, `rank ${r}'s rejoin after its dump`);
         hellos.set(r, hello);
@@ -136,5 +167,5 @@ async function dumpAll(run: JobCheckpointRun, down: Map<number, Promise<Record<s
       details: { ranks: failed },
     });
   }
-  return hellos;
+  return { hellos, described };
 }

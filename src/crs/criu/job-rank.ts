@@ -1,6 +1,6 @@
-// The criu checkpointer's rank half: no safe point. At the prepare the rank says
-// what its restore will need (its process tree, stdio, a rejoin pipe); at the dump
-// it leaves the job, CRIU dumps it wherever its code is, and it rejoins — the same
+// The criu checkpointer's rank half: no safe point. At the dump request the rank
+// says what its restore will need (its process tree, stdio, a rejoin pipe), leaves
+// the job, CRIU dumps it wherever its code is, and it rejoins — the same
 // coordinator in the original, the restarted job's in a restored copy, which
 // learns where that is from the rejoin pipe (the restart pre-fills it).
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
@@ -43,21 +43,24 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
 
   return {
     atSafePoint: false,
-    async prepare(s) {
-      const n = native();
-      const [readEnd, writeEnd] = n.pipe();
-      n.close(writeEnd);
-      rejoinFd = readEnd;
+    async prepare() {
       keepAlive = setInterval(() => {}, 1 << 30);
-      const record = recordOf(currentPid());
-      before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
-      return { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]` };
+      // What the restore needs of this process is said at the dump, where it is taken
+      // (once, and by every rank at once): the prepare is as cheap as a bare round.
+      return { drainAtDump: true };
     },
     async checkpoint(s, m, reply) {
       const req = parse(dumpRequest, m, 'ckpt-dump');
       const writer = s.writer(req.rankDir);
+      const n = native();
+      const [readEnd, writeEnd] = n.pipe();
+      n.close(writeEnd);
+      rejoinFd = readEnd;
+      const record = recordOf(currentPid());
+      before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
+      const described = { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]` };
       await host.goDown(
-        () => reply({}),
+        () => reply(described),
         async (coordinatorFd): Promise<DownOutcome> => {
           let restored = false;
           let dumpError: Error | undefined;
@@ -71,7 +74,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             // A checkpoint that ends the job: the rank stays frozen after its dump; the
             // shell that ran CRIU says `dumped` on the rank's coordinator connection.
             const stopped = coordinatorFd === undefined ? undefined : { fd: coordinatorFd, bytes: encodeControl({ type: 'dumped' }) };
-            const dumped = await dumpJobRank(writer.path('images'), recordOf(currentPid()), stopped);
+            const dumped = await dumpJobRank(writer.path('images'), record, stopped);
             restored = dumped.restored;
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are. One that
@@ -87,9 +90,11 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           }
           // This rank's local snapshot, for the coordinator's record (not meaningful in a restored copy).
           const dumpMs = Math.round((performance.now() - t0) * 100) / 100;
+          // When it ended by the node's clock (ms since the epoch): bench/slurm.mjs sets the dumps of one node side by side.
+          const dumpEndAt = Math.round((performance.timeOrigin + performance.now()) * 100) / 100;
           await faultPoint(restored ? 'rejoin' : 'dumped', host.rank);
           if (restored) return { restored: true, rejoin: readRejoin() };
-          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
+          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, dumpEndAt, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
         },
         req.leaveStopped === true,
       );

@@ -40,7 +40,7 @@ export const criuJobCheckpointer: JobCheckpointer = {
     };
     // What the restore relies on: every pid it needs free, the stdio it hands over, the rejoin pipe.
     if (!(Array.isArray(r.tree) && r.tree.length > 0 && r.tree.every(pid))) fail('tree');
-    if (!(Array.isArray(r.stdio) && r.stdio.every((x) => x === null || typeof x === 'string'))) fail('stdio');
+    if (!(Array.isArray(r.stdio) && r.stdio.length === 3 && r.stdio.every((x) => x === null || typeof x === 'string'))) fail('stdio');
     if (!(typeof r.rejoin === 'string' && /^pipe:\[\d+\]$/.test(r.rejoin))) fail('rejoin');
     if (r.shellJob !== undefined && typeof r.shellJob !== 'boolean') fail('shellJob');
     if (r.networkLock !== undefined && r.networkLock !== 'skip' && r.networkLock !== 'nftables') fail('networkLock');

@@ -10,7 +10,7 @@ import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../../crs/job-regist
 import { faultPoint, FAULT_POINTS, type FaultPoint } from '../../util/faults.js';
 import type { ControlMessage } from '../../wire/frame.js';
 import { parse } from '../../wire/validate.js';
-import { drainRequest, prepareRequest, reachRequest, resumeRequest, saveRequest } from '../../wire/messages.js';
+import { drainRequest, dumpRequest, prepareRequest, reachRequest, resumeRequest, saveRequest } from '../../wire/messages.js';
 import type { PeerNetwork } from '../peers.js';
 import { continueHooks, prepareHooks, restartHooks } from './hooks.js';
 import { PeersParticipant } from './peers.js';
@@ -227,20 +227,18 @@ export class CheckpointAgent {
         await s.until(s.arrived.promise);
         return { written: this.peers.written() };
       }
-      case 'ckpt-drain': {
-        const s = this.need(op);
-        s.to('drained', op);
-        await this.peers.drained(s, parse(drainRequest, m, 'ckpt-drain').expected);
-        // The prepare hooks run here, not at the dump: a hook that fails then aborts
-        // the checkpoint before any rank has gone down (a rank refusing its dump
-        // while others are down would leave their links to it broken).
-        await prepareHooks(s);
+      case 'ckpt-drain':
+        // A round of its own for a coordinator that does not fold it into the dump.
+        await this.drainAndHooks(this.need(op), op, parse(drainRequest, m, 'ckpt-drain').expected);
         return {};
-      }
       case 'ckpt-save':
         return this.save(this.need(op), m);
       case 'ckpt-dump': {
         const s = this.need(op);
+        const { expected } = parse(dumpRequest, m, 'ckpt-dump');
+        // The drain folded into the dump: this rank drains and runs its hooks, then goes
+        // down, while others may be down already (their closed links end after all they sent).
+        if (expected !== undefined) await this.drainAndHooks(s, op, expected);
         s.to('down', op);
         return s.half.checkpoint(s, m, replyEarly);
       }
@@ -293,6 +291,13 @@ export class CheckpointAgent {
     if (req.requested === true) s.requested = this.requested.announce();
     for (const w of this.pendingWaiters.splice(0)) w();
     return half.atSafePoint ? { safePoints: this.safePoints } : { written: this.peers.written(), ...extra };
+  }
+
+  /** criu: nothing in flight to this rank, then the prepare hooks (a hook that fails aborts the checkpoint). */
+  private async drainAndHooks(s: Session, op: string, expected: number[]): Promise<void> {
+    s.to('drained', op);
+    await this.peers.drained(s, expected);
+    await prepareHooks(s);
   }
 
   /** self: at the target, drained (nothing in flight to us), hooks, then the component saves. */
