@@ -46,6 +46,8 @@ export interface JobCheckpointRun {
    * across nodes its agent gathers such reports, one message per node.
    */
   all(op: string, body: (rank: number) => Record<string, unknown>, timeoutMs?: number, reportedAt?: (rank: number) => number | undefined): Promise<Record<string, unknown>[]>;
+  /** As all(), but no rank fails the round: each one's reply, or why it has none. */
+  allSettled(op: string, body: (rank: number) => Record<string, unknown>, timeoutMs?: number): Promise<(Record<string, unknown> | Error)[]>;
   /** A rank's new connection after it went down for a dump; resolves with its hello. */
   awaitRejoin(rank: number, timeoutMs: number): Promise<Record<string, unknown>>;
   /** The ranks' current peer addresses (after a rejoin they have new ones). */
@@ -65,6 +67,8 @@ export interface JobCheckpointRun {
    * the cut (runtime/checkpoint.ts) and takes the copies' checksums.
    */
   readonly staged: boolean;
+  /** Every rank drains by markers with its peers: criu then needs no prepare round. */
+  readonly markerDrain: boolean;
 }
 
 /** What the coordinator's half hands to the commit. */

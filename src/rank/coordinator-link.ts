@@ -121,7 +121,7 @@ async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {
   // Both at once: the coordinator waits for this rank's report (the hello) to commit.
   const [peerAddress, socket] = await Promise.all([link.listenForPeers(c.peers, link.coord, c.rank), connectTo(link.coord, link.connectTimeoutMs)]);
   const ch = new Channel(socket);
-  const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress };
+  const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress, markers: true };
   if (!outcome.restored) {
     // The same coordinator: it waits for every rank to rejoin, commits, and sends ckpt-resume with the new peer addresses.
     ch.send({ ...hello, rejoin: true, ...outcome.report });

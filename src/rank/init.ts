@@ -87,7 +87,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   });
   try {
     const peerAddress = await listenForPeers(peers, coordAddress, rank, env);
-    oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress });
+    oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress, markers: true });
     const welcome = awaitWelcome(oob, size, joinTimeoutMs);
     welcome.catch(() => {});
     if (restartDir) restart = loadRestart(restartDir, rank, size);

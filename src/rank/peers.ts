@@ -16,7 +16,7 @@
 // puts them together and keeps the network's life cycle.
 import type { Server } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import type { FrameKind } from '../wire/frame.js';
+import { encodeControl, type FrameKind } from '../wire/frame.js';
 import { formatAddress, parseAddress, type Address } from '../wire/channel.js';
 import { buildConnector, type Connector } from '../wire/connector.js';
 import { PeerAdmission } from './peers/accept.js';
@@ -48,7 +48,8 @@ export class PeerNetwork {
   onRead: (() => void) | undefined;
 
   constructor(private readonly o: PeerNetworkOptions) {
-    this.table = new LinkTable(o, (peer) => this.outbox.flushQueued(peer));
+    // A peer's end is news to a drain too (its marker can no longer come).
+    this.table = new LinkTable({ ...o, onPeerEnd: (peer) => (o.onPeerEnd(peer), this.onRead?.()) }, (peer) => this.outbox.flushQueued(peer));
     this.outbox = new Outbox(o, this.table);
     this.inbound = new Inbound(o, () => this.onRead?.());
     this.admission = new PeerAdmission(o, this.table, this.inbound);
@@ -65,6 +66,23 @@ export class PeerNetwork {
   /** Sends what was held back, in order, and lets sends through again. */
   resume(): void {
     this.outbox.resume();
+  }
+
+  /**
+   * Writes a drain marker of checkpoint attempt `id` on every link, behind every frame
+   * already handed to it (sends are held): a peer that has read it has read all
+   * this rank sent it. `abort`: this rank takes no part (nobody waits for it).
+   */
+  sendMarkers(id: number, abort = false): void {
+    const marker = encodeControl({ type: 'marker', id, ...(abort ? { abort: true } : {}) });
+    this.table.links.forEach((link, r) => {
+      if (r !== this.o.rank && link.socket && !link.closed && !link.socket.destroyed) link.socket.write(marker);
+    });
+  }
+
+  /** The newest drain marker read from each peer. */
+  get markers(): readonly ({ id: number; abort: boolean } | undefined)[] {
+    return this.inbound.markers;
   }
 
   /** Frames not yet handed to a socket (held or waiting for a link): saved with a self checkpoint. */

@@ -100,11 +100,13 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         const safePoint = reportedAt?.(r);
         return safePoint === undefined ? undefined : { seq: pending.seq, safePoint };
       }),
+    allSettled: (op, body, timeoutMs = phaseMs) => c.requestAllSettled(ranks, op, body, timeoutMs),
     awaitRejoin: (r, timeoutMs) => c.awaitRejoin(r, timeoutMs),
     peerAddresses: () => c.peerAddresses(),
     writer: pendingWriter(pending),
     rankDir: (r) => (stage ? stagedDir(stage, o.job.id, pending.seq, r) : inSnapshot(r)),
     staged: stage !== undefined,
+    markerDrain: c.markerDrain,
   };
   const inSnapshot = (r: number) => `${o.nodes ? pending.path : pending.dir}/${rankDirName(r)}`;
   const attempt = component.begin(run);

@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { RelayedStream, type RelaySink } from './relayed-stream.js';
+import { RelayedStream } from './relayed-stream.js';
+import { roundToRanks, type RoundHost } from './rank-rounds.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, type Address, formatAddress } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
@@ -16,6 +17,7 @@ import { admitConnection, type AdmissionHost } from './coordinator-admission.js'
 import { serveControl, type CheckpointHandler } from './coordinator-control.js';
 import { RankWaits } from './rank-waits.js';
 import { ArrivalReports } from './arrival-reports.js';
+import { abbreviateRanks } from '../util/rank-list.js';
 
 export interface CoordinatorOptions {
   jobId: string;
@@ -30,7 +32,7 @@ export interface CoordinatorOptions {
   maxUnauthenticated?: number;
 }
 
-/** Per-peer message counters a rank reports at finalize (and, in issue 4, at drain). */
+/** Per-peer message counters a rank reports at finalize. */
 export interface Counters {
   sent: number[];
   received: number[];
@@ -40,6 +42,8 @@ interface RankSlot {
   channel?: Channel;
   pid?: number;
   peer?: string;
+  /** Its hello said it drains by markers (criu checkpoints in one round). */
+  markers?: boolean;
   counters?: Counters;
   exited: boolean;
 }
@@ -109,30 +113,26 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     timeoutMs = 10_000,
     arrival: (rank: number) => { seq: number; safePoint: number } | undefined = () => undefined,
   ): Promise<ControlMessage[]> {
-    const byAgent = new Map<RelaySink, number[]>();
-    const direct: number[] = [];
-    for (const r of ranks) {
-      const socket = this.slots[r]?.channel?.socket as unknown;
-      if (socket instanceof RelayedStream && !this.slots[r]!.channel!.isClosed) byAgent.set(socket.via, [...(byAgent.get(socket.via) ?? []), r]);
-      else direct.push(r);
-    }
-    const out = new Map<number, ControlMessage>();
-    await Promise.all([
-      ...direct.map(async (r) => {
-        const a = arrival(r);
-        const reply = a ? { type: 'reply', ok: true, written: await this.awaitArrival(r, a.seq, a.safePoint, timeoutMs) } : await this.requestRank(r, op, timeoutMs, body(r));
-        out.set(r, reply);
-      }),
-      ...[...byAgent].map(async ([via, rs]) => {
-        const items = rs.map((r) => {
-          const a = arrival(r);
-          return a ? { rank: r, body: {}, arrival: a } : { rank: r, body: body(r) };
-        });
-        const replies = await via.fanout(op, items, timeoutMs);
-        rs.forEach((r, i) => out.set(r, replies[i] as ControlMessage));
-      }),
-    ]);
-    return ranks.map((r) => out.get(r)!);
+    return (await roundToRanks(this.roundHost, { ranks, op, body, timeoutMs, arrival, settled: false })) as ControlMessage[];
+  }
+
+  private readonly roundHost: RoundHost = {
+    relayOf: (r) => {
+      const ch = this.slots[r]?.channel;
+      return ch?.socket instanceof RelayedStream && !ch.isClosed ? ch.socket.via : undefined;
+    },
+    request: (r, op, timeoutMs, body) => this.requestRank(r, op, timeoutMs, body),
+    arrival: (r, seq, safePoint, timeoutMs) => this.awaitArrival(r, seq, safePoint, timeoutMs),
+  };
+
+  /** As requestAll, but no rank fails the round: each one's reply, or why it has none. */
+  requestAllSettled(ranks: readonly number[], op: string, body: (rank: number) => Record<string, unknown>, timeoutMs: number): Promise<(ControlMessage | Error)[]> {
+    return roundToRanks(this.roundHost, { ranks, op, body, timeoutMs, arrival: () => undefined, settled: true });
+  }
+
+  /** Every rank's hello said it drains by markers (none is restored from an older ckpt's snapshot). */
+  get markerDrain(): boolean {
+    return this.slots.every((s) => s.markers === true);
   }
 
   /** The ranks' OOB channels are up (the checkpoint protocol needs every rank). */
@@ -197,11 +197,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return this.slots.map((s) => s.peer ?? '');
   }
 
-  /**
-   * A rank is about to close its connection for a CRIU dump: resolves with its
-   * hello when it connects again (`rejoin: true`), fails after `timeoutMs` or
-   * when it exits.
-   */
+  /** A rank about to close its connection for a CRIU dump: its hello when back (`rejoin: true`); fails after `timeoutMs` or at its exit. */
   awaitRejoin(rank: number, timeoutMs: number): Promise<ControlMessage> {
     return this.rejoins.wait(rank, undefined, timeoutMs, `rank ${rank} to rejoin after its dump`);
   }
@@ -302,27 +298,29 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.arrivals.reject(rank, new CkptError(ErrorCodes.OOB_UNREACHABLE, `rank ${rank} lost its connection to the coordinator`));
   }
 
+  /** What a rank's hello says of it (its pid, where its peers reach it, how it drains), on `channel`. */
+  private heard(slot: RankSlot, channel: Channel, hello: ControlMessage): void {
+    Object.assign(slot, { channel, peer: hello.peer as string, markers: hello.markers === true }, typeof hello.pid === 'number' ? { pid: hello.pid } : {});
+  }
+
   /** A rank back from its CRIU dump: it listens for peers at a new address. */
   private rejoin(rank: number, channel: Channel, hello: ControlMessage): void {
     const slot = this.slots[rank]!;
     // The old connection's close may not have reached us yet.
     if (slot.channel && slot.channel !== channel) slot.channel.destroy();
-    slot.channel = channel;
-    slot.peer = hello.peer as string;
-    if (typeof hello.pid === 'number') slot.pid = hello.pid;
+    this.heard(slot, channel, hello);
     this.rejoins.resolve(rank, hello);
   }
 
   private join(rank: number, channel: Channel, hello: ControlMessage): void {
     const slot = this.slots[rank]!;
-    slot.channel = channel;
-    slot.peer = hello.peer as string;
-    slot.pid = typeof hello.pid === 'number' ? hello.pid : undefined;
+    slot.pid = undefined;
+    this.heard(slot, channel, hello);
     if (!this.joinTimer && !this.wiredUp) {
       this.joinTimer = setTimeout(() => {
         const missing = this.slots.flatMap((s, r) => (s.peer === undefined ? [r] : []));
         this.emit('abort', {
-          message: `timed out after ${this.joinTimeoutMs} ms waiting for rank${missing.length > 1 ? 's' : ''} ${abbreviate(missing)} to join the job (call init())`,
+          message: `timed out after ${this.joinTimeoutMs} ms waiting for rank${missing.length > 1 ? 's' : ''} ${abbreviateRanks(missing)} to join the job (call init())`,
         });
       }, this.joinTimeoutMs);
     }
@@ -389,9 +387,4 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 function parseCounters(m: ControlMessage, size: number): Counters | undefined {
   const ok = (a: unknown): a is number[] => Array.isArray(a) && a.length === size && a.every((n) => Number.isSafeInteger(n) && n >= 0);
   return ok(m.sent) && ok(m.received) ? { sent: m.sent, received: m.received } : undefined;
-}
-
-/** "1, 2, 3 … (40 in all)" so an error about 256 ranks stays one line. */
-function abbreviate(ranks: number[]): string {
-  return ranks.length <= 8 ? ranks.join(', ') : `${ranks.slice(0, 8).join(', ')} … (${ranks.length} in all)`;
 }

@@ -79,17 +79,18 @@ export class NodeAgentLink {
   }
 
   /** One request to each of `items`' ranks through this agent; their replies, in order. */
-  async fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<ControlMessage[]> {
+  /** Each rank's reply, or why it has none; fails as a whole if the agent does not answer. */
+  async fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<(ControlMessage | CkptError)[]> {
     const reply = await this.request('fanout', { rankOp: op, items, timeoutMs }, timeoutMs + 5000, `node ${this.node} to answer '${op}' for its ranks`);
     const replies = parse(fanoutReply, reply, `node ${this.node}'s fanout reply`).replies;
     return items.map(({ rank }) => {
       const r = replies.find((x) => x.rank === rank);
       if (!r || r.error !== undefined || typeof r.reply !== 'object' || r.reply === null) {
         const code = Object.values(ErrorCodes).includes(r?.code as never) ? (r!.code as CkptError['code']) : ErrorCodes.OOB_PROTOCOL;
-        throw new CkptError(code, r?.error ?? `node ${this.node} did not answer for rank ${rank}`);
+        return new CkptError(code, r?.error ?? `node ${this.node} did not answer for rank ${rank}`);
       }
       const m = r.reply as ControlMessage;
-      if (m.ok === false) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} refused '${op}': ${String(m.message)}`);
+      if (m.ok === false) return new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} refused '${op}': ${String(m.message)}`);
       return m;
     });
   }

@@ -14,8 +14,8 @@ export interface FanoutItem {
 /** The agent that relays the stream. */
 export interface RelaySink {
   send(message: Record<string, unknown>): void;
-  /** One request to each of these ranks (its own streams), answered at once. */
-  fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<Record<string, unknown>[]>;
+  /** One request to each of these ranks (its own streams), answered at once: each one's reply, or why it has none. */
+  fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<(Record<string, unknown> | Error)[]>;
 }
 
 export class RelayedStream extends Duplex {

@@ -21,8 +21,14 @@ export const saveRequest = object({ target: count, expected: optional(counts), r
 export type SaveRequest = Checked<typeof saveRequest>;
 /** criu: `leaveStopped` — the checkpoint ends the job: the rank stays frozen after its dump (then killed, or continued if the commit fails). */
 /** `staged`: rankDir is on the rank's node (--stage): the rank does not sync or checksum its images, its agent does after the copy. */
-/** `expected`: the drain folded into the dump (the rank said `drainAtDump` in its prepare reply): it drains, runs its prepare hooks, then goes down. */
-export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool), staged: optional(bool), expected: optional(counts) });
+/**
+ * `begin`: the checkpoint begins here (no prepare round): the rank holds its sends,
+ * drains by markers (`marker`: the attempt's id) with its peers, runs its prepare
+ * hooks, then goes down. Otherwise
+ * it was prepared; `expected`: the drain folded into the dump (the rank said
+ * `drainAtDump` in its prepare reply).
+ */
+export const dumpRequest = object({ rankDir: str, leaveStopped: optional(bool), staged: optional(bool), expected: optional(counts), begin: optional(prepareRequest), marker: optional(count) });
 /** `terminate` (self): the snapshot is committed and ends the job — the rank exits from its safe point, never back in user code. */
 export const resumeRequest = object({ outcome: literal('continue', 'abort', 'terminate'), seq: optional(count), peers: optional(array(str)) });
 export type ResumeRequest = Checked<typeof resumeRequest>;
@@ -52,7 +58,14 @@ export type RejoinHello = Checked<typeof rejoinHello>;
 export const dumpedStopped = object({ type: literal('dumped') });
 
 /** A rank's hello (join, rejoin after a dump, or a restored rank). */
-export const rankHello = object({ job: str, rank: int, pid: optional(int), secret: str, peer: str, rejoin: optional(bool), restored: optional(bool) });
+/** `markers`: the rank drains by markers with its peers (a criu checkpoint needs no prepare round). */
+export const rankHello = object({ job: str, rank: int, pid: optional(int), secret: str, peer: str, rejoin: optional(bool), restored: optional(bool), markers: optional(bool) });
+/**
+ * On a peer link, after a rank held its sends for checkpoint attempt `id` (the
+ * coordinator's, never reused: a snapshot's seq is, after an abort): nothing more comes
+ * on this link before the checkpoint; `abort`: the rank takes no part in it.
+ */
+export const drainMarker = object({ type: literal('marker'), id: count, abort: optional(bool) });
 
 // ---- coordinator → rank: unasked ------------------------------------------------------
 

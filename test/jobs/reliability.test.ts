@@ -56,8 +56,8 @@ const CHECKPOINTERS: Checkpointer[] = [
     longIters: 18000,
     // The fixture runs without safe points: CRIU dumps each rank wherever it is.
     env: { NO_SAFEPOINT: '1', PROGRESS: '250' },
-    // The drain is folded into the dump request (no round of its own).
-    phases: ['prepare', 'dump', 'commit'],
+    // One round: each rank begins at its dump request and drains by markers (no prepare, no drain round).
+    phases: ['dump', 'commit'],
     rankPoints: ['dump', 'dumped'],
     coordKillPoints: ['dump', 'commit'],
     hookPhase: /phase dump/,

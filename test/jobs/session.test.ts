@@ -67,6 +67,36 @@ test('criu: a rank says it drains at its dump request (drainAtDump); it still ta
   assert.equal((await job.wait()).status, 0);
 });
 
+test('criu in one round: a rank that cannot begin at its dump request says so on every link; its peers, waiting for its drain marker, fail at once and their hooks never ran', async (t) => {
+  const { job, lines, stop, store } = await hooksJob(t);
+  const begin = { seq: 97, store, dir: join(store, 'y'), crs: 'criu' };
+  const dump = (r: number, body: Record<string, unknown>) => request(job, r, 'ckpt-dump', { rankDir: '/nonexistent', marker: 4242, ...body });
+  await assert.rejects(dump(0, { begin, marker: undefined }), /needs a marker id/);
+  const peers = [0, 1].map((r) => assert.rejects(dump(r, { begin }), /rank 2 takes no part in this checkpoint/));
+  // Rank 2 cannot begin (a malformed request): its abort marker tells ranks 0 and 1.
+  await assert.rejects(dump(2, { begin: { ...begin, seq: 'x' } }), /begin\.seq must be a count/);
+  await Promise.all(peers);
+  assert.ok(!lines.some((l) => /prepare seq 97/.test(l)), lines.join('\n'));
+  for (const r of [0, 1]) await request(job, r, 'ckpt-resume', { outcome: 'abort' });
+  await job.checkpoint();
+  stop();
+  assert.equal((await job.wait()).status, 0);
+});
+
+test('criu in one round: a rank with a stale checkpoint pending (its resume lost) ends it and begins the new one', async (t) => {
+  const { job, stop, store } = await hooksJob(t);
+  const begin = { seq: 96, store, dir: join(store, 'z'), crs: 'criu' };
+  const dump = (r: number, body: Record<string, unknown>) => request(job, r, 'ckpt-dump', { rankDir: '/nonexistent', marker: 4343, ...body });
+  await request(job, 1, 'ckpt-prepare', { seq: 95, store, dir: join(store, 'w'), crs: 'self' });
+  const one = assert.rejects(dump(1, { begin }), /rank [02] takes no part in this checkpoint/);
+  for (const r of [0, 2]) await assert.rejects(dump(r, { begin: { ...begin, seq: 'x' } }), /begin\.seq must be a count/);
+  await one;
+  await request(job, 1, 'ckpt-resume', { outcome: 'abort' });
+  await job.checkpoint();
+  stop();
+  assert.equal((await job.wait()).status, 0);
+});
+
 test('onContinue runs after an aborted checkpoint too (aborted: true) on a rank whose onPrepare ran; then after the next one (aborted: false)', async (t) => {
   const { job, lines, stop } = await hooksJob(t, { REFUSE_RANK: '1' });
   await assert.rejects(job.checkpoint(), /prepare hook refuses this checkpoint/);

@@ -1,8 +1,9 @@
 // The criu checkpointer's coordinator half (docs/RUNTIME.md, "criu"):
-//   prepare (sends held at once) → dump (each rank drains, leaves the job, CRIU
-//   dumps it, it rejoins) → the cut; a drain round of its own only for ranks that
-//   cannot drain at the dump (restored from an older snapshot). A rank that went
-//   down and never came back leaves the job unable to go on: abandon() says so (`fatal`).
+//   dump (each rank begins, holds its sends, drains by markers with its peers,
+//   leaves the job, CRIU dumps it, it rejoins) → the cut; a prepare round first only
+//   when not every rank can (beforeTheDump). A rank that went down and never came
+//   back leaves the job unable to go on: abandon() says so (`fatal`).
+import { randomInt } from 'node:crypto';
 import { JobError, ErrorCodes } from '../../errors.js';
 import { envNumber } from '../../config.js';
 import { parse, type Checked } from '../../wire/validate.js';
@@ -47,25 +48,10 @@ export function beginCriuCheckpoint(run: JobCheckpointRun): JobCheckpointAttempt
 
 async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<string, unknown>>>): Promise<JobCut> {
   const { ranks, pending } = run;
-  await run.phase('prepare');
-  const prepared: CriuPrepareReply[] = (
-    await run.all('ckpt-prepare', () => ({ crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: run.requested }))
-  ).map((m, r) => parse(criuPrepareReply, m, `rank ${r}'s ckpt-prepare reply`));
-
-  const expected = (j: number) => ranks.map((i) => prepared[i]!.written[j] ?? 0);
-  // Ranks that drain at their dump request are spared a round (each drains, runs its
-  // hooks and goes down on its own: nothing it reads can come from a rank gone down
-  // before it, whose sends were held and flushed). A rank restored from an older
-  // snapshot cannot: then the drain is a round of its own, as it was.
-  const folded = prepared.every((p) => p.drainAtDump === true);
-  if (!folded) {
-    await run.phase('drain');
-    await run.all('ckpt-drain', (j) => ({ expected: expected(j) }));
-  }
-
+  const { prepared, extra } = await beforeTheDump(run);
   await run.phase('dump');
   for (const r of ranks) mkdirPrivate(`${pending.dir}/${rankDirName(r)}`);
-  const { hellos, described } = await dumpAll(run, down, folded ? expected : undefined);
+  const { hellos, described } = await dumpAll(run, down, extra);
   const frozen = ranks.filter((r) => hellos.get(r)?.stopped === true);
   // A frozen rank could not make its images durable nor checksum them: the commit does.
   // Staged ranks did neither: their copies into the snapshot are (runtime/checkpoint.ts).
@@ -77,7 +63,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   return {
     ranks: ranks.map((r) => {
       // The rank's process as its dump reply described it (its prepare reply, from a rank of an older ckpt).
-      const p = { ...prepared[r]!, ...described.get(r) };
+      const p = { ...prepared?.[r], ...described.get(r) };
       if (p.pid === undefined) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `rank ${r} did not say which process CRIU dumped`);
       // The rest is checked with the whole record (JobCheckpointer.validateRank), as a restart checks it.
       return {
@@ -109,6 +95,36 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
 }
 
 /**
+ * What comes before the dump requests, and what each carries beyond the rank's
+ * directory. In one round (DMTCP's drain cookies): each rank begins the checkpoint at
+ * its dump request (`begin`), holds its sends, and drains by markers with its peers;
+ * this needs every rank asked at once (each waits for all its peers' markers) and
+ * able to (its hello said so: not one restored from an older ckpt's snapshot).
+ * Otherwise a prepare round (sends held, counts written) and the drain by counts,
+ * folded into the dump request where every rank can.
+ */
+async function beforeTheDump(run: JobCheckpointRun): Promise<{ prepared?: CriuPrepareReply[]; extra: (r: number) => Record<string, unknown> }> {
+  const { ranks, pending } = run;
+  const begin = { crs: 'criu', seq: pending.seq, store: pending.store, dir: pending.finalDir, requested: run.requested };
+  if (run.markerDrain && dumpConcurrency() >= ranks.length) {
+    // Never reused (a snapshot's seq is, after an abort): a stale marker cannot pass for a fresh one.
+    const marker = randomInt(1, 2 ** 47);
+    return { extra: () => ({ begin, marker }) };
+  }
+  await run.phase('prepare');
+  const prepared = (await run.all('ckpt-prepare', () => begin)).map((m, r) => parse(criuPrepareReply, m, `rank ${r}'s ckpt-prepare reply`));
+  const expected = (j: number) => ranks.map((i) => prepared[i]!.written[j] ?? 0);
+  // Ranks that drain at their dump request are spared a round (each drains, runs its
+  // hooks and goes down on its own: nothing it reads can come from a rank gone down
+  // before it, whose sends were held and flushed). Otherwise the drain is a round of its own.
+  const folded = prepared.every((p) => p.drainAtDump === true);
+  if (folded) return { prepared, extra: (r) => ({ expected: expected(r) }) };
+  await run.phase('drain');
+  await run.all('ckpt-drain', (j) => ({ expected: expected(j) }));
+  return { prepared, extra: () => ({}) };
+}
+
+/**
  * All ranks at once by default; CKPT_DUMP_CONCURRENCY=K dumps K at a time (bounds
  * the CRIU processes' memory and CPU for a large job; measured at N = 16 on 2
  * cores the whole checkpoint took about as long either way, 2.2–2.5 s). A rank
@@ -118,7 +134,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
 async function dumpAll(
   run: JobCheckpointRun,
   down: Map<number, Promise<Record<string, unknown>>>,
-  expected?: (r: number) => number[],
+  extra: (r: number) => Record<string, unknown>,
 ): Promise<{ hellos: Map<number, RejoinHello>; described: Map<number, Checked<typeof criuDumpReply>> }> {
   const hellos = new Map<number, RejoinHello>();
   const described = new Map<number, Checked<typeof criuDumpReply>>();
@@ -126,15 +142,32 @@ async function dumpAll(
   /** A rank that refused, never answered, or did not come back; `stop`: no further dumps. */
   let failure: unknown;
   let stop = false;
+  // A checkpoint that ends the job: the rank stays frozen after its dump (killed after the commit).
+  const body = (r: number) => ({ rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}), ...(run.staged ? { staged: true } : {}), ...extra(r) });
+  const awaitBack = (r: number) => {
+    const back = run.awaitRejoin(r, run.dumpMs);
+    back.catch(() => {});
+    return back;
+  };
+  let ask = (r: number) => run.request(r, 'ckpt-dump', body(r));
+  const backs = new Map<number, Promise<Record<string, unknown>>>();
+  if (dumpConcurrency() >= run.ranks.length) {
+    // All at once (the default): one request per node, through its agent, not one per rank.
+    for (const r of run.ranks) backs.set(r, awaitBack(r));
+    const round = run.allSettled('ckpt-dump', body);
+    ask = async (r) => {
+      const x = (await round)[run.ranks.indexOf(r)]!;
+      if (x instanceof Error) throw x;
+      return x;
+    };
+  }
   const worker = async (): Promise<void> => {
     while (!stop && queue.length > 0) {
       const r = queue.shift()!;
-      const back = run.awaitRejoin(r, run.dumpMs);
-      back.catch(() => {});
+      const back = backs.get(r) ?? awaitBack(r);
       let reply: Record<string, unknown>;
       try {
-        // A checkpoint that ends the job: the rank stays frozen after its dump (killed after the commit).
-        reply = await run.request(r, 'ckpt-dump', { rankDir: run.rankDir(r), ...(run.then === 'terminate' ? { leaveStopped: true } : {}), ...(run.staged ? { staged: true } : {}), ...(expected ? { expected: expected(r) } : {}) });
+        reply = await ask(r);
       } catch (err) {
         // It did not go down (it refused, or never answered): nobody waits for it.
         failure ??= err;

@@ -199,7 +199,9 @@ export class CheckpointAgent {
   handle(m: ControlMessage, replyEarly: ReplyEarly): Promise<Record<string, unknown> | undefined> {
     const s = this.session;
     const run = this.handleOp(m, replyEarly);
-    if (s && m.op !== 'ckpt-prepare' && m.op !== 'ckpt-resume') {
+    // A request that begins a checkpoint is not the pending one's (it may end that one: a stale session).
+    const begins = m.op === 'ckpt-prepare' || (m.op === 'ckpt-dump' && m.begin !== undefined);
+    if (s && !begins && m.op !== 'ckpt-resume') {
       s.work.add(run);
       const done = () => s.work.delete(run);
       run.then(done, done);
@@ -234,8 +236,17 @@ export class CheckpointAgent {
       case 'ckpt-save':
         return this.save(this.need(op), m);
       case 'ckpt-dump': {
+        let req;
+        try {
+          req = parse(dumpRequest, m, 'ckpt-dump');
+        } catch (err) {
+          // A malformed request that begins a checkpoint: no peer may wait for this rank's marker.
+          if (m.begin !== undefined && Number.isSafeInteger(m.marker)) this.peers.sendMarkers(m.marker as number, true);
+          throw err;
+        }
+        if (req.begin) return this.beginAtDump(req.begin, req.marker, m, replyEarly);
         const s = this.need(op);
-        const { expected } = parse(dumpRequest, m, 'ckpt-dump');
+        const { expected } = req;
         // The drain folded into the dump: this rank drains and runs its hooks, then goes
         // down, while others may be down already (their closed links end after all they sent).
         if (expected !== undefined) await this.drainAndHooks(s, op, expected);
@@ -249,7 +260,7 @@ export class CheckpointAgent {
     }
   }
 
-  private async prepare(m: ControlMessage): Promise<Record<string, unknown>> {
+  private async prepare(m: Record<string, unknown>): Promise<Record<string, unknown>> {
     const req = parse(prepareRequest, m, 'ckpt-prepare');
     const stale = this.session;
     if (stale) {
@@ -291,6 +302,38 @@ export class CheckpointAgent {
     if (req.requested === true) s.requested = this.requested.announce();
     for (const w of this.pendingWaiters.splice(0)) w();
     return half.atSafePoint ? { safePoints: this.safePoints } : { written: this.peers.written(), ...extra };
+  }
+
+  /**
+   * criu in one round: the checkpoint begins at the dump request. The rank holds its
+   * sends and puts a marker on every link behind what it sent; once every peer's
+   * marker is in, nothing is in flight to it (each link is one ordered stream). Then
+   * the prepare hooks, and down. A rank that cannot begin says so on every link, so
+   * that no peer waits for its marker.
+   */
+  private async beginAtDump(begin: Record<string, unknown>, marker: number | undefined, m: ControlMessage, replyEarly: ReplyEarly): Promise<Record<string, unknown> | undefined> {
+    if (marker === undefined) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.host.rank}: a checkpoint begun at its dump needs a marker id`);
+    let s: Session;
+    try {
+      await this.prepare(begin);
+      s = this.need('ckpt-dump');
+    } catch (err) {
+      this.peers.sendMarkers(marker, true);
+      throw err;
+    }
+    this.peers.sendMarkers(marker);
+    // Tracked as the session's work: an abort is answered once none of it can write into the snapshot.
+    const run = (async () => {
+      s.to('drained', 'ckpt-dump');
+      await this.peers.markersIn(s, marker);
+      await prepareHooks(s);
+      s.to('down', 'ckpt-dump');
+      return s.half.checkpoint(s, m, replyEarly);
+    })();
+    s.work.add(run);
+    const done = () => s.work.delete(run);
+    run.then(done, done);
+    return run;
   }
 
   /** criu: nothing in flight to this rank, then the prepare hooks (a hook that fails aborts the checkpoint). */

@@ -1,6 +1,6 @@
 // The peer links' part in a checkpoint (DMTCP's socket plugin in small): hold
 // sends so that what a rank reports written stays true, drain until nothing is in
-// flight to this rank, and after a criu checkpoint re-link with the peers' new
+// flight to this rank (by counts, or by a marker on each link, DMTCP's drain cookie), and after a criu checkpoint re-link with the peers' new
 // addresses. Without peers (a singleton) every step is empty.
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { parse } from '../../wire/validate.js';
@@ -50,6 +50,50 @@ export class PeersParticipant {
         };
         peers.onRead = onRead;
         // An abort stops the watch (the promise is then abandoned).
+        void s.ended.promise.then(() => {
+          if (peers.onRead === onRead) peers.onRead = undefined;
+        });
+      }),
+    );
+  }
+
+  /** Drain markers of checkpoint attempt `id` on every link (sends are held): see PeerNetwork.sendMarkers. */
+  sendMarkers(id: number, abort = false): void {
+    this.peers?.sendMarkers(id, abort);
+  }
+
+  /**
+   * Resolves once every peer's marker of checkpoint attempt `id` is in: everything each sent
+   * this rank before holding its sends has been read (each link is one ordered
+   * stream). Fails if a peer takes no part (its abort marker) or its link ends first.
+   */
+  async markersIn(s: Session, id: number): Promise<void> {
+    const peers = this.peers;
+    if (!peers) return;
+    const state = (): 'in' | 'waiting' | Error => {
+      for (let r = 0; r < peers.size; r++) {
+        if (r === this.rank) continue;
+        const m = peers.markers[r];
+        if (m?.id === id && m.abort) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: rank ${r} takes no part in this checkpoint`);
+        if (m?.id === id) continue;
+        if (peers.ended[r]) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: the link with rank ${r} ended before its drain marker`);
+        return 'waiting';
+      }
+      return 'in';
+    };
+    const first = state();
+    if (first === 'in') return;
+    if (first instanceof Error) throw first;
+    await s.until(
+      new Promise<void>((resolve, reject) => {
+        const onRead = () => {
+          const now = state();
+          if (now === 'waiting') return;
+          peers.onRead = undefined;
+          if (now === 'in') resolve();
+          else reject(now);
+        };
+        peers.onRead = onRead;
         void s.ended.promise.then(() => {
           if (peers.onRead === onRead) peers.onRead = undefined;
         });
