@@ -25,6 +25,8 @@
 //                its way to the target safe point and its save; criu dumpMs)
 //   disk         the commit's wait on the disk (the reply's syncMs)
 //   overhead     checkpoint − own − disk: what coordination adds, in rounds (the goal);
+//                criu also with the slowest node's dumps side by side as own work (its
+//                first rank's dump start to its last one's end: data.dumpEndAt, dumpMs);
 //                rounds: the whole checkpoint in rounds; agent rounds: (checkpoint −
 //                slowest save or dump) / agents, the figure of runs before 2026-12-07
 //   phases       the coordinator's own timing of each phase (the reply's phasesMs)
