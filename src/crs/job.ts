@@ -109,13 +109,20 @@ export interface RankHost {
   captureLibrary(): unknown;
   /**
    * criu: the rank leaves the job for its dump (replies `reply` to the request,
-   * closes its coordinator and peer connections), `dump()` runs, then the rank
-   * rejoins — the same coordinator, or a restarted job's (what `dump` says).
+   * closes its peer connections and, unless it keeps it (keptConnection), its
+   * coordinator connection), `dump()` runs, then the rank rejoins — the same
+   * coordinator (on the kept connection if it has one), or a restarted job's.
    * `handOff`: `dump` gets a descriptor of the coordinator connection (its own to
    * close), kept open past the rank's going down — for a rank that stays frozen
    * after its dump, whose report someone else sends (crs/criu/job-rank.ts).
    */
   goDown(reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff?: boolean): Promise<void>;
+  /**
+   * criu: the coordinator connection goDown keeps open across the dump (`socket:[ino]`,
+   * a unix socket: CRIU takes it as external, a restore hands in a stand-in), or
+   * undefined (TCP: closed, and made anew after the dump).
+   */
+  keptConnection(): string | undefined;
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ControlMessage, FrameKind } from '../wire/frame.js';
 import { CheckpointAgent } from './checkpoint/agent.js';
 import { decodeData, encodeData, placeInto, type Data, type RawMessage } from './codec.js';
 import * as collectives from './collectives.js';
-import { goDown, onCoordinatorMessage, type CoordinatorLink } from './coordinator-link.js';
+import { goDown, keptConnection, onCoordinatorMessage, type CoordinatorLink } from './coordinator-link.js';
 import { ANY_SOURCE, ANY_TAG, Mailbox } from './mailbox.js';
 import type { PeerNetwork } from './peers.js';
 import type { LibraryState } from './state.js';
@@ -98,6 +98,7 @@ export class Comm {
           if (this.oob && !this.oob.isClosed) this.oob.send(m);
         },
         goDown: (reply, dump, handOff) => this.goDown(reply, dump, handOff),
+        keptConnection: () => keptConnection(this.oob),
       },
       peers,
       restart ? () => restart(this.agent) : undefined,
@@ -298,7 +299,17 @@ export class Comm {
       return this.oob;
     };
     const comm = this;
-    const host = { rank: this.rank, size: this.size, link, peers, leaveCoordinator, attachCoordinator: (oob: Channel) => this.attachCoordinator(oob), restored: () => this.agent.restored() };
+    const host = {
+      rank: this.rank,
+      size: this.size,
+      link,
+      peers,
+      leaveCoordinator,
+      attachCoordinator: (oob: Channel) => this.attachCoordinator(oob),
+      // The kept connection after the dump: listened to again, as before it.
+      keepCoordinator: () => void (this.oobLeaving = false),
+      restored: () => this.agent.restored(),
+    };
     // The job id changes in a restored copy (a restarted job's).
     Object.defineProperty(host, 'jobId', { get: () => comm.jobId, set: (id: string) => (comm.jobId = id), enumerable: true });
     await goDown(host as typeof host & { jobId: string }, reply, dump, handOff);

@@ -1,6 +1,7 @@
 // A rank's connection to its coordinator: what it answers there, and — for a criu
 // checkpoint — leaving the job for the dump and rejoining after it: the same
 // coordinator in the original, a restarted job's in a restored copy.
+import { fstatSync } from 'node:fs';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import type { DownOutcome } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
@@ -74,6 +75,8 @@ export interface DownHost {
   /** The connection to the coordinator, closed on purpose (`leaving`), or a new one attached. */
   leaveCoordinator(): Channel | undefined;
   attachCoordinator(oob: Channel): void;
+  /** The connection left open across the dump is the rank's again. */
+  keepCoordinator(): void;
   restored(): Promise<void>;
 }
 
@@ -83,15 +86,29 @@ export interface DownHost {
  * gets a duplicate of the coordinator connection's descriptor (see RankHost.goDown).
  */
 export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff = false): Promise<void> {
-  // Going down: the reply, then no connection leads outside this process.
+  // Going down: the reply, then no connection leads outside this process but a unix
+  // one to the coordinator (or the node's agent), which CRIU takes as external
+  // (keptConnection): the report goes on it after the dump, no new connection.
   const oob = c.leaveCoordinator();
+  const keep = keptConnection(oob) !== undefined;
   await reply();
   const fd = handOff ? socketFd(oob) : undefined;
   const kept = fd === undefined ? undefined : native().dup(fd);
   // Closing our descriptor does not end the connection while the duplicate is open.
-  oob?.destroy();
+  if (!keep) oob?.destroy();
   await c.peers.disconnect();
   const outcome = await dump(kept);
+  if (keep && !outcome.restored) {
+    try {
+      await reportOnKept(c, oob!, outcome);
+    } catch (err) {
+      process.stderr.write(`ckpt/rank: rank ${c.rank} cannot report its dump: ${(err as Error).message}; exiting\n`);
+      process.exit(70);
+    }
+    return;
+  }
+  // A restored copy: the kept connection's stand-in goes (its job is another one now).
+  if (keep) oob?.destroy();
   try {
     if (outcome.rejoin) {
       const info = outcome.rejoin;
@@ -108,6 +125,27 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coo
     process.stderr.write(`ckpt/rank: rank ${c.rank} cannot rejoin its job after a checkpoint: ${(err as Error).message}; exiting\n`);
     process.exit(70);
   }
+}
+
+/**
+ * The coordinator connection a criu dump keeps open (`socket:[ino]`): a unix socket
+ * (Node's Pipe handle), the node agent's relay or a local coordinator's; a TCP one is
+ * closed and made again (CRIU would need the network lock for it).
+ */
+export function keptConnection(oob: Channel | undefined): string | undefined {
+  const handle = (oob?.socket as unknown as { _handle?: { constructor?: { name?: string } } } | undefined)?._handle;
+  const fd = socketFd(oob);
+  if (oob?.isClosed !== false || handle?.constructor?.name !== 'Pipe' || fd === undefined) return undefined;
+  return `socket:[${fstatSync(fd).ino}]`;
+}
+
+/** The original after its dump, on the connection it kept: listens for its peers again and reports. */
+async function reportOnKept(c: DownHost, oob: Channel, outcome: DownOutcome): Promise<void> {
+  const peer = await c.link.listenForPeers(c.peers, c.link.coord, c.rank);
+  // Closed while it was down (its end was not listened to then): the job is gone.
+  if (oob.isClosed) throw new CkptError(ErrorCodes.OOB_UNREACHABLE, `its coordinator connection closed while it was down`);
+  c.keepCoordinator();
+  oob.send({ type: 'rejoined', rank: c.rank, pid: currentPid(), peer, markers: true, ...outcome.report });
 }
 
 /** The descriptor under a channel's socket (unix or TCP), if it has one. */

@@ -367,6 +367,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       case 'arrived':
         // self: this rank stands at its first safe point since the checkpoint was announced.
         return this.arrivals.reported(rank, m);
+      case 'rejoined':
+        // criu: back from its dump on the connection it kept (its report, its new peer address).
+        if (typeof m.peer !== 'string') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${rank} rejoined without a peer address`);
+        return this.rejoin(rank, channel, m);
       case 'dumped': {
         // criu, a checkpoint that ends the job: the rank stays frozen after its dump;
         // the shell that ran CRIU says so on the connection the rank handed it.

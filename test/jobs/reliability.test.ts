@@ -113,7 +113,14 @@ for (const cp of CHECKPOINTERS) {
     const job = await start(t, store, {}, 3, cp.longIters);
     const sums = collect(job);
     await jobReady(job);
-    for (let i = 1; i <= 20; i++) assert.equal((await job.checkpoint()).seq, i);
+    const phases: string[][] = [];
+    for (let i = 1; i <= 20; i++) {
+      const seen: string[] = [];
+      assert.equal((await job.checkpoint({ onPhase: (p) => seen.push(p) })).seq, i);
+      phases.push(seen);
+    }
+    // The same protocol every time (criu: in one round, the ranks back on the connections they kept).
+    assert.ok(phases.every((p) => p.join() === [...cp.phases, 'resume'].join()), JSON.stringify(phases));
     const result = await job.wait();
     assert.equal(result.status, 0, result.error?.message);
     assert.deepEqual(sums, expected);

@@ -358,17 +358,21 @@ async function checkpointTree(request: ProcessCheckpointRequest, started: CriuSe
 /**
  * A rank of a coordinated job dumps itself (and its children), leaving them
  * running. The caller has closed every connection to the outside first (peer
- * links, the coordinator); only stdio leads out, declared external. Resolves
+ * links; the coordinator unless kept: `control`); stdio and that lead out, declared external. Resolves
  * `restored: true` in the copy a restart brought back.
  */
 export async function dumpJobRank(
   imagesDir: string,
   record: ProcessRecord,
   stopped?: { fd: number; bytes: Uint8Array },
+  control?: string,
 ): Promise<{ restored: boolean; criu: string; woken?: boolean }> {
   mkdirPrivate(imagesDir);
-  // Its peer and coordinator connections are closed: no TCP connection to protect, no lock.
-  const base = dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir);
+  // Its peer connections are closed: no TCP connection to protect, no lock. `control`
+  // (`socket:[ino]`): its unix connection to the coordinator, kept open, external.
+  let base = dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir);
+  const ino = /^socket:\[(\d+)\]$/.exec(control ?? '')?.[1];
+  if (ino) base = { ...base, extUnixSk: true, external: [...(base.external ?? []), `unix[${ino}]`] };
   // `stopped`: the checkpoint ends the job. The rank stays frozen after the dump (so
   // none of its code runs past its snapshot) until it is killed after the commit — or
   // continued (SIGCONT) if the commit failed. It cannot report the dump itself: once

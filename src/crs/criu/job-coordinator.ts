@@ -75,6 +75,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
         rejoin: p.rejoin ?? '',
         shellJob: p.shellJob === true,
         networkLock: p.networkLock === 'skip' ? 'skip' : 'nftables',
+        ...(p.control !== undefined ? { control: p.control } : {}),
       };
     }),
     version: `${version.major}.${version.minor}.${version.sublevel}`,

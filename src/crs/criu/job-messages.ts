@@ -24,5 +24,7 @@ function processFields() {
     shellJob: optional(bool),
     networkLock: optional(literal('skip', 'nftables')),
     rejoin: optional(str),
+    /** Its unix connection to the coordinator, kept open across the dump (`socket:[ino]`): a restore hands in a stand-in. */
+    control: optional(str),
   };
 }

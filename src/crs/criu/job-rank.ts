@@ -58,7 +58,9 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       rejoinFd = readEnd;
       const record = recordOf(currentPid());
       before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
-      const described = { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]` };
+      // Its unix connection to the coordinator (or its node's agent) stays open across the dump: external to CRIU.
+      const control = host.keptConnection();
+      const described = { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]`, ...(control ? { control } : {}) };
       await host.goDown(
         () => reply(described),
         async (coordinatorFd): Promise<DownOutcome> => {
@@ -74,7 +76,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             // A checkpoint that ends the job: the rank stays frozen after its dump; the
             // shell that ran CRIU says `dumped` on the rank's coordinator connection.
             const stopped = coordinatorFd === undefined ? undefined : { fd: coordinatorFd, bytes: encodeControl({ type: 'dumped' }) };
-            const dumped = await dumpJobRank(writer.path('images'), record, stopped);
+            const dumped = await dumpJobRank(writer.path('images'), record, stopped, control);
             restored = dumped.restored;
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are. One that

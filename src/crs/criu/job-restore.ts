@@ -1,7 +1,8 @@
 // Restart from a criu job snapshot: every rank is restored by CRIU as our child
 // instead of being started. Its old stdout/stderr become new pipes we forward (or
 // its --output files); its rejoin pipe becomes one that tells it the new
-// coordinator's address, the job id and secret, so it rejoins from inside its dump.
+// coordinator's address, the job id and secret, so it rejoins from inside its dump;
+// the coordinator connection it kept across the dump, a stand-in that ends at once.
 import { closeSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -47,6 +48,14 @@ export async function restoreCriuRanks(snapshot: JobSnapshot, ctx: RankRestoreCo
       const rejoinRead = rejoinPipe(ctx.rejoin);
       ours.push(rejoinRead);
       inherit.push({ key: rec.rejoin, fd: rejoinRead });
+      if (rec.control) {
+        // Its connection to the old coordinator, kept across the dump: a stand-in that
+        // ends at once (the rank joins the new coordinator anew, from its rejoin pipe).
+        const [readEnd, writeEnd] = native().pipe();
+        closeQuietly(writeEnd);
+        ours.push(readEnd);
+        inherit.push({ key: rec.control, fd: readEnd });
+      }
       const pid = await restoreJobRank(
         {
           imagesDir: snapshotPath(snapshot, rec.dir, 'images'),

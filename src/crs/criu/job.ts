@@ -15,6 +15,8 @@ export interface CriuRankRecord extends RankRecord {
   shellJob?: boolean;
   /** As for a process (ranks have no TCP connections at their dump: `skip`). */
   networkLock?: NetworkLockName;
+  /** Its unix connection to the coordinator, kept open across the dump (`socket:[ino]`): the restore hands in a stand-in. */
+  control?: string;
 }
 
 const pid = (x: unknown) => Number.isSafeInteger(x) && (x as number) > 1;
@@ -44,5 +46,6 @@ export const criuJobCheckpointer: JobCheckpointer = {
     if (!(typeof r.rejoin === 'string' && /^pipe:\[\d+\]$/.test(r.rejoin))) fail('rejoin');
     if (r.shellJob !== undefined && typeof r.shellJob !== 'boolean') fail('shellJob');
     if (r.networkLock !== undefined && r.networkLock !== 'skip' && r.networkLock !== 'nftables') fail('networkLock');
+    if (r.control !== undefined && !(typeof r.control === 'string' && /^socket:\[\d+\]$/.test(r.control))) fail('control');
   },
 };

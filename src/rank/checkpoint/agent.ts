@@ -68,6 +68,7 @@ export class CheckpointAgent {
         },
         captureLibrary: () => host.captureLibrary(),
         goDown: (reply, dump, handOff) => host.goDown(reply, dump, handOff),
+        keptConnection: () => host.keptConnection(),
       });
       this.halves.set(crs, h);
     }
