@@ -299,17 +299,10 @@ export class Comm {
       return this.oob;
     };
     const comm = this;
-    const host = {
-      rank: this.rank,
-      size: this.size,
-      link,
-      peers,
-      leaveCoordinator,
-      attachCoordinator: (oob: Channel) => this.attachCoordinator(oob),
-      // The kept connection after the dump: listened to again, as before it.
-      keepCoordinator: () => void (this.oobLeaving = false),
-      restored: () => this.agent.restored(),
-    };
+    const { rank, size } = this;
+    // keepCoordinator: the connection kept across the dump is listened to again, as before it.
+    const keepCoordinator = () => void (this.oobLeaving = false);
+    const host = { rank, size, link, peers, leaveCoordinator, keepCoordinator, attachCoordinator: (oob: Channel) => this.attachCoordinator(oob), restored: () => this.agent.restored() };
     // The job id changes in a restored copy (a restarted job's).
     Object.defineProperty(host, 'jobId', { get: () => comm.jobId, set: (id: string) => (comm.jobId = id), enumerable: true });
     await goDown(host as typeof host & { jobId: string }, reply, dump, handOff);
