@@ -358,8 +358,8 @@ async function checkpointTree(request: ProcessCheckpointRequest, started: CriuSe
 /**
  * A rank of a coordinated job dumps itself (and its children), leaving them
  * running. The caller has closed every connection to the outside first (peer
- * links; the coordinator unless kept: `control`); stdio and that lead out, declared external. Resolves
- * `restored: true` in the copy a restart brought back.
+ * links; the coordinator unless kept: `control`); stdio and that one lead out,
+ * declared external. Resolves `restored: true` in the copy a restart brought back.
  */
 export async function dumpJobRank(
   imagesDir: string,

@@ -202,11 +202,7 @@ export class CheckpointAgent {
     const run = this.handleOp(m, replyEarly);
     // A request that begins a checkpoint is not the pending one's (it may end that one: a stale session).
     const begins = m.op === 'ckpt-prepare' || (m.op === 'ckpt-dump' && m.begin !== undefined);
-    if (s && !begins && m.op !== 'ckpt-resume') {
-      s.work.add(run);
-      const done = () => s.work.delete(run);
-      run.then(done, done);
-    }
+    if (s && !begins && m.op !== 'ckpt-resume') track(s, run);
     return run;
   }
 
@@ -331,10 +327,7 @@ export class CheckpointAgent {
       s.to('down', 'ckpt-dump');
       return s.half.checkpoint(s, m, replyEarly);
     })();
-    s.work.add(run);
-    const done = () => s.work.delete(run);
-    run.then(done, done);
-    return run;
+    return track(s, run);
   }
 
   /** criu: nothing in flight to this rank, then the prepare hooks (a hook that fails aborts the checkpoint). */
@@ -385,4 +378,12 @@ export class CheckpointAgent {
     this.settle(s, await continueHooks(s, false));
     return {};
   }
+}
+
+/** `run` is work of checkpoint `s` until it settles (an abort is answered only after it). */
+function track<T>(s: Session, run: Promise<T>): Promise<T> {
+  s.work.add(run);
+  const done = () => s.work.delete(run);
+  run.then(done, done);
+  return run;
 }

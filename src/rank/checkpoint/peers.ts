@@ -1,7 +1,7 @@
 // The peer links' part in a checkpoint (DMTCP's socket plugin in small): hold
 // sends so that what a rank reports written stays true, drain until nothing is in
-// flight to this rank (by counts, or by a marker on each link, DMTCP's drain cookie), and after a criu checkpoint re-link with the peers' new
-// addresses. Without peers (a singleton) every step is empty.
+// flight to this rank (by counts, or by a marker on each link: DMTCP's drain
+// cookie), and after a criu checkpoint re-link with the peers' new addresses. Without peers (a singleton) every step is empty.
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { parse } from '../../wire/validate.js';
 import { counts } from '../../wire/messages.js';
@@ -38,23 +38,7 @@ export class PeersParticipant {
     if (!peers) return;
     const want = parse(counts, expected, `rank ${this.rank}: the drain request's frame counts`);
     if (want.length !== peers.size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.rank}: a drain request without one frame count per rank`);
-    const done = () => want.every((n, i) => i === this.rank || peers.read[i]! >= n);
-    if (done()) return;
-    await s.until(
-      new Promise<void>((resolve) => {
-        const onRead = () => {
-          if (done()) {
-            peers.onRead = undefined;
-            resolve();
-          }
-        };
-        peers.onRead = onRead;
-        // An abort stops the watch (the promise is then abandoned).
-        void s.ended.promise.then(() => {
-          if (peers.onRead === onRead) peers.onRead = undefined;
-        });
-      }),
-    );
+    await this.untilRead(s, peers, () => (want.every((n, i) => i === this.rank || peers.read[i]! >= n) ? 'in' : 'waiting'));
   }
 
   /** Drain markers of checkpoint attempt `id` on every link (sends are held): see PeerNetwork.sendMarkers. */
@@ -81,6 +65,14 @@ export class PeersParticipant {
       }
       return 'in';
     };
+    await this.untilRead(s, peers, state);
+  }
+
+  /**
+   * Resolves once `state` says 'in', checked now and after every frame read (or a
+   * peer's end); fails with the error it returns. An abort stops the watch.
+   */
+  private async untilRead(s: Session, peers: PeerNetwork, state: () => 'in' | 'waiting' | Error): Promise<void> {
     const first = state();
     if (first === 'in') return;
     if (first instanceof Error) throw first;
