@@ -42,9 +42,9 @@ test('a rank whose save() fails while another is still writing: the abort waits 
     size: SIZE,
     name: `abort${process.pid}`,
     output: { mode: 'events' },
-    // Rank 0's first save() fails; rank 1's first save() is still running then (it
-    // returns once the abort has removed the snapshot — or after 1 s — and would
-    // then write files of its own into it).
+    // Rank 0's first save() fails once rank 1's first save() has begun (not before:
+    // the abort must find it under way); rank 1's returns once the abort has removed
+    // the snapshot — or after 1 s — and would then write files of its own into it.
     env: { STOP_FILE: stop, MARK_DIR: marks, FAIL_SAVE_RANK: '0', SLOW_SAVE_RANK: '1' },
     store,
     register: false,
