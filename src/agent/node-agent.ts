@@ -16,6 +16,7 @@ import { parse } from '../wire/validate.js';
 import { heldTag } from '../util/writer-beacon.js';
 import { NodeRanks } from './node-ranks.js';
 import { probeStoreHere, restoreHere } from './node-restore.js';
+import { reapOrphansEvery } from './orphans.js';
 
 export interface AgentEnv {
   coord: string;
@@ -57,8 +58,11 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   const relay = new RankRelay(channel);
   const relayed = await relay.listen();
   const ranks = new NodeRanks(channel, { CKPT_COORD: relayed, CKPT_PEER_HOST: address, SLURMD_NODENAME: e.node });
+  // What a rank's criu dump leaves here (a zombie per rank per checkpoint) goes: orphans.ts.
+  const stopReaping = reapOrphansEvery(1000, () => ranks.pids);
   const ending = new Promise<number>((resolve) => {
     channel.on('close', () => {
+      stopReaping();
       // The job is over, or its coordinator is gone: nothing of it stays on this node.
       const live = ranks.live;
       relay.close();

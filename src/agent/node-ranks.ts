@@ -19,6 +19,11 @@ export class NodeRanks {
     private readonly nodeEnv: Record<string, string>,
   ) {}
 
+  /** Every rank's pid (their statuses are waited for: never reaped by anyone else). */
+  get pids(): ReadonlySet<number> {
+    return new Set([...this.held.values()].flatMap((p) => (p.pid === undefined ? [] : [p.pid])));
+  }
+
   get live(): number {
     return [...this.held.values()].filter((p) => !p.hasExited).length;
   }

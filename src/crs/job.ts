@@ -115,8 +115,10 @@ export interface RankHost {
    * `handOff`: `dump` gets a descriptor of the coordinator connection (its own to
    * close), kept open past the rank's going down — for a rank that stays frozen
    * after its dump, whose report someone else sends (crs/criu/job-rank.ts).
+   * `dump` calls `back()` once the original runs again (its images not yet durable):
+   * the rank begins listening for its peers meanwhile.
    */
-  goDown(reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff?: boolean): Promise<void>;
+  goDown(reply: () => Promise<void>, dump: DumpRun, handOff?: boolean): Promise<void>;
   /**
    * criu: the coordinator connection goDown keeps open across the dump (`socket:[ino]`,
    * a unix socket: CRIU takes it as external, a restore hands in a stand-in), or
@@ -135,6 +137,9 @@ export interface RejoinInfo {
   secret: string;
   peerHost?: string;
 }
+
+/** The dump itself, run by goDown: `back()` once the original runs again. */
+export type DumpRun = (coordinatorFd: number | undefined, back: () => void) => Promise<DownOutcome>;
 
 /** How a dump ended, for the rejoin. */
 export interface DownOutcome {

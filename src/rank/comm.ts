@@ -4,7 +4,7 @@
 // and are not in the published typings (stripInternal).
 import { CkptError, ErrorCodes, JobError, UsageError } from '../errors.js';
 import type { CheckpointResult } from '../crs/hooks.js';
-import type { DownOutcome } from '../crs/job.js';
+import type { DumpRun } from '../crs/job.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage, FrameKind } from '../wire/frame.js';
 import { CheckpointAgent } from './checkpoint/agent.js';
@@ -291,7 +291,7 @@ export class Comm {
   }
 
   /** criu: leaves the job for a dump and rejoins after it (coordinator-link.ts). */
-  private async goDown(reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff?: boolean): Promise<void> {
+  private async goDown(reply: () => Promise<void>, dump: DumpRun, handOff?: boolean): Promise<void> {
     const { peers, link } = this;
     if (!peers || !link) throw new CkptError(ErrorCodes.INTERNAL, 'a singleton has nothing to dump');
     const leaveCoordinator = () => {

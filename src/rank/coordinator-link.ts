@@ -3,7 +3,7 @@
 // coordinator in the original, a restarted job's in a restored copy.
 import { fstatSync } from 'node:fs';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
-import type { DownOutcome } from '../crs/job.js';
+import type { DownOutcome, DumpRun } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
 import { native } from '../util/native.js';
 import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
@@ -85,7 +85,7 @@ export interface DownHost {
  * that cannot rejoin its job must not outlive it: it exits (70). `handOff`: `dump`
  * gets a duplicate of the coordinator connection's descriptor (see RankHost.goDown).
  */
-export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coordinatorFd?: number) => Promise<DownOutcome>, handOff = false): Promise<void> {
+export async function goDown(c: DownHost, reply: () => Promise<void>, dump: DumpRun, handOff = false): Promise<void> {
   // Going down: the reply, then no connection leads outside this process but a unix
   // one to the coordinator (or the node's agent), which CRIU takes as external
   // (keptConnection): the report goes on it after the dump, no new connection.
@@ -97,10 +97,17 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coo
   // Closing our descriptor does not end the connection while the duplicate is open.
   if (!keep) oob?.destroy();
   await c.peers.disconnect();
-  const outcome = await dump(kept);
+  // The original listens for its peers again while its images are made durable.
+  let listening: Promise<string> | undefined;
+  const back = () => {
+    listening ??= c.link.listenForPeers(c.peers, c.link.coord, c.rank);
+    listening.catch(() => {});
+  };
+  const outcome = await dump(kept, back);
+  if (outcome.restored) listening = undefined;
   if (keep && !outcome.restored) {
     try {
-      await reportOnKept(c, oob!, outcome);
+      await reportOnKept(c, oob!, outcome, listening);
     } catch (err) {
       process.stderr.write(`ckpt/rank: rank ${c.rank} cannot report its dump: ${(err as Error).message}; exiting\n`);
       process.exit(70);
@@ -120,7 +127,7 @@ export async function goDown(c: DownHost, reply: () => Promise<void>, dump: (coo
       // Restored on another node: its peers reach it at that node's address.
       if (info.peerHost !== undefined) c.link.env.CKPT_PEER_HOST = info.peerHost;
     }
-    await rejoin(c, outcome);
+    await rejoin(c, outcome, listening);
   } catch (err) {
     process.stderr.write(`ckpt/rank: rank ${c.rank} cannot rejoin its job after a checkpoint: ${(err as Error).message}; exiting\n`);
     process.exit(70);
@@ -140,8 +147,8 @@ export function keptConnection(oob: Channel | undefined): string | undefined {
 }
 
 /** The original after its dump, on the connection it kept: listens for its peers again and reports. */
-async function reportOnKept(c: DownHost, oob: Channel, outcome: DownOutcome): Promise<void> {
-  const peer = await c.link.listenForPeers(c.peers, c.link.coord, c.rank);
+async function reportOnKept(c: DownHost, oob: Channel, outcome: DownOutcome, listening?: Promise<string>): Promise<void> {
+  const peer = await (listening ?? c.link.listenForPeers(c.peers, c.link.coord, c.rank));
   // Closed while it was down (its end was not listened to then): the job is gone.
   if (oob.isClosed) throw new CkptError(ErrorCodes.OOB_UNREACHABLE, `its coordinator connection closed while it was down`);
   c.keepCoordinator();
@@ -154,10 +161,10 @@ function socketFd(ch: Channel | undefined): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
-async function rejoin(c: DownHost, outcome: DownOutcome): Promise<void> {
+async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<string>): Promise<void> {
   const link = c.link;
   // Both at once: the coordinator waits for this rank's report (the hello) to commit.
-  const [peerAddress, socket] = await Promise.all([link.listenForPeers(c.peers, link.coord, c.rank), connectTo(link.coord, link.connectTimeoutMs)]);
+  const [peerAddress, socket] = await Promise.all([listening ?? link.listenForPeers(c.peers, link.coord, c.rank), connectTo(link.coord, link.connectTimeoutMs)]);
   const ch = new Channel(socket);
   const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress, markers: true };
   if (!outcome.restored) {

@@ -44,6 +44,8 @@ export interface JobCheckpointOptions {
   reachMs?: number;
   dumpMs?: number;
   onPhase?: (phase: CheckpointPhase) => void;
+  /** The snapshot is committed; called before the ranks are told to go on (see CheckpointRequest.onCommitted). */
+  onCommitted?: (snapshot: Snapshot) => void;
   /** Aborted (the `ckpt checkpoint JOB` that asked was interrupted): given up at the next phase or before the commit. */
   signal?: AbortSignal;
   onProgress?: (progress: RankProgress) => void;
@@ -152,6 +154,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: released ? undefined : o.signal },
     );
     await run.phase('resume');
+    answerCaller(o, snapshot);
     if (released) return snapshot;
     if (o.then === 'terminate') endAtSnapshot(c, ranks, phaseMs, o, cut.frozen ?? [], { seq: snapshot.seq, ...cut.resume });
     else resumeAll(c, ranks, phaseMs, { outcome: 'continue', seq: snapshot.seq, ...cut.resume });
@@ -199,6 +202,20 @@ function watchRanks(o: JobCheckpointOptions, crs: string, pending: PendingSnapsh
       onProgress: (p) => onProgress({ rank, ...p }),
     });
   });
+}
+
+/**
+ * The caller hears of the commit before the ranks are told to go on: ranks that wake
+ * up on the caller's node (8 per node on 2 cores) held its CPU for 8–14 ms before it
+ * could answer. What it does with the news is its own affair: it cannot fail the
+ * checkpoint, which is committed.
+ */
+function answerCaller(o: JobCheckpointOptions, snapshot: Snapshot): void {
+  try {
+    o.onCommitted?.(snapshot);
+  } catch {
+    // the caller's failure, not the checkpoint's
+  }
 }
 
 /** How long an abort waits for each rank to answer its ckpt-resume (at least 5 s; the phase timeout if longer). */

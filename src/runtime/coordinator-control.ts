@@ -1,5 +1,6 @@
 // Control clients' requests to the coordinator (`ckpt ps`, `ckpt kill`, `ckpt
 // checkpoint JOB`): the job's status, a checkpoint, a kill or a signal.
+
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
@@ -14,6 +15,8 @@ export type CheckpointHandler = (request: {
   onProgress?: (progress: RankProgress) => void;
   /** Aborted by an `abort-checkpoint` request with the same token. */
   signal?: AbortSignal;
+  /** The reply, as soon as the snapshot is committed (before the ranks go on); the promise resolves to it as well. */
+  onCommitted?: (reply: Record<string, unknown>) => void;
 }) => Promise<Record<string, unknown>>;
 
 export interface ControlHost {
@@ -53,9 +56,16 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
       if (abort) host.checkpointAborts.set(token!, abort);
       // Progress only to a client that asked for it (a terminal): older clients see none.
       const onProgress = m.progress === true ? (p: RankProgress) => channel.send({ type: 'progress', id: m.id, ...p }) : undefined;
-      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs), signal: abort?.signal, onProgress }).then(
-        (result) => channel.send({ type: 'reply', id: m.id, ok: true, ...result }),
-        (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
+      // Answered once, at the commit (before the ranks go on), or at the end.
+      let answered = false;
+      const answer = (reply: ControlMessage) => {
+        if (!answered) channel.send(reply);
+        answered = true;
+      };
+      const onCommitted = (result: Record<string, unknown>) => answer({ type: 'reply', id: m.id, ok: true, ...result });
+      host.checkpointHandler({ from: 'control', then: str(m.then), store: str(m.store), crs: str(m.crs), signal: abort?.signal, onProgress, onCommitted }).then(
+        onCommitted,
+        (err: Error) => answer({ type: 'reply', id: m.id, ok: false, message: err.message, code: (err as CkptError).code }),
       ).finally(() => {
         if (abort) host.checkpointAborts.delete(token!);
       });

@@ -5,9 +5,11 @@ import type { EventEmitter } from 'node:events';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { assertStoreFree, canonicalStore } from '../registry/jobs.js';
 import type { EndState } from '../store/manifest.js';
+import type { Snapshot } from '../store/store.js';
 import type { Transport } from '../wire/channel.js';
 import { jobEnvForSnapshot, type CheckpointPhase } from './checkpoint.js';
 import type { JobEvents, LaunchOptions } from './job-types.js';
+import type { CheckpointHandler } from './coordinator-control.js';
 import type { WriteProgress } from '../store/image-watcher.js';
 
 /** What one rank has written so far (criu ranks, while they dump). */
@@ -21,6 +23,12 @@ export interface CheckpointRequest {
   /** Another checkpointer than the job's own, for this checkpoint. */
   crs?: string;
   onPhase?: (phase: CheckpointPhase) => void;
+  /**
+   * Called, synchronously, once the snapshot is committed and before the ranks are
+   * told to go on (a caller that answers someone does so before the ranks take the CPU).
+   * The returned promise resolves after that; --keep's older snapshots go after it too.
+   */
+  onCommitted?: (snapshot: Snapshot) => void;
   /** Each criu rank's images while they are written, several times a second. */
   onProgress?: (progress: RankProgress) => void;
   /** A rank asked for it (comm.checkpoint()). */
@@ -110,5 +118,20 @@ export function phaseClock(): { onPhase: (phase: CheckpointPhase) => void; done:
       const end = performance.now();
       return Object.fromEntries(marks.map(([phase, t], i) => [phase, Math.round(((marks[i + 1]?.[1] ?? end) - t) * 100) / 100]));
     },
+  };
+}
+
+/**
+ * A checkpoint asked for by a rank (comm.checkpoint()) or a user (ckpt checkpoint JOB):
+ * taken once the one in progress (periodic, …) is over; the user is answered at the
+ * commit, with the phases' times.
+ */
+export function checkpointHandler(job: { checkpoint(r: CheckpointRequest): Promise<Snapshot> }, inProgress: () => Promise<unknown> | undefined): CheckpointHandler {
+  return async ({ then, store, crs, from, signal, onProgress, onCommitted }) => {
+    const clock = phaseClock();
+    const answer = (s: Snapshot) => ({ snapshot: s.dir, store: s.store, seq: s.seq, phasesMs: clock.done(), syncMs: s.syncMs });
+    for (let busy = inProgress(); busy; busy = inProgress()) await busy.catch(() => {});
+    const request = { then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress, onPhase: clock.onPhase };
+    return answer(await job.checkpoint({ ...request, onCommitted: onCommitted && ((s) => onCommitted(answer(s))) }));
   };
 }

@@ -15,7 +15,7 @@ import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError } from './checkpoint.js';
 import type { Coordinator } from './coordinator.js';
-import { checkRequest, everyInterval, manifestJob, phaseClock, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
+import { checkpointHandler, checkRequest, everyInterval, manifestJob, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
 import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } from './job-checkpointer.js';
 import type { JobEvents, JobResult, LaunchOptions, RankExit } from './job-types.js';
 import { JobRanks } from './job-ranks.js';
@@ -157,6 +157,7 @@ export class Job extends EventEmitter<JobEvents> {
           then,
           crs: c.name,
           onPhase: request.onPhase,
+          onCommitted: request.onCommitted,
           onProgress: request.onProgress,
           requested: request.requested,
           signal: request.signal,
@@ -304,13 +305,7 @@ export class Job extends EventEmitter<JobEvents> {
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
     this.rankEnv = env;
-    c.checkpointHandler = async ({ then, store, crs, from, signal, onProgress }) => {
-      // Asked by a rank (comm.checkpoint()) or a user (ckpt checkpoint JOB): taken once the one in progress (periodic, …) is over.
-      const clock = phaseClock();
-      while (this.checkpointing) await this.checkpointing.catch(() => {});
-      const s = await this.checkpoint({ then: then as EndState | undefined, store, crs, requested: from === 'rank', signal, onProgress, onPhase: clock.onPhase });
-      return { snapshot: s.dir, store: s.store, seq: s.seq, phasesMs: clock.done(), syncMs: s.syncMs };
-    };
+    c.checkpointHandler = checkpointHandler(this, () => this.checkpointing);
     if (this.options.intervalMs) {
       this.stopPeriodic = everyInterval(this.options.intervalMs, () => {
         if (!this.checkpointing && c.allConnected) this.checkpoint().catch(() => {});

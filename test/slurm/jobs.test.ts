@@ -45,6 +45,12 @@ for (const crs of ['self', 'criu'] as const) {
     const coordPort = Number(/^CKPT_AGENT_COORD=tcp:[\d.]+:(\d+)$/m.exec(readFileSync(`/proc/${agentPids('n1')[0]}/environ`, 'utf8').replaceAll('\0', '\n'))?.[1]);
     for (const node of ['n1', 'n2']) assert.equal(connectionsToCoordinator(rankPids(cluster.conf, node)[0]!, coordPort), 1, `${node}: one connection to the coordinator`);
     for (let i = 0; i < 10; i++) await cluster.check(process.execPath, [ckptBin, 'checkpoint', `ring-${crs}`]);
+    // A criu dump's CRIU is orphaned to the node's agent (process 1 of its pid namespace): it is
+    // reaped there, not left a zombie per rank per checkpoint for as long as the job runs.
+    for (const node of ['n1', 'n2']) {
+      const agents = agentPids(node);
+      await waitFor(() => agents.every((a) => zombieChildren(a).length === 0), `${node}'s agent to reap what the dumps left`, () => agents.map(zombieChildren).join(' '));
+    }
     const nodeSets = [3, 2, 1, 2];
     for (const [k, nodes] of nodeSets.entries()) {
       await cluster.check(process.execPath, [ckptBin, 'checkpoint', `ring-${crs}`, '--term']);
@@ -69,6 +75,22 @@ async function waitFor(ok: () => boolean, what: string, show: () => string, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${show()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** The zombies among `pid`'s children (/proc/N/stat: state, then the parent). */
+function zombieChildren(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!(Number(name) > 1)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z' && Number(ppid) === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
 
 /** Host pids of the ranks (the exchange program) of this cluster running on `node`. */

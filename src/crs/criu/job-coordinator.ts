@@ -50,7 +50,10 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const { ranks, pending } = run;
   const { prepared, extra } = await beforeTheDump(run);
   await run.phase('dump');
-  for (const r of ranks) mkdirPrivate(`${pending.dir}/${rankDirName(r)}`);
+  // Each rank makes its own directory, all at once (one by one here took 0.3–0.7 ms
+  // at 2 ranks under load): not a staged one's, which its copy needs here, nor one of
+  // an older ckpt (a prepare round came first), which expects it made.
+  if (run.staged || prepared) for (const r of ranks) mkdirPrivate(`${pending.dir}/${rankDirName(r)}`);
   const { hellos, described } = await dumpAll(run, down, extra);
   const frozen = ranks.filter((r) => hellos.get(r)?.stopped === true);
   // A frozen rank could not make its images durable nor checksum them: the commit does.

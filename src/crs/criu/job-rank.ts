@@ -52,6 +52,9 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
     async checkpoint(s, m, reply) {
       const req = parse(dumpRequest, m, 'ckpt-dump');
       const writer = s.writer(req.rankDir);
+      // Its directory in the snapshot (a staged one on its node's disk is made with its images), unless
+      // the coordinator made it; never again once an abort removed the snapshot.
+      if (req.staged !== true && !writer.open()) throw s.endedError();
       const n = native();
       const [readEnd, writeEnd] = n.pipe();
       n.close(writeEnd);
@@ -63,7 +66,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       const described = { pid: record.pid, tree: record.tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]`, ...(control ? { control } : {}) };
       await host.goDown(
         () => reply(described),
-        async (coordinatorFd): Promise<DownOutcome> => {
+        async (coordinatorFd, back): Promise<DownOutcome> => {
           let restored = false;
           let dumpError: Error | undefined;
           let files: FileEntry[] | undefined;
@@ -78,6 +81,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             const stopped = coordinatorFd === undefined ? undefined : { fd: coordinatorFd, bytes: encodeControl({ type: 'dumped' }) };
             const dumped = await dumpJobRank(writer.path('images'), record, stopped, control);
             restored = dumped.restored;
+            if (!restored) back();
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are. One that
             // stayed frozen and was woken (its commit failed) has nothing more to give.
