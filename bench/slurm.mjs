@@ -38,8 +38,8 @@
 // Every job and the whole cluster are killed on errors and Ctrl-C.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdirSync, rmSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -184,8 +184,17 @@ async function srunStart(n, k) {
 async function probe(config) {
   const r = await cluster.run(NODE, [PROBE, JSON.stringify(config)], { env: env(), timeoutMs: 900_000 });
   const line = r.stdout.trim().split('\n').at(-1) ?? '';
-  if (r.code !== 0 || !line.startsWith('{')) throw new Error(`probe of ${config.name}: exit ${r.code ?? r.signal}: ${r.stderr.trim()}`);
+  if (r.code !== 0 || !line.startsWith('{')) throw new Error(`probe of ${config.name}: exit ${r.code ?? r.signal}: ${r.stderr.trim()}${keepLogs()}`);
   return JSON.parse(line);
+}
+
+/** The logs ckpt kept in the cluster's registry (a failed CRIU dump's), copied out of it: it goes with the cluster. */
+function keepLogs() {
+  const from = join(stateDir, 'logs');
+  if (!existsSync(from)) return '';
+  const to = mkdtempSync(join(tmpdir(), 'ckpt-bench-logs-'));
+  cpSync(from, to, { recursive: true });
+  return `\n(ckpt's logs of the run kept in ${to})`;
 }
 
 /** The promise's value, or undefined after `ms` (the timer does not outlive it). */

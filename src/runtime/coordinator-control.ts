@@ -1,6 +1,5 @@
 // Control clients' requests to the coordinator (`ckpt ps`, `ckpt kill`, `ckpt
 // checkpoint JOB`): the job's status, a checkpoint, a kill or a signal.
-
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { Channel } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
