@@ -78,8 +78,7 @@ export class NodeAgentLink {
     this.channel.send(message as ControlMessage);
   }
 
-  /** One request to each of `items`' ranks through this agent; their replies, in order. */
-  /** Each rank's reply, or why it has none; fails as a whole if the agent does not answer. */
+  /** One request to each of `items`' ranks through this agent: each one's reply, in order, or why it has none; fails as a whole if the agent does not answer. */
   async fanout(op: string, items: FanoutItem[], timeoutMs: number): Promise<(ControlMessage | CkptError)[]> {
     const reply = await this.request('fanout', { rankOp: op, items, timeoutMs }, timeoutMs + 5000, `node ${this.node} to answer '${op}' for its ranks`);
     const replies = parse(fanoutReply, reply, `node ${this.node}'s fanout reply`).replies;

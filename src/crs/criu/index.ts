@@ -370,9 +370,7 @@ export async function dumpJobRank(
   mkdirPrivate(imagesDir);
   // Its peer connections are closed: no TCP connection to protect, no lock. `control`
   // (`socket:[ino]`): its unix connection to the coordinator, kept open, external.
-  let base = dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir);
-  const ino = /^socket:\[(\d+)\]$/.exec(control ?? '')?.[1];
-  if (ino) base = { ...base, extUnixSk: true, external: [...(base.external ?? []), `unix[${ino}]`] };
+  const base = dumpOptions({ ...record, tcpEstablished: false, networkLock: 'skip' }, imagesDir, control);
   // `stopped`: the checkpoint ends the job. The rank stays frozen after the dump (so
   // none of its code runs past its snapshot) until it is killed after the commit — or
   // continued (SIGCONT) if the commit failed. It cannot report the dump itself: once

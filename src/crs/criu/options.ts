@@ -28,16 +28,19 @@ export function sharedOptions(record: ProcessRecord): CriuOpts {
   };
 }
 
+const socketIno = (target: string | null | undefined) => /^socket:\[(\d+)\]$/.exec(target ?? '')?.[1];
+
 /**
  * Unix sockets on stdio lead outside the tree (Node's child stdio 'pipe' is a
- * socketpair): CRIU dumps them only when told they are external; the restore
- * hands in fresh ones through inherit-fd.
+ * socketpair), as does a job rank's coordinator connection kept across its dump
+ * (`kept`, a unix socket): CRIU dumps them only when told they are external; the
+ * restore hands in fresh ones through inherit-fd.
  */
-function externalStdio(record: ProcessRecord): CriuOpts {
+function externalUnix(stdio: (string | null)[], kept: string | undefined): CriuOpts {
   const unix = socketInodes('self', 'unix');
-  const inodes = new Set(
-    record.stdio.map((t) => /^socket:\[(\d+)\]$/.exec(t ?? '')?.[1]).filter((ino): ino is string => !!ino && unix.has(ino)),
-  );
+  const inodes = new Set(stdio.map(socketIno).filter((ino): ino is string => !!ino && unix.has(ino)));
+  const k = socketIno(kept);
+  if (k) inodes.add(k);
   if (inodes.size === 0) return {};
   return { extUnixSk: true, external: [...inodes].map((ino) => `unix[${ino}]`) };
 }
@@ -59,8 +62,9 @@ export function networkLockMethod(name: NetworkLockName | undefined): NetworkLoc
   return name === 'skip' ? NetworkLock.SKIP : NetworkLock.NFTABLES;
 }
 
-export function dumpOptions(record: ProcessRecord, imagesDir: string): CriuOpts {
-  return { ...sharedOptions(record), ...externalStdio(record), imagesDir, logFile: DUMP_LOG };
+/** `kept`: a job rank's unix connection to its coordinator, open across the dump (`socket:[ino]`). */
+export function dumpOptions(record: ProcessRecord, imagesDir: string, kept?: string): CriuOpts {
+  return { ...sharedOptions(record), ...externalUnix(record.stdio, kept), imagesDir, logFile: DUMP_LOG };
 }
 
 /** A snapshot made by CRIU holds its images: refuse one that lists none before CRIU is started. */

@@ -1,7 +1,8 @@
 // The peer links' part in a checkpoint (DMTCP's socket plugin in small): hold
 // sends so that what a rank reports written stays true, drain until nothing is in
 // flight to this rank (by counts, or by a marker on each link: DMTCP's drain
-// cookie), and after a criu checkpoint re-link with the peers' new addresses. Without peers (a singleton) every step is empty.
+// cookie), and after a criu checkpoint re-link with the peers' new addresses.
+// Without peers (a singleton) every step is empty.
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { parse } from '../../wire/validate.js';
 import { counts } from '../../wire/messages.js';
