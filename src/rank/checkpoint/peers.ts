@@ -55,16 +55,19 @@ export class PeersParticipant {
   async markersIn(s: Session, id: number): Promise<void> {
     const peers = this.peers;
     if (!peers) return;
+    // Any peer that takes no part fails the wait at once, whichever peers are still awaited
+    // (one whose link was not up when another could not begin got no marker from it).
     const state = (): 'in' | 'waiting' | Error => {
+      let waiting = false;
       for (let r = 0; r < peers.size; r++) {
         if (r === this.rank) continue;
         const m = peers.markers[r];
         if (m?.id === id && m.abort) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: rank ${r} takes no part in this checkpoint`);
         if (m?.id === id) continue;
         if (peers.ended[r]) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: the link with rank ${r} ended before its drain marker`);
-        return 'waiting';
+        waiting = true;
       }
-      return 'in';
+      return waiting ? 'waiting' : 'in';
     };
     await this.untilRead(s, peers, state);
   }
