@@ -64,10 +64,10 @@ function writerMayLive(pid: number, dir: Stats): boolean {
 }
 
 /** The partial directories of `store` whose writers are gone (never one of a live writer or of another host). */
-function deadPartials(store: DirFd): string[] {
+function deadPartials(store: DirFd, names: string[]): string[] {
   const host = hostname();
   const dead: string[] = [];
-  for (const name of readdirSync(store.at())) {
+  for (const name of names) {
     const m = PARTIAL_NAME.exec(name);
     if (!m || m[2] === undefined || m[3] !== host) continue;
     let st: Stats;
@@ -82,10 +82,13 @@ function deadPartials(store: DirFd): string[] {
   return dead;
 }
 
-/** Removes (or, with `dryRun`, only measures) the partial directories of dead writers in an open store. */
-export function sweepPartials(store: DirFd, options: { dryRun?: boolean } = {}): GarbageReport {
+/**
+ * Removes (or, with `dryRun`, only measures) the partial directories of dead writers in
+ * an open store; `names`: its entries, when the caller has just listed them.
+ */
+export function sweepPartials(store: DirFd, options: { dryRun?: boolean } = {}, names = readdirSync(store.at())): GarbageReport {
   const removed: RemovedPartial[] = [];
-  for (const name of deadPartials(store)) {
+  for (const name of deadPartials(store, names)) {
     try {
       removed.push({ path: join(store.name, name), bytes: removeTree(store, name, options.dryRun === true) });
     } catch (err) {

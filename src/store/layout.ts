@@ -98,14 +98,19 @@ export function noSpace(err: unknown, what: string): never {
 }
 
 export function seqsIn(dir: string): { committed: number[]; partial: number[] } {
-  const committed: number[] = [];
-  const partial: number[] = [];
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch (err) {
     return noSpace(err, 'reading the store');
   }
+  return seqsOf(names);
+}
+
+/** The committed and partial sequence numbers among a store's entries. */
+export function seqsOf(names: string[]): { committed: number[]; partial: number[] } {
+  const committed: number[] = [];
+  const partial: number[] = [];
   for (const name of names) {
     if (SEQ_NAME.test(name)) committed.push(Number(name));
     else if (name.startsWith(PARTIAL_PREFIX)) {

@@ -1,11 +1,11 @@
 // Writing a snapshot: a partial directory created and opened once, every file written
 // and synced through descriptors, the manifest last, then an atomic rename into place
 // and an fsync of the store. A store must be the caller's and closed to others.
-import { closeSync, existsSync, fsync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, lstatSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { hostname } from 'node:os';
-import { join, relative, resolve, sep } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
@@ -15,7 +15,7 @@ import { assertWritableStore } from './trust.js';
 import type { ImageWatcher } from './image-watcher.js';
 import { closeSnapshot } from './read.js';
 import { sweepPartials } from './gc.js';
-import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsIn, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
+import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsOf, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
 
 /** Reserves the next sequence number of a store (created 0700 if missing). */
 export function beginSnapshot(storePath: string): PendingSnapshot {
@@ -37,11 +37,13 @@ export function beginSnapshot(storePath: string): PendingSnapshot {
   const storeFd = openDir(store, 'the snapshot store', ErrorCodes.SNAPSHOT_PATH);
   try {
     assertWritableStore(storeFd.stat, store);
-    if (existsSync(storeFd.at(MANIFEST_NAME))) {
+    // One listing for the check, the sweep and the next seq (a job's checkpoint pays for it in its pause).
+    const names = listStore(storeFd);
+    if (names.includes(MANIFEST_NAME)) {
       throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `${store} is itself a snapshot; give the store directory that holds it`);
     }
-    sweepPartials(storeFd);
-    const { committed, partial } = seqsIn(storeFd.at());
+    const swept = new Set(sweepPartials(storeFd, {}, names).removed.map((r) => basename(r.path)));
+    const { committed, partial } = seqsOf(names.filter((n) => !swept.has(n)));
     let seq = Math.max(0, ...committed, ...partial) + 1;
     for (;;) {
       const name = `${PARTIAL_PREFIX}${seqName(seq)}-${randomBytes(4).toString('hex')}-${writerTag()}`;
@@ -64,6 +66,14 @@ export function beginSnapshot(storePath: string): PendingSnapshot {
   } catch (err) {
     storeFd.close();
     throw err;
+  }
+}
+
+function listStore(store: DirFd): string[] {
+  try {
+    return readdirSync(store.at());
+  } catch (err) {
+    return noSpace(err, 'reading the store');
   }
 }
 
