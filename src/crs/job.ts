@@ -173,6 +173,13 @@ export interface RankCheckpointer {
   /** self: the rank stops at a common safe point; criu: it is taken wherever it is. */
   readonly atSafePoint: boolean;
   prepare?(s: RankSession): Promise<Record<string, unknown>>;
+  /**
+   * criu, a checkpoint begun at the dump request: called with that request once the
+   * rank's markers are sent, to ready what does not wait for the drain (its record,
+   * directory and rejoin pipe) while its peers' markers come in. Never throws: a
+   * failure is checkpoint()'s to report.
+   */
+  ahead?(s: RankSession, request: Record<string, unknown>): void;
   /** self: ckpt-save; criu: ckpt-dump. */
   checkpoint(s: RankSession, request: Record<string, unknown>, reply: (body: Record<string, unknown>) => Promise<void>): Promise<Record<string, unknown> | undefined>;
   /** The checkpoint is over for this rank (committed or aborted). */

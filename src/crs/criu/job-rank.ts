@@ -8,15 +8,27 @@ import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { currentPid, recordOf } from '../../store/record.js';
 import type { FileEntry } from '../../store/checksum.js';
+import type { ProcessRecord } from '../../store/manifest.js';
+import type { SnapshotWriter } from '../../store/writer.js';
 import { native } from '../../util/native.js';
+import { processTree } from '../../util/procfs.js';
 import { faultPoint } from '../../util/faults.js';
-import { parse } from '../../wire/validate.js';
+import { parse, type Checked } from '../../wire/validate.js';
 import { dumpRequest } from '../../wire/messages.js';
 import { encodeControl } from '../../wire/frame.js';
 import type { CheckpointResult } from '../hooks.js';
-import type { DownOutcome, RankCheckpointer, RankHost, RejoinInfo } from '../job.js';
+import type { DownOutcome, RankCheckpointer, RankHost, RankSession, RejoinInfo } from '../job.js';
 
 export type { RejoinInfo } from '../job.js';
+
+/** What a dump needs before the rank goes down; `early`: readied before the drain (RankCheckpointer.ahead). */
+interface Readied {
+  req: Checked<typeof dumpRequest>;
+  writer: SnapshotWriter;
+  readEnd: number;
+  record: ProcessRecord;
+  early: boolean;
+}
 
 export function criuRankHalf(host: RankHost): RankCheckpointer {
   /** The read end of the rejoin pipe, a timer that keeps the process alive, and who we were, for the pending checkpoint. */
@@ -41,6 +53,21 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
     return info;
   };
 
+  /** The dump's request, its rank directory, rejoin pipe and process record, readied by ahead() (or an error of doing so). */
+  let readied: Readied | Error | undefined;
+  const ready = (s: RankSession, m: Record<string, unknown>, early: boolean): Readied => {
+    const req = parse(dumpRequest, m, 'ckpt-dump');
+    const writer = s.writer(req.rankDir);
+    // Its directory in the snapshot (a staged one on its node's disk is made with its images), unless
+    // the coordinator made it; never again once an abort removed the snapshot.
+    if (req.staged !== true && !writer.open()) throw s.endedError();
+    const n = native();
+    const [readEnd, writeEnd] = n.pipe();
+    n.close(writeEnd);
+    rejoinFd = readEnd;
+    return { req, writer, readEnd, record: recordOf(currentPid()), early };
+  };
+
   return {
     atSafePoint: false,
     async prepare() {
@@ -49,17 +76,20 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       // (once, and by every rank at once): the prepare is as cheap as a bare round.
       return { drainAtDump: true };
     },
+    ahead(s, m) {
+      try {
+        readied = ready(s, m, true);
+      } catch (err) {
+        readied = err as Error;
+      }
+    },
     async checkpoint(s, m, reply) {
-      const req = parse(dumpRequest, m, 'ckpt-dump');
-      const writer = s.writer(req.rankDir);
-      // Its directory in the snapshot (a staged one on its node's disk is made with its images), unless
-      // the coordinator made it; never again once an abort removed the snapshot.
-      if (req.staged !== true && !writer.open()) throw s.endedError();
-      const n = native();
-      const [readEnd, writeEnd] = n.pipe();
-      n.close(writeEnd);
-      rejoinFd = readEnd;
-      const record = recordOf(currentPid());
+      const r = readied ?? ready(s, m, false);
+      readied = undefined;
+      if (r instanceof Error) throw r;
+      const { req, writer, readEnd, record } = r;
+      // Readied while the markers came in: a child forked since is in the tree CRIU dumps, so in the record.
+      if (r.early) record.tree = processTree(record.pid);
       before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
       // Its unix connection to the coordinator (or its node's agent) stays open across the dump: external to CRIU.
       const control = host.keptConnection();
@@ -107,6 +137,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       return undefined;
     },
     end() {
+      readied = undefined;
       if (keepAlive) clearInterval(keepAlive);
       keepAlive = undefined;
       if (rejoinFd !== undefined) {

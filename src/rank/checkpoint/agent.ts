@@ -321,6 +321,8 @@ export class CheckpointAgent {
     this.peers.sendMarkers(marker);
     // Tracked as the session's work: an abort is answered once none of it can write into the snapshot.
     const run = (async () => {
+      // While the peers' markers travel: what the component can ready before the drain.
+      s.half.ahead?.(s, m);
       s.to('drained', 'ckpt-dump');
       await this.peers.markersIn(s, marker);
       await prepareHooks(s);
