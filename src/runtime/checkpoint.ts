@@ -13,6 +13,7 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, type EndState, type JobRecord as Job
 import { recordEnv, type RecordedEnv } from '../store/env.js';
 import { abortSnapshot, beginSnapshot, commitSnapshot, type PendingSnapshot, type Snapshot } from '../store/store.js';
 import { keepNewest } from '../store/retention.js';
+import type { SnapshotReserve } from '../store/reserve.js';
 import { pendingWriter } from '../store/writer.js';
 import { version } from '../version.js';
 import { envNumber } from '../config.js';
@@ -44,6 +45,8 @@ export interface JobCheckpointOptions {
   reachMs?: number;
   dumpMs?: number;
   onPhase?: (phase: CheckpointPhase) => void;
+  /** The job's next snapshot directory, made ahead (store/reserve.ts): taken instead of a new one if still good. */
+  reserve?: SnapshotReserve;
   /** The snapshot is committed; called before the ranks are told to go on (see CheckpointRequest.onCommitted). */
   onCommitted?: (snapshot: Snapshot) => void;
   /** Aborted (the `ckpt checkpoint JOB` that asked was interrupted): given up at the next phase or before the commit. */
@@ -70,7 +73,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
   const ranks = [...Array(o.job.size).keys()];
   const phaseMs = o.phaseMs ?? envNumber('CKPT_CHECKPOINT_PHASE_MS');
-  const pending = beginSnapshot(o.store);
+  const pending = o.reserve ? o.reserve.take(o.store) : beginSnapshot(o.store);
   const createdAt = new Date().toISOString();
   let phase = 'prepare' as CheckpointPhase;
   const stage = component.name === 'criu' ? o.stage : undefined;

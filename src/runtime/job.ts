@@ -9,6 +9,7 @@ import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { EXIT_CHECKPOINTED, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../registry/jobs.js';
 import type { EndState } from '../store/manifest.js';
 import type { JobSnapshot, Snapshot } from '../store/store.js';
+import { SnapshotReserve } from '../store/reserve.js';
 import { shellStatus } from '../util/exit-status.js';
 import { stateDir } from '../util/paths.js';
 import type { Exit } from '../util/spawn.js';
@@ -64,6 +65,8 @@ export class Job extends EventEmitter<JobEvents> {
   private endedByCheckpoint = false;
   private stopPeriodic: (() => void) | undefined;
   private crs: Promise<ChosenCheckpointer> | undefined;
+  /** Its store's next snapshot directory, made once a checkpoint that goes on is over. */
+  private readonly reserve = new SnapshotReserve();
   /** The environment the ranks were started with (recorded in job snapshots, less the run-only variables). */
   private rankEnv: NodeJS.ProcessEnv = {};
 
@@ -165,6 +168,7 @@ export class Job extends EventEmitter<JobEvents> {
           signalRank: (r, signal) => this.ranks.signalRank(r, signal),
           // Set before any rank is told or killed: their ends are then the checkpoint's, not failures.
           ending: () => (this.endedByCheckpoint = true),
+          reserve: store === this.store ? this.reserve : undefined,
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           stage: this.options.stage === undefined ? undefined : staging(this.options.stage, this.starter),
           job: manifestJob(this, this.options, this.rankEnv),
@@ -192,6 +196,7 @@ export class Job extends EventEmitter<JobEvents> {
   /** After a commit: retention, then the end state the checkpoint asked for. */
   private committed(snapshot: Snapshot, store: string, then: EndState): Snapshot {
     if (this.options.keep) applyRetention(store, this.options.keep, this.name);
+    if (then !== 'terminate' && store === this.store) setImmediate(() => this.state === 'running' && !this.checkpointing && this.reserve.refill(store));
     this.emit('checkpoint', snapshot);
     if (then === 'stop') this.signal('SIGSTOP');
     if (then === 'terminate') {
@@ -379,6 +384,7 @@ export class Job extends EventEmitter<JobEvents> {
     if (this.options.register !== false) removeJob(this.id);
     rmSync(this.dir, { recursive: true, force: true });
     this.files?.close();
+    this.reserve.discard();
     this.releaseStore();
   }
 
