@@ -135,3 +135,15 @@ export function checkpointHandler(job: { checkpoint(r: CheckpointRequest): Promi
     return answer(await job.checkpoint({ ...request, onCommitted: onCommitted && ((s) => onCommitted(answer(s))) }));
   };
 }
+
+/**
+ * What a job's next snapshot directory is made with, ahead (store/reserve.ts): a criu
+ * job's rank-N/images, so that no rank makes or chmods a directory in its pause (each
+ * took 1.4–6.7 ms on ext4 there, traced at 1 × 2). Not when staged: the copy makes them.
+ */
+export function nextSnapshotDirs(snapshot: Snapshot, staged: boolean): string[] {
+  const m = snapshot.manifest;
+  if (staged || m.kind !== 'job' || m.crs.name !== 'criu' || typeof m.data.images !== 'string') return [];
+  const images = m.data.images;
+  return m.ranks.flatMap((r) => [r.dir, `${r.dir}/${images}`]);
+}

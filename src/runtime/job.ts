@@ -16,7 +16,7 @@ import type { Exit } from '../util/spawn.js';
 import type { Transport } from '../wire/channel.js';
 import { applyRetention, coordinateCheckpoint, isFatalCheckpointError } from './checkpoint.js';
 import type { Coordinator } from './coordinator.js';
-import { checkpointHandler, checkRequest, everyInterval, manifestJob, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
+import { checkpointHandler, checkRequest, everyInterval, manifestJob, nextSnapshotDirs, whenAllJoined, type CheckpointRequest } from './job-checkpoint.js';
 import { checkpointerFromEnv, resolveJobCheckpointer, type ChosenCheckpointer } from './job-checkpointer.js';
 import type { JobEvents, JobResult, LaunchOptions, RankExit } from './job-types.js';
 import { JobRanks } from './job-ranks.js';
@@ -196,7 +196,7 @@ export class Job extends EventEmitter<JobEvents> {
   /** After a commit: retention, then the end state the checkpoint asked for. */
   private committed(snapshot: Snapshot, store: string, then: EndState): Snapshot {
     if (this.options.keep) applyRetention(store, this.options.keep, this.name);
-    if (then !== 'terminate' && store === this.store) setImmediate(() => this.state === 'running' && !this.checkpointing && this.reserve.refill(store));
+    if (then !== 'terminate' && store === this.store) setImmediate(() => this.state === 'running' && !this.checkpointing && this.reserve.refill(store, nextSnapshotDirs(snapshot, !!this.options.stage)));
     this.emit('checkpoint', snapshot);
     if (then === 'stop') this.signal('SIGSTOP');
     if (then === 'terminate') {

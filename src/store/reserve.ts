@@ -6,7 +6,8 @@
 // snapshot of a live writer (layout.ts): never listed, never swept while the job runs,
 // removed when the job ends, swept as any other if the job is killed. It is taken
 // only if nothing in the store changed since it was made: its seq is then still next.
-import { fstatSync } from 'node:fs';
+import { fstatSync, mkdirSync } from 'node:fs';
+import { PRIVATE_DIR_MODE } from '../util/fsx.js';
 import { resolve } from 'node:path';
 import type { PendingSnapshot } from './layout.js';
 import { abortSnapshot, beginSnapshot } from './write.js';
@@ -29,14 +30,21 @@ export class SnapshotReserve {
     return beginSnapshot(store);
   }
 
-  /** Makes the next one (a store that cannot take it says so at the next take(), not here). */
-  refill(store: string): void {
+  /**
+   * Makes the next one, with `subdirs` in it (a criu job's rank-N/images: a rank then
+   * makes no directory in its pause). A store that cannot take it says so at the next
+   * take(), not here.
+   */
+  refill(store: string, subdirs: readonly string[] = []): void {
     this.discard();
     try {
       const pending = beginSnapshot(store);
       this.next = { pending, storeChanged: changeOf(pending.handles!.store.fd) };
+      // Inside it: the store's change time does not move.
+      for (const sub of subdirs) mkdirSync(pending.handles!.dir.at(sub), { mode: PRIVATE_DIR_MODE });
     } catch {
       // met again by take(), where it is reported
+      this.discard();
     }
   }
 

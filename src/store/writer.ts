@@ -3,10 +3,10 @@
 // local (or shared) directory; compression and remote stores plug in here as other
 // writers (docs/ARCHITECTURE.md, "Add a snapshot backend"). Node-local staging
 // (--stage) is a copy after the cut instead (store/stage.ts, runtime/staging.ts).
-import { chmodSync, closeSync, constants as fsConstants, fsyncSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fsyncSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import { fsyncPath, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
+import { chmodPrivateDir, fsyncPath, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, type FileEntry } from './checksum.js';
 import { noSpace, type PendingSnapshot } from './layout.js';
 import { syncFiles, writeSnapshotFile } from './write.js';
@@ -37,7 +37,7 @@ export function directoryWriter(dir: string): SnapshotWriter {
         if (errnoCode(err) === 'ENOENT') return false;
         if (errnoCode(err) !== 'EEXIST') throw err;
       }
-      chmodSync(dir, PRIVATE_DIR_MODE);
+      chmodPrivateDir(dir);
       return true;
     },
     async writeFile(name, data) {

@@ -3,7 +3,7 @@
 // a new one begun, so a seq is never reused and no directory is left behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SnapshotReserve } from '../../dist/store/reserve.js';
 import { beginSnapshot, commitSnapshot, abortSnapshot } from '../../dist/store/store.js';
@@ -16,13 +16,14 @@ test('made ahead, taken as it is: the same directory, the next seq', async (t) =
   const store = join(tempDir(t), 'store');
   await commitSnapshot(beginSnapshot(store), manifestDraft());
   const reserve = new SnapshotReserve();
-  reserve.refill(store);
+  reserve.refill(store, ['rank-0', 'rank-0/images']);
   const [made] = partials(store);
   assert.ok(made, 'one partial directory made ahead');
   const pending = reserve.take(store);
   assert.equal(pending.seq, 2);
   assert.equal(pending.path, join(store, made!));
   assert.deepEqual(partials(store), [made], 'taken, not made again');
+  assert.equal(statSync(join(pending.path, 'rank-0', 'images')).mode & 0o7777, 0o700, 'with its private subdirectories');
   const snapshot = await commitSnapshot(pending, manifestDraft());
   assert.equal(snapshot.seq, 2);
   assert.deepEqual(readdirSync(store).sort(), ['000001', '000002']);
