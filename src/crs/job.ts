@@ -82,6 +82,8 @@ export interface JobCut {
   synced: FileEntry[];
   /** Directories whose entries the ranks wrote (fsynced once by the commit). */
   syncedDirs: string[];
+  /** Directories whose every file is among `synced` (CommitOptions.completeDirs). */
+  completeDirs?: string[];
   /** Added to every rank's ckpt-resume after the commit. */
   resume?: Record<string, unknown>;
   /** Ranks that stand frozen since their dump (a checkpoint that ends the job): killed after the commit, not resumed. */

@@ -136,6 +136,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
       timing.stageCopyMs = ms(performance.now() - t0);
       cut.synced = copied.synced;
       cut.syncedDirs = copied.syncedDirs;
+      cut.completeDirs = undefined;
     }
     const snapshot = await commitSnapshot(
       pending,
@@ -154,7 +155,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         data: { ...cut.data, ...timing },
       },
       // Past the release nothing is given up on the caller's word: the copy is done, the commit is what is left.
-      { synced: cut.synced, syncedDirs: cut.syncedDirs, signal: released ? undefined : o.signal },
+      { synced: cut.synced, syncedDirs: cut.syncedDirs, completeDirs: cut.completeDirs, signal: released ? undefined : o.signal },
     );
     await run.phase('resume');
     answerCaller(o, snapshot);

@@ -171,6 +171,12 @@ export interface CommitOptions {
   synced?: FileEntry[];
   /** Subdirectories of the snapshot their writers already fsynced. */
   syncedDirs?: string[];
+  /**
+   * Subdirectories whose files are exactly the `synced` entries below them (their
+   * writer listed them: a criu rank's images): not listed again (~1 ms of the commit
+   * at 8 ranks on an idle machine, several under a checkpoint's load).
+   */
+  completeDirs?: string[];
   /** Aborted before the manifest is written (the point of no return): InterruptedError, nothing committed. */
   signal?: AbortSignal;
   /** The watch of CRIU's images during the dump: the page images it hashed as they were written (closed here). */
@@ -194,10 +200,19 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
   const h = pending.handles;
   if (!h) throw new SnapshotError(ErrorCodes.INTERNAL, 'the pending snapshot is not open');
   try {
-    const files = await listFiles(pending.dir);
-    const known = new Map((options.synced ?? []).map((e) => [join(pending.dir, e.path), e]));
+    const complete = new Set(options.completeDirs ?? []);
+    const inComplete = (path: string) => {
+      for (let i = path.lastIndexOf('/'); i > 0; i = path.lastIndexOf('/', i - 1)) if (complete.has(path.slice(0, i))) return true;
+      return false;
+    };
+    const taken: FileEntry[] = [];
+    const others: FileEntry[] = [];
+    for (const e of options.synced ?? []) (complete.size && inComplete(e.path) ? taken : others).push(e);
+    const completeDirs = new Set([...complete].map((d) => join(pending.dir, d)));
+    const files = await listFiles(pending.dir, (d) => completeDirs.has(d));
+    const known = new Map(others.map((e) => [join(pending.dir, e.path), e]));
     const reused = new Map<string, FileEntry>();
-    let bytes = 0;
+    let bytes = taken.reduce((n, e) => n + e.size, 0);
     for (const f of files) {
       // A file its writer reported (synced, hashed, with its size) is taken as reported:
       // a stat per file cost ~3 ms for a 16-rank criu job's 400 images (verify and every
@@ -209,7 +224,7 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
       if (k) reused.set(f, k);
     }
     const todo = files.filter((f) => !reused.has(f));
-    onProgress?.(`syncing and checksumming ${files.length} files (${(bytes / 1e6).toFixed(1)} MB)`);
+    onProgress?.(`syncing and checksumming ${files.length + taken.length} files (${(bytes / 1e6).toFixed(1)} MB)`);
     // Both at once: fsync waits on the disk in libuv's pool while the hashes are computed.
     // Files their writers synced were made private by them; the rest are made so here,
     // through their own descriptor (opened without following a link) as they are synced.
@@ -226,7 +241,7 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
     ]);
     await options.watcher?.close();
     const byPath = new Map(hashed.map((e, i) => [todo[i]!, e]));
-    const entries = files.map((f) => reused.get(f) ?? byPath.get(f)!);
+    const entries = [...files.map((f) => reused.get(f) ?? byPath.get(f)!), ...taken];
     const full: Manifest = {
       ...manifest,
       seq: pending.seq,

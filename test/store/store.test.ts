@@ -16,6 +16,7 @@ import {
   verifySnapshot,
 } from '../../dist/store/store.js';
 import { MANIFEST_NAME, validateManifest } from '../../dist/store/manifest.js';
+import { hashBytes } from '../../dist/store/checksum.js';
 import { ckpt, isOneLineError, tempDir } from '../helpers.js';
 import { manifestDraft } from '../helpers/snapshots.js';
 
@@ -340,4 +341,20 @@ test('ls shows an unreadable snapshot as such instead of failing', async (t) => 
   assert.equal(ls.snapshots[1].error, undefined);
   const text = await ckpt(['snapshots', 'ls', store]);
   assert.match(text.stdout, /^\s+1\s+unreadable: /m);
+});
+
+test('a directory its writer listed and reported whole (a criu rank\'s images) is taken from the report, the rest still listed and hashed', async (t) => {
+  const store = join(tempDir(t), 'store');
+  const pending = beginSnapshot(store);
+  mkdirSync(join(pending.dir, 'rank-0', 'images'), { recursive: true, mode: 0o700 });
+  const synced: { path: string; size: number; xxh64: string }[] = [];
+  for (const name of ['core-1.img', 'pages-1.img']) {
+    writeFileSync(join(pending.dir, 'rank-0', 'images', name), name);
+    synced.push({ path: `rank-0/images/${name}`, size: name.length, xxh64: await hashBytes(Buffer.from(name)) });
+  }
+  // Not reported, outside the complete directory: listed, synced and hashed by the commit.
+  writeFileSync(join(pending.dir, 'rank-0', 'extra'), 'extra');
+  const snapshot = await commitSnapshot(pending, manifestDraft(), { synced, syncedDirs: ['rank-0', 'rank-0/images'], completeDirs: ['rank-0/images'] });
+  assert.deepEqual(snapshot.manifest.files.map((f: { path: string }) => f.path).sort(), ['rank-0/extra', 'rank-0/images/core-1.img', 'rank-0/images/pages-1.img']);
+  assert.deepEqual(await verifySnapshot(openSnapshot(store)), { ok: true, files: 3, bytes: 5 + 10 + 11, problems: [] });
 });

@@ -11,6 +11,7 @@ import { rejoinHello, type RejoinHello } from '../../wire/messages.js';
 import { mkdirPrivate } from '../../util/fsx.js';
 import { rankDirName, syncedFiles } from '../job-files.js';
 import type { JobCheckpointAttempt, JobCheckpointRun, JobCut } from '../job.js';
+import type { FileEntry } from '../../store/checksum.js';
 import { criuDumpReply, criuPrepareReply, type CriuPrepareReply } from './job-messages.js';
 
 /** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
@@ -61,6 +62,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const synced = run.staged ? [] : ranks.filter((r) => hellos.get(r)?.files !== undefined);
 
   await run.phase('commit');
+  const reported = new Map(synced.map((r) => [r, syncedFiles(r, hellos.get(r)?.files)]));
   const { criuBinary } = await import('./index.js');
   const { version } = await criuBinary();
   return {
@@ -91,11 +93,18 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
       syncMs: ranks.map((r) => hellos.get(r)?.syncMs ?? null),
       dumpEndAt: ranks.map((r) => hellos.get(r)?.dumpEndAt ?? null),
     },
-    synced: synced.flatMap((r) => syncedFiles(r, hellos.get(r)?.files)),
+    synced: [...reported.values()].flat(),
     syncedDirs: synced.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
+    // A rank lists its images itself to sync them: the commit does not list them again, unless an entry was malformed.
+    completeDirs: synced.filter((r) => whole(r, reported.get(r)!, hellos.get(r)?.files)).map((r) => `${rankDirName(r)}/images`),
     resume: { peers: run.peerAddresses() },
     ...(frozen.length ? { frozen } : {}),
   };
+}
+
+/** Every file the rank reported is one the commit takes (none left out as malformed), all in its images. */
+function whole(r: number, taken: FileEntry[], files: unknown): boolean {
+  return Array.isArray(files) && taken.length === files.length && taken.every((e) => e.path.startsWith(`${rankDirName(r)}/images/`));
 }
 
 /**
