@@ -240,7 +240,8 @@ async function measureCell(n, k, crs, work) {
       result.restart = await measureRestarts(name, size, store);
     }
   } finally {
-    if (job.child.exitCode === null) await job.kill('SIGKILL');
+    // Bounded: salloc killed leaves `ckpt run` (its child) holding its output open; the teardown ends it.
+    if (job.child.exitCode === null) await within(job.kill('SIGKILL'), 10_000);
   }
   rmSync(store, { recursive: true, force: true });
   return result;
@@ -293,7 +294,7 @@ async function measureRestarts(name, size, store) {
       await probe({ name, end: 'kill' });
       await ended(job, `restarted ${name}`);
     } finally {
-      if (job.child.exitCode === null) await job.kill('SIGKILL');
+      if (job.child.exitCode === null) await within(job.kill('SIGKILL'), 10_000);
     }
   }
   return out;
