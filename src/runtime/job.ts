@@ -168,7 +168,7 @@ export class Job extends EventEmitter<JobEvents> {
           signalRank: (r, signal) => this.ranks.signalRank(r, signal),
           // Set before any rank is told or killed: their ends are then the checkpoint's, not failures.
           ending: () => (this.endedByCheckpoint = true),
-          reserve: store === this.store ? this.reserve : undefined,
+          reserve: store === this.store && request.crs === undefined ? this.reserve : undefined,
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           stage: this.options.stage === undefined ? undefined : staging(this.options.stage, this.starter),
           job: manifestJob(this, this.options, this.rankEnv),

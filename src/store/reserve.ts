@@ -7,8 +7,8 @@
 // removed when the job ends, swept as any other if the job is killed. It is taken
 // only if nothing in the store changed since it was made: its seq is then still next.
 import { fstatSync, mkdirSync } from 'node:fs';
-import { PRIVATE_DIR_MODE } from '../util/fsx.js';
 import { resolve } from 'node:path';
+import { PRIVATE_DIR_MODE } from '../util/fsx.js';
 import type { PendingSnapshot } from './layout.js';
 import { abortSnapshot, beginSnapshot } from './write.js';
 
