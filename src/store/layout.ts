@@ -98,13 +98,16 @@ export function noSpace(err: unknown, what: string): never {
 }
 
 export function seqsIn(dir: string): { committed: number[]; partial: number[] } {
-  let names: string[];
+  return seqsOf(storeEntries(dir));
+}
+
+/** A store's entries (a full disk or quota is `ECKPT_NO_SPACE`, as for every write). */
+export function storeEntries(dir: string): string[] {
   try {
-    names = readdirSync(dir);
+    return readdirSync(dir);
   } catch (err) {
     return noSpace(err, 'reading the store');
   }
-  return seqsOf(names);
 }
 
 /** The committed and partial sequence numbers among a store's entries. */

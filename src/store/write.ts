@@ -1,7 +1,7 @@
 // Writing a snapshot: a partial directory created and opened once, every file written
 // and synced through descriptors, the manifest last, then an atomic rename into place
 // and an fsync of the store. A store must be the caller's and closed to others.
-import { closeSync, existsSync, fsync, fsyncSync, lstatSync, readdirSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { hostname } from 'node:os';
@@ -15,7 +15,7 @@ import { assertWritableStore } from './trust.js';
 import type { ImageWatcher } from './image-watcher.js';
 import { closeSnapshot } from './read.js';
 import { sweepPartials } from './gc.js';
-import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsOf, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
+import { noSpace, openDir, PARTIAL_PREFIX, seqName, seqsOf, storeEntries, writerTag, type PendingSnapshot, type Snapshot } from './layout.js';
 
 /** Reserves the next sequence number of a store (created 0700 if missing). */
 export function beginSnapshot(storePath: string): PendingSnapshot {
@@ -38,7 +38,7 @@ export function beginSnapshot(storePath: string): PendingSnapshot {
   try {
     assertWritableStore(storeFd.stat, store);
     // One listing for the check, the sweep and the next seq (a job's checkpoint pays for it in its pause).
-    const names = listStore(storeFd);
+    const names = storeEntries(storeFd.at());
     if (names.includes(MANIFEST_NAME)) {
       throw new SnapshotError(ErrorCodes.SNAPSHOT_PATH, `${store} is itself a snapshot; give the store directory that holds it`);
     }
@@ -66,14 +66,6 @@ export function beginSnapshot(storePath: string): PendingSnapshot {
   } catch (err) {
     storeFd.close();
     throw err;
-  }
-}
-
-function listStore(store: DirFd): string[] {
-  try {
-    return readdirSync(store.at());
-  } catch (err) {
-    return noSpace(err, 'reading the store');
   }
 }
 

@@ -11,7 +11,6 @@ import { rejoinHello, type RejoinHello } from '../../wire/messages.js';
 import { mkdirPrivate } from '../../util/fsx.js';
 import { rankDirName, syncedFiles } from '../job-files.js';
 import type { JobCheckpointAttempt, JobCheckpointRun, JobCut } from '../job.js';
-import type { FileEntry } from '../../store/checksum.js';
 import { criuDumpReply, criuPrepareReply, type CriuPrepareReply } from './job-messages.js';
 
 /** How many ranks CRIU dumps at once (`CKPT_DUMP_CONCURRENCY`; default: all). */
@@ -96,15 +95,10 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
     synced: [...reported.values()].flat(),
     syncedDirs: synced.flatMap((r) => [rankDirName(r), `${rankDirName(r)}/images`]),
     // A rank lists its images itself to sync them: the commit does not list them again, unless an entry was malformed.
-    completeDirs: synced.filter((r) => whole(r, reported.get(r)!, hellos.get(r)?.files)).map((r) => `${rankDirName(r)}/images`),
+    completeDirs: synced.filter((r) => reported.get(r)!.length === (hellos.get(r)?.files?.length ?? -1)).map((r) => `${rankDirName(r)}/images`),
     resume: { peers: run.peerAddresses() },
     ...(frozen.length ? { frozen } : {}),
   };
-}
-
-/** Every file the rank reported is one the commit takes (none left out as malformed), all in its images. */
-function whole(r: number, taken: FileEntry[], files: unknown): boolean {
-  return Array.isArray(files) && taken.length === files.length && taken.every((e) => e.path.startsWith(`${rankDirName(r)}/images/`));
 }
 
 /**
