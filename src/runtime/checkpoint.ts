@@ -73,7 +73,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
   if (!c.allConnected) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, 'the job cannot be checkpointed now: not every rank is connected (starting, finishing or failed)');
   const ranks = [...Array(o.job.size).keys()];
   const phaseMs = o.phaseMs ?? envNumber('CKPT_CHECKPOINT_PHASE_MS');
-  const pending = o.reserve ? o.reserve.take(o.store) : beginSnapshot(o.store);
+  const pending = o.reserve ? o.reserve.take(o.store, component.name) : beginSnapshot(o.store);
   const createdAt = new Date().toISOString();
   let phase = 'prepare' as CheckpointPhase;
   const stage = component.name === 'criu' ? o.stage : undefined;

@@ -168,7 +168,7 @@ export class Job extends EventEmitter<JobEvents> {
           signalRank: (r, signal) => this.ranks.signalRank(r, signal),
           // Set before any rank is told or killed: their ends are then the checkpoint's, not failures.
           ending: () => (this.endedByCheckpoint = true),
-          reserve: store === this.store && request.crs === undefined ? this.reserve : undefined,
+          reserve: store === this.store ? this.reserve : undefined,
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           stage: this.options.stage === undefined ? undefined : staging(this.options.stage, this.starter),
           job: manifestJob(this, this.options, this.rankEnv),
@@ -196,7 +196,7 @@ export class Job extends EventEmitter<JobEvents> {
   /** After a commit: retention, then the end state the checkpoint asked for. */
   private committed(snapshot: Snapshot, store: string, then: EndState): Snapshot {
     if (this.options.keep) applyRetention(store, this.options.keep, this.name);
-    if (then !== 'terminate' && store === this.store) setImmediate(() => this.state === 'running' && !this.checkpointing && this.reserve.refill(store, nextSnapshotDirs(snapshot, !!this.options.stage)));
+    if (then !== 'terminate' && store === this.store) setImmediate(() => this.state === 'running' && !this.checkpointing && this.reserve.refill(store, snapshot.manifest.crs.name, nextSnapshotDirs(snapshot, !!this.options.stage)));
     this.emit('checkpoint', snapshot);
     if (then === 'stop') this.signal('SIGSTOP');
     if (then === 'terminate') {

@@ -14,6 +14,8 @@ import { abortSnapshot, beginSnapshot } from './write.js';
 
 interface Reserved {
   pending: PendingSnapshot;
+  /** The checkpointer it was made for: its subdirectories are that checkpointer's layout. */
+  crs: string;
   /** The store directory's change time and links once it was made: any later entry, rename or removal changes them. */
   storeChanged: string;
 }
@@ -21,25 +23,25 @@ interface Reserved {
 export class SnapshotReserve {
   private next: Reserved | undefined;
 
-  /** A new pending snapshot in `store`: the one made ahead if it is still good, else one made now. */
-  take(store: string): PendingSnapshot {
+  /** A new pending snapshot in `store` for `crs`: the one made ahead if it is still good and for `crs`, else one made now. */
+  take(store: string, crs: string): PendingSnapshot {
     const next = this.next;
     this.next = undefined;
-    if (next && resolve(store) === next.pending.store && stillGood(next)) return next.pending;
+    if (next && next.crs === crs && resolve(store) === next.pending.store && stillGood(next)) return next.pending;
     if (next) discard(next.pending);
     return beginSnapshot(store);
   }
 
   /**
-   * Makes the next one, with `subdirs` in it (a criu job's rank-N/images: a rank then
-   * makes no directory in its pause). A store that cannot take it says so at the next
-   * take(), not here.
+   * Makes the next one for `crs`, with `subdirs` in it (a criu job's rank-N/images: a
+   * rank then makes no directory in its pause). A store that cannot take it says so at
+   * the next take(), not here.
    */
-  refill(store: string, subdirs: readonly string[] = []): void {
+  refill(store: string, crs: string, subdirs: readonly string[] = []): void {
     this.discard();
     try {
       const pending = beginSnapshot(store);
-      this.next = { pending, storeChanged: changeOf(pending.handles!.store.fd) };
+      this.next = { pending, crs, storeChanged: changeOf(pending.handles!.store.fd) };
       // Inside it: the store's change time does not move.
       for (const sub of subdirs) mkdirSync(pending.handles!.dir.at(sub), { mode: PRIVATE_DIR_MODE });
     } catch {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fixture, tempDir } from '../helpers.js';
 import { launchJob } from '../../dist/runtime/index.js';
@@ -32,6 +32,7 @@ test('ping-ranks answers once every rank has; a checkpoint reports its phases, i
   // Only a job across nodes has agents: one clear refusal, not a hang.
   await assert.rejects(controlRequest(job.record(), 'ping-agents'), /refused 'ping-agents': this job has no node agents/);
 
+  const committed = once(job, 'checkpoint');
   const reply = await controlRequest(job.record(), 'checkpoint', {}, 60_000);
   const phases = reply.phasesMs as Record<string, number>;
   assert.deepEqual(Object.keys(phases), ['begin', 'prepare', 'reach', 'save', 'commit', 'resume']);
@@ -45,6 +46,18 @@ test('ping-ranks answers once every rank has; a checkpoint reports its phases, i
   } finally {
     closeSnapshot(s);
   }
+
+  // The next snapshot's directory is made once the checkpoint is over (at the turn of the
+  // event loop after it), and taken by the next checkpoint, also one that names the
+  // job's own checkpointer, as `ckpt checkpoint --crs` and the bench do.
+  await committed;
+  await new Promise(setImmediate);
+  const store = join(dir, 'store');
+  const ahead = readdirSync(store).filter((n) => n.startsWith('.partial-'));
+  assert.equal(ahead.length, 1, `one directory made ahead: ${ahead.join(' ')}`);
+  const aheadIno = statSync(join(store, ahead[0]!)).ino;
+  const next = await controlRequest(job.record(), 'checkpoint', { crs: 'self' }, 60_000);
+  assert.equal(statSync(String(next.snapshot)).ino, aheadIno, 'the second snapshot is the directory made ahead');
 
   writeFileSync(stop, '');
   const result = await job.wait();
