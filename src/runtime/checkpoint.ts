@@ -5,7 +5,7 @@
 // ranks resume as if nothing had happened and the partial snapshot is removed.
 // The protocol: docs/RUNTIME.md.
 import { hostname } from 'node:os';
-import { CkptError, ErrorCodes, JobError, throwIfInterrupted } from '../errors.js';
+import { ErrorCodes, JobError, throwIfInterrupted } from '../errors.js';
 import type { JobCheckpointRun, JobPhase } from '../crs/job.js';
 import { FALLBACK_JOB_CHECKPOINTER, jobCheckpointer } from '../crs/job-registry.js';
 import { rankDirName } from '../crs/job-files.js';

@@ -4,7 +4,6 @@
 import { closeSync, existsSync, fsync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { hostname } from 'node:os';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CkptError, CriuError, ErrorCodes, interruption, throwIfInterrupted } from '../../errors.js';
 import { faultPoint } from '../../util/faults.js';
 import { CriuSession, criuFailure, type NotifyHandler } from '../../criu/client.js';
-import { processTree, readStat } from '../../util/procfs.js';
+import { processTree } from '../../util/procfs.js';
 import { signalPid } from '../../util/signals.js';
 import { findCriu } from '../../criu/locate/find.js';
 import { privileges, probeCriu } from '../../criu/locate/probe.js';
@@ -18,8 +18,8 @@ import { logsDir } from '../../util/paths.js';
 import type { Availability, Checkpointer, PreparedCheckpoint, ProcessCheckpointRequest, SelfCheckpointRequest } from '../types.js';
 import type { ProcessRecord } from '../../store/manifest.js';
 import { lockTableLeftover } from './leftovers.js';
+import { ensureOwnSession, sessionError, sessionLedFromOutside } from './session-leader.js';
 import { writableFiles } from './files.js';
-import { needsShellJob } from '../../store/record.js';
 import { dumpOptions, networkFacts, IMAGES_DIR, DUMP_LOG } from './options.js';
 import { dumpRunId } from '../../criu/images.js';
 import { removeLockTable } from '../../criu/lock-table.js';
@@ -80,43 +80,6 @@ function fileSystemFull(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-const SESSION_HINT = 'start it in a session of its own (`setsid PROGRAM`), or run it under `ckpt run --isolate`';
-
-/**
- * CRIU refuses a process whose session is led from outside its pid namespace
- * (its session id reads 0 there): a program started by a harness that entered
- * a container's pid namespace without a session of its own. Found before any
- * freezing, with the way out, rather than as one line deep in CRIU's log.
- */
-function sessionLedFromOutside(pids: number[]): number | undefined {
-  return pids.find((pid) => readStat(pid)?.sid === 0);
-}
-
-function sessionError(pid: number, cause?: unknown): CkptError {
-  return new CkptError(
-    ErrorCodes.SESSION_OUTSIDE,
-    `CRIU cannot checkpoint pid ${pid}: the leader of its session is outside its pid namespace`,
-    { cause, hint: SESSION_HINT, details: { pid } },
-  );
-}
-
-/**
- * A process checkpointing itself whose session is led from outside its pid
- * namespace becomes the leader of a new session, which CRIU can dump. It was
- * already cut off from that session's terminal job control (the leader is
- * invisible to it), so nothing it could use is lost.
- */
-function ensureOwnSession(record: ProcessRecord, onProgress?: (m: string) => void): void {
-  if (readStat(record.pid)?.sid !== 0) return;
-  try {
-    native().setsid();
-  } catch (cause) {
-    throw sessionError(record.pid, cause);
-  }
-  onProgress?.('this process now leads a session of its own (its session was led from outside its pid namespace)');
-  record.shellJob = needsShellJob(record.pid);
 }
 
 /**
@@ -363,7 +326,7 @@ async function checkpointTree(request: ProcessCheckpointRequest, started: CriuSe
  */
 export async function dumpJobRank(
   imagesDir: string,
-  record: ProcessRecord,
+  record: Pick<ProcessRecord, 'stdio' | 'shellJob'>,
   stopped?: { fd: number; bytes: Uint8Array },
   control?: string,
 ): Promise<{ restored: boolean; criu: string; woken?: boolean }> {

@@ -15,8 +15,11 @@ export function criuLogLevel(): number {
   return envNumber('CKPT_CRIU_LOG_LEVEL');
 }
 
+/** What CRIU's options are made of: a process record, or a job rank's lean one (crs/criu/job-rank.ts). */
+export type DumpedProcess = Pick<ProcessRecord, 'stdio' | 'shellJob' | 'tcpEstablished' | 'networkLock'>;
+
 /** Options both dump and restore must agree on, derived from the recorded process. */
-export function sharedOptions(record: ProcessRecord): CriuOpts {
+export function sharedOptions(record: DumpedProcess): CriuOpts {
   return {
     shellJob: record.shellJob ?? false,
     tcpEstablished: record.tcpEstablished ?? false,
@@ -63,7 +66,7 @@ export function networkLockMethod(name: NetworkLockName | undefined): NetworkLoc
 }
 
 /** `kept`: a job rank's unix connection to its coordinator, open across the dump (`socket:[ino]`). */
-export function dumpOptions(record: ProcessRecord, imagesDir: string, kept?: string): CriuOpts {
+export function dumpOptions(record: DumpedProcess, imagesDir: string, kept?: string): CriuOpts {
   return { ...sharedOptions(record), ...externalUnix(record.stdio, kept), imagesDir, logFile: DUMP_LOG };
 }
 
