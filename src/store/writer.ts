@@ -18,8 +18,8 @@ export interface SnapshotWriter {
   open(): boolean;
   /** A new file from bytes: created exclusively, 0600, fsynced; its entry relative to the writer. */
   writeFile(name: string, data: Uint8Array): Promise<FileEntry>;
-  /** Files someone else wrote below `sub` (CRIU's images): fsynced and checksummed, entries relative to the writer. */
-  syncTree(sub: string): Promise<FileEntry[]>;
+  /** Files someone else wrote (CRIU's images) below `sub`, or in the whole directory: fsynced and checksummed, entries relative to the writer. */
+  syncTree(sub?: string): Promise<FileEntry[]>;
   /** Makes the writer's directory entries durable. */
   finish(): void;
 }
@@ -54,7 +54,7 @@ export function directoryWriter(dir: string): SnapshotWriter {
       return { path: name, size: data.byteLength, xxh64: await hashBytes(data) };
     },
     async syncTree(sub) {
-      return syncFiles(dir, join(dir, sub));
+      return syncFiles(dir, sub ? join(dir, sub) : dir);
     },
     finish() {
       fsyncPath(dir);
@@ -71,7 +71,7 @@ export function pendingWriter(pending: PendingSnapshot): SnapshotWriter {
     path: (sub) => (sub ? join(pending.dir, sub) : pending.dir),
     open: () => true,
     writeFile: (name, data) => writeSnapshotFile(pending, name, data),
-    syncTree: (sub) => syncFiles(pending.dir, join(pending.dir, sub)),
+    syncTree: (sub) => syncFiles(pending.dir, sub ? join(pending.dir, sub) : pending.dir),
     finish() {},
   };
 }

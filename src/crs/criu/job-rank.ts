@@ -128,9 +128,10 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             // at once: the coordinator's commit then takes them as they are. One that
             // stayed frozen and was woken (its commit failed) has nothing more to give.
             // Staged (--stage): its node's agent syncs and checksums the copies in the store, after the job went on.
+            // Its whole directory (its images, and anything else in it): the commit lists none of it again.
             if (!restored && !dumped.woken && req.staged !== true) {
               const t1 = performance.now();
-              files = await writer.syncTree('images');
+              files = await writer.syncTree();
               syncMs = Math.round((performance.now() - t1) * 100) / 100;
             }
           } catch (err) {
