@@ -26,8 +26,9 @@ export interface SnapshotWriter {
 
 /** A writer for directory `dir` (an absolute path inside a pending snapshot: a rank's `rank-N`). */
 export function directoryWriter(dir: string): SnapshotWriter {
+  const path = below(dir);
   return {
-    path: (sub) => (sub ? join(dir, sub) : dir),
+    path,
     open() {
       // Only inside the snapshot's directory as it is: if the checkpoint was aborted
       // and that directory removed, nothing may bring it back.
@@ -54,7 +55,7 @@ export function directoryWriter(dir: string): SnapshotWriter {
       return { path: name, size: data.byteLength, xxh64: await hashBytes(data) };
     },
     async syncTree(sub) {
-      return syncFiles(dir, sub ? join(dir, sub) : dir);
+      return syncFiles(dir, path(sub));
     },
     finish() {
       fsyncPath(dir);
@@ -67,11 +68,17 @@ export function directoryWriter(dir: string): SnapshotWriter {
  * through its descriptors. Its files are made durable by the commit, with the manifest.
  */
 export function pendingWriter(pending: PendingSnapshot): SnapshotWriter {
+  const path = below(pending.dir);
   return {
-    path: (sub) => (sub ? join(pending.dir, sub) : pending.dir),
+    path,
     open: () => true,
     writeFile: (name, data) => writeSnapshotFile(pending, name, data),
-    syncTree: (sub) => syncFiles(pending.dir, sub ? join(pending.dir, sub) : pending.dir),
+    syncTree: (sub) => syncFiles(pending.dir, path(sub)),
     finish() {},
   };
+}
+
+/** `sub` below `dir`, or `dir` itself. */
+function below(dir: string): (sub?: string) => string {
+  return (sub) => (sub ? join(dir, sub) : dir);
 }
