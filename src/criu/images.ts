@@ -1,6 +1,7 @@
 // Reading the few facts ckpt needs from CRIU's own image files: the statistics a
-// dump or restore leaves (`stats-dump`, `stats-restore`) and the dump's run id
-// (`inventory.img`), which names the nftables table that locks its connections.
+// dump or restore leaves (`stats-dump`, `stats-restore`), the dump's run id
+// (`inventory.img`), which names the nftables table that locks its connections, and
+// the processes it dumped (`pstree.img`).
 // Image layout: one or two 32-bit magics, then entries of (u32 LE size, protobuf).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,8 +10,8 @@ import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 const IMG_COMMON_MAGIC = 0x54564319;
 const IMG_SERVICE_MAGIC = 0x55105940;
 
-/** The first entry of an image file, or undefined when the file is missing or malformed. */
-function firstEntry(path: string): Uint8Array | undefined {
+/** The entries of an image file, or undefined when the file is missing or malformed (an entry cut short). */
+function entries(path: string, max = Infinity): Uint8Array[] | undefined {
   let buf: Buffer;
   try {
     buf = readFileSync(path);
@@ -19,11 +20,21 @@ function firstEntry(path: string): Uint8Array | undefined {
   }
   if (buf.length < 8) return undefined;
   const magic = buf.readUInt32LE(0);
-  const off = magic === IMG_COMMON_MAGIC || magic === IMG_SERVICE_MAGIC ? 8 : 4;
-  if (buf.length < off + 4) return undefined;
-  const size = buf.readUInt32LE(off);
-  if (buf.length < off + 4 + size) return undefined;
-  return buf.subarray(off + 4, off + 4 + size);
+  let off = magic === IMG_COMMON_MAGIC || magic === IMG_SERVICE_MAGIC ? 8 : 4;
+  const out: Uint8Array[] = [];
+  while (off < buf.length && out.length < max) {
+    if (buf.length < off + 4) return undefined;
+    const size = buf.readUInt32LE(off);
+    if (buf.length < off + 4 + size) return undefined;
+    out.push(buf.subarray(off + 4, off + 4 + size));
+    off += 4 + size;
+  }
+  return out;
+}
+
+/** The first entry of an image file, or undefined when the file is missing or malformed. */
+function firstEntry(path: string): Uint8Array | undefined {
+  return entries(path, 1)?.[0];
 }
 
 function fields(bytes: Uint8Array, visit: (r: BinaryReader, no: number, wt: WireType) => boolean): void {
@@ -108,4 +119,30 @@ export function dumpRunId(imagesDir: string): string | undefined {
     return undefined;
   }
   return id && /^[0-9A-Za-z-]+$/.test(id) ? id : undefined;
+}
+
+/**
+ * The pids of the processes a dump wrote (`pstree.img`, one PstreeEntry each: field 1,
+ * pid), its root first; undefined when the file is missing, malformed or holds none.
+ * What the restore needs free, as CRIU saw the tree when it froze it.
+ */
+export function dumpedPids(imagesDir: string): number[] | undefined {
+  const list = entries(join(imagesDir, 'pstree.img'));
+  if (!list?.length) return undefined;
+  const pids: number[] = [];
+  try {
+    for (const entry of list) {
+      let pid: number | undefined;
+      fields(entry, (r, no, wt) => {
+        if (no !== 1 || wt !== WireType.Varint) return false;
+        pid = r.uint32();
+        return true;
+      });
+      if (pid === undefined || pid < 1) return undefined;
+      pids.push(pid);
+    }
+  } catch {
+    return undefined;
+  }
+  return pids;
 }

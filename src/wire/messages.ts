@@ -47,7 +47,8 @@ export const arrived = object({ type: literal('arrived'), seq: count, safePoint:
 export type Arrived = Checked<typeof arrived>;
 
 /** A rank back from its CRIU dump, on its new connection. */
-export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), dumpEndAt: optional(num), syncMs: optional(num), files: optional(array(unknown)), message: optional(str), stopped: optional(bool) });
+/** `process`: what its restore needs of its process (its checkpointer's fields, checked by it). */
+export const rejoinHello = object({ dumped: literal('ok', 'error'), dumpMs: optional(num), dumpEndAt: optional(num), syncMs: optional(num), files: optional(array(unknown)), process: optional(unknown), message: optional(str), stopped: optional(bool) });
 export type RejoinHello = Checked<typeof rejoinHello>;
 
 /**

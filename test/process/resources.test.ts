@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { dumpedPids } from '../../dist/criu/images.js';
 import { alive, ckpt, ckptProgram, fixture, needCriu, procState, Program, tempDir } from '../helpers.js';
 
 /** One request to the fixture's listening port: its whole answer, or the connection error. */
@@ -98,6 +99,8 @@ test('a listening socket, an established connection and a child survive --kill a
   const r = await ckpt(['checkpoint', '--pid', String(program.pid), '--dir', store, '--kill', '--json']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).endState, 'terminate');
+  // The processes CRIU wrote, as its pstree.img lists them: the root first.
+  assert.deepEqual(dumpedPids(join(store, '000001', 'images')), [program.pid, child]);
   assert.equal((await program.exited).signal, 'SIGKILL');
   for (let i = 0; i < 100 && alive(child); i++) await sleep(20);
   assert.ok(!alive(child), 'the child was killed with its parent');

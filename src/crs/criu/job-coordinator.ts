@@ -66,7 +66,7 @@ async function cut(run: JobCheckpointRun, down: Map<number, Promise<Record<strin
   const { version } = await criuBinary();
   return {
     ranks: ranks.map((r) => {
-      // The rank's process as its dump reply described it (its prepare reply, from a rank of an older ckpt).
+      // The rank's process as its report after the dump described it (its dump reply, when left frozen; its prepare reply, from a rank of an older ckpt).
       const p = { ...prepared?.[r], ...described.get(r) };
       if (p.pid === undefined) throw new JobError(ErrorCodes.CHECKPOINT_FAILED, `rank ${r} did not say which process CRIU dumped`);
       // The rest is checked with the whole record (JobCheckpointer.validateRank), as a restart checks it.
@@ -193,6 +193,8 @@ async function dumpAll(
       try {
         const hello = parse(rejoinHello, await back, `rank ${r}'s rejoin after its dump`);
         hellos.set(r, hello);
+        // Its process as CRIU wrote it: said after the dump by a rank that was not left frozen.
+        if (hello.process !== undefined) described.set(r, { ...described.get(r), ...parse(criuDumpReply, hello.process, `rank ${r}'s process after its dump`) });
         if (hello.dumped !== 'ok') stop = true;
       } catch (err) {
         failure ??= err;

@@ -13,7 +13,7 @@ export const criuPrepareReply = object({
 });
 export type CriuPrepareReply = Checked<typeof criuPrepareReply>;
 
-/** The reply to `ckpt-dump`, as the rank goes down: its process as CRIU dumps it. */
+/** Its process as CRIU dumps it: in the report after its dump, or in the reply to `ckpt-dump` of a rank its dump leaves frozen. */
 export const criuDumpReply = object(processFields());
 
 function processFields() {

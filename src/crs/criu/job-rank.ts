@@ -1,8 +1,9 @@
 // The criu checkpointer's rank half: no safe point. At the dump request the rank
-// says what its restore will need (its process tree, stdio, a rejoin pipe), leaves
-// the job, CRIU dumps it wherever its code is, and it rejoins — the same
+// leaves the job, CRIU dumps it wherever its code is, and it rejoins — the same
 // coordinator in the original, the restarted job's in a restored copy, which
-// learns where that is from the rejoin pipe (the restart pre-fills it).
+// learns where that is from the rejoin pipe (the restart pre-fills it). What its
+// restore will need (its process tree as CRIU wrote it, stdio, the rejoin pipe) it
+// says in its report after the dump, or, left frozen by it, in its reply before.
 import { closeSync, fstatSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../../errors.js';
@@ -12,6 +13,7 @@ import type { ProcessRecord } from '../../store/manifest.js';
 import type { SnapshotWriter } from '../../store/writer.js';
 import { native } from '../../util/native.js';
 import { fdTarget, processTree } from '../../util/procfs.js';
+import { dumpedPids } from '../../criu/images.js';
 import { faultPoint } from '../../util/faults.js';
 import { parse, type Checked } from '../../wire/validate.js';
 import { dumpRequest } from '../../wire/messages.js';
@@ -100,18 +102,21 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       readied = undefined;
       if (r instanceof Error) throw r;
       const { req, writer, readEnd, record } = r;
-      // Read last: a child forked while the markers came in is in the tree CRIU dumps.
-      const tree = processTree(record.pid);
       before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
       // Its unix connection to the coordinator (or its node's agent) stays open across the dump: external to CRIU.
       const control = host.keptConnection();
-      const described = { pid: record.pid, tree, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]`, ...(control ? { control } : {}) };
+      const described = { pid: record.pid, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]`, ...(control ? { control } : {}) };
+      // Left frozen by its dump, it cannot report: it says all in its reply, its tree read
+      // last (a child forked while the markers came in is in the tree CRIU dumps). Else
+      // the tree is the one CRIU wrote, read after the dump: not on every rank's way down.
+      const frozen = req.leaveStopped === true;
       await host.goDown(
-        () => reply(described),
+        () => reply(frozen ? { ...described, tree: processTree(record.pid) } : {}),
         async (coordinatorFd, back): Promise<DownOutcome> => {
           let restored = false;
           let dumpError: Error | undefined;
           let files: FileEntry[] | undefined;
+          let dumpedProcess: Record<string, unknown> | undefined;
           /** Of dumpMs, the fsync and checksum of its images (the bench's breakdown of the pause). */
           let syncMs: number | undefined;
           const t0 = performance.now();
@@ -124,6 +129,11 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
             const dumped = await dumpJobRank(writer.path('images'), record, stopped, control);
             restored = dumped.restored;
             if (!restored) back();
+            if (!restored && !dumped.woken) {
+              const tree = dumpedPids(writer.path('images'));
+              if (!tree || tree[0] !== record.pid) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${host.rank}: CRIU's pstree.img does not list its process first`);
+              dumpedProcess = { ...described, tree };
+            }
             // The original makes its own images durable and checksums them, all ranks
             // at once: the coordinator's commit then takes them as they are. One that
             // stayed frozen and was woken (its commit failed) has nothing more to give.
@@ -143,7 +153,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           const dumpEndAt = Math.round((performance.timeOrigin + performance.now()) * 100) / 100;
           await faultPoint(restored ? 'rejoin' : 'dumped', host.rank);
           if (restored) return { restored: true, rejoin: readRejoin() };
-          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, dumpEndAt, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
+          return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, dumpEndAt, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpedProcess && !dumpError ? { process: dumpedProcess } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
         },
         req.leaveStopped === true,
       );
