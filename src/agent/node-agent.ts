@@ -52,8 +52,15 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   // Its tag (with its beacon held) names what it leaves on this node: --stage copies, its relay directory.
   const writer = await heldTag();
   channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address, ...(writer ? { writer } : {}) });
-  const welcome = await channel.next(30_000, 'the coordinator to welcome this node');
-  if (welcome.type === 'error') throw remoteError(welcome, 'the coordinator refused this node');
+  // Refused, or never welcomed: its connection goes with it (it would keep the agent alive).
+  const welcome = await channel.next(30_000, 'the coordinator to welcome this node').catch((err: unknown) => {
+    channel.destroy();
+    throw err;
+  });
+  if (welcome.type === 'error') {
+    channel.destroy();
+    throw remoteError(welcome, 'the coordinator refused this node');
+  }
   // Ranks reach the coordinator through this agent, listen for their peers on the node's own address, and know their node.
   const relay = new RankRelay(channel);
   const relayed = await relay.listen();

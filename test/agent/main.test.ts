@@ -1,0 +1,39 @@
+// The node agent's entry point (src/agent/main.ts), run as srun runs it: a SIGUSR1
+// (Slurm's, ahead of a time limit) that comes while the agent still waits for its
+// coordinator's welcome opens no debugger port; a refusal is one line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Channel } from '../../dist/wire/channel.js';
+import { builtEntry } from '../../dist/util/package-root.js';
+import { tempDir } from '../helpers.js';
+
+test('SIGUSR1 before the welcome opens no debugger port; a refusal ends the agent with one line', { timeout: 60_000 }, async (t) => {
+  const path = join(tempDir(t), 'coord.sock');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  t.after(() => server.close());
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const agent = spawn(process.execPath, [builtEntry('agent/main', true)], {
+    env: { PATH: process.env.PATH, CKPT_AGENT_COORD: `unix:${path}`, CKPT_JOB_ID: 'j1', CKPT_JOB_SECRET: 's'.repeat(64), CKPT_AGENT_BIND: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.after(() => agent.kill('SIGKILL'));
+  let stderr = '';
+  agent.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+
+  // Connected, its hello sent: it waits for the welcome.
+  const coord = new Channel(await accepted);
+  const hello = await coord.next(30_000, 'the agent hello');
+  assert.equal(hello.role, 'agent');
+  process.kill(agent.pid!, 'SIGUSR1');
+  // Refused after the signal: the agent handles both and ends.
+  coord.send({ type: 'error', message: 'not this node' });
+  assert.equal(await exited, 1);
+  assert.doesNotMatch(stderr, /Debugger listening/);
+  // Its connection left open by the coordinator: the agent closes it and ends all the same.
+  assert.match(stderr.trim(), /^ckpt agent: not this node \[ECKPT_[A-Z_]+\]$/);
+});
