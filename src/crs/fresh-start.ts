@@ -1,11 +1,12 @@
 // Restart for checkpointers that save no process image (self, none): the recorded
 // command starts afresh, told through its environment which snapshot it resumes from.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { PRIVATE_FILE_MODE } from '../util/fsx.js';
-import { waitExit } from '../util/spawn.js';
-import { restartEnv } from '../store/env.js';
+import { waitExit, type Exit } from '../util/spawn.js';
+import { restartEnv, withoutSecrets } from '../store/env.js';
+import { accountOf, checkAs, enterAndRun } from './run-as.js';
 import type { RestartedProcess, RestartRequest } from './types.js';
 
 /** Set in a freshly restarted process: the snapshot directory it resumes from. */
@@ -15,30 +16,42 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
   const record = request.snapshot.manifest.process;
   const [command, ...args] = record.argv;
   if (!command) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, 'the snapshot records no command line');
-  if (!isDirectory(record.cwd)) {
+  // Another user's program (root, --trust-owner): everything about it as that user (run-as.ts).
+  const account = request.runAs ? accountOf(request.runAs.uid, request.snapshot.dir) : undefined;
+  // Withheld variables (secrets) come from our environment: never handed to another user, nor refreshed from ours.
+  const ours = account ? withoutSecrets(process.env) : process.env;
+  const env = {
+    ...restartEnv(record.env, account ? [] : record.envWithheld, ours, request.envRefresh),
+    [RESTART_SNAPSHOT_ENV]: request.snapshot.dir,
+  };
+  if (account) checkAs(account, record.cwd, command, env);
+  else if (!isDirectory(record.cwd)) {
     throw new CkptError(ErrorCodes.CWD_MISSING, `the working directory the program ran in, ${record.cwd}, does not exist here`, {
       hint: 'create it (or mount what held it) and restart again',
     });
   }
   // A program started afresh runs on its state from the start: it waits for the verification.
   await request.verification?.done;
-  const { runAs } = request;
-  // Withheld variables (secrets) come from our environment: never handed to another user.
-  const env = {
-    ...restartEnv(record.env, runAs ? [] : record.envWithheld, process.env, request.envRefresh),
-    [RESTART_SNAPSHOT_ENV]: request.snapshot.dir,
-  };
   let out: number | undefined;
-  if (request.detach) out = openSync(request.logFile ?? '/dev/null', 'a', PRIVATE_FILE_MODE);
-  request.onProgress?.(`starting ${command} afresh${runAs ? ` as uid ${runAs.uid}` : ''}`);
-  const child = spawn(command, args, {
-    cwd: record.cwd,
+  // Not through a link planted where the log goes.
+  if (request.detach) out = openLog(request.logFile ?? '/dev/null');
+  request.onProgress?.(`starting ${command} afresh${account ? ` as uid ${account.uid}` : ''}`);
+  const [file, argv] = account ? enterAndRun(record.cwd, command, args) : [command, args];
+  // Another user's program gets no descriptor of our terminal: its output comes through pipes.
+  const piped = account !== undefined && out === undefined;
+  const child = spawn(file, argv, {
+    cwd: account ? '/' : record.cwd,
     env,
-    stdio: out === undefined ? 'inherit' : ['ignore', out, out],
-    detached: request.detach,
+    stdio: out !== undefined ? ['ignore', out, out] : piped ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    // Its own session: away from our terminal (and our process group's signals: ckpt restart forwards them).
+    detached: request.detach || account !== undefined,
     // libuv drops the supplementary groups, then sets the gid and the uid.
-    ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    ...(account ? { uid: account.uid, gid: account.gid } : {}),
   });
+  if (piped) {
+    child.stdout!.pipe(process.stdout, { end: false });
+    child.stderr!.pipe(process.stderr, { end: false });
+  }
   try {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -48,8 +61,19 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
     if (out !== undefined) closeSync(out);
   }
   if (request.detach) child.unref();
-  const exited = waitExit(child);
+  // Piped: once its output has come through too.
+  const exited = piped ? new Promise<Exit>((resolve, reject) => (child.once('error', reject), child.once('close', (code, signal) => resolve({ code, signal })))) : waitExit(child);
   return { pid: child.pid!, wait: () => exited };
+}
+
+/** The log of a detached program, appended to; never through a link planted where it goes. */
+function openLog(path: string): number {
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+  } catch (err) {
+    if (errnoCode(err) === 'ELOOP') throw new CkptError(ErrorCodes.USAGE, `--log ${path} is a symbolic link: refusing to write through it`, { cause: err });
+    throw new CkptError(ErrorCodes.PERMISSION, `cannot open the log ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function isDirectory(path: string): boolean {

@@ -87,7 +87,7 @@ export interface RestartRequest {
   /** CRIU's restore stages (pre-restore, post-restore, pre-resume, post-resume). */
   onNotify?: NotifyHook;
   /** Start the program as this user (root restarting another user's snapshot: never with more privilege than its writer). */
-  runAs?: { uid: number; gid: number };
+  runAs?: { uid: number };
   /** Variables a fresh start takes from the current environment besides those that say where it runs (store/env.ts). */
   envRefresh?: string[];
   /**

@@ -4,7 +4,7 @@
 // only, and a restart takes their values from the environment it runs in.
 
 /** Names whose values are not written into a snapshot. */
-const SECRET_NAME = /SECRET|TOKEN|PASSW|PASSPHRASE|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|AUTH|COOKIE|SESSION_?KEY|KRB5CCNAME/i;
+const SECRET_NAME = /SECRET|TOKEN|PASSW|PASSPHRASE|_PASS$|CRED|JWT|_PAT$|PRIVATE|API_?KEY|ACCESS_?KEY|AUTH|COOKIE|SESSION_?KEY|KRB5CCNAME/i;
 
 export interface RecordedEnv {
   env: Record<string, string>;
@@ -13,6 +13,11 @@ export interface RecordedEnv {
 }
 
 export const isSecretName = (name: string): boolean => SECRET_NAME.test(name);
+
+/** An environment less the variables that look like secrets (what another user's program may see of ours). */
+export function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretName(k)));
+}
 
 /** Splits an environment into what is recorded and what is withheld; `drop` names variables that describe one run only. */
 export function recordEnv(env: NodeJS.ProcessEnv, drop: (name: string) => boolean = () => false): RecordedEnv {

@@ -1,8 +1,12 @@
-// Snapshot helpers shared by the store and periodic-checkpoint tests: a manifest
-// draft to commit by hand, and what a store holds while a series is being written.
+// Snapshot helpers shared by the store, trust and periodic-checkpoint tests: a
+// manifest draft to commit by hand, what a store holds while a series is being
+// written, and a snapshot committed by hand and given to another user.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { listSnapshots, type ListedSnapshot } from '../../dist/store/store.js';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beginSnapshot, commitSnapshot, listSnapshots, type ListedSnapshot } from '../../dist/store/store.js';
+import type { TestUser } from './users.js';
 import { MANIFEST_FORMAT, MANIFEST_VERSION } from '../../dist/store/manifest.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -48,4 +52,26 @@ export function keptNewest(store: string, k: number): ListedSnapshot[] {
   assert.deepEqual(kept.map((s) => s.seq), Array.from({ length: k }, (_, i) => newest - k + 1 + i), `exactly the newest ${k}`);
   assert.ok(readdirSync(store).every((n) => !n.startsWith('.partial')), 'no partial snapshot left');
   return kept;
+}
+
+/** A process manifest draft: `crs` none restarts by running `argv` in `cwd`. */
+export function draft(argv: string[], cwd: string, crs = 'none'): Json {
+  return manifestDraft({ crs: { name: crs, version: 'test' }, endState: 'terminate', origin: 'self' }, { argv, cwd, env: { PATH: '/usr/bin:/bin' } });
+}
+
+/** A committed snapshot in a new store under `base`; returns the store. */
+export async function snapshotIn(base: string, manifest: Json, files: Record<string, string> = {}): Promise<string> {
+  const store = join(base, `store-${readdirSync(base).length}`);
+  const pending = beginSnapshot(store);
+  for (const [name, content] of Object.entries(files)) {
+    mkdirSync(join(pending.dir, name, '..'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(pending.dir, name), content, { mode: 0o600 });
+  }
+  await commitSnapshot(pending, manifest as never);
+  return store;
+}
+
+/** Gives a whole tree to the user: what they could have made (and edited) themselves. */
+export function giveTo(path: string, user: TestUser): void {
+  execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path]);
 }

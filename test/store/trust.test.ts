@@ -23,8 +23,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { beginSnapshot, commitSnapshot, openSnapshot } from '../../dist/store/store.js';
 import { MANIFEST_NAME } from '../../dist/store/manifest.js';
-import { ckpt, isOneLineError, Program, runAsUser, tempDir, testUser, userDir, userInstall, type Result, type TestUser } from '../helpers.js';
-import { manifestDraft } from '../helpers/snapshots.js';
+import { ckpt, isOneLineError, Program, runAsUser, tempDir, testUser, userDir, userInstall, type Result } from '../helpers.js';
+import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
 
 const isRoot = process.geteuid?.() === 0;
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -32,28 +32,6 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 function needRoot(t: TestContext): boolean {
   if (!isRoot) t.skip('needs root (it plays root against another user)');
   return isRoot;
-}
-
-/** A process manifest draft: `crs` none restarts by running `argv` in `cwd`. */
-function draft(argv: string[], cwd: string, crs = 'none'): Json {
-  return manifestDraft({ crs: { name: crs, version: 'test' }, endState: 'terminate', origin: 'self' }, { argv, cwd, env: { PATH: '/usr/bin:/bin' } });
-}
-
-/** A committed snapshot in a new store under `base`; returns the store. */
-async function snapshotIn(base: string, manifest: Json, files: Record<string, string> = {}): Promise<string> {
-  const store = join(base, `store-${readdirSync(base).length}`);
-  const pending = beginSnapshot(store);
-  for (const [name, content] of Object.entries(files)) {
-    mkdirSync(join(pending.dir, name, '..'), { recursive: true, mode: 0o700 });
-    writeFileSync(join(pending.dir, name), content, { mode: 0o600 });
-  }
-  await commitSnapshot(pending, manifest as never);
-  return store;
-}
-
-/** Gives a whole tree to the user: what they could have made (and edited) themselves. */
-function giveTo(path: string, user: TestUser): void {
-  execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, path]);
 }
 
 function assertCoded(r: Result, code: string): void {
@@ -306,6 +284,9 @@ test('secrets in the environment are recorded by name only; a restart takes them
   const { recordEnv } = await import('../../dist/store/env.js');
   const recorded = recordEnv({ API_TOKEN: 's3cret', DB_PASSWORD: 'pw', PLAIN: 'visible' });
   assert.deepEqual(recorded, { env: { PLAIN: 'visible' }, envWithheld: ['API_TOKEN', 'DB_PASSWORD'] });
+  // Other spellings of the same: a Slurm token, a PMIx credential, a personal access token, a password.
+  const more = recordEnv({ SLURM_JWT: 'x', PMIX_SECURITY_CRED: 'x', GITHUB_PAT: 'x', DB_PASS: 'x', PATH: '/bin' });
+  assert.deepEqual(more, { env: { PATH: '/bin' }, envWithheld: ['DB_PASS', 'GITHUB_PAT', 'PMIX_SECURITY_CRED', 'SLURM_JWT'] });
   editManifest(store, (m) => Object.assign(m.process, recorded));
   const r = await ckpt(['restart', store], { API_TOKEN: 'fresh' });
   assert.equal(r.code, 0, r.stderr);

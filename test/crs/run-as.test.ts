@@ -1,0 +1,97 @@
+// Root starting another user's program (`ckpt restart --trust-owner`, src/crs/run-as.ts):
+// with the group of the user's account, not one a file carries; in a working directory
+// entered as the user, never one only root can reach; in a session of its own, with no
+// descriptor of root's terminal; with none of root's secrets. Run as root against the
+// tests' non-root user.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ckpt, ckptBin, isOneLineError, tempDir, testUser, userDir, type Result } from '../helpers.js';
+import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
+
+function needRoot(t: TestContext): boolean {
+  const root = process.geteuid?.() === 0;
+  if (!root) t.skip('needs root (it plays root against another user)');
+  return root;
+}
+
+function assertCoded(r: Result, code: string): void {
+  assert.notEqual(r.code, 0, `non-zero exit; stdout ${r.stdout} stderr ${r.stderr}`);
+  assert.ok(isOneLineError(r.stderr), `one-line error: ${JSON.stringify(r.stderr)}`);
+  assert.ok(r.stderr.trim().endsWith(`[${code}]`), `code ${code} in: ${r.stderr}`);
+}
+
+/** A snapshot of `/bin/sh -c SCRIPT` (given the user's home) in `cwd` (default: that home), given to the test user. */
+async function usersProgram(t: TestContext, script: (home: string) => string, cwd?: string) {
+  const user = testUser();
+  const home = userDir(t, user);
+  const store = await snapshotIn(home, draft(['/bin/sh', '-c', script(home)], cwd ?? home));
+  giveTo(store, user);
+  return { user, home, store };
+}
+
+test("its group is its account's, not the one its files carry (a setgid directory gives any)", async (t) => {
+  if (!needRoot(t)) return;
+  const { user, home, store } = await usersProgram(t, (home) => `id -G > ${home}/groups`);
+  // What a setgid directory of group adm (4) would have given the user's files.
+  execFileSync('chgrp', ['-R', 'adm', store]);
+  const r = await ckpt(['restart', store, '--trust-owner']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(readFileSync(join(home, 'groups'), 'utf8').trim().split(' '), [String(user.gid)]);
+});
+
+test('a working directory only root can reach is never entered for the user: one coded line, nothing runs', async (t) => {
+  if (!needRoot(t)) return;
+  const closed = join(tempDir(t), 'root-only');
+  mkdirSync(join(closed, 'open'), { recursive: true });
+  execFileSync('chmod', ['0700', closed]);
+  execFileSync('chmod', ['0755', join(closed, 'open')]);
+  const marker = join(closed, 'open', 'ran');
+  const { store } = await usersProgram(t, () => `touch ${marker}`, join(closed, 'open'));
+  const r = await ckpt(['restart', store, '--trust-owner']);
+  assertCoded(r, 'ECKPT_CWD_MISSING');
+  assert.match(r.stderr, /cannot enter it/);
+  assert.ok(!existsSync(marker), 'nothing ran');
+});
+
+test("on root's terminal: the program gets its own session, no descriptor of the terminal, none of root's secrets; its output comes through", async (t) => {
+  if (!needRoot(t)) return;
+  const dir = tempDir(t);
+  execFileSync('chmod', ['0755', dir]);
+  const report = join(dir, 'report');
+  writeFileSync(report, '', { mode: 0o666 });
+  execFileSync('chmod', ['0666', report]);
+  const script = [
+    // /dev/tty opens only in a session with a controlling terminal (the one TIOCSTI could type into).
+    `( : </dev/tty ) 2>/dev/null && echo ctty >> ${report} || echo no-ctty >> ${report}`,
+    `{ [ -t 0 ] || [ -t 1 ] || [ -t 2 ]; } && echo tty-fd >> ${report} || echo no-tty-fd >> ${report}`,
+    `env | grep -E '^(SLURM_JWT|PMIX_SECURITY_CRED|SLURM_JOB_ID)=' | sort >> ${report}`,
+    'echo out-of-the-program',
+  ].join('; ');
+  const { store } = await usersProgram(t, () => script);
+  // script(1) gives ckpt a terminal of its own, as an operator's shell has.
+  const child = spawn('script', ['-qec', `${process.execPath} ${ckptBin} restart ${store} --trust-owner`, '/dev/null'], {
+    env: { ...process.env, SLURM_JWT: 'root-token', PMIX_SECURITY_CRED: 'root-cred', SLURM_JOB_ID: '4242' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.resume();
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  assert.equal(code, 0, out);
+  assert.deepEqual(readFileSync(report, 'utf8').trim().split('\n'), ['no-ctty', 'no-tty-fd', 'SLURM_JOB_ID=4242']);
+  assert.match(out, /out-of-the-program/);
+});
+
+test('--detach --log through a link planted where the log goes: refused, nothing written', async (t) => {
+  if (!needRoot(t)) return;
+  const { home, store } = await usersProgram(t, () => 'echo written-through-the-link');
+  const target = join(tempDir(t), 'root-file');
+  writeFileSync(target, 'root only\n', { mode: 0o600 });
+  const log = join(home, '..', 'program.log');
+  symlinkSync(target, log);
+  assertCoded(await ckpt(['restart', store, '--trust-owner', '--detach', '--log', log]), 'ECKPT_USAGE');
+  assert.equal(readFileSync(target, 'utf8'), 'root only\n');
+});
