@@ -11,21 +11,28 @@ export interface Account {
   gid: number;
 }
 
-/** The primary group of `uid`'s account (NSS, as getent sees it); refused when it has none here. */
-export function accountOf(uid: number, what: string): Account {
+/** The primary group of `uid`'s account (NSS, as getent sees it), or undefined when it has none here. */
+function primaryGroup(uid: number): number | undefined {
   let line = '';
   try {
     line = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
-    // no such account (exit 2), or no getent: refused below
+    return undefined; // no such account (exit 2), or no getent
   }
   const f = line.split('\n')[0]!.split(':');
   const gid = Number(f[3]);
-  if (f.length < 7 || Number(f[2]) !== uid || !/^\d+$/.test(f[3] ?? '') || !Number.isSafeInteger(gid)) {
-    throw new SnapshotError(ErrorCodes.SNAPSHOT_OWNER, `${what} was written by uid ${uid}, which has no account here: refusing to run its program`);
-  }
+  return f.length >= 7 && Number(f[2]) === uid && /^\d+$/.test(f[3] ?? '') && Number.isSafeInteger(gid) ? gid : undefined;
+}
+
+/** `uid` with its account's group; refused when it has no account here. */
+export function accountOf(uid: number, what: string): Account {
+  const gid = primaryGroup(uid);
+  if (gid === undefined) throw new SnapshotError(ErrorCodes.SNAPSHOT_OWNER, `${what} was written by uid ${uid}, which has no account here: refusing to run its program`);
   return { uid, gid };
 }
+
+/** The group to act with as `uid`: its account's, or nogroup's (65534) for a uid with no account (a container's). */
+export const accountGid = (uid: number): number => primaryGroup(uid) ?? 65534;
 
 /** sh: enter the directory ($0), then become the command (pid and all). */
 const ENTER = 'cd -- "$0" || exit 126; exec "$@"';

@@ -9,6 +9,7 @@ import { CkptError, CriuError, ErrorCodes, errnoCode } from '../../errors.js';
 import type { RecordedFile } from '../../store/manifest.js';
 import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
 import { openFds } from '../../util/procfs.js';
+import { openForAppendAs } from './open-as.js';
 
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
@@ -85,9 +86,11 @@ export function openForAppend(path: string, what: string): number {
 /**
  * Which recorded files the restore hands in: each file written without O_APPEND
  * whose size changed since the dump (CRIU would refuse it) reopened for appending,
- * and any file on the root's fd 1 or 2 sent where --stdout/--stderr say.
+ * and any file on the root's fd 1 or 2 sent where --stdout/--stderr say. `asUid`:
+ * root restoring another user's process opens its recorded files as that user
+ * (open-as.ts): their paths run through directories the user can change.
  */
-export function fileInheritance(files: RecordedFile[], rootPid: number, overrides: OutputOverrides): FileInheritance {
+export async function fileInheritance(files: RecordedFile[], rootPid: number, overrides: OutputOverrides, asUid?: number): Promise<FileInheritance> {
   const byPath = new Map<string, string>();
   const opened: number[] = [];
   const result: { key: string; fd: number; path: string }[] = [];
@@ -102,7 +105,9 @@ export function fileInheritance(files: RecordedFile[], rootPid: number, override
       const key = f.path.replace(/^\/+/, '');
       if (byPath.has(key)) continue;
       byPath.set(key, target);
-      const fd = openForAppend(target, target === f.path ? 'written by the snapshot\'s process' : 'its new output');
+      const what = target === f.path ? "written by the snapshot's process" : 'its new output';
+      // Where --stdout/--stderr/--log send it is the caller's own choice; a recorded path is the user's.
+      const fd = asUid !== undefined && target === f.path ? await openForAppendAs(target, asUid, what) : openForAppend(target, what);
       opened.push(fd);
       result.push({ key, fd, path: target });
     }

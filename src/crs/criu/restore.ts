@@ -18,6 +18,7 @@ import type { NotifyHook, ProcessExit, RestartedProcess, RestartRequest } from '
 import type { NetworkLockName } from '../../store/manifest.js';
 import { assertHasImages, criuLogLevel, IMAGES_DIR, networkLockMethod, RESTORE_LOG, sharedOptions } from './options.js';
 import { snapshotPath } from '../../store/store.js';
+import { euid } from '../../store/trust.js';
 import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } from './files.js';
 import { HOLD_STAGE, holdUntilVerified, restoreError } from './verified-restore.js';
 import { faultPoint } from '../../util/faults.js';
@@ -92,7 +93,8 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
       return detachedOut;
     });
     // Regular files it wrote (stdout to a file…): appended to at their current end.
-    const files = fileInheritance(record.files ?? [], record.pid, overrides);
+    // Root restoring another user's process: its files opened as that user (open-as.ts).
+    const files = await fileInheritance(record.files ?? [], record.pid, overrides, euid() === 0 && record.uid !== 0 ? record.uid : undefined);
     opened.push(...files.opened);
     for (const f of files.files) {
       keys.push({ key: f.key, fd: 4 + ourFds.length });
