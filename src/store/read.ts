@@ -121,6 +121,11 @@ export function openSnapshot(ref: string, options: OpenOptions = {}): Snapshot {
     }
     const owner = snapshotOwner(dir, { trustOwner: options.trustOwner });
     const manifest = readManifest(dir);
+    // A numbered directory holds the snapshot of its number: removal and retention go by it.
+    const base = basename(dir.name);
+    if (SEQ_NAME.test(base) && Number(base) !== manifest.seq) {
+      throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `invalid manifest: ${dir.name} holds sequence ${manifest.seq}, not ${Number(base)}`);
+    }
     if (dir === top && options.seq !== undefined && options.seq !== manifest.seq) {
       throw new SnapshotError(ErrorCodes.SNAPSHOT_MISSING, `${named} is sequence ${manifest.seq}, not ${options.seq}`);
     }

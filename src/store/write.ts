@@ -289,7 +289,8 @@ export function removeSnapshot(snapshot: Snapshot): void {
   const store = openDir(snapshot.store, 'the snapshot store');
   try {
     const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
-    renameSync(store.at(seqName(snapshot.seq)), store.at(trash));
+    // The directory it was opened from (a copy under another name is that copy, not its sequence's).
+    renameSync(store.at(basename(snapshot.dir)), store.at(trash));
     rmSync(store.at(trash), { recursive: true, force: true });
   } finally {
     store.close();

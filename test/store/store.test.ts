@@ -2,7 +2,7 @@
 // verification, manifest validation, removal, and `ckpt snapshots`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   abortSnapshot,
@@ -16,6 +16,7 @@ import {
   verifySnapshot,
 } from '../../dist/store/store.js';
 import { MANIFEST_NAME, validateManifest } from '../../dist/store/manifest.js';
+import { keepNewest } from '../../dist/store/retention.js';
 import { hashBytes } from '../../dist/store/checksum.js';
 import { ckpt, isOneLineError, tempDir } from '../helpers.js';
 import { manifestDraft } from '../helpers/snapshots.js';
@@ -357,4 +358,29 @@ test('a directory its writer listed and reported whole (a criu rank\'s images) i
   const snapshot = await commitSnapshot(pending, manifestDraft(), { synced, syncedDirs: ['rank-0', 'rank-0/images'], completeDirs: ['rank-0/images'] });
   assert.deepEqual(snapshot.manifest.files.map((f: { path: string }) => f.path).sort(), ['rank-0/extra', 'rank-0/images/core-1.img', 'rank-0/images/pages-1.img']);
   assert.deepEqual(await verifySnapshot(openSnapshot(store)), { ok: true, files: 3, bytes: 5 + 10 + 11, problems: [] });
+});
+
+test("a numbered directory whose manifest names another sequence is refused; rm and retention remove the directory they opened, never another", async (t) => {
+  const store = join(tempDir(t), 'store');
+  for (let i = 0; i < 3; i++) await make(store);
+  const setSeq = (name: string, seq: number) => {
+    const path = join(store, name, MANIFEST_NAME);
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), seq }));
+  };
+  // A copy under a name of its own: rm removes that copy, not the sequence it holds.
+  cpSync(join(store, '000001'), join(store, 'keep-copy'), { recursive: true });
+  const rm = await ckpt(['snapshots', 'rm', join(store, 'keep-copy')]);
+  assert.equal(rm.code, 0, rm.stderr);
+  assert.deepEqual(readdirSync(store).sort(), ['000001', '000002', '000003']);
+  // 000003 says it is 2: refused wherever it is named, and 2 is left alone.
+  setSeq('000003', 2);
+  for (const args of [['snapshots', 'rm', store, '--seq', '3'], ['snapshots', 'inspect', join(store, '000003')]]) {
+    const r = await ckpt(args);
+    assert.ok(isOneLineError(r.stderr) && r.stderr.trim().endsWith('[ECKPT_SNAPSHOT_FORMAT]'), r.stderr);
+  }
+  // 000001 says it is 3: retention keeping one skips what it cannot trust and never removes 000003.
+  setSeq('000003', 3);
+  setSeq('000001', 3);
+  assert.deepEqual(keepNewest(store, 1, () => true), [2]);
+  assert.deepEqual(readdirSync(store).sort(), ['000001', '000003']);
 });
