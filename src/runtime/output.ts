@@ -6,6 +6,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
+import { walksPaths, walkToDir } from '../util/safe-walk.js';
 
 const MAX_LINE = 64 * 1024;
 const NL = 0x0a;
@@ -74,6 +75,8 @@ export function prefixedSink(out: Writable, rank: number): LineSink {
 /** How a rank output directory may be used. */
 export interface OutputDir {
   dir: string;
+  /** Where its files are opened: as root, through a descriptor of it (kept for the process's life), never again by name. */
+  io: string;
 }
 
 const isOwnerOk = (uid: number): boolean => uid === 0 || uid === (process.geteuid?.() ?? uid);
@@ -87,6 +90,8 @@ const isOwnerOk = (uid: number): boolean => uid === 0 || uid === (process.geteui
  */
 export function prepareOutputDir(dir: string): OutputDir {
   const path = resolvePath(dir);
+  // As root, reached without following another user's link (DIR planted as one), and used through its descriptor.
+  if (walksPaths()) return checkedOutputDir(dir, path, outputDirFd(dir, path));
   let created: string | undefined;
   try {
     created = mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -103,21 +108,41 @@ export function prepareOutputDir(dir: string): OutputDir {
       if (p === created || dirname(p) === p) break;
     }
   }
-  const st = statSync(path);
-  if (!st.isDirectory()) throw new CkptError(ErrorCodes.USAGE, `--output ${dir}: not a directory`);
+  return checkedOutputDir(dir, path);
+}
+
+function outputDirFd(dir: string, path: string): number {
+  try {
+    return walkToDir(path, PRIVATE_DIR_MODE);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOTDIR' || code === 'EEXIST' || code === 'ELOOP') throw new CkptError(ErrorCodes.USAGE, `--output ${dir}: not a directory`, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw new CkptError(ErrorCodes.PERMISSION, `--output ${dir}: cannot create it (${code})`, { cause: err });
+    throw err;
+  }
+}
+
+/** Refused: not a directory, another user's, or writable by others and not sticky (`fd`: as root, the one reached). */
+function checkedOutputDir(dir: string, path: string, fd?: number): OutputDir {
+  const st = fd === undefined ? statSync(path) : fstatSync(fd);
+  const refuse = (err: CkptError): never => {
+    if (fd !== undefined) closeSync(fd);
+    throw err;
+  };
+  if (!st.isDirectory()) refuse(new CkptError(ErrorCodes.USAGE, `--output ${dir}: not a directory`));
   if (!isOwnerOk(st.uid)) {
-    throw new CkptError(ErrorCodes.PERMISSION, `--output ${dir}: the directory belongs to uid ${st.uid}, who could replace the rank output files`, {
+    refuse(new CkptError(ErrorCodes.PERMISSION, `--output ${dir}: the directory belongs to uid ${st.uid}, who could replace the rank output files`, {
       hint: 'give a directory of your own',
-    });
+    }));
   }
   const sticky = (st.mode & 0o1000) !== 0;
   const writableByOthers = (st.mode & 0o002) !== 0 || ((st.mode & 0o020) !== 0 && st.gid !== (process.getegid?.() ?? st.gid));
   if (writableByOthers && !sticky) {
-    throw new CkptError(ErrorCodes.PERMISSION, `--output ${dir}: the directory is writable by others (mode ${(st.mode & 0o7777).toString(8)}) and not sticky`, {
+    refuse(new CkptError(ErrorCodes.PERMISSION, `--output ${dir}: the directory is writable by others (mode ${(st.mode & 0o7777).toString(8)}) and not sticky`, {
       hint: 'give a directory of your own (it is created 0700 when missing)',
-    });
+    }));
   }
-  return { dir: path };
+  return { dir: path, io: fd === undefined ? path : `/proc/self/fd/${fd}` };
 }
 
 /**
@@ -127,18 +152,19 @@ export function prepareOutputDir(dir: string): OutputDir {
  */
 export function openOutputFile(out: OutputDir, name: string, append = false): number {
   const path = join(out.dir, name);
+  const io = join(out.io, name);
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_APPEND, O_NONBLOCK } = constants;
   const base = O_WRONLY | O_NOFOLLOW | (append ? O_APPEND : 0);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return openSync(path, base | O_CREAT | O_EXCL, PRIVATE_FILE_MODE);
+      return openSync(io, base | O_CREAT | O_EXCL, PRIVATE_FILE_MODE);
     } catch (err) {
       if (errnoCode(err) !== 'EEXIST') throw outputError(path, err);
     }
     let fd: number;
     try {
       // O_NONBLOCK: a FIFO planted under the name must not block the open.
-      fd = openSync(path, base | O_NONBLOCK);
+      fd = openSync(io, base | O_NONBLOCK);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') continue; // removed meanwhile: create it
       throw outputError(path, err);

@@ -5,6 +5,7 @@
 import { closeSync, constants, fstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import { walksPaths, walkToDir } from './safe-walk.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_WRONLY, O_CREAT, O_EXCL, O_NONBLOCK } = constants;
 
@@ -16,9 +17,13 @@ export class DirFd {
     readonly stat: Stats,
   ) {}
 
-  /** Opens a directory; its last component must not be a symbolic link (ELOOP/ENOTDIR otherwise). */
+  /**
+   * Opens a directory; its last component must not be a symbolic link (ELOOP/ENOTDIR
+   * otherwise). As root, a path not through one of our descriptors is walked
+   * (safe-walk.ts): no other user's link on its way is followed.
+   */
   static open(path: string, name = path): DirFd {
-    const fd = openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    const fd = walksPaths() && !path.startsWith('/proc/') ? walkToDir(path) : openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     try {
       return new DirFd(fd, name, fstatSync(fd));
     } catch (err) {

@@ -1,15 +1,30 @@
 // File-system primitives for durable, private snapshots.
-import { closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, writeFileSync, renameSync, chmodSync, unlinkSync } from 'node:fs';
+import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { walksPaths, walkToDir } from './safe-walk.js';
 
 /** Snapshots hold process memory: directories 0700, files 0600. */
 export const PRIVATE_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
 
+/** A directory and its missing parents, 0700; as root, walked (safe-walk.ts): never through another user's link. */
 export function mkdirPrivate(path: string): void {
-  mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
-  chmodPrivateDir(path);
+  if (!walksPaths()) {
+    mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
+    chmodPrivateDir(path);
+    return;
+  }
+  const fd = walkToDir(path, PRIVATE_DIR_MODE);
+  try {
+    const st = fstatSync(fd);
+    // Root's own: another user could plant links in a directory of theirs that root writes in.
+    if (st.uid !== 0) throw new CkptError(ErrorCodes.PERMISSION, `${path} belongs to uid ${st.uid}: root keeps nothing in another user's directory`);
+    if ((st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmodSync(fd, PRIVATE_DIR_MODE);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -68,7 +83,22 @@ export function writeFileDurable(path: string, data: string | Uint8Array): void 
 /** Writes a file under a temporary name, fsyncs it, renames it into place, fsyncs the directory. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileDurable(tmp, data);
+  // Created exclusively, never through a link planted under its name (one left by a dead process of our pid goes first).
+  const create = () => openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+  let fd: number;
+  try {
+    fd = create();
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw err;
+    unlinkSync(tmp);
+    fd = create();
+  }
+  try {
+    writeFileSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(tmp, path);
   fsyncPath(dirname(path));
 }

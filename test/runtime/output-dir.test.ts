@@ -109,6 +109,23 @@ test('--output in a sticky shared directory: a planted symlink or file of anothe
   assert.equal(readFileSync(join(dir, 'rank-1.out'), 'utf8'), 'hello 1\n');
 });
 
+test("--output DIR that another user planted as a link to a directory of root's: refused, nothing written there", async (t) => {
+  if (!isRoot) return t.skip('planting files of another user needs root');
+  const shared = dirWithMode(0o1777);
+  const roots = dirWithMode(0o755);
+  writeFileSync(join(roots, 'rank-0.out'), 'precious\n');
+  const link = join(shared, 'out');
+  symlinkSync(roots, link);
+  lchownSync(link, NOBODY, NOBODY);
+  const mark = uniqueMark();
+  const r = await ckpt(['run', '-n', '1', '--output', link, ...echo], { MARK: mark });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /belongs to uid 65534: not followed.*\[ECKPT_PERMISSION\]/);
+  assert.deepEqual(readdirSync(roots), ['rank-0.out']);
+  assert.equal(readFileSync(join(roots, 'rank-0.out'), 'utf8'), 'precious\n');
+  await assertNoneLeft('MARK', mark);
+});
+
 test('--output naming a file is refused', async () => {
   const dir = dirWithMode(0o700);
   const file = join(dir, 'file');
