@@ -4,8 +4,17 @@ import { CkptError } from '../errors.js';
 import { formatBytes, formatDuration, formatRate, progressLine } from '../util/format-bytes.js';
 import type { WriteProgress } from '../store/image-watcher.js';
 
+/**
+ * A line as a terminal shows it: control characters (escape sequences, carriage
+ * returns, newlines inside a field) written as `\xNN`. What ckpt prints comes partly
+ * from files another user may have written (a manifest's command line, a path): none of
+ * it may retitle, clear or redraw the reader's terminal, or forge a line.
+ */
+export const printable = (text: string): string => text.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
+/** Results to stdout; `\n` and tabs between fields are ours, any other control character is shown escaped. */
 export function println(line = ''): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${line.split('\n').map(printable).join('\n')}\n`);
 }
 
 /**
@@ -77,8 +86,8 @@ const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' | ').trim(
 /** One line naming the cause; a hint on the same line. Never a stack trace. */
 export function formatError(err: unknown): string {
   if (err instanceof CkptError) {
-    return `ckpt: ${oneLine(err.message)}${err.hint ? ` (${oneLine(err.hint)})` : ''} [${err.code}]`;
+    return `ckpt: ${printable(oneLine(err.message))}${err.hint ? ` (${printable(oneLine(err.hint))})` : ''} [${err.code}]`;
   }
   const msg = err instanceof Error ? err.message : String(err);
-  return `ckpt: internal error: ${msg.split('\n')[0]} [ECKPT_INTERNAL]`;
+  return `ckpt: internal error: ${printable(msg.split('\n')[0] ?? '')} [ECKPT_INTERNAL]`;
 }

@@ -1,15 +1,18 @@
 // The store of an isolated job across nodes: one ordinary store per node (STORE/HOST)
 // and nodes.json, written last, naming each node's snapshot (HOST/SEQ) — head first.
 // nodes.json is input like any snapshot file: checked before anything runs.
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { openNoFollow } from '../util/dirfd.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { isNodeName } from './nodes-slurm.js';
 
 /** The file of a store across nodes that names each node's snapshot (written last). */
 export const NODES_FILE = 'nodes.json';
 export const FORMAT = 'ckpt-isolated-nodes/1';
+/** More than any real job's list of nodes. */
+const MAX_NODES_BYTES = 1 << 20;
 
 export interface NodesFile {
   format: string;
@@ -24,9 +27,21 @@ export const isNodesStore = (path: string): boolean => existsSync(join(path, NOD
 /** nodes.json, checked: it is input like any snapshot file. */
 export function readNodesFile(store: string): NodesFile {
   let f: NodesFile;
+  const path = join(store, NODES_FILE);
   try {
-    f = JSON.parse(readFileSync(join(store, NODES_FILE), 'utf8')) as NodesFile;
+    // Not through a link, never blocked on a FIFO, never endless (a link to /dev/zero): a small regular file of ours or root's.
+    const { fd, stat } = openNoFollow(path);
+    try {
+      const me = process.geteuid?.() ?? 0;
+      if (!stat.isFile() || stat.size > MAX_NODES_BYTES || (stat.uid !== me && stat.uid !== 0) || (stat.mode & 0o022) !== 0) {
+        throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${path} is not a private regular file of yours or root's (at most ${MAX_NODES_BYTES} bytes)`);
+      }
+      f = JSON.parse(readFileSync(fd, 'utf8')) as NodesFile;
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
+    if (err instanceof CkptError) throw err;
     throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${join(store, NODES_FILE)} is not readable JSON`, { cause: err });
   }
   const ok =

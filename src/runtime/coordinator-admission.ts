@@ -56,9 +56,11 @@ export function parseHello(m: ControlMessage, job: { jobId: string; secret: stri
 
 /** Takes a new connection through its hello to its role. */
 export function admitConnection(socket: Socket, host: AdmissionHost): void {
-  // Too many connections waiting for their hello: this one costs no more than its accept.
-  const authenticated = host.gate.admit(socket);
-  if (!authenticated) return;
+  // Too many connections waiting for their hello: the one waiting longest goes.
+  const authenticated = host.gate.admit(() => {
+    socket.on('error', () => {});
+    socket.destroy();
+  });
   const channel = new Channel(socket);
   host.channels.add(channel);
   let hello: Hello | undefined;

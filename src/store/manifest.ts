@@ -173,6 +173,9 @@ function fail(what: string): never {
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
+/** A string that can be a command-line word, a path or an environment value: no NUL, which no exec can carry. */
+const isArg = (v: unknown): v is string => isStr(v) && !v.includes('\0');
+const isEnv = (v: unknown): boolean => isObj(v) && Object.entries(v).every(([k, x]) => isArg(x) && k.length > 0 && !k.includes('=') && !k.includes('\0'));
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isNameList = (v: unknown): boolean => v === undefined || (Array.isArray(v) && v.every((x) => isStr(x) && /^[^=\0]+$/.test(x)));
 
@@ -224,9 +227,9 @@ function validateProcess(value: Record<string, unknown>): void {
   if (!isObj(p)) fail('process');
   if (!isInt(p.pid) || p.pid <= 1) fail('process.pid');
   if (!Array.isArray(p.tree) || !p.tree.every((x) => isInt(x) && x > 1)) fail('process.tree');
-  if (!Array.isArray(p.argv) || !p.argv.every(isStr) || p.argv.length === 0) fail('process.argv');
-  if (!isStr(p.cwd)) fail('process.cwd');
-  if (!isObj(p.env) || !Object.values(p.env).every(isStr)) fail('process.env');
+  if (!Array.isArray(p.argv) || !p.argv.every(isArg) || p.argv.length === 0) fail('process.argv');
+  if (!isArg(p.cwd)) fail('process.cwd');
+  if (!isEnv(p.env)) fail('process.env');
   if (!isNameList(p.envWithheld)) fail('process.envWithheld');
   if (!Array.isArray(p.stdio) || !p.stdio.every((x) => x === null || isStr(x))) fail('process.stdio');
   if (!isInt(p.uid)) fail('process.uid');
@@ -259,9 +262,9 @@ function validateJob(value: Record<string, unknown>): void {
   if (!isStr(j.id) || !isStr(j.name)) fail('job.id');
   if (!isInt(j.size) || j.size < 1 || j.size > 256) fail('job.size');
   if (j.oob !== 'unix' && j.oob !== 'tcp') fail('job.oob');
-  if (!Array.isArray(j.argv) || !j.argv.every(isStr) || j.argv.length === 0) fail('job.argv');
-  if (!isStr(j.cwd)) fail('job.cwd');
-  if (!isObj(j.env) || !Object.values(j.env).every(isStr)) fail('job.env');
+  if (!Array.isArray(j.argv) || !j.argv.every(isArg) || j.argv.length === 0) fail('job.argv');
+  if (!isArg(j.cwd)) fail('job.cwd');
+  if (!isEnv(j.env)) fail('job.env');
   if (!isNameList(j.envWithheld)) fail('job.envWithheld');
   if (j.intervalMs !== undefined && !(isInt(j.intervalMs) && j.intervalMs >= 1)) fail('job.intervalMs');
   if (j.keep !== undefined && !(isInt(j.keep) && j.keep >= 1)) fail('job.keep');

@@ -2,7 +2,8 @@
 // (the layout: cheap, checked before anything is restored) and of its checksum (the
 // contents: checked while a restore runs, see Verification). Files are read through
 // the snapshot's checked descriptor (snapshotPath), as the restore reads them.
-import { lstatSync } from 'node:fs';
+import { closeSync, lstatSync } from 'node:fs';
+import { openFileBelow } from '../util/dirfd.js';
 import { ErrorCodes, SnapshotError } from '../errors.js';
 import { entryChecksum, hashFile, type FileEntry } from './checksum.js';
 import { snapshotPath, type Snapshot } from './layout.js';
@@ -48,7 +49,19 @@ async function contentProblems(snapshot: Snapshot, files: FileEntry[]): Promise<
     while (next < files.length) {
       const i = next++;
       const sum = entryChecksum(files[i]!);
-      bad[i] = (await hashFile(snapshotPath(snapshot, files[i]!.path), sum.algorithm)) !== sum.value;
+      // Read through a descriptor opened without following any link (its owner may swap a directory meanwhile).
+      let opened: { fd: number };
+      try {
+        opened = openFileBelow(snapshotPath(snapshot), files[i]!.path);
+      } catch {
+        bad[i] = true; // swapped for a link or a special file since the layout was checked
+        continue;
+      }
+      try {
+        bad[i] = (await hashFile(`/proc/self/fd/${opened.fd}`, sum.algorithm)) !== sum.value;
+      } finally {
+        closeSync(opened.fd);
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(HASHERS, files.length) }, worker));

@@ -74,5 +74,31 @@ export function openNoFollow(path: string): { fd: number; stat: Stats } {
   }
 }
 
+/**
+ * Opens `rel` below the directory `base` (a /proc/<pid>/fd/N path) for reading, one
+ * name at a time, following no link at any level and never blocking on a FIFO: a
+ * directory its owner swapped for a link after it was checked leads nowhere. Its fd
+ * (a regular file's) and stat; ELOOP/ENOTDIR (a link), EINVAL (not a regular file).
+ */
+export function openFileBelow(base: string, rel: string): { fd: number; stat: Stats } {
+  const parts = rel.split('/').filter(Boolean);
+  let dir: number | undefined;
+  try {
+    for (const name of parts.slice(0, -1)) {
+      const next = openSync(dir === undefined ? join(base, name) : `/proc/self/fd/${dir}/${name}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      if (dir !== undefined) closeSync(dir);
+      dir = next;
+    }
+    const file = openNoFollow(dir === undefined ? join(base, parts.at(-1) ?? '') : `/proc/self/fd/${dir}/${parts.at(-1)}`);
+    if (!file.stat.isFile()) {
+      closeSync(file.fd);
+      throw Object.assign(new Error(`${rel}: not a regular file`), { code: 'EINVAL' });
+    }
+    return file;
+  } finally {
+    if (dir !== undefined) closeSync(dir);
+  }
+}
+
 /** ELOOP from O_NOFOLLOW: the last component was a symbolic link. */
 export const isLinkRefusal = (err: unknown): boolean => errnoCode(err) === 'ELOOP';

@@ -11,7 +11,8 @@ export const PRIVATE_FILE_MODE = 0o600;
 
 /** A directory and its missing parents, 0700; as root, walked (safe-walk.ts): never through another user's link. */
 export function mkdirPrivate(path: string): void {
-  if (!walksPaths()) {
+  // A path through one of our descriptors (/proc/<pid>/fd/N/…) is anchored already.
+  if (!walksPaths() || path.startsWith('/proc/')) {
     mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
     chmodPrivateDir(path);
     return;

@@ -28,39 +28,39 @@ export const HELLO_TIMEOUT_MS = 10_000;
 
 /**
  * Connections a listener holds that have not yet said a valid hello. Beyond this
- * a new connection is closed at once: idle strangers cannot fill a job's file
- * descriptors (a member's hello arrives with its connection, so it is never long
- * among them).
+ * the one waiting longest is closed: idle strangers cannot fill a job's file
+ * descriptors, nor keep a member out (a member's hello arrives with its connection,
+ * so it is never long among them; a stranger holding the cap is the oldest).
  */
 export const MAX_UNAUTHENTICATED = 64;
 
 /**
- * Counts a listener's connections that have not said a valid hello yet, and closes
- * a new one at once when `max` are already waiting.
+ * Keeps a listener's connections that have not said a valid hello yet, and closes the
+ * one waiting longest when a new one comes and `max` are already waiting.
  */
 export class HelloGate {
-  private waiting = 0;
+  /** How to close each waiting connection, in the order they came (a Set keeps it). */
+  private readonly waiting = new Set<() => void>();
   constructor(private readonly max = MAX_UNAUTHENTICATED) {}
 
-  /** Admits a connection and returns what to call once it said hello or closed (once is enough); undefined: closed. */
-  admit(socket: import('node:net').Socket): (() => void) | undefined {
-    if (this.waiting >= this.max) {
-      socket.on('error', () => {});
-      socket.destroy();
-      return undefined;
+  /**
+   * Admits a connection, given how to close it (the socket it is read through: a
+   * duplicate of the accepted one may be); returns what to call once it said hello or
+   * closed (once is enough).
+   */
+  admit(close: () => void): () => void {
+    if (this.waiting.size >= this.max) {
+      const oldest = this.waiting.values().next().value!;
+      this.waiting.delete(oldest);
+      oldest();
     }
-    this.waiting++;
-    let open = true;
-    return () => {
-      if (open) {
-        open = false;
-        this.waiting--;
-      }
-    };
+    const entry = () => close();
+    this.waiting.add(entry);
+    return () => void this.waiting.delete(entry);
   }
 
   reset(): void {
-    this.waiting = 0;
+    this.waiting.clear();
   }
 }
 

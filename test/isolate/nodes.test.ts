@@ -5,8 +5,8 @@
 // The real job across nodes: test/slurm/isolate-nodes.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ckpt, eventually, isOneLineError, tempDir } from '../helpers.js';
 import { AGENT_SCRIPT } from '../../dist/isolate/node-parts.js';
@@ -33,6 +33,14 @@ test('ckpt restart of a store across nodes: a bad nodes.json is one line, ECKPT_
     assert.equal(r.code, 1, `${text}: ${r.stderr}`);
     assert.ok(isOneLineError(r.stderr), r.stderr);
     assert.match(r.stderr, /\[ECKPT_SNAPSHOT_FORMAT\]/, text);
+  }
+  // Not a regular file: a FIFO (never waited on), a link to /dev/zero (never read without end).
+  for (const plant of [(p: string) => execFileSync('mkfifo', [p]), (p: string) => symlinkSync('/dev/zero', p)]) {
+    const store = join(tempDir(t), 'planted');
+    mkdirSync(store);
+    plant(join(store, 'nodes.json'));
+    const r = await ckpt(['restart', store], { ...inAllocation, PATH: '/nonexistent' });
+    assert.ok(isOneLineError(r.stderr) && /\[ECKPT_SNAPSHOT_FORMAT\]$/.test(r.stderr.trim()), r.stderr);
   }
   const store = join(tempDir(t), 'outside');
   mkdirSync(store);

@@ -140,3 +140,37 @@ test(`${CONNECTIONS} idle connections to a rank and to the coordinator (tcp): dr
     assert.equal(d.sum, (d.iter * (d.iter - 1)) / 2);
   }
 });
+
+test('64 idle strangers holding the cap do not keep a member out: the one waiting longest is closed, a control client gets in', async (t) => {
+  const dir = tempDir(t);
+  const stop = join(dir, 'stop');
+  const job = await launchJob({
+    command: process.execPath,
+    args: [fixture('jobs/steady.mjs')],
+    size: 1,
+    name: `cap${process.pid}`,
+    oob: 'tcp',
+    output: { mode: 'events' },
+    env: { STOP_FILE: stop },
+    store: join(dir, 'store'),
+    crs: 'self',
+  });
+  t.after(() => job.kill());
+  await watch(job).until(/^progress 0 /);
+  const a = parseAddress(job.address);
+  if (a.transport !== 'tcp') throw new Error(`not a tcp address: ${job.address}`);
+  // 64 connections that never say a word, all connected before the member comes.
+  const strangers = await Promise.all(
+    Array.from({ length: 64 }, () => new Promise<Socket>((resolve) => {
+      const s = connect({ host: a.host, port: a.port }, () => resolve(s));
+      s.on('error', () => {});
+    })),
+  );
+  const firstClosed = new Promise<void>((resolve) => strangers[0]!.once('close', () => resolve()));
+  t.after(() => strangers.forEach((s) => s.destroy()));
+  const status = await controlRequest(job.record(), 'status');
+  assert.equal((status.status as { size: number }).size, 1);
+  await firstClosed;
+  writeFileSync(stop, '');
+  assert.equal((await job.wait()).status, 0);
+});

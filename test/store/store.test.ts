@@ -384,3 +384,19 @@ test("a numbered directory whose manifest names another sequence is refused; rm 
   assert.deepEqual(keepNewest(store, 1, () => true), [2]);
   assert.deepEqual(readdirSync(store).sort(), ['000001', '000003']);
 });
+
+test('a command line, working directory or environment with a NUL (no exec can carry one) is an invalid manifest', async (t) => {
+  const snap = await make(join(tempDir(t), 'store'));
+  const ok: Json = JSON.parse(readFileSync(join(snap.dir, MANIFEST_NAME), 'utf8'));
+  validateManifest(structuredClone(ok));
+  for (const [field, edit] of [
+    ['process.argv', (m: Json) => (m.process.argv = ['/bin/true', 'a\0b'])],
+    ['process.cwd', (m: Json) => (m.process.cwd = '/tmp\0x')],
+    ['process.env', (m: Json) => (m.process.env = { A: 'x\0y' })],
+    ['process.env', (m: Json) => (m.process.env = { 'A=B': 'x' })],
+  ] as const) {
+    const m = structuredClone(ok);
+    edit(m);
+    assert.throws(() => validateManifest(m), { code: 'ECKPT_SNAPSHOT_FORMAT', message: new RegExp(field.replace('.', '\\.')) });
+  }
+});

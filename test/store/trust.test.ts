@@ -150,7 +150,8 @@ let n = 0;
 process.stdin.on('end', () => process.exit(0)).resume();
 (function poll() {
   let names = [], uid = -1;
-  try { names = fs.readdirSync(store); uid = fs.statSync(store).uid; } catch {}
+  // Its names and owner from one directory (by path twice, they could come from two: root puts its store back with two renames).
+  try { const fd = fs.openSync(store, 'r'); try { uid = fs.fstatSync(fd).uid; names = fs.readdirSync('/proc/self/fd/' + fd); } finally { fs.closeSync(fd); } } catch {}
   const partial = names.find((x) => x.startsWith('.partial-'));
   if (partial && uid === 0) {
     try {

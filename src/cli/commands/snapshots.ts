@@ -7,7 +7,7 @@ import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
 import { resolve } from 'node:path';
-import { println } from '../output.js';
+import { printable, println } from '../output.js';
 import { printResult } from '../json.js';
 
 /** A manifest for display: the recorded environment's values hidden unless asked for. */
@@ -60,7 +60,7 @@ export const snapshotsCommand: Command = {
               const m = s.manifest;
               const bytes = m.files.reduce((n, f) => n + f.size, 0);
               const d = describeManifest(m);
-              println(`${String(s.seq).padStart(6)}  ${m.createdAt}  ${m.crs.name.padEnd(5)} ${d.what}  ${mb(bytes)}  ${d.command.join(' ').slice(0, 60)}`);
+              println(`${String(s.seq).padStart(6)}  ${m.createdAt}  ${m.crs.name.padEnd(5)} ${d.what}  ${mb(bytes)}  ${printable(d.command.join(' ')).slice(0, 60)}`);
             } else {
               println(`${String(s.seq).padStart(6)}  unreadable: ${s.error}`);
             }
@@ -77,11 +77,11 @@ export const snapshotsCommand: Command = {
           println(`snapshot   ${snap.dir} (seq ${m.seq})`);
           const d = describeManifest(m);
           const origin = { self: 'by the process itself', external: 'from outside', coordinated: 'by the job coordinator' }[m.origin];
-          println(`made by    ${m.crs.name} ${m.crs.version} (ckpt ${m.ckptVersion}), ${origin}`);
-          println(`taken      ${m.createdAt} on ${m.host}, committed ${m.committedAt}; then ${m.endState}`);
+          println(`made by    ${printable(`${m.crs.name} ${m.crs.version} (ckpt ${m.ckptVersion})`)}, ${origin}`);
+          println(`taken      ${printable(`${m.createdAt} on ${m.host}, committed ${m.committedAt}`)}; then ${m.endState}`);
           println(`holds      ${d.what}, pids ${d.pids.join(' ')}`);
-          println(`command    ${d.command.join(' ')}`);
-          println(`cwd        ${m.kind === 'process' ? m.process.cwd : m.job.cwd}`);
+          println(`command    ${printable(d.command.join(' '))}`);
+          println(`cwd        ${printable(m.kind === 'process' ? m.process.cwd : m.job.cwd)}`);
           println(`files      ${m.files.length}, ${mb(m.files.reduce((n, f) => n + f.size, 0))}`);
           if (m.kind === 'job') println(`ranks      ${describeRanks(m.ranks)}`);
           if (m.kind === 'job' && m.ranks.some((r) => r.node)) println(`nodes      ${ranksPerNode(m.ranks)}`);

@@ -31,9 +31,12 @@ export class PeerAdmission {
   accept(accepted: Socket): void {
     const { o, table, inbound } = this;
     // Strangers that never say hello must not fill our descriptors: at most so
-    // many wait for their hello at once, each for the hello timeout.
-    const admitted = this.gate.admit(accepted);
-    if (!admitted) return;
+    // many wait for their hello at once (the longest waiting goes), each for the hello timeout.
+    // (Closed through the socket it is read by: `socket` below, a duplicate of `accepted` when one could be had.)
+    const admitted = this.gate.admit(() => {
+      socket.on('error', () => {});
+      socket.destroy();
+    });
     const authenticated = () => {
       admitted();
       clearTimeout(helloTimer);
