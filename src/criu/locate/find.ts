@@ -8,6 +8,7 @@ import { groupName } from './groups.js';
 import { forUsersCriuPath, privateCriuPath, rootPrivateCriuPath, SETUP_HINT, systemCriuPaths } from './paths.js';
 import { isExecutable } from './programs.js';
 import { judge, type Candidate, type CriuInfo } from './qualify.js';
+import { untrustedByRoot } from './trusted.js';
 
 export interface FindCriuOptions {
   /** false: run `criu check` even when a cached pass exists (and refresh the cache). Default true. */
@@ -31,7 +32,8 @@ export function candidates(options: FindCriuOptions): Candidate[] | CkptError {
         details: { path: fromEnv, source: 'env' },
       });
     }
-    return [{ path: fromEnv, source: 'env' }];
+    const untrusted = untrustedByRoot(fromEnv);
+    return untrusted ?? [{ path: fromEnv, source: 'env' }];
   }
   const list: Candidate[] = [];
   // A user other than root can use only a CRIU with file capabilities: the copy
@@ -48,7 +50,11 @@ export function candidates(options: FindCriuOptions): Candidate[] | CkptError {
   const rootInstall = rootPrivateCriuPath();
   if (options.privateRoot === undefined && rootInstall !== priv && isExecutable(rootInstall)) list.push({ path: rootInstall, source: 'private' });
   for (const p of systemCriuPaths(env)) list.push({ path: p, source: 'system' });
-  return list;
+  // As root, one another user could replace is never run (its error said if nothing else qualifies).
+  return list.map((c) => {
+    const untrusted = c.unusable ? undefined : untrustedByRoot(c.path);
+    return untrusted ? { ...c, unusable: untrusted } : c;
+  });
 }
 
 /** The for-users copy the caller may not run: it is not in the copy's group. */
