@@ -6,7 +6,7 @@
 // docs/RUNTIME.md, "Across nodes".
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import { Channel, connectTo, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
 import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, stageCopy, startRank, terminateRanks } from '../wire/agent-messages.js';
@@ -61,6 +61,8 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
     channel.destroy();
     throw remoteError(welcome, 'the coordinator refused this node');
   }
+  // Welcomed: requests for all its ranks at once (a restart's states among them) may pass 1 MiB.
+  channel.allowControl(MAX_AGENT_CONTROL_BYTES);
   // Ranks reach the coordinator through this agent, listen for their peers on the node's own address, and know their node.
   const relay = new RankRelay(channel);
   const relayed = await relay.listen();

@@ -44,6 +44,9 @@ mount -t proc -o nosuid,nodev,noexec proc /proc || fail "mount /proc"
 cd "$io" || fail "no output directory $io"
 # Host mounts below /tmp and /dev/shm would only be covered, yet CRIU would have to
 # recreate them at every restore (and fail once they are gone on the host).
+# (Mount points as mountinfo writes them, split on blanks it escapes; never globbed: a
+# user's mount named with a * must not expand to their link to another one.)
+set -f
 for m in $(awk '$5 ~ /^\/(tmp|dev\/shm)\/./ { print $5 }' /proc/self/mountinfo | sort -r); do
   case "$io/" in "$m"/*) continue ;; esac
   umount -l "$m" 2>/dev/null
@@ -58,6 +61,7 @@ mount --bind /dev/pts/ptmx /dev/ptmx || fail "bind /dev/ptmx"
 for m in $(awk '$5 ~ /^\/run\/netns(\/|$)/ { print $5 }' /proc/self/mountinfo | sort -r); do
   umount "$m" 2>/dev/null || umount -l "$m" || fail "umount $m"
 done
+set +f
 if [ "$net" = 1 ]; then ip link set lo up || fail "bring lo up"; fi
 cd "$wd" 2>/dev/null || fail "the working directory $wd is not visible inside the job (/tmp and /dev/shm are private there)"
 exec 3>&1 </dev/null >>${IO_MOUNT}/stdout 2>>${IO_MOUNT}/stderr || fail "open stdio"
@@ -115,10 +119,12 @@ exec unshare --pid -- "$@"
  * would be locked to their parents and could no longer be unmounted.
  */
 export const PREP_SCRIPT = String.raw`
+set -f
 for m in $(awk '$5 ~ /^\/(tmp|dev\/shm)\/./ || $5 ~ /^\/run\/netns(\/|$)/ { print $5 }' /proc/self/mountinfo | sort -r); do
   case "$CKPT_ISO_IO/" in "$m"/*) continue ;; esac
   umount -l "$m" 2>/dev/null
 done
+set +f
 # The host's /dev/shm (possibly several mounts stacked) would be dumped as a tmpfs under
 # the job's own, which CRIU reads by unmounting what covers it: locked mounts cannot be.
 while awk '$5 == "/dev/shm" { found = 1 } END { exit !found }' /proc/self/mountinfo; do

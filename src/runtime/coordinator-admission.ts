@@ -6,7 +6,7 @@
 // error and reported; the job goes on.
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, HelloGate, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
+import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { agentHello, type AgentHello } from '../wire/agent-messages.js';
 import { parse } from '../wire/validate.js';
@@ -89,7 +89,10 @@ export function admitConnection(socket: Socket, host: AdmissionHost): void {
         hello = h;
         if (h.role === 'rank') host.admitRank(h.rank, h.rejoin, channel, m);
         else {
-          if (h.role === 'agent') host.admitAgent(channel, h.agent);
+          if (h.role === 'agent') {
+            channel.allowControl(MAX_AGENT_CONTROL_BYTES);
+            host.admitAgent(channel, h.agent);
+          }
           channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size });
         }
         return;

@@ -8,6 +8,7 @@ import { constants as fsConstants, lstatSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import { openToOthers } from '../util/closed-path.js';
 import { PRIVATE_DIR_MODE } from '../util/fsx.js';
 import { parseTag } from '../util/writer-tag.js';
 import type { FileEntry } from './checksum.js';
@@ -32,6 +33,9 @@ export function stageDirProblem(dir: string, euid = process.geteuid?.() ?? -1): 
   if (!st.isDirectory()) return `${dir} is not a directory${st.isSymbolicLink() ? ' (a symbolic link)' : ''}`;
   if (st.uid !== 0 && st.uid !== euid) return `${dir} is owned by uid ${st.uid}, not ${euid === 0 ? 'root' : 'you or root'}`;
   if ((st.mode & 0o022) !== 0) return `${dir} is writable by other users (mode ${(st.mode & 0o7777).toString(8)})`;
+  // Nor a directory above it: another user could put a directory of theirs in its place, and ckpt's CRIU write through their links.
+  const above = openToOthers(dir, euid === 0 ? [0] : [0, euid]);
+  if (above) return `${above.at} (on the way to ${dir}) ${above.why}: another user could replace ${dir}`;
   return undefined;
 }
 

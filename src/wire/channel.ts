@@ -35,6 +35,13 @@ export const HELLO_TIMEOUT_MS = 10_000;
 export const MAX_UNAUTHENTICATED = 64;
 
 /**
+ * A node agent's control frames: one reply carries all its ranks' (self: each up to
+ * CKPT_SELF_INLINE_BYTES of state, base64) and relays a rank's frames base64'd —
+ * past 1 MiB with 13 ranks of 64 KiB on a node. Bounded all the same.
+ */
+export const MAX_AGENT_CONTROL_BYTES = 256 << 20;
+
+/**
  * Keeps a listener's connections that have not said a valid hello yet, and closes the
  * one waiting longest when a new one comes and `max` are already waiting.
  */
@@ -189,7 +196,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
   private readonly backlog: ControlMessage[] = [];
   private readonly pending = new Map<number, { resolve: (m: ControlMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 
-  constructor(socket: Socket, limits: { control: number; data: number } = { control: MAX_CONTROL_BYTES, data: 0 }) {
+  constructor(
+    socket: Socket,
+    /** The decoder's limits, kept: a connection that proved itself may be allowed more (allowControl). */
+    private readonly limits: { control: number; data: number } = { control: MAX_CONTROL_BYTES, data: 0 },
+  ) {
     super();
     this.socket = socket;
     this.decoder = new FrameDecoder((frame) => this.onFrame(frame), limits);
@@ -211,6 +222,11 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Control frames up to `bytes` from now on (a node agent, once its hello proved it one of the job's). */
+  allowControl(bytes: number): void {
+    this.limits.control = Math.max(this.limits.control, bytes);
   }
 
   send(message: ControlMessage): void {

@@ -31,6 +31,14 @@ test('stageDirProblem: an absolute directory of yours or root\'s, closed to othe
     // Another user's view: root's directory is fine, someone else's is not.
     assert.equal(stageDirProblem(dir, 4243), undefined);
     assert.match(stageDirProblem(join(dir, 'theirs'), 4243)!, /owned by uid 4242, not you or root/);
+    // Root's directory inside another user's (or one others may write, not sticky): they could put theirs in its place.
+    mkdirSync(join(dir, 'theirs', 'stage'), { mode: 0o700 });
+    assert.match(stageDirProblem(join(dir, 'theirs', 'stage'))!, /theirs \(on the way to .*\) belongs to uid 4242: another user could replace/);
+    mkdirSync(join(dir, 'group', 'stage'), { mode: 0o700 });
+    assert.match(stageDirProblem(join(dir, 'group', 'stage'))!, /group \(on the way to .*\) is writable by other users/);
+    // Inside a sticky one (as /tmp is): fine.
+    mkdirSync(join(dir, 'open', 'stage'), { mode: 0o700 });
+    assert.equal(stageDirProblem(join(dir, 'open', 'stage')), undefined);
   }
 });
 
