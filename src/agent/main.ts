@@ -1,12 +1,9 @@
 // The node agent's entry point: srun runs `node dist/agent/main.js` on every node
 // of a job across nodes (runtime/starter-slurm.ts). One line on failure, never a trace.
+// First of all (imports run in order): SIGUSR1 held (hold-signal.ts).
+import './hold-signal.js';
 import { CkptError } from '../errors.js';
-import { holdInspectorSignal } from '../util/signals.js';
 import { agentEnv, runNodeAgent } from './node-agent.js';
-
-// First: a SIGUSR1 (Slurm's, ahead of a time limit) while it connects must not open
-// Node's debugger, a port any local user could reach to run code as the agent's user.
-holdInspectorSignal();
 
 // No top-level await: the bundle of this entry is CommonJS (scripts/bundle.mjs).
 void (async () => {

@@ -1,10 +1,12 @@
 // Restart for checkpointers that save no process image (self, none): the recorded
 // command starts afresh, told through its environment which snapshot it resumes from.
 import { spawn } from 'node:child_process';
-import { closeSync, constants, openSync, statSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { isatty } from 'node:tty';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
-import { PRIVATE_FILE_MODE } from '../util/fsx.js';
-import { waitExit, type Exit } from '../util/spawn.js';
+import { openAppendFile } from '../util/safe-walk.js';
+import { waitExit } from '../util/spawn.js';
 import { restartEnv, withoutSecrets } from '../store/env.js';
 import { accountOf, checkAs, enterAndRun } from './run-as.js';
 import type { RestartedProcess, RestartRequest } from './types.js';
@@ -37,21 +39,16 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
   if (request.detach) out = openLog(request.logFile ?? '/dev/null');
   request.onProgress?.(`starting ${command} afresh${account ? ` as uid ${account.uid}` : ''}`);
   const [file, argv] = account ? enterAndRun(record.cwd, command, args) : [command, args];
-  // Another user's program gets no descriptor of our terminal: its output comes through pipes.
-  const piped = account !== undefined && out === undefined;
   const child = spawn(file, argv, {
     cwd: account ? '/' : record.cwd,
     env,
-    stdio: out !== undefined ? ['ignore', out, out] : piped ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    stdio: out !== undefined ? ['ignore', out, out] : account ? userStdio() : 'inherit',
     // Its own session: away from our terminal (and our process group's signals: ckpt restart forwards them).
     detached: request.detach || account !== undefined,
     // libuv drops the supplementary groups, then sets the gid and the uid.
     ...(account ? { uid: account.uid, gid: account.gid } : {}),
   });
-  if (piped) {
-    child.stdout!.pipe(process.stdout, { end: false });
-    child.stderr!.pipe(process.stderr, { end: false });
-  }
+  const relayed = [relay(child.stdout, 1), relay(child.stderr, 2)];
   try {
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -61,17 +58,44 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
     if (out !== undefined) closeSync(out);
   }
   if (request.detach) child.unref();
-  // Piped: once its output has come through too.
-  const exited = piped ? new Promise<Exit>((resolve, reject) => (child.once('error', reject), child.once('close', (code, signal) => resolve({ code, signal })))) : waitExit(child);
+  // Relayed: once its output has come through too (a child it left holding the pipe is not waited for long).
+  const exited = waitExit(child).then(async (exit) => {
+    const cut = setTimeout(() => relayed.forEach((r) => r.cut()), 1000);
+    await Promise.all(relayed.map((r) => r.ended));
+    clearTimeout(cut);
+    return exit;
+  });
   return { pid: child.pid!, wait: () => exited };
+}
+
+/**
+ * Another user's program gets no descriptor of our terminal (TIOCSTI types through one,
+ * and reads from it see what we type): a terminal among our stdout and stderr is
+ * relayed through a pipe; anything else (a file, a pipe) is handed over as it is.
+ */
+function userStdio(): ('ignore' | 'pipe' | number)[] {
+  return ['ignore', isatty(1) ? 'pipe' : 1, isatty(2) ? 'pipe' : 2];
+}
+
+/** Copies a relayed stream to our descriptor `fd` as it comes: `ended` at its end; `cut` ends it sooner. */
+function relay(stream: Readable | null, fd: number): { ended: Promise<void>; cut: () => void } {
+  if (!stream) return { ended: Promise.resolve(), cut: () => {} };
+  // A terminal: written synchronously (no backlog); gone, the program's output is dropped, the program never blocked.
+  const out = fd === 1 ? process.stdout : process.stderr;
+  out.on('error', () => {});
+  stream.on('data', (chunk: Buffer) => void out.write(chunk));
+  const ended = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+  return { ended, cut: () => stream.destroy() };
 }
 
 /** The log of a detached program, appended to; never through a link planted where it goes. */
 function openLog(path: string): number {
   try {
-    return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+    return openAppendFile(path);
   } catch (err) {
+    if (err instanceof CkptError) throw err;
     if (errnoCode(err) === 'ELOOP') throw new CkptError(ErrorCodes.USAGE, `--log ${path} is a symbolic link: refusing to write through it`, { cause: err });
+    if (errnoCode(err) === 'EINVAL' || errnoCode(err) === 'ENXIO') throw new CkptError(ErrorCodes.USAGE, `--log ${path} is not a regular file`, { cause: err });
     throw new CkptError(ErrorCodes.PERMISSION, `cannot open the log ${path}: ${(err as Error).message}`, { cause: err });
   }
 }

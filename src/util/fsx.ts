@@ -4,6 +4,7 @@ import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { walksPaths, walkToDir } from './safe-walk.js';
+import { openToOthers } from './closed-path.js';
 
 /** Snapshots hold process memory: directories 0700, files 0600. */
 export const PRIVATE_DIR_MODE = 0o700;
@@ -22,6 +23,9 @@ export function mkdirPrivate(path: string): void {
     const st = fstatSync(fd);
     // Root's own: another user could plant links in a directory of theirs that root writes in.
     if (st.uid !== 0) throw new CkptError(ErrorCodes.PERMISSION, `${path} belongs to uid ${st.uid}: root keeps nothing in another user's directory`);
+    // Nor in a directory of root's inside another user's (they could rename it and put a link in its place).
+    const open = openToOthers(path, [0]);
+    if (open) throw new CkptError(ErrorCodes.PERMISSION, `${path}: ${open.at} ${open.why}: root keeps nothing where another user could replace it`);
     if ((st.mode & 0o7777) !== PRIVATE_DIR_MODE) fchmodSync(fd, PRIVATE_DIR_MODE);
   } finally {
     closeSync(fd);

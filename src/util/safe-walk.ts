@@ -4,8 +4,8 @@
 // symbolic link on the way is followed only if root or the caller owns it — one another
 // user planted (their directory swapped for a link to /etc) is refused, never followed
 // — and a name swapped for a link after it was checked fails to open (O_NOFOLLOW).
-import { closeSync, constants, lstatSync, mkdirSync, openSync, readlinkSync, type Stats } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readlinkSync, type Stats } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = constants;
@@ -64,4 +64,28 @@ export function walkToDir(path: string, mode?: number): number {
     closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * Opens a file for appending (created 0600 if missing): as root through its directory
+ * reached by walkToDir, its own name never followed (ELOOP), never blocking on a FIFO;
+ * anything but a regular file is EINVAL. A log or output file root was told to use,
+ * maybe in a directory another user can change.
+ */
+export function openAppendFile(path: string): number {
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | O_NOFOLLOW | constants.O_NONBLOCK;
+  let fd: number;
+  if (walksPaths() && !path.startsWith('/proc/')) {
+    const dir = walkToDir(dirname(resolve(path)));
+    try {
+      fd = openSync(`/proc/self/fd/${dir}/${basename(path)}`, flags, 0o600);
+    } finally {
+      closeSync(dir);
+    }
+  } else fd = openSync(path, flags, 0o600);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw Object.assign(new Error(`${path}: not a regular file`), { code: 'EINVAL' });
+  }
+  return fd;
 }

@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ckpt, ckptBin, isOneLineError, tempDir, testUser, userDir, type Result } from '../helpers.js';
 import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
@@ -94,4 +94,36 @@ test('--detach --log through a link planted where the log goes: refused, nothing
   symlinkSync(target, log);
   assertCoded(await ckpt(['restart', store, '--trust-owner', '--detach', '--log', log]), 'ECKPT_USAGE');
   assert.equal(readFileSync(target, 'utf8'), 'root only\n');
+  // A link of theirs higher up the path: not followed either.
+  const user = testUser();
+  const rootOnly = tempDir(t);
+  const logs = join(home, '..', 'logs');
+  symlinkSync(rootOnly, logs);
+  execFileSync('chown', ['-h', `${user.uid}:${user.gid}`, logs]);
+  const r = await ckpt(['restart', store, '--trust-owner', '--detach', '--log', join(logs, 'program.log')]);
+  assertCoded(r, 'ECKPT_PERMISSION');
+  assert.match(r.stderr, /belongs to uid \d+: not followed/);
+  assert.deepEqual(readdirSync(rootOnly), []);
+});
+
+test("on root's terminal, a program that leaves a child holding its output: ckpt restart ends with the program, its status passed on", { timeout: 120_000 }, async (t) => {
+  if (!needRoot(t)) return;
+  const dir = tempDir(t);
+  execFileSync('chmod', ['0755', dir]);
+  const bg = join(dir, 'bg');
+  writeFileSync(bg, '', { mode: 0o666 });
+  execFileSync('chmod', ['0666', bg]);
+  const { store } = await usersProgram(t, () => `sleep 100000 & echo $! > ${bg}; echo parent-done; exit 5`);
+  const killBackground = () => {
+    const pid = existsSync(bg) ? Number(readFileSync(bg, 'utf8')) : 0;
+    if (pid > 1) execFileSync('kill', ['-9', String(pid)]);
+  };
+  const child = spawn('script', ['-qec', `${process.execPath} ${ckptBin} restart ${store} --trust-owner`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.resume();
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  killBackground();
+  assert.equal(code, 5, out);
+  assert.match(out, /parent-done/);
 });

@@ -3,7 +3,8 @@
 // written, and a snapshot committed by hand and given to another user.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beginSnapshot, commitSnapshot, listSnapshots, type ListedSnapshot } from '../../dist/store/store.js';
 import type { TestUser } from './users.js';
@@ -59,15 +60,23 @@ export function draft(argv: string[], cwd: string, crs = 'none'): Json {
   return manifestDraft({ crs: { name: crs, version: 'test' }, endState: 'terminate', origin: 'self' }, { argv, cwd, env: { PATH: '/usr/bin:/bin' } });
 }
 
-/** A committed snapshot in a new store under `base`; returns the store. */
+/**
+ * A committed snapshot in a new store under `base`; returns the store. Written in a
+ * directory of the caller's own and moved into `base`: as root ckpt keeps nothing in
+ * another user's directory (a test's "user" then owns it: giveTo).
+ */
 export async function snapshotIn(base: string, manifest: Json, files: Record<string, string> = {}): Promise<string> {
   const store = join(base, `store-${readdirSync(base).length}`);
-  const pending = beginSnapshot(store);
+  const scratch = mkdtempSync(join(tmpdir(), 'ckpt-snap-'));
+  const made = join(scratch, 'store');
+  const pending = beginSnapshot(made);
   for (const [name, content] of Object.entries(files)) {
     mkdirSync(join(pending.dir, name, '..'), { recursive: true, mode: 0o700 });
     writeFileSync(join(pending.dir, name), content, { mode: 0o600 });
   }
   await commitSnapshot(pending, manifest as never);
+  renameSync(made, store);
+  rmdirSync(scratch);
   return store;
 }
 

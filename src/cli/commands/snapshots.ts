@@ -95,10 +95,10 @@ export const snapshotsCommand: Command = {
         const damaged = `${snap.dir} is damaged: ${result.problems[0]}${more}`;
         if (result.ok) {
           if (json) printResult('snapshots verify', { snapshot: snap.dir, seq: snap.seq, files: result.files, bytes: result.bytes, problems: [] });
-          else println(`${snap.dir}: ok (${result.files} files, ${mb(result.bytes)})`);
+          else println(`${printable(snap.dir)}: ok (${result.files} files, ${mb(result.bytes)})`);
           return 0;
         }
-        if (!json) for (const p of result.problems) println(`${snap.dir}: ${p}`);
+        if (!json) for (const p of result.problems) println(printable(`${snap.dir}: ${p}`));
         // With --json every problem is in the error's details.
         throw new SnapshotError(ErrorCodes.SNAPSHOT_CORRUPT, damaged, { details: { snapshot: snap.dir, seq: snap.seq, problems: result.problems } });
       }
@@ -109,7 +109,7 @@ export const snapshotsCommand: Command = {
         }
         const removed = await removeSnapshotAndLeftovers(snap);
         if (json) printResult('snapshots rm', { snapshot: removed.dir, seq: snap.seq, lockTable: removed.lockTable ?? null });
-        else println(`removed ${removed.dir}${removed.lockTable ? ` (and CRIU's network lock table ${removed.lockTable})` : ''}`);
+        else println(`removed ${printable(removed.dir)}${removed.lockTable ? ` (and CRIU's network lock table ${removed.lockTable})` : ''}`);
         return 0;
       }
       case 'gc': {
@@ -119,7 +119,7 @@ export const snapshotsCommand: Command = {
         if (json) printResult('snapshots gc', { removed, bytes, ...(dryRun ? { dryRun } : {}) });
         else {
           const verb = dryRun ? 'would remove' : 'removed';
-          for (const r of removed) println(`${verb} ${r.path} (${formatBytes(r.bytes)})`);
+          for (const r of removed) println(`${verb} ${printable(r.path)} (${formatBytes(r.bytes)})`);
           println(removed.length ? `${verb} ${removed.length} abandoned partial snapshot${removed.length > 1 ? 's' : ''}, ${formatBytes(bytes)}` : 'nothing to remove');
         }
         return 0;

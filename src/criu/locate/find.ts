@@ -8,7 +8,7 @@ import { groupName } from './groups.js';
 import { forUsersCriuPath, privateCriuPath, rootPrivateCriuPath, SETUP_HINT, systemCriuPaths } from './paths.js';
 import { isExecutable } from './programs.js';
 import { judge, type Candidate, type CriuInfo } from './qualify.js';
-import { untrustedByRoot } from './trusted.js';
+import { runnableByRoot } from './trusted.js';
 
 export interface FindCriuOptions {
   /** false: run `criu check` even when a cached pass exists (and refresh the cache). Default true. */
@@ -32,8 +32,8 @@ export function candidates(options: FindCriuOptions): Candidate[] | CkptError {
         details: { path: fromEnv, source: 'env' },
       });
     }
-    const untrusted = untrustedByRoot(fromEnv);
-    return untrusted ?? [{ path: fromEnv, source: 'env' }];
+    const runnable = runnableByRoot(fromEnv);
+    return runnable instanceof CkptError ? runnable : [{ path: runnable, source: 'env' }];
   }
   const list: Candidate[] = [];
   // A user other than root can use only a CRIU with file capabilities: the copy
@@ -52,8 +52,9 @@ export function candidates(options: FindCriuOptions): Candidate[] | CkptError {
   for (const p of systemCriuPaths(env)) list.push({ path: p, source: 'system' });
   // As root, one another user could replace is never run (its error said if nothing else qualifies).
   return list.map((c) => {
-    const untrusted = c.unusable ? undefined : untrustedByRoot(c.path);
-    return untrusted ? { ...c, unusable: untrusted } : c;
+    if (c.unusable) return c;
+    const runnable = runnableByRoot(c.path);
+    return runnable instanceof CkptError ? { ...c, unusable: runnable } : { ...c, path: runnable };
   });
 }
 

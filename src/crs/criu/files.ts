@@ -4,10 +4,10 @@
 // bad size"). The dump records them; the restore opens each for appending at its
 // current end (or where --stdout/--stderr/--log say) and hands that descriptor to
 // CRIU through inherit-fd, in place of the file it would reopen and check.
-import { constants, closeSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { CkptError, CriuError, ErrorCodes, errnoCode } from '../../errors.js';
 import type { RecordedFile } from '../../store/manifest.js';
-import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
+import { openAppendFile } from '../../util/safe-walk.js';
 import { openFds } from '../../util/procfs.js';
 import { openForAppendAs } from './open-as.js';
 
@@ -68,8 +68,9 @@ function sizeOf(path: string): number | undefined {
 /** Opens a file for appending (created 0600 if missing); a link there is refused. */
 export function openForAppend(path: string, what: string): number {
   try {
-    return openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+    return openAppendFile(path);
   } catch (err) {
+    if (err instanceof CkptError) throw err;
     const code = errnoCode(err);
     const denied = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
     throw new CkptError(denied ? ErrorCodes.PERMISSION : ErrorCodes.USAGE, `cannot open ${path} (${what}) for appending: ${code ?? String(err)}`, {

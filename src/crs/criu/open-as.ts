@@ -38,10 +38,13 @@ export async function openForAppendAs(path: string, uid: number, what: string): 
         details: { path },
       });
     }
-    const fd = openSync(`/proc/${shell.pid}/fd/3`, constants.O_WRONLY | constants.O_APPEND);
-    if (!fstatSync(fd).isFile()) {
+    const fd = openSync(`/proc/${shell.pid}/fd/3`, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
+    // The user's own regular file, nothing else: the user can ptrace the shell and have it
+    // open another file (O_PATH needs no right to it) that root's reopen would then write.
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== uid) {
       closeSync(fd);
-      throw new CkptError(ErrorCodes.USAGE, `${path} (${what}) is no longer a regular file`, { details: { path } });
+      throw new CkptError(ErrorCodes.PERMISSION, `${path} (${what}) is not a regular file of uid ${uid}: not appending to it`, { details: { path } });
     }
     return fd;
   } finally {

@@ -4,9 +4,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findCriu } from '../../../dist/criu/locate/find.js';
+import { candidates, findCriu } from '../../../dist/criu/locate/find.js';
 import { tempDir, testUser } from '../../helpers.js';
 
 function needRoot(t: TestContext): boolean {
@@ -49,4 +49,9 @@ test("as root, CKPT_CRIU in another user's directory, or in a directory others m
   mkdirSync(ours, { mode: 0o755 });
   await findCriu({ env: { CKPT_CRIU: fakeCriu(ours, mark) }, cache: false }).catch((err: Error & { code?: string }) => assert.notEqual(err.code, 'ECKPT_PERMISSION', err.message));
   assert.ok(existsSync(mark), "root's own was run");
+  // Reached through a link of the user's (which they could re-point): run by its resolved path, never the link.
+  const link = join(theirs, 'criu-link');
+  symlinkSync(join(ours, 'criu'), link);
+  execFileSync('chown', ['-h', `${user.uid}:${user.gid}`, link]);
+  assert.deepEqual(candidates({ env: { CKPT_CRIU: link } }), [{ path: join(ours, 'criu'), source: 'env' }]);
 });
