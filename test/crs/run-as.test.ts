@@ -32,6 +32,29 @@ async function usersProgram(t: TestContext, script: (home: string) => string, cw
   return { user, home, store };
 }
 
+/** An empty file in a fresh directory that the test user's program may write (its report to the test). */
+function sharedFile(t: TestContext, name: string): string {
+  const dir = tempDir(t);
+  execFileSync('chmod', ['0755', dir]);
+  const file = join(dir, name);
+  writeFileSync(file, '');
+  execFileSync('chmod', ['0666', file]);
+  return file;
+}
+
+/** `ckpt restart STORE --trust-owner` on a terminal of its own (script(1)), as from an operator's shell: its exit status and output. */
+async function restartOnTerminal(store: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
+  const child = spawn('script', ['-qec', `${process.execPath} ${ckptBin} restart ${store} --trust-owner`, '/dev/null'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.resume();
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  return { code, out };
+}
+
 test("its group is its account's, not the one its files carry (a setgid directory gives any)", async (t) => {
   if (!needRoot(t)) return;
   const { user, home, store } = await usersProgram(t, (home) => `id -G > ${home}/groups`);
@@ -58,11 +81,7 @@ test('a working directory only root can reach is never entered for the user: one
 
 test("on root's terminal: the program gets its own session, no descriptor of the terminal, none of root's secrets; its output comes through", async (t) => {
   if (!needRoot(t)) return;
-  const dir = tempDir(t);
-  execFileSync('chmod', ['0755', dir]);
-  const report = join(dir, 'report');
-  writeFileSync(report, '', { mode: 0o666 });
-  execFileSync('chmod', ['0666', report]);
+  const report = sharedFile(t, 'report');
   const script = [
     // /dev/tty opens only in a session with a controlling terminal (the one TIOCSTI could type into).
     `( : </dev/tty ) 2>/dev/null && echo ctty >> ${report} || echo no-ctty >> ${report}`,
@@ -71,15 +90,7 @@ test("on root's terminal: the program gets its own session, no descriptor of the
     'echo out-of-the-program',
   ].join('; ');
   const { store } = await usersProgram(t, () => script);
-  // script(1) gives ckpt a terminal of its own, as an operator's shell has.
-  const child = spawn('script', ['-qec', `${process.execPath} ${ckptBin} restart ${store} --trust-owner`, '/dev/null'], {
-    env: { ...process.env, SLURM_JWT: 'root-token', PMIX_SECURITY_CRED: 'root-cred', SLURM_JOB_ID: '4242' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.resume();
-  const code = await new Promise<number | null>((r) => child.once('close', r));
+  const { code, out } = await restartOnTerminal(store, { SLURM_JWT: 'root-token', PMIX_SECURITY_CRED: 'root-cred', SLURM_JOB_ID: '4242' });
   assert.equal(code, 0, out);
   assert.deepEqual(readFileSync(report, 'utf8').trim().split('\n'), ['no-ctty', 'no-tty-fd', 'SLURM_JOB_ID=4242']);
   assert.match(out, /out-of-the-program/);
@@ -108,21 +119,13 @@ test('--detach --log through a link planted where the log goes: refused, nothing
 
 test("on root's terminal, a program that leaves a child holding its output: ckpt restart ends with the program, its status passed on", { timeout: 120_000 }, async (t) => {
   if (!needRoot(t)) return;
-  const dir = tempDir(t);
-  execFileSync('chmod', ['0755', dir]);
-  const bg = join(dir, 'bg');
-  writeFileSync(bg, '', { mode: 0o666 });
-  execFileSync('chmod', ['0666', bg]);
+  const bg = sharedFile(t, 'bg');
   const { store } = await usersProgram(t, () => `sleep 100000 & echo $! > ${bg}; echo parent-done; exit 5`);
   const killBackground = () => {
     const pid = existsSync(bg) ? Number(readFileSync(bg, 'utf8')) : 0;
     if (pid > 1) execFileSync('kill', ['-9', String(pid)]);
   };
-  const child = spawn('script', ['-qec', `${process.execPath} ${ckptBin} restart ${store} --trust-owner`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.resume();
-  const code = await new Promise<number | null>((r) => child.once('close', r));
+  const { code, out } = await restartOnTerminal(store);
   killBackground();
   assert.equal(code, 5, out);
   assert.match(out, /parent-done/);

@@ -71,6 +71,10 @@ function watch(job: Job) {
   return { lines, until, seen };
 }
 
+/** The steady fixture as a tcp job of `size` self ranks, stopped by creating `stop`. */
+const steadyJob = (name: string, size: number, store: string, stop: string, env: NodeJS.ProcessEnv = {}): Promise<Job> =>
+  launchJob({ command: process.execPath, args: [fixture('jobs/steady.mjs')], size, name, oob: 'tcp', output: { mode: 'events' }, env: { STOP_FILE: stop, ...env }, store, crs: 'self' });
+
 test(`${CONNECTIONS} idle connections to a rank and to the coordinator (tcp): dropped after the hello timeout, the job progresses, a checkpoint succeeds`, async (t) => {
   const dir = tempDir(t);
   const store = join(dir, 'store');
@@ -79,17 +83,7 @@ test(`${CONNECTIONS} idle connections to a rank and to the coordinator (tcp): dr
   process.env.CKPT_HELLO_TIMEOUT_MS = String(HELLO_MS);
   let job: Job;
   try {
-    job = await launchJob({
-      command: process.execPath,
-      args: [fixture('jobs/steady.mjs')],
-      size: 2,
-      name: `idle${process.pid}`,
-      oob: 'tcp',
-      output: { mode: 'events' },
-      env: { STOP_FILE: stop, CKPT_HELLO_TIMEOUT_MS: String(HELLO_MS) },
-      store,
-      crs: 'self',
-    });
+    job = await steadyJob(`idle${process.pid}`, 2, store, stop, { CKPT_HELLO_TIMEOUT_MS: String(HELLO_MS) });
   } finally {
     delete process.env.CKPT_HELLO_TIMEOUT_MS;
   }
@@ -144,17 +138,7 @@ test(`${CONNECTIONS} idle connections to a rank and to the coordinator (tcp): dr
 test('64 idle strangers holding the cap do not keep a member out: the one waiting longest is closed, a control client gets in', async (t) => {
   const dir = tempDir(t);
   const stop = join(dir, 'stop');
-  const job = await launchJob({
-    command: process.execPath,
-    args: [fixture('jobs/steady.mjs')],
-    size: 1,
-    name: `cap${process.pid}`,
-    oob: 'tcp',
-    output: { mode: 'events' },
-    env: { STOP_FILE: stop },
-    store: join(dir, 'store'),
-    crs: 'self',
-  });
+  const job = await steadyJob(`cap${process.pid}`, 1, join(dir, 'store'), stop);
   t.after(() => job.kill());
   await watch(job).until(/^progress 0 /);
   const a = parseAddress(job.address);
