@@ -69,7 +69,7 @@ export function walkToDir(path: string, mode?: number): number {
 /**
  * Opens a file for appending (created 0600 if missing): as root through its directory
  * reached by walkToDir, its own name never followed (ELOOP), never blocking on a FIFO;
- * anything but a regular file is EINVAL. A log or output file root was told to use,
+ * anything but a regular file or a device (/dev/null) is EINVAL. A log or output file root was told to use,
  * maybe in a directory another user can change.
  */
 export function openAppendFile(path: string): number {
@@ -83,7 +83,9 @@ export function openAppendFile(path: string): number {
       closeSync(dir);
     }
   } else fd = openSync(path, flags, 0o600);
-  if (!fstatSync(fd).isFile()) {
+  // A regular file, or a device such as /dev/null; not a FIFO or a socket another user's process could hold the other end of.
+  const st = fstatSync(fd);
+  if (!st.isFile() && !st.isCharacterDevice()) {
     closeSync(fd);
     throw Object.assign(new Error(`${path}: not a regular file`), { code: 'EINVAL' });
   }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckpt, ckptBin, isOneLineError, tempDir, testUser, userDir, type Result } from '../helpers.js';
+import { ckpt, ckptBin, eventually, isOneLineError, tempDir, testUser, userDir, type Result } from '../helpers.js';
 import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
 
 function needRoot(t: TestContext): boolean {
@@ -98,7 +98,11 @@ test("on root's terminal: the program gets its own session, no descriptor of the
 
 test('--detach --log through a link planted where the log goes: refused, nothing written', async (t) => {
   if (!needRoot(t)) return;
-  const { home, store } = await usersProgram(t, () => 'echo written-through-the-link');
+  const { home, store } = await usersProgram(t, (home) => `echo written > ${home}/ran`);
+  // Detached without a log: its output goes to /dev/null, and it runs.
+  const detached = await ckpt(['restart', store, '--trust-owner', '--detach']);
+  assert.equal(detached.code, 0, detached.stderr);
+  assert.ok(await eventually(() => existsSync(join(home, 'ran')), 30_000, 20), 'the detached program ran');
   const target = join(tempDir(t), 'root-file');
   writeFileSync(target, 'root only\n', { mode: 0o600 });
   const log = join(home, '..', 'program.log');
