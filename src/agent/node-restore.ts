@@ -2,7 +2,6 @@
 // criu snapshot (read from the shared store, checked as any snapshot is), and
 // reads the coordinator's probe to tell whether the store is shared (and --stage's
 // directory usable here).
-import { closeSync, readFileSync } from 'node:fs';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { jobCheckpointer, isJobCheckpointer } from '../crs/job-registry.js';
 import { restoredRank } from '../runtime/rankproc.js';
@@ -10,7 +9,7 @@ import { beginVerification, isJobSnapshot, openSnapshot } from '../store/store.j
 import { restartIdentity } from '../store/trust.js';
 import { stageDirProblem } from '../store/stage.js';
 import { sweepDeadStaged } from '../store/stage-sweep.js';
-import { openNoFollow } from '../util/dirfd.js';
+import { readAccepted } from '../util/dirfd.js';
 import type { RestoreRanks } from '../wire/agent-messages.js';
 import type { NodeRanks } from './node-ranks.js';
 
@@ -46,13 +45,8 @@ export async function probeStoreHere(path: string, token: string, stage?: string
   const more = problem ? { stageProblem: problem } : {};
   try {
     // Not through a link, never blocked on a FIFO, never endless (a link to /dev/zero): another user may have put it there.
-    const { fd, stat } = openNoFollow(path);
-    try {
-      const ours = stat.isFile() && stat.size === Buffer.byteLength(token) && readFileSync(fd, 'utf8') === token;
-      return ours ? { seen: 'yes', ...more } : { seen: 'no', message: 'another file of that name is there', ...more };
-    } finally {
-      closeSync(fd);
-    }
+    const text = readAccepted(path, (st) => st.isFile() && st.size === Buffer.byteLength(token));
+    return text === token ? { seen: 'yes', ...more } : { seen: 'no', message: 'another file of that name is there', ...more };
   } catch (err) {
     return { seen: 'no', message: (err as NodeJS.ErrnoException).code ?? (err as Error).message, ...more };
   }

@@ -6,10 +6,10 @@
 // the like, which every user can write: each candidate is opened without following a
 // link and checked as opened (ours, 0700, a real directory), and removed through its
 // descriptor.
-import { closeSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirFd, openNoFollow } from '../util/dirfd.js';
+import { DirFd, readAccepted } from '../util/dirfd.js';
 import { PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { removeTree } from '../util/remove-tree.js';
 import { heldTag, writerGone } from '../util/writer-beacon.js';
@@ -48,19 +48,13 @@ export async function makeRelayDir(base = relayBase()): Promise<string> {
 /** Whether the writer named in an opened relay directory is gone, if the directory and its file are this user's own and closed to others. */
 async function deadWriter(dir: DirFd, euid: number): Promise<boolean> {
   if (!dir.stat.isDirectory() || dir.stat.uid !== euid || (dir.stat.mode & 0o7777) !== 0o700) return false;
-  let file: { fd: number; stat: Stats };
+  let text: string | undefined;
   try {
-    file = openNoFollow(dir.at(WRITER_FILE));
+    text = readAccepted(dir.at(WRITER_FILE), (st) => st.isFile() && st.uid === euid && st.size <= 512);
   } catch {
     return false; // none (an older agent's, or one killed before it wrote it), or a link
   }
-  let tag;
-  try {
-    if (!file.stat.isFile() || file.stat.uid !== euid || file.stat.size > 512) return false;
-    tag = parseTag(readFileSync(file.fd, 'utf8'));
-  } finally {
-    closeSync(file.fd);
-  }
+  const tag = text === undefined ? undefined : parseTag(text);
   return tag !== undefined && writerGone(tag);
 }
 

@@ -4,6 +4,7 @@
 // by root, which can pass directories the user cannot), and in a session of its own,
 // away from root's terminal (TIOCSTI types into a terminal only from its session).
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { CkptError, ErrorCodes, SnapshotError } from '../errors.js';
 
 export interface Account {
@@ -15,7 +16,8 @@ export interface Account {
 function primaryGroup(uid: number): number | undefined {
   let line = '';
   try {
-    line = execFileSync('getent', ['passwd', String(uid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    // By its path (root's PATH may hold a directory another user can write).
+    line = execFileSync(existsSync('/usr/bin/getent') ? '/usr/bin/getent' : '/bin/getent', ['passwd', String(uid)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
     return undefined; // no such account (exit 2), or no getent
   }

@@ -1,10 +1,10 @@
 // The store of an isolated job across nodes: one ordinary store per node (STORE/HOST)
 // and nodes.json, written last, naming each node's snapshot (HOST/SEQ) — head first.
 // nodes.json is input like any snapshot file: checked before anything runs.
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { openNoFollow } from '../util/dirfd.js';
+import { readAccepted } from '../util/dirfd.js';
 import { writeFileAtomic } from '../util/fsx.js';
 import { isNodeName } from './nodes-slurm.js';
 
@@ -30,16 +30,10 @@ export function readNodesFile(store: string): NodesFile {
   const path = join(store, NODES_FILE);
   try {
     // Not through a link, never blocked on a FIFO, never endless (a link to /dev/zero): a small regular file of ours or root's.
-    const { fd, stat } = openNoFollow(path);
-    try {
-      const me = process.geteuid?.() ?? 0;
-      if (!stat.isFile() || stat.size > MAX_NODES_BYTES || (stat.uid !== me && stat.uid !== 0) || (stat.mode & 0o022) !== 0) {
-        throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${path} is not a private regular file of yours or root's (at most ${MAX_NODES_BYTES} bytes)`);
-      }
-      f = JSON.parse(readFileSync(fd, 'utf8')) as NodesFile;
-    } finally {
-      closeSync(fd);
-    }
+    const me = process.geteuid?.() ?? 0;
+    const text = readAccepted(path, (st) => st.isFile() && st.size <= MAX_NODES_BYTES && (st.uid === me || st.uid === 0) && (st.mode & 0o022) === 0);
+    if (text === undefined) throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${path} is not a private regular file of yours or root's (at most ${MAX_NODES_BYTES} bytes)`);
+    f = JSON.parse(text) as NodesFile;
   } catch (err) {
     if (err instanceof CkptError) throw err;
     throw new CkptError(ErrorCodes.SNAPSHOT_FORMAT, `${join(store, NODES_FILE)} is not readable JSON`, { cause: err });

@@ -2,7 +2,7 @@
 // /proc/<pid>/fd/N/NAME resolves NAME inside the directory N was opened on, whatever
 // has since been renamed or swapped along the path it was opened by: another user who
 // can write an ancestor directory cannot redirect a single read or write.
-import { closeSync, constants, fstatSync, mkdirSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { walksPaths, walkToDir } from './safe-walk.js';
@@ -97,6 +97,19 @@ export function openFileBelow(base: string, rel: string): { fd: number; stat: St
     return file;
   } finally {
     if (dir !== undefined) closeSync(dir);
+  }
+}
+
+/**
+ * A small file's text, read through openNoFollow if `accept` takes its stat
+ * (undefined if not); the descriptor closed either way. Open errors are thrown.
+ */
+export function readAccepted(path: string, accept: (stat: Stats) => boolean): string | undefined {
+  const { fd, stat } = openNoFollow(path);
+  try {
+    return accept(stat) ? readFileSync(fd, 'utf8') : undefined;
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -8,14 +8,8 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ckpt, ckptBin, eventually, isOneLineError, tempDir, testUser, userDir, type Result } from '../helpers.js';
+import { ckpt, ckptBin, eventually, isOneLineError, needRoot, type Result, tempDir, testUser, userDir } from '../helpers.js';
 import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
-
-function needRoot(t: TestContext): boolean {
-  const root = process.geteuid?.() === 0;
-  if (!root) t.skip('needs root (it plays root against another user)');
-  return root;
-}
 
 function assertCoded(r: Result, code: string): void {
   assert.notEqual(r.code, 0, `non-zero exit; stdout ${r.stdout} stderr ${r.stderr}`);

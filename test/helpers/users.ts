@@ -74,3 +74,10 @@ export async function runAsUser(user: TestUser, command: string, args: string[],
   clearTimeout(timer);
   return { code, signal, stdout, stderr };
 }
+
+/** Whether the test runs as root; skips it (with the reason) if not: it plays root against another user. */
+export function needRoot(t: TestContext): boolean {
+  const root = process.geteuid?.() === 0;
+  if (!root) t.skip('needs root (it plays root against another user)');
+  return root;
+}

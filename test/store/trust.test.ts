@@ -1,7 +1,7 @@
 // Trust boundaries (docs/SECURITY.md): a snapshot or store another user controls never
 // makes root run their code or write where they point; malformed snapshots get a coded
 // error at once. Run as root, with a created non-root user (`ckpt-test`) as the other side.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -23,16 +23,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { beginSnapshot, commitSnapshot, openSnapshot } from '../../dist/store/store.js';
 import { MANIFEST_NAME } from '../../dist/store/manifest.js';
-import { ckpt, isOneLineError, Program, runAsUser, tempDir, testUser, userDir, userInstall, type Result } from '../helpers.js';
+import { ckpt, isOneLineError, needRoot, Program, type Result, runAsUser, tempDir, testUser, userDir, userInstall } from '../helpers.js';
 import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
 
-const isRoot = process.geteuid?.() === 0;
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function needRoot(t: TestContext): boolean {
-  if (!isRoot) t.skip('needs root (it plays root against another user)');
-  return isRoot;
-}
 
 function assertCoded(r: Result, code: string): void {
   assert.notEqual(r.code, 0, `non-zero exit; stdout ${r.stdout} stderr ${r.stderr}`);

@@ -11,13 +11,7 @@ import { join } from 'node:path';
 import { walkToDir } from '../../dist/util/safe-walk.js';
 import { mkdirPrivate, writeFileAtomic } from '../../dist/util/fsx.js';
 import { beginSnapshot } from '../../dist/store/store.js';
-import { tempDir, testUser } from '../helpers.js';
-
-function needRoot(t: TestContext): boolean {
-  const root = process.geteuid?.() === 0;
-  if (!root) t.skip('needs root (it plays root against another user)');
-  return root;
-}
+import { needRoot, tempDir, testUser } from '../helpers.js';
 
 /** A shared directory (1777) holding `name`, a link of the test user's to `target`. */
 function plantedLink(t: TestContext, target: string, name = 'jobs'): string {

@@ -155,7 +155,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
           if (restored) return { restored: true, rejoin: readRejoin() };
           return { restored: false, report: { dumped: dumpError ? 'error' : 'ok', dumpMs, dumpEndAt, ...(syncMs !== undefined ? { syncMs } : {}), ...(files ? { files } : {}), ...(dumpedProcess && !dumpError ? { process: dumpedProcess } : {}), ...(dumpError ? { message: dumpError.message } : {}) } };
         },
-        req.leaveStopped === true,
+        frozen,
       );
       return undefined;
     },

@@ -1,19 +1,13 @@
 // Which CRIU root runs (src/criu/locate/trusted.ts via find.ts): never one another
 // user could replace — the binary, or a directory above it, theirs or writable by
 // others. Fake CRIUs here are shell scripts that leave a mark if they ever run.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { candidates, findCriu } from '../../../dist/criu/locate/find.js';
-import { tempDir, testUser } from '../../helpers.js';
-
-function needRoot(t: TestContext): boolean {
-  const root = process.geteuid?.() === 0;
-  if (!root) t.skip('needs root (it plays root against another user)');
-  return root;
-}
+import { needRoot, tempDir, testUser } from '../../helpers.js';
 
 /** A fake criu in `dir` that marks `mark` when run. */
 function fakeCriu(dir: string, mark: string): string {

@@ -4,19 +4,13 @@
 // theirs, 0600; a FIFO is refused at once. Real files, a real shell as the tests' user.
 // (Root cannot CRIU-dump another user's process on this kernel without
 // CAP_SYS_RESOURCE, so the restore itself is not run here.)
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, readdirSync, readFileSync, statSync, symlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileInheritance } from '../../../dist/crs/criu/files.js';
-import { tempDir, testUser, userDir } from '../../helpers.js';
-
-function needRoot(t: TestContext): boolean {
-  const root = process.geteuid?.() === 0;
-  if (!root) t.skip('needs root (it plays root against another user)');
-  return root;
-}
+import { needRoot, tempDir, testUser, userDir } from '../../helpers.js';
 
 /** A recorded file of pid 4242 whose size changed since the dump (so it is reopened). */
 const recorded = (path: string) => [{ path, pid: 4242, fds: [1], append: false, size: 1 << 30 }];
