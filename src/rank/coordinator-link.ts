@@ -176,7 +176,7 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
   // A restarted job: a fresh coordinator, joined like a new rank.
   ch.send({ ...hello, restored: true });
   const peers = await awaitWelcome(ch, c.size, link.joinTimeoutMs);
-  c.peers.connectAll(peers);
+  c.peers.knowPeers(peers);
   c.attachCoordinator(ch);
   await c.restored();
 }

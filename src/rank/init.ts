@@ -92,7 +92,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
     welcome.catch(() => {});
     if (restartDir) restart = loadRestart(restartDir, rank, size);
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.
-    peers.connectAll(await welcome);
+    peers.knowPeers(await welcome);
   } catch (err) {
     oob.destroy();
     peers.close();

@@ -1,7 +1,8 @@
 // Direct rank-to-rank connections. Each rank listens on its own socket (unix in the
-// job's private directory, or TCP). Right after the wire-up each pair of ranks gets
-// one connection, both ways: the higher rank connects to the lower one and says who
-// it is (peer-hello with the job secret). One bidirectional connection, not one per
+// job's private directory, or TCP). A pair of ranks gets one connection, both ways,
+// when either first has something for the other (peers/dial.ts): the links, and a
+// checkpoint's drain of them, grow with the ranks a rank talks to, not with the
+// job's size. One bidirectional connection, not one per
 // direction: over TCP a reply then carries the ACK of the message it answers, instead
 // of each message costing a bare ACK packet on a second connection (one-way latency
 // of a small ping-pong about 30% lower). Each direction is still exactly one byte
@@ -46,16 +47,25 @@ export class PeerNetwork {
   readonly read: number[];
   /** Called after every frame read (the drain step watches the counts). */
   onRead: (() => void) | undefined;
+  /** Where each peer listens (the welcome's, then each resume's), once known. */
+  private addresses: (Address | undefined)[];
+  /** The drain marker of the checkpoint under way: a link made during its drain gets it too. */
+  private marker: Buffer | undefined;
 
   constructor(private readonly o: PeerNetworkOptions) {
     // A peer's end is news to a drain too (its marker can no longer come).
-    this.table = new LinkTable({ ...o, onPeerEnd: (peer) => (o.onPeerEnd(peer), this.onRead?.()) }, (peer) => this.outbox.flushQueued(peer));
-    this.outbox = new Outbox(o, this.table);
+    this.table = new LinkTable(
+      { ...o, onPeerEnd: (peer) => (o.onPeerEnd(peer), this.onRead?.()) },
+      (peer) => this.attached(peer),
+      () => this.onRead?.(),
+    );
+    this.outbox = new Outbox(o, this.table, (dest) => this.connect(dest));
     this.inbound = new Inbound(o, () => this.onRead?.());
     this.admission = new PeerAdmission(o, this.table, this.inbound);
     this.ended = this.table.ended;
     this.written = this.outbox.written;
     this.read = this.inbound.read;
+    this.addresses = new Array(o.size).fill(undefined);
   }
 
   /** Holds every later send in memory (a checkpoint is draining the links). */
@@ -65,7 +75,11 @@ export class PeerNetwork {
 
   /** Sends what was held back, in order, and lets sends through again. */
   resume(): void {
+    this.marker = undefined;
+    this.admission.sealed = false;
     this.outbox.resume();
+    // Frames queued for a link that a peer on its way down turned away.
+    this.table.links.forEach((link, r) => link.queue.length > 0 && this.connect(r));
   }
 
   /**
@@ -75,9 +89,24 @@ export class PeerNetwork {
    */
   sendMarkers(id: number, abort = false): void {
     const marker = encodeControl({ type: 'marker', id, ...(abort ? { abort: true } : {}) });
+    this.marker = marker;
     this.table.links.forEach((link, r) => {
       if (r !== this.o.rank && link.socket && !link.closed && !link.socket.destroyed) link.socket.write(marker);
     });
+  }
+
+  /** The link with `peer`: up (or ended since), our connection on its way, or none (nothing can come from it). */
+  linkState(peer: number): 'up' | 'dialing' | 'none' {
+    const link = this.table.links[peer]!;
+    return link.socket ? 'up' : link.dialing ? 'dialing' : 'none';
+  }
+
+  /**
+   * Past the drain, on the way down for a dump: a peer's new connection could carry
+   * frames this rank would never read, so none is taken up (the peer keeps them).
+   */
+  seal(): void {
+    this.admission.sealed = true;
   }
 
   /** The newest drain marker read from each peer. */
@@ -119,6 +148,7 @@ export class PeerNetwork {
     this.table.resetAll();
     // Strangers waiting for their hello went with them (quietly: no close is reported).
     this.admission.reset();
+    this.marker = undefined;
     const server = this.server;
     this.server = undefined;
     server?.close();
@@ -126,20 +156,24 @@ export class PeerNetwork {
     await new Promise((r) => setImmediate(r));
   }
 
-  /** Every link with every peer is up (nothing is still connecting, every hello is in). */
+  /** No connection of ours is on its way (each was answered, or failed). */
   get linked(): boolean {
     return this.table.linked;
   }
 
   /**
-   * Waits until every link is up: a CRIU checkpoint must not start while a
-   * connection is on its way (it would arrive at a socket closed for the dump).
+   * Waits until no connection of ours is on its way: a CRIU checkpoint must not
+   * hold sends while one is (its frames would go out past the drain).
    */
   async whenLinked(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.linked) {
-      if (Date.now() > deadline) throw new CkptError(ErrorCodes.TIMEOUT, `rank ${this.o.rank}: its links to the other ranks were not all up after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 5));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CkptError(ErrorCodes.TIMEOUT, `rank ${this.o.rank}: its connections to other ranks were not answered after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.table.whenLinked(), late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -150,6 +184,7 @@ export class PeerNetwork {
    */
   async listen(address: Address, connector: Connector = buildConnector(address.transport)): Promise<string> {
     this.connector = connector;
+    this.admission.sealed = false;
     // Accepted sockets start paused: accept() re-wraps them to read with `onread`.
     const { server, advertised } = await connector.listen(address, (s) => this.admission.accept(s), { pauseOnConnect: true });
     this.server = server;
@@ -162,20 +197,23 @@ export class PeerNetwork {
   /**
    * After a criu checkpoint that ended with some ranks dumped and others not (it
    * failed part-way): the links to the ranks that went down are closed, and those
-   * ranks listen at new addresses. Each such link is made again — we connect to a
-   * lower rank, a higher one connects to us (accept() replaces a closed link).
+   * ranks listen at new addresses. Each such link is forgotten, and made again when
+   * either side has something for the other.
    */
   relink(peers: string[]): void {
     this.table.links.forEach((link, r) => {
-      if (r === this.o.rank || !(link.closed || link.error)) return;
-      this.table.reset(r);
-      if (r < this.o.rank) this.connect(r, parseAddress(peers[r]!));
+      if (r !== this.o.rank && (link.closed || link.error)) this.table.reset(r);
     });
+    this.knowPeers(peers);
   }
 
-  /** Links up with every other rank (after the wire-up): connects to each lower rank; higher ones connect to us. */
-  connectAll(peers: string[]): void {
-    for (let r = 0; r < this.o.rank; r++) this.connect(r, parseAddress(peers[r]!));
+  /**
+   * Where every peer listens (the welcome's addresses, or a resume's): links are
+   * made when first wanted. Frames already waiting for a link go now.
+   */
+  knowPeers(peers: string[]): void {
+    this.addresses = peers.map((p, r) => (r === this.o.rank ? undefined : parseAddress(p)));
+    this.table.links.forEach((link, r) => link.queue.length > 0 && this.connect(r));
   }
 
   /**
@@ -202,9 +240,19 @@ export class PeerNetwork {
     this.server = undefined;
   }
 
-  /** The higher rank of a pair: connect to `peer`, introduce ourselves, then talk both ways. */
-  private connect(peer: number, address: Address): void {
+  /** Connects to `peer` unless a link is up or on its way (or its address is not known yet: knowPeers connects then). */
+  private connect(peer: number): void {
+    const link = this.table.links[peer]!;
+    const address = this.addresses[peer];
+    if (link.socket || link.dialing || link.error || !address) return;
     const connector = this.connector?.transport === address.transport ? this.connector : buildConnector(address.transport);
     dialPeer({ o: this.o, table: this.table, inbound: this.inbound }, connector, peer, address);
+  }
+
+  /** A link got its socket: what waited for it goes out (or on hold), and a drain under way puts its marker behind. */
+  private attached(peer: number): void {
+    this.outbox.flushQueued(peer);
+    const link = this.table.links[peer]!;
+    if (this.marker && link.socket && !link.closed) link.socket.write(this.marker);
   }
 }

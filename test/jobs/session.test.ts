@@ -26,6 +26,8 @@ async function hooksJob(t: TestContext, env: NodeJS.ProcessEnv = {}): Promise<{ 
   const lines: string[] = [];
   job.on('output', ({ line }) => lines.push(line.toString().trim()));
   await jobReady(job);
+  // Past its first barrier, every rank has a link with every other (links are made when first used).
+  assert.ok(await eventually(() => lines.filter((l) => /^rank \d linked$/.test(l)).length === 3), lines.join('\n'));
   return { job, lines, stop: () => writeFileSync(stopFile, ''), store: join(dir, 'store') };
 }
 

@@ -64,10 +64,16 @@ export class PeersParticipant {
         const m = peers.markers[r];
         if (m?.id === id && m.abort) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: rank ${r} takes no part in this checkpoint`);
         if (m?.id === id) continue;
-        if (peers.ended[r]) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: the link with rank ${r} ended before its drain marker`);
+        // No link: nothing can be in flight from that rank. One of ours on its way: its answer decides.
+        const link = peers.linkState(r);
+        if (link === 'none') continue;
+        if (link === 'up' && peers.ended[r]) return new CkptError(ErrorCodes.CHECKPOINT_FAILED, `rank ${this.rank}: the link with rank ${r} ended before its drain marker`);
         waiting = true;
       }
-      return waiting ? 'waiting' : 'in';
+      if (waiting) return 'waiting';
+      // Drained, and on its way down: no new link from now on (its frames would not be read).
+      peers.seal();
+      return 'in';
     };
     await this.untilRead(s, peers, state);
   }
@@ -98,15 +104,16 @@ export class PeersParticipant {
   }
 
   /**
-   * After a criu checkpoint: a rank that went down connects to every peer anew; one
-   * that stayed up while others went down (an aborted checkpoint) re-links.
+   * After a criu checkpoint: a rank that went down learns every peer's new address
+   * (links are made again when wanted); one that stayed up while others went down
+   * (an aborted checkpoint) forgets the links that closed.
    */
   relink(wentDown: boolean, addresses: string[] | undefined): void {
     if (!this.peers) return;
     const ok = addresses && addresses.length === this.peers.size ? addresses : undefined;
     if (wentDown) {
       if (!ok) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${this.rank}: ckpt-resume without the peers' addresses`);
-      this.peers.connectAll(ok);
+      this.peers.knowPeers(ok);
     } else if (ok) {
       this.peers.relink(ok);
     }

@@ -1,6 +1,10 @@
-// The lower rank of a pair accepts a higher one's connection, and admits it as the
-// link with that rank once its peer-hello proves it a member of this job. Strangers
-// are refused, and never hold more than a few descriptors for long.
+// A rank accepts a peer's connection, and admits it as the link with that rank once
+// its peer-hello proves it a member of this job (answered peer-ack, before anything
+// else). Two ranks that connect to each other at the same moment keep the higher
+// rank's connection (peer-crossed to the other). Once this rank is past its drain on
+// its way down for a dump, a new link could carry frames it would never read: those
+// are turned away (peer-busy; they wait in the sender's memory). Strangers are
+// refused, and never hold more than a few descriptors for long.
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
@@ -13,6 +17,9 @@ import { readingWithOnread } from './sockets.js';
 export class PeerAdmission {
   /** Accepted connections whose peer-hello has not been accepted yet (closed after the hello timeout). */
   private readonly gate: HelloGate;
+
+  /** Past its drain (on its way down for a dump): no new link. */
+  sealed = false;
 
   constructor(
     private readonly o: PeerNetworkOptions,
@@ -27,7 +34,7 @@ export class PeerAdmission {
     this.gate.reset();
   }
 
-  /** A higher rank connected; its hello says which. */
+  /** A peer connected; its hello says which. */
   accept(accepted: Socket): void {
     const { o, table, inbound } = this;
     // Strangers that never say hello must not fill our descriptors: at most so
@@ -72,15 +79,27 @@ export class PeerAdmission {
         if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= o.size || r === o.rank) {
           return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${String(r)} is not a peer in this job`));
         }
-        if (r < o.rank) return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${r} does not connect to rank ${o.rank}: the higher rank of a pair connects`));
         const link = table.links[r]!;
         if (link.socket && !link.closed && !link.error) return refuse(new CkptError(ErrorCodes.OOB_AUTH, `duplicate rank ${r}: it is already connected`));
+        // Not a refusal: the peer keeps its frames and sends them on another link.
+        const turnAway = (type: 'peer-crossed' | 'peer-busy') => {
+          peer = -2;
+          authenticated();
+          socket.end(encodeControl({ type }));
+        };
+        if (this.sealed) return turnAway('peer-busy');
+        // Both connecting: the higher rank's connection is kept.
+        const crossed = link.dialing !== undefined;
+        if (crossed && o.rank > r) return turnAway('peer-crossed');
         // A closed link (that rank went down for a criu dump and is back): replaced.
         if (link.socket || link.error) table.reset(r);
         peer = r;
         authenticated();
         limits.data = o.maxMessageBytes;
+        socket.write(encodeControl({ type: 'peer-ack' }));
         table.attach(r, socket, () => failed);
+        // Ours goes once theirs is up: a drain never sees this pair without a link.
+        if (crossed) table.dropDial(r);
       },
       limits,
       bodyFor && ((kind, tag, length) => (peer >= 0 ? bodyFor(peer, kind, tag, length) : undefined)),

@@ -1,11 +1,22 @@
-// The higher rank of a pair connects to the lower one, says who it is (peer-hello
-// with the job secret), and then talks both ways on that one connection.
-import { encodeControl, FrameDecoder, MAX_CONTROL_BYTES } from '../../wire/frame.js';
+// A rank connects to a peer when it first has something for it (as Open MPI's TCP
+// transport does): a ring's rank keeps two links, not one per rank, and a checkpoint
+// drains, closes and re-makes only those. It says who it is (peer-hello with the job
+// secret) and writes nothing more until the peer's answer:
+//   peer-ack      the link is up, both ways; queued frames go out;
+//   peer-crossed  the peer is connecting to us at the same moment, and the higher
+//                 rank's connection is the one kept: we take theirs when it comes;
+//   peer-busy     the peer is past its drain, on its way down for a dump: our frames
+//                 wait in memory until the resume names its new address.
+// Nothing is written before the answer, so a connection the peer never takes up
+// loses nothing.
+import { CkptError, ErrorCodes } from '../../errors.js';
+import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
 import { OOB_PROTOCOL_VERSION, type Address } from '../../wire/channel.js';
 import type { Connector } from '../../wire/connector.js';
 import { readInto, type Inbound } from './inbound.js';
 import type { LinkTable } from './links.js';
 import type { PeerNetworkOptions } from './options.js';
+import { quietly } from './sockets.js';
 
 export interface DialContext {
   o: PeerNetworkOptions;
@@ -13,23 +24,53 @@ export interface DialContext {
   inbound: Inbound;
 }
 
-/** Connects to `peer` at `address` through `connector`; the link is usable at once (writes wait in the socket). */
+/** Connects to `peer` at `address` through `connector`; the link is the peer's once it answers peer-ack. */
 export function dialPeer(ctx: DialContext, connector: Connector, peer: number, address: Address): void {
   const { o, table, inbound } = ctx;
-  const decoder = new FrameDecoder(
-    (frame) => inbound.arrived(peer, frame),
-    { control: MAX_CONTROL_BYTES, data: o.maxMessageBytes },
-    o.bodyFor && ((kind, tag, length) => o.bodyFor!(peer, kind, tag, length)),
-  );
+  const link = table.links[peer]!;
+  let answered = false;
   let failed = false;
+  // No data before the answer: a stranger at that address costs a frame header.
+  const limits = { control: MAX_CONTROL_BYTES, data: 0 };
+  const decoder = new FrameDecoder(
+    (frame) => {
+      if (answered) return inbound.arrived(peer, frame);
+      const m = frame.kind === FrameKind.CONTROL ? decodeControl(frame.payload) : undefined;
+      if (m?.type === 'peer-ack') {
+        answered = true;
+        limits.data = o.maxMessageBytes;
+        // Up before it is no longer on its way: a drain never sees this pair without a link.
+        table.attach(peer, socket, () => failed);
+        table.dialEnded(peer, socket);
+        return;
+      }
+      if (m?.type === 'peer-crossed' || m?.type === 'peer-busy') {
+        answered = true;
+        table.dialEnded(peer, socket);
+        quietly(socket);
+        return;
+      }
+      // A refusal (wrong secret, a duplicate) or a stranger at that address.
+      if (m?.type === 'error') return inbound.arrived(peer, frame);
+      throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${peer} answered our peer-hello with '${String(m?.type ?? 'data')}'`);
+    },
+    limits,
+    o.bodyFor && ((kind, tag, length) => (answered ? o.bodyFor!(peer, kind, tag, length) : undefined)),
+  );
   const socket = connector.connect(address, {
     onread: readInto(decoder, (err) => {
       failed = true;
+      table.dialEnded(peer, socket);
       inbound.badFrame(peer, err, socket);
     }),
   });
   socket.unref();
-  // Our data may follow the hello at once (the peer reads the hello first).
+  link.dialing = socket;
+  // Not up (the peer is down for a dump, or gone): the frames stay queued for the next address.
+  const ended = () => {
+    if (!answered) table.dialEnded(peer, socket);
+  };
+  socket.on('error', ended);
+  socket.on('close', ended);
   socket.write(encodeControl({ type: 'peer-hello', v: OOB_PROTOCOL_VERSION, job: o.jobId, rank: o.rank, secret: o.secret }));
-  table.attach(peer, socket, () => failed);
 }

@@ -1,5 +1,6 @@
-// The bookkeeping of a rank's links: one per peer, its socket once usable, what
-// waits for it, whether it closed or failed, and every connection we hold.
+// The bookkeeping of a rank's links: one per peer, its socket once usable (or our
+// connection on its way), what waits for it, whether it closed or failed, and every
+// connection we hold.
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes, errnoCode } from '../../errors.js';
 import type { PeerNetworkOptions } from './options.js';
@@ -7,8 +8,10 @@ import { quietly } from './sockets.js';
 
 /** The connection with one peer, used both ways. */
 export interface Link {
-  /** Set once usable: when we connect (writes wait in the socket until it is up), or when the peer's hello is accepted. */
+  /** Set once usable: when the peer acknowledged our hello, or when we accepted its hello. */
   socket?: Socket;
+  /** Our connection to the peer, until it answers our hello (dial.ts). */
+  dialing?: Socket;
   /** Frames written before the peer's connection arrived, in order. */
   queue: Buffer[];
   waiters: { resolve: () => void; reject: (e: Error) => void }[];
@@ -25,19 +28,45 @@ export class LinkTable {
   /** Connections accepted and not yet closed (before and after their hello). */
   readonly accepted = new Set<Socket>();
 
-  /** `onAttached(peer)`: a link got its socket; what waited for it may go out now. */
+  /** Resolved when no connection of ours is on its way any more. */
+  private dialsDone: { resolve: () => void }[] = [];
+
+  /** `onAttached(peer)`: a link got its socket; what waited for it may go out now. `onDialEnded`: a connection of ours was answered or failed. */
   constructor(
     private readonly o: PeerNetworkOptions,
     private readonly onAttached: (peer: number) => void,
+    private readonly onDialEnded: () => void = () => {},
   ) {
     this.links = Array.from({ length: o.size }, () => ({ queue: [], waiters: [], closed: false }));
     this.ended = new Array(o.size).fill(false);
   }
 
-  /** Every link with every peer is up (nothing is still connecting, every hello is in). */
+  /** No connection of ours is on its way (each was answered, or failed). */
   get linked(): boolean {
-    const me = this.o.rank;
-    return this.links.every((l, r) => r === me || (l.socket !== undefined && !l.closed && !l.socket.connecting && !l.socket.destroyed));
+    return this.links.every((l) => l.dialing === undefined);
+  }
+
+  /** Resolves once `linked` holds. */
+  whenLinked(): Promise<void> {
+    if (this.linked) return Promise.resolve();
+    return new Promise((resolve) => this.dialsDone.push({ resolve }));
+  }
+
+  /** Our connection to `peer` on its way is given up (closed quietly). */
+  dropDial(peer: number): void {
+    const dialing = this.links[peer]!.dialing;
+    if (!dialing) return;
+    quietly(dialing);
+    this.dialEnded(peer, dialing);
+  }
+
+  /** Our connection `socket` to `peer` was answered or failed: it is on its way no more. */
+  dialEnded(peer: number, socket: Socket): void {
+    const link = this.links[peer]!;
+    if (link.dialing !== socket) return;
+    link.dialing = undefined;
+    if (this.linked) for (const w of this.dialsDone.splice(0)) w.resolve();
+    this.onDialEnded();
   }
 
   /** Forgets a closed link (its socket closed quietly), ready to be made again. */
@@ -48,6 +77,7 @@ export class LinkTable {
     if (link.socket) this.accepted.delete(link.socket);
     quietly(link.socket);
     link.socket = undefined;
+    this.dropDial(r);
     link.closed = false;
     link.error = undefined;
     this.ended[r] = false;
@@ -107,6 +137,8 @@ export class LinkTable {
    * later sends to us fail). Resolves when every link has closed both ways.
    */
   async closeOutgoing(timeoutMs: number): Promise<void> {
+    // A connection on its way may yet carry what was sent last.
+    if (!this.linked) await Promise.race([this.whenLinked(), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     const ends = this.links.map((link) => {
       const socket = link.socket;
       link.closed = true;
@@ -157,6 +189,7 @@ export class LinkTable {
     for (const link of this.links) {
       if (link.timer) clearTimeout(link.timer);
       link.socket?.destroy();
+      link.dialing?.destroy();
     }
     for (const s of this.accepted) s.destroy();
   }

@@ -22,9 +22,11 @@ export class Outbox {
   /** While a checkpoint drains, new frames are held back here, per destination. */
   private held: Buffer[][] | undefined;
 
+  /** `connect(dest)`: the link with `dest` is wanted (a frame waits for it); connects unless under way. */
   constructor(
     private readonly o: PeerNetworkOptions,
     private readonly table: LinkTable,
+    private readonly connect: (dest: number) => void,
   ) {
     this.written = new Array(o.size).fill(0);
   }
@@ -62,6 +64,7 @@ export class Outbox {
       this.written[dest]!++;
     } else {
       link.queue.push(frame);
+      this.connect(dest);
     }
   }
 
@@ -85,11 +88,12 @@ export class Outbox {
     }
     const socket = link.socket;
     if (!socket) {
-      // The higher rank has not connected yet (it is a moment behind us after the wire-up).
+      // No link yet: it is made now (or is on its way), and the frame waits for it.
       link.queue.push(encodeFrame(kind, tag, payload));
       link.timer ??= setTimeout(() => {
-        this.table.fail(link, new CkptError(ErrorCodes.TIMEOUT, `timed out after ${this.o.linkTimeoutMs} ms waiting for rank ${dest} to connect to rank ${this.o.rank}`));
+        this.table.fail(link, new CkptError(ErrorCodes.TIMEOUT, `timed out after ${this.o.linkTimeoutMs} ms waiting for a link between rank ${this.o.rank} and rank ${dest}`));
       }, this.o.linkTimeoutMs).unref();
+      this.connect(dest);
       return new Promise((resolve, reject) => link.waiters.push({ resolve, reject }));
     }
     this.written[dest]!++;
