@@ -350,6 +350,8 @@ export class Comm {
 
   /** @internal a peer finished: fail receives that nothing can satisfy any more. */
   peerGone(rank: number, sentToUs: number | null | undefined): void {
+    // The coordinator's word (a count or null; undefined: the link's own end).
+    if (sentToUs !== undefined) this.peers?.exited(rank);
     this.mailbox.peerGone(rank, sentToUs);
   }
 

@@ -240,11 +240,23 @@ export class PeerNetwork {
     this.server = undefined;
   }
 
+  /**
+   * The coordinator says `peer` exited. With no link up, nothing ever told us: later
+   * sends fail at once, as on a link the peer closed, and what waits for a link fails.
+   */
+  exited(peer: number): void {
+    const link = this.table.links[peer]!;
+    if (link.socket || peer === this.o.rank) return;
+    this.table.dropDial(peer);
+    link.closed = true;
+    this.table.fail(link, new CkptError(ErrorCodes.JOB_ABORTED, `rank ${peer} has exited`, { details: { rank: peer } }), false);
+  }
+
   /** Connects to `peer` unless a link is up or on its way (or its address is not known yet: knowPeers connects then). */
   private connect(peer: number): void {
     const link = this.table.links[peer]!;
     const address = this.addresses[peer];
-    if (link.socket || link.dialing || link.error || !address) return;
+    if (link.socket || link.dialing || link.error || link.closed || !address) return;
     const connector = this.connector?.transport === address.transport ? this.connector : buildConnector(address.transport);
     dialPeer({ o: this.o, table: this.table, inbound: this.inbound }, connector, peer, address);
   }

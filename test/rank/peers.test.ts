@@ -99,3 +99,15 @@ test('a link made during a drain gets the drain marker behind what was queued fo
   assert.equal(a!.net.markers[1]?.abort, false);
   assert.equal(b!.net.linkState(0), 'up');
 });
+
+test('a peer the coordinator reports exited, with no link up: what waits for a link fails, and later sends fail at once', async (t) => {
+  const [a] = await network(t, 3);
+  // Addresses that lead nowhere: rank 0's connection to rank 2 is on its way when the coordinator's word comes.
+  a!.net.knowPeers(['unix:/nonexistent/r0.sock', 'unix:/nonexistent/r1.sock', 'unix:/nonexistent/r2.sock']);
+  const waiting = send(a!, 2, 'lost');
+  assert.ok(waiting instanceof Promise);
+  a!.net.exited(2);
+  await assert.rejects(waiting, /rank 2 has exited/);
+  assert.throws(() => send(a!, 2, 'later'), /rank 2 has closed its connection/);
+  assert.equal(a!.net.unsent().length, 0);
+});

@@ -122,13 +122,14 @@ export class LinkTable {
     );
   }
 
-  /** The link can never carry anything: its waiting sends fail, and so does the communicator. */
-  fail(link: Link, err: CkptError): void {
-    link.error ??= err;
+  /** The link can never carry anything: its waiting sends fail, and (`fatal`) so does the communicator. */
+  fail(link: Link, err: CkptError, fatal = true): void {
+    if (fatal) link.error ??= err;
     if (link.timer) clearTimeout(link.timer);
+    link.timer = undefined;
     for (const w of link.waiters.splice(0)) w.reject(err);
     link.queue = [];
-    this.o.onFatal(err);
+    if (fatal) this.o.onFatal(err);
   }
 
   /**
