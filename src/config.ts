@@ -191,6 +191,10 @@ export const CONFIG = {
     kind: 'flag', default: false, setBy: 'ckpt', defaultText: '0',
     meaning: 'Isolated jobs: 1 when the job has a network namespace of its own.',
   },
+  CKPT_ISO_PATH: {
+    kind: 'string', setBy: 'ckpt', defaultText: '—',
+    meaning: "Isolated jobs: the job's own PATH, given back to its program (the set-up runs with the part of it root can trust).",
+  },
   CKPT_UNCOVER: {
     kind: 'list', setBy: 'ckpt', defaultText: '—',
     meaning: 'Isolated restarts in a user namespace: the host mounts the restore wrapper uncovers, one a line.',

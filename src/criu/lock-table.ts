@@ -3,16 +3,19 @@
 // namespace of its own, in the tree's own otherwise. A dump that kills its tree leaves
 // it for the restore; whatever fails removes exactly that table and nothing else.
 import { runTool } from '../util/spawn.js';
+import { trustedTool } from '../util/trusted-tool.js';
 
 /** CRIU formats `inet CRIU-<id>` into a 32-byte buffer: the table name is cut after 26 characters. */
 export function lockTableName(runId: string): string {
   return `inet CRIU-${runId}`.slice(0, 31).slice('inet '.length);
 }
 
-function nft(args: string[], netnsPid?: number) {
+async function nft(args: string[], netnsPid?: number) {
+  // Run as root with CRIU: by paths nobody else could replace.
+  const nftPath = trustedTool('nft');
   return netnsPid
-    ? runTool('nsenter', [`--net=/proc/${netnsPid}/ns/net`, '--', 'nft', ...args], { timeoutMs: 10_000 })
-    : runTool('nft', args, { timeoutMs: 10_000 });
+    ? runTool(trustedTool('nsenter'), [`--net=/proc/${netnsPid}/ns/net`, '--', nftPath, ...args], { timeoutMs: 10_000 })
+    : runTool(nftPath, args, { timeoutMs: 10_000 });
 }
 
 /** Names of CRIU's lock tables (`CRIU-…`) in the host's network namespace, or in that of `netnsPid`. */

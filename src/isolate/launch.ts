@@ -137,7 +137,7 @@ export async function launchIsolated(options: IsolatedLaunchOptions): Promise<Is
   } else if (isMpiLauncher(exe)) Object.assign(env, mpiEnvironment(env));
   const command = [options.command, ...(options.args ?? [])];
   const userns = options.nodes ? false : (options.userns ?? usernsDefault());
-  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true, userns });
+  const ns = namespaceCommand({ command, ioDir, cwd, net: options.net === true, userns, path: env.PATH });
   const child = spawnGroup(ns.file, ns.args, { cwd: '/', env: { ...env, ...ns.env }, stdio: [ns.userns ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   child.stdin?.on('error', () => {}); // a set-up that died before reading `go`
   let setupErr = '';

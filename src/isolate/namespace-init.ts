@@ -20,6 +20,7 @@
 // outside the job shares, mounts the private file systems, opens stdio inside the
 // namespace (an fd opened outside fails the dump), closes inherited fds, and runs
 // CMD as its child so that the job's pid 1 can forward signals and reap orphans.
+import { trustedPath } from '../util/trusted-tool.js';
 
 /** Where the job's output directory is bind-mounted inside the mount namespace. */
 export const IO_MOUNT = '/tmp/.ckpt-io';
@@ -36,7 +37,8 @@ export const SETUP_FAILED_STATUS = 125;
 export const INIT_SCRIPT = String.raw`
 set -u
 io=$CKPT_ISO_IO; wd=$CKPT_ISO_CWD; net=$CKPT_ISO_NET
-unset CKPT_ISO_IO CKPT_ISO_CWD CKPT_ISO_NET
+userpath=${'$'}{CKPT_ISO_PATH-}; haspath=${'$'}{CKPT_ISO_PATH+1}
+unset CKPT_ISO_IO CKPT_ISO_CWD CKPT_ISO_NET CKPT_ISO_PATH
 fail() { echo "ckpt: cannot set up the isolated job: $*" >&2; exit ${SETUP_FAILED_STATUS}; }
 mount -t proc -o nosuid,nodev,noexec proc /proc || fail "mount /proc"
 # The output directory may itself live under /tmp: enter it before /tmp is covered,
@@ -72,7 +74,8 @@ trap 'kill -TERM "$child" 2>/dev/null' TERM
 trap 'kill -INT "$child" 2>/dev/null' INT
 trap 'kill -HUP "$child" 2>/dev/null' HUP
 # A background command would ignore SIGINT/SIGQUIT; give CMD default dispositions.
-(trap - INT QUIT TERM HUP; exec "$@") 3>&- &
+# CMD gets the job's own PATH back (the set-up ran with root's trusted part of it).
+(trap - INT QUIT TERM HUP; if [ -n "$haspath" ]; then PATH=$userpath; fi; exec "$@") 3>&- &
 child=$!
 echo ready >&3
 exec 3>&-
@@ -150,9 +153,15 @@ export interface NamespaceCommand {
   userns: boolean;
 }
 
-export function namespaceCommand(options: { command: readonly string[]; ioDir: string; cwd: string; net: boolean; userns: boolean }): NamespaceCommand {
+/**
+ * `path`: the job's PATH. The set-up scripts (run as root when root starts the job)
+ * find their tools in the part of it nobody else could change (util/trusted-tool.ts);
+ * the job's command gets it whole again.
+ */
+export function namespaceCommand(options: { command: readonly string[]; ioDir: string; cwd: string; net: boolean; userns: boolean; path?: string }): NamespaceCommand {
   const net = options.net ? '1' : '0';
-  const env = { CKPT_ISO_IO: options.ioDir, CKPT_ISO_CWD: options.cwd, CKPT_ISO_NET: net };
+  const env: Record<string, string> = { CKPT_ISO_IO: options.ioDir, CKPT_ISO_CWD: options.cwd, CKPT_ISO_NET: net };
+  if (options.path !== undefined) Object.assign(env, { PATH: trustedPath(options.path), CKPT_ISO_PATH: options.path });
   const outer = ['bash', '-c', OUTER_SCRIPT, 'ckpt-outer', INIT_SCRIPT, net, ...options.command];
   if (!options.userns) return { file: 'unshare', args: ['--pid', '--', ...outer], env, userns: false };
   return {

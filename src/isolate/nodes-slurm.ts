@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { resolveCommand } from '../util/command.js';
+import { trustedTool } from '../util/trusted-tool.js';
 import { packageRoot } from '../util/package-root.js';
 
 /** A Slurm node name as srun -w takes it (and nothing a shell or a path could misread). */
@@ -15,7 +16,7 @@ export const isNodeName = (s: string): boolean => /^[A-Za-z0-9][A-Za-z0-9._-]{0,
 export function srunOnNode(host: string, argv: string[], env: NodeJS.ProcessEnv): { file: string; args: string[] } {
   const jobId = env.SLURM_JOB_ID ?? env.SLURM_JOBID;
   if (!jobId) throw new Error('not inside a Slurm allocation');
-  const file = resolveCommand('srun', env.PATH ?? '');
+  const file = resolveCommand(trustedTool('srun', env.PATH ?? ''), env.PATH ?? '');
   return { file, args: [`--jobid=${jobId}`, '--overlap', '-N1', '-n1', '-w', host, '--export=ALL', ...argv] };
 }
 

@@ -27,6 +27,7 @@ export function hasCapSysResource(pid: number | 'self' = 'self'): boolean {
 
 export { PID_RLIMIT_REMEDY, rlimitFailure, type RlimitFailure } from '../criu/rlimit.js';
 import { uidOf } from '../criu/rlimit.js';
+import { trustedTool } from '../util/trusted-tool.js';
 
 /** The remedy for an isolated job started without a user namespace. */
 export const ISOLATE_RLIMIT_REMEDY =
@@ -48,7 +49,7 @@ export interface OtherUsersReport {
 async function prlimitOk(pid: number): Promise<{ ok: boolean; error: string }> {
   const { spawn } = await import('node:child_process');
   return new Promise((resolve) => {
-    const p = spawn('prlimit', ['--pid', String(pid), '--nofile', '--raw', '--noheadings'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn(trustedTool('prlimit'), ['--pid', String(pid), '--nofile', '--raw', '--noheadings'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
     p.on('error', (e) => resolve({ ok: false, error: e.message }));
@@ -72,10 +73,11 @@ async function untilUid(pid: number, uid: number, timeoutMs = 5000): Promise<boo
 async function withProbeChild<T>(userns: boolean, body: (pid: number) => Promise<T>): Promise<T | undefined> {
   const { spawn } = await import('node:child_process');
   const { writeFileSync } = await import('node:fs');
-  const setpriv = ['setpriv', `--reuid=${PROBE_UID}`, `--regid=${PROBE_UID}`, '--clear-groups', 'sleep', '30'];
+  const sleep = trustedTool('sleep');
+  const setpriv = [trustedTool('setpriv'), `--reuid=${PROBE_UID}`, `--regid=${PROBE_UID}`, '--clear-groups', sleep, '30'];
   const child = userns
-    ? spawn('unshare', ['--user', '--', 'sh', '-c', 'echo userns; read go; exec "$@"', 'probe', ...setpriv], { stdio: ['pipe', 'pipe', 'ignore'] })
-    : spawn('sleep', ['30'], { uid: PROBE_UID, gid: PROBE_UID, stdio: 'ignore' });
+    ? spawn(trustedTool('unshare'), ['--user', '--', '/bin/sh', '-c', 'echo userns; read go; exec "$@"', 'probe', ...setpriv], { stdio: ['pipe', 'pipe', 'ignore'] })
+    : spawn(sleep, ['30'], { uid: PROBE_UID, gid: PROBE_UID, stdio: 'ignore' });
   child.on('error', () => {});
   child.stdin?.on('error', () => {});
   try {

@@ -8,6 +8,7 @@ import { envFlag } from '../config.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { JobSnapshot } from '../store/store.js';
 import { resolveCommand } from '../util/command.js';
+import { trustedTool } from '../util/trusted-tool.js';
 import { builtEntry } from '../util/package-root.js';
 import type { Exit } from '../util/spawn.js';
 import type { AgentHello } from '../wire/agent-messages.js';
@@ -65,8 +66,9 @@ export class SlurmStarter implements RankStarter {
     const alloc = slurmAllocation(env);
     let srun: string;
     try {
-      srun = resolveCommand('srun', env.PATH ?? '');
-    } catch {
+      srun = resolveCommand(trustedTool('srun', env.PATH ?? ''), env.PATH ?? '');
+    } catch (err) {
+      if ((err as CkptError).code === ErrorCodes.PERMISSION) throw err;
       throw new CkptError(ErrorCodes.NO_ALLOCATION, '--launcher slurm needs srun, and it is not in PATH');
     }
     if (this.o.nodes !== undefined && this.o.nodes > alloc.nodes) {
@@ -195,7 +197,7 @@ export class SlurmStarter implements RankStarter {
       '--overlap',
       '--mpi=none',
       `--job-name=ckpt-agents-${ctx.jobId}`,
-      ...(pidns ? ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child', '--'] : []),
+      ...(pidns ? [trustedTool('unshare', env.PATH ?? ''), '--pid', '--fork', '--mount-proc', '--kill-child', '--'] : []),
       ...agent,
     ];
     const child = spawn(srun, argv, {

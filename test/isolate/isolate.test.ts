@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ckpt, ckptProgram, eventually, fixture, needCriu, procState, tempDir, type Program } from '../helpers.js';
 
@@ -329,4 +329,18 @@ test('bad input: a rank job option with --isolate, a program under /tmp, an unkn
   const c = await ckpt(['checkpoint', 'no-such-job'], env);
   assert.notEqual(c.code, 0);
   assert.match(c.stderr, /ECKPT_JOB_NOT_FOUND/);
+});
+
+test('as root, the set-up of an isolated job takes no tool from a PATH entry another user can write; the program gets its PATH whole', async (t) => {
+  if (!(await needCriu(t)) || process.geteuid?.() !== 0) return;
+  const open = buildDir(t);
+  chmodSync(open, 0o777);
+  const marker = join(open, 'ran');
+  // A `mount` another user could have put there: it would run as root.
+  writeFileSync(join(open, 'mount'), `#!/bin/sh\ntouch ${marker}\nexec /usr/bin/mount "$@"\n`, { mode: 0o755 });
+  const path = `${open}:${process.env.PATH}`;
+  const r = await ckpt(['run', '--isolate', '--', '/bin/sh', '-c', 'echo "PATH=$PATH"'], { ...stateEnv(t), PATH: path });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`PATH=${path}`), r.stdout);
+  assert.equal(existsSync(marker), false, 'the planted mount ran');
 });

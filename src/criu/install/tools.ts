@@ -4,6 +4,7 @@
 import { arch } from 'node:os';
 import { errnoCode, type CkptError } from '../../errors.js';
 import { runTool, type RunResult } from '../../util/spawn.js';
+import { trustedTool } from '../../util/trusted-tool.js';
 import { which } from '../locate/programs.js';
 import { installError, manualHint } from './errors.js';
 
@@ -19,7 +20,7 @@ function aptReason(r: RunResult): string {
 export async function mustRun(what: string, command: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<RunResult> {
   let r: RunResult;
   try {
-    r = await runTool(command, args, { timeoutMs, env: { ...process.env, LC_ALL: 'C', ...env } });
+    r = await runTool(trustedTool(command), args, { timeoutMs, env: { ...process.env, LC_ALL: 'C', ...env } });
   } catch (err) {
     throw installError(`${what}: cannot run ${command}: ${errnoCode(err) ?? String(err)}`, { cause: err });
   }
@@ -32,7 +33,7 @@ export async function mustRun(what: string, command: string, args: string[], tim
 /** The Debian multiarch triplet (x86_64-linux-gnu …). */
 export async function multiarch(): Promise<string> {
   try {
-    const r = await runTool('dpkg-architecture', ['-qDEB_HOST_MULTIARCH'], { timeoutMs: 10_000 });
+    const r = await runTool(trustedTool('dpkg-architecture'), ['-qDEB_HOST_MULTIARCH'], { timeoutMs: 10_000 });
     const t = r.stdout.trim();
     if (r.code === 0 && t) return t;
   } catch {
@@ -40,7 +41,7 @@ export async function multiarch(): Promise<string> {
   }
   let m = '';
   try {
-    m = (await runTool('uname', ['-m'], { timeoutMs: 5_000 })).stdout.trim();
+    m = (await runTool(trustedTool('uname'), ['-m'], { timeoutMs: 5_000 })).stdout.trim();
   } catch {
     m = arch() === 'x64' ? 'x86_64' : arch() === 'arm64' ? 'aarch64' : arch();
   }
@@ -75,7 +76,7 @@ export async function ensureProgram(p: NeededProgram, progress: (m: string) => v
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   const args = ['install', '-y', '-qq', '--no-install-recommends', p.pkg];
   // The package lists may be missing or stale: update them only when the first try fails.
-  const first = await runTool('apt-get', args, { timeoutMs: 600_000, env: { ...process.env, ...env } }).catch(() => undefined);
+  const first = await runTool(trustedTool('apt-get'), args, { timeoutMs: 600_000, env: { ...process.env, ...env } }).catch(() => undefined);
   if (first?.code !== 0) {
     await mustRun('apt-get update', 'apt-get', ['update', '-qq'], 600_000, env);
     await mustRun(`apt-get install ${p.pkg}`, 'apt-get', args, 600_000, env);

@@ -1,6 +1,8 @@
 // Unix groups by name and number: the for-users CRIU belongs to one group.
 import { readFileSync } from 'node:fs';
 import { runTool } from '../../util/spawn.js';
+import { trustedTool } from '../../util/trusted-tool.js';
+import { ErrorCodes, type CkptError } from '../../errors.js';
 
 interface GroupEntry {
   name: string;
@@ -32,11 +34,12 @@ export async function groupId(group: string): Promise<number | undefined> {
   const local = groupFile().find((g) => g.name === group);
   if (local) return local.gid;
   try {
-    const r = await runTool('getent', ['group', group], { timeoutMs: 10_000 });
+    const r = await runTool(trustedTool('getent'), ['group', group], { timeoutMs: 10_000 });
     const id = r.stdout.split(':')[2];
     if (r.code === 0 && id && /^\d+$/.test(id)) return Number(id);
-  } catch {
-    // no getent
+  } catch (err) {
+    // No getent; but a getent another user could replace is said so.
+    if ((err as CkptError).code === ErrorCodes.PERMISSION) throw err;
   }
   return undefined;
 }

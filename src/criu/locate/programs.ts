@@ -3,6 +3,7 @@
 // (sudo and services often run with a short PATH).
 import { accessSync, constants, realpathSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { openToOthers } from '../../util/closed-path.js';
 
 /** The sbin directories, where system tools live even when PATH leaves them out. */
 export const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'] as const;
@@ -47,7 +48,11 @@ export function findPrograms(name: string, env: NodeJS.ProcessEnv = process.env,
   return out;
 }
 
-/** The first executable `name` on PATH or in the system directories. */
+/**
+ * The first executable `name` on PATH or in the system directories; as root, the first
+ * one nobody else could replace (util/trusted-tool.ts: root runs what it finds).
+ */
 export function which(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return findPrograms(name, env)[0];
+  const found = findPrograms(name, env);
+  return process.geteuid?.() === 0 ? found.find((p) => openToOthers(p, [0]) === undefined) : found[0];
 }
