@@ -339,8 +339,9 @@ test('as root, the set-up of an isolated job takes no tool from a PATH entry ano
   // A `mount` another user could have put there: it would run as root.
   writeFileSync(join(open, 'mount'), `#!/bin/sh\ntouch ${marker}\nexec /usr/bin/mount "$@"\n`, { mode: 0o755 });
   const path = `${open}:${process.env.PATH}`;
-  const r = await ckpt(['run', '--isolate', '--', '/bin/sh', '-c', 'echo "PATH=$PATH"'], { ...stateEnv(t), PATH: path });
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(r.stdout.includes(`PATH=${path}`), r.stdout);
+  const job = runIsolated(t, { ...stateEnv(t), PATH: path }, ['--', '/bin/sh', '-c', 'echo "PATH=$PATH"']);
+  const exit = await job.exited;
+  assert.equal(exit.code, 0, job.stderr);
+  assert.ok(job.lines.includes(`PATH=${path}`), job.lines.join('\n'));
   assert.equal(existsSync(marker), false, 'the planted mount ran');
 });
