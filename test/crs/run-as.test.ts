@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ckpt, ckptBin, eventually, isOneLineError, needRoot, type Result, tempDir, testUser, userDir } from '../helpers.js';
 import { draft, giveTo, snapshotIn } from '../helpers/snapshots.js';
@@ -127,4 +127,25 @@ test("on root's terminal, a program that leaves a child holding its output: ckpt
   killBackground();
   assert.equal(code, 5, out);
   assert.match(out, /parent-done/);
+});
+
+test("a descriptor root was started with (a script's `200<file`) does not reach the user's program: /dev/null is in its place", async (t) => {
+  if (!needRoot(t)) return;
+  const secret = join(tempDir(t), 'root-only');
+  writeFileSync(secret, 'not for the user\n', { mode: 0o600 });
+  const report = sharedFile(t, 'report');
+  const { store } = await usersProgram(t, () => `readlink /proc/self/fd/200 > ${report} 2>&1; true`);
+  const fd = openSync(secret, 'r+');
+  t.after(() => closeSync(fd));
+  // ckpt inherits the file as its descriptor 200, as from `ckpt restart … 200<>f` in a root shell.
+  const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe', ...Array<'ignore'>(198).fill('ignore')];
+  stdio[200] = fd;
+  const child = spawn(process.execPath, [ckptBin, 'restart', store, '--trust-owner'], { stdio });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  child.stdout!.resume();
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  assert.equal(code, 0, err);
+  // Before: the root-only file itself, open for reading and writing.
+  assert.equal(readFileSync(report, 'utf8').trim(), '/dev/null');
 });
