@@ -5,7 +5,8 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 
-function isExecutableFile(path: string): boolean {
+/** A regular file the caller may execute. */
+export function isExecutableFile(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return statSync(path).isFile();

@@ -4,10 +4,11 @@
 // only in entries that are root's and closed to others all the way up (a sticky
 // directory excepted, as for CRIU's binary), runs a tool by its resolved path once the
 // file is root's and closed too, and hands the scripts it starts that PATH alone.
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { openToOthers } from './closed-path.js';
+import { isExecutableFile } from './command.js';
 
 const asRoot = () => process.geteuid?.() === 0;
 
@@ -42,15 +43,6 @@ export function trustedTool(name: string, path: string = process.env.PATH ?? '')
     hint: `install ${name} where only root can write, or take that directory out of root's PATH`,
     details: { tool: name, path: refused.file, at: refused.at },
   });
-}
-
-function isExecutableFile(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function isDir(path: string): boolean {
