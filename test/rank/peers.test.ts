@@ -17,7 +17,7 @@ interface Net {
   frames(source: number, n: number): Promise<string[]>;
 }
 
-async function network(t: TestContext, size: number): Promise<Net[]> {
+async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' = 'unix'): Promise<Net[]> {
   const dir = tempDir(t);
   // The sockets are unref'd (a rank must not be held alive by them): this keeps the test's loop alive.
   const alive = setInterval(() => {}, 1 << 30);
@@ -47,30 +47,33 @@ async function network(t: TestContext, size: number): Promise<Net[]> {
     nets.push({ net, got, frames });
     t.after(() => net.close());
   }
-  const addresses = await Promise.all(nets.map(({ net }, r) => net.listen(parseAddress(`unix:${join(dir, `r${r}.sock`)}`))));
+  const at = (r: number) => parseAddress(transport === 'unix' ? `unix:${join(dir, `r${r}.sock`)}` : 'tcp:127.0.0.1:0');
+  const addresses = await Promise.all(nets.map(({ net }, r) => net.listen(at(r))));
   for (const { net } of nets) net.knowPeers(addresses);
   return nets;
 }
 
 const send = (from: Net, dest: number, text: string) => from.net.send(dest, FrameKind.BYTES, 1, Buffer.from(text));
 
-test('a link is made when first used, one per pair even when both ranks connect at once; frames keep their order', async (t) => {
-  const [a, b, c] = await network(t, 3);
-  assert.deepEqual([a!.net.linkState(1), a!.net.linkState(2), b!.net.linkState(2)], ['none', 'none', 'none']);
-  // Both ends connect in the same turn: the higher rank's connection is kept.
-  for (const x of ['a1', 'a2', 'a3']) void send(a!, 1, x);
-  for (const x of ['b1', 'b2']) void send(b!, 0, x);
-  assert.deepEqual(await b!.frames(0, 3), ['a1', 'a2', 'a3']);
-  assert.deepEqual(await a!.frames(1, 2), ['b1', 'b2']);
-  assert.deepEqual([a!.net.linkState(1), b!.net.linkState(0)], ['up', 'up']);
-  // Ranks that sent each other nothing have no link.
-  assert.deepEqual([a!.net.linkState(2), b!.net.linkState(2), c!.net.linkState(0), c!.net.linkState(1)], ['none', 'none', 'none', 'none']);
-  assert.ok(a!.net.linked && b!.net.linked);
-  // The kept link carries both ways, and nothing was counted twice.
-  void send(b!, 0, 'b3');
-  assert.deepEqual(await a!.frames(1, 3), ['b1', 'b2', 'b3']);
-  assert.deepEqual([a!.net.written[1], b!.net.read[0], b!.net.written[0], a!.net.read[1]], [3, 3, 3, 3]);
-});
+for (const transport of ['unix', 'tcp'] as const) {
+  test(`a link is made when first used, one per pair even when both ranks connect at once; frames keep their order (${transport})`, async (t) => {
+    const [a, b, c] = await network(t, 3, transport);
+    assert.deepEqual([a!.net.linkState(1), a!.net.linkState(2), b!.net.linkState(2)], ['none', 'none', 'none']);
+    // Both ends connect in the same turn: the higher rank's connection is kept.
+    for (const x of ['a1', 'a2', 'a3']) void send(a!, 1, x);
+    for (const x of ['b1', 'b2']) void send(b!, 0, x);
+    assert.deepEqual(await b!.frames(0, 3), ['a1', 'a2', 'a3']);
+    assert.deepEqual(await a!.frames(1, 2), ['b1', 'b2']);
+    assert.deepEqual([a!.net.linkState(1), b!.net.linkState(0)], ['up', 'up']);
+    // Ranks that sent each other nothing have no link.
+    assert.deepEqual([a!.net.linkState(2), b!.net.linkState(2), c!.net.linkState(0), c!.net.linkState(1)], ['none', 'none', 'none', 'none']);
+    assert.ok(a!.net.linked && b!.net.linked);
+    // The kept link carries both ways, and nothing was counted twice.
+    void send(b!, 0, 'b3');
+    assert.deepEqual(await a!.frames(1, 3), ['b1', 'b2', 'b3']);
+    assert.deepEqual([a!.net.written[1], b!.net.read[0], b!.net.written[0], a!.net.read[1]], [3, 3, 3, 3]);
+  });
+}
 
 test('a rank past its drain turns a new link away; the frames wait in the sender and go once it resumes', async (t) => {
   const [a, b] = await network(t, 2);
