@@ -1,12 +1,12 @@
 // Restart for checkpointers that save no process image (self, none): the recorded
 // command starts afresh, told through its environment which snapshot it resumes from.
 import { spawn, type StdioOptions } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { isatty } from 'node:tty';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { openAppendFile } from '../util/safe-walk.js';
-import { shieldStdio } from '../util/inherited-fds.js';
+import { shielded } from '../util/inherited-fds.js';
 import { waitExit } from '../util/spawn.js';
 import { restartEnv, withoutSecrets } from '../store/env.js';
 import { accountOf, checkAs, enterAndRun } from './run-as.js';
@@ -40,18 +40,19 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
   if (request.detach) out = openLog(request.logFile ?? '/dev/null');
   request.onProgress?.(`starting ${command} afresh${account ? ` as uid ${account.uid}` : ''}`);
   const [file, argv] = account ? enterAndRun(record.cwd, command, args) : [command, args];
-  const stdio: StdioOptions = out !== undefined ? ['ignore', out, out] : account ? userStdio() : 'inherit';
+  const start = (stdio: StdioOptions) =>
+    spawn(file, argv, {
+      cwd: account ? '/' : record.cwd,
+      env,
+      stdio,
+      // Its own session: away from our terminal (and our process group's signals: ckpt restart forwards them).
+      detached: request.detach || account !== undefined,
+      // libuv drops the supplementary groups, then sets the gid and the uid.
+      ...(account ? { uid: account.uid, gid: account.gid } : {}),
+    });
+  const logged: ('ignore' | number)[] | undefined = out !== undefined ? ['ignore', out, out] : undefined;
   // Another user's program gets none of the descriptors root was started with (/dev/null in their place).
-  const devNull = account ? openSync('/dev/null', 'r') : undefined;
-  const child = spawn(file, argv, {
-    cwd: account ? '/' : record.cwd,
-    env,
-    stdio: devNull !== undefined && Array.isArray(stdio) ? (shieldStdio(stdio, devNull) as StdioOptions) : stdio,
-    // Its own session: away from our terminal (and our process group's signals: ckpt restart forwards them).
-    detached: request.detach || account !== undefined,
-    // libuv drops the supplementary groups, then sets the gid and the uid.
-    ...(account ? { uid: account.uid, gid: account.gid } : {}),
-  });
+  const child = account ? shielded(logged ?? userStdio(), start) : start(logged ?? 'inherit');
   const relayed = [relay(child.stdout, 1), relay(child.stderr, 2)];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -60,7 +61,6 @@ export async function restartFresh(request: RestartRequest): Promise<RestartedPr
     });
   } finally {
     if (out !== undefined) closeSync(out);
-    if (devNull !== undefined) closeSync(devNull);
   }
   if (request.detach) child.unref();
   // Relayed: once its output has come through too (a child it left holding the pipe is not waited for long).

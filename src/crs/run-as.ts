@@ -3,10 +3,10 @@
 // directory can give any group —, in its working directory entered as that user (not
 // by root, which can pass directories the user cannot), and in a session of its own,
 // away from root's terminal (TIOCSTI types into a terminal only from its session).
-import { execFileSync, spawnSync, type StdioOptions } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { CkptError, ErrorCodes, SnapshotError } from '../errors.js';
-import { shieldStdio } from '../util/inherited-fds.js';
+import { shielded } from '../util/inherited-fds.js';
 
 export interface Account {
   uid: number;
@@ -48,14 +48,8 @@ const CHECK = 'cd -- "$0" 2>/dev/null || exit 3; command -v -- "$1" >/dev/null 2
  * so the answer tells the user nothing they could not learn themselves.
  */
 export function checkAs(a: Account, cwd: string, command: string, env: Record<string, string>): void {
-  // None of root's inherited descriptors (see fresh-start.ts).
-  const devNull = openSync('/dev/null', 'r');
-  let r;
-  try {
-    r = spawnSync('/bin/sh', ['-c', CHECK, cwd, command], { cwd: '/', env, uid: a.uid, gid: a.gid, stdio: shieldStdio(['ignore', 'ignore', 'ignore'], devNull) as StdioOptions });
-  } finally {
-    closeSync(devNull);
-  }
+  // None of root's inherited descriptors (util/inherited-fds.ts).
+  const r = shielded(['ignore', 'ignore', 'ignore'], (stdio) => spawnSync('/bin/sh', ['-c', CHECK, cwd, command], { cwd: '/', env, uid: a.uid, gid: a.gid, stdio }));
   if (r.status === 3) {
     throw new CkptError(ErrorCodes.CWD_MISSING, `the working directory the program ran in, ${cwd}, does not exist here or uid ${a.uid} cannot enter it`, {
       hint: 'create it (or mount what held it) and restart again',

@@ -79,7 +79,7 @@ export class PeerNetwork {
     this.admission.sealed = false;
     this.outbox.resume();
     // Frames queued for a link that a peer on its way down turned away.
-    this.table.links.forEach((link, r) => link.queue.length > 0 && this.connect(r));
+    this.connectQueued();
   }
 
   /**
@@ -213,7 +213,7 @@ export class PeerNetwork {
    */
   knowPeers(peers: string[]): void {
     this.addresses = peers.map((p, r) => (r === this.o.rank ? undefined : parseAddress(p)));
-    this.table.links.forEach((link, r) => link.queue.length > 0 && this.connect(r));
+    this.connectQueued();
   }
 
   /**
@@ -259,6 +259,11 @@ export class PeerNetwork {
     if (link.socket || link.dialing || link.error || link.closed || !address) return;
     const connector = this.connector?.transport === address.transport ? this.connector : buildConnector(address.transport);
     dialPeer({ o: this.o, table: this.table, inbound: this.inbound }, connector, peer, address);
+  }
+
+  /** Connects wherever frames wait for a link. */
+  private connectQueued(): void {
+    this.table.links.forEach((link, r) => link.queue.length > 0 && this.connect(r));
   }
 
   /** A link got its socket: what waited for it goes out (or on hold), and a drain under way puts its marker behind. */

@@ -2,8 +2,9 @@
 // (a root script's `200<secret`, a service manager's socket): every child would
 // inherit them. Node's own descriptors are all close-on-exec, so these are the ones.
 // A child that runs as another user must not get them: spawn() puts /dev/null in
-// their place (`shieldStdio`), the only way Node offers to touch a child's descriptors.
-import { readdirSync, readFileSync } from 'node:fs';
+// their place (`shielded`), the only way Node offers to touch a child's descriptors.
+import type { StdioOptions } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 
 const O_CLOEXEC = 0o2000000;
 
@@ -29,7 +30,20 @@ export function inheritedFds(): number[] {
   return out.sort((a, b) => a - b);
 }
 
-/** `stdio` for spawn() with `devNull` (a descriptor of /dev/null the caller opened, and closes after the spawn) in place of each inherited descriptor. */
+/**
+ * Runs `spawn` (a spawn() or spawnSync() call) with `stdio` that puts /dev/null in
+ * place of each inherited descriptor; the child has its descriptors once spawn() returns.
+ */
+export function shielded<R>(stdio: readonly Exclude<StdioOptions, string>[number][], spawn: (stdio: StdioOptions) => R): R {
+  const devNull = openSync('/dev/null', 'r');
+  try {
+    return spawn(shieldStdio(stdio, devNull) as StdioOptions);
+  } finally {
+    closeSync(devNull);
+  }
+}
+
+/** `stdio` with `devNull` (a descriptor of /dev/null) in place of each inherited descriptor. */
 export function shieldStdio<T>(stdio: readonly T[], devNull: number): (T | number | 'ignore')[] {
   const fds = inheritedFds().filter((fd) => fd >= stdio.length && fd !== devNull);
   const out: (T | number | 'ignore')[] = [...stdio];

@@ -1,9 +1,10 @@
 // Finding programs on this machine: executable files on PATH and in the usual
 // system directories, the way a shell would but also where PATH does not reach
 // (sudo and services often run with a short PATH).
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { openToOthers } from '../../util/closed-path.js';
+import { isExecutableFile } from '../../util/command.js';
 
 /** The sbin directories, where system tools live even when PATH leaves them out. */
 export const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'] as const;
@@ -11,15 +12,7 @@ export const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'] as const;
 export const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'] as const;
 
 /** A regular file the caller may execute. */
-export function isExecutable(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const isExecutable = isExecutableFile;
 
 /** path with its symlinks resolved, or path itself when it cannot be. */
 export function realOrSelf(path: string): string {

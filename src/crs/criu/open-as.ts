@@ -4,29 +4,25 @@
 // /etc/cron.d). So the path is resolved, and a missing file created (0600), by a
 // shell running as the user; root then reopens that very file through
 // /proc/<shell>/fd/3 — nothing the user could not have opened themselves.
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { accountGid } from '../run-as.js';
-import { shieldStdio } from '../../util/inherited-fds.js';
+import { shielded } from '../../util/inherited-fds.js';
 
 /** Opens `path` for appending with the rights of `uid` only; a regular file, or a coded error. */
 export async function openForAppendAs(path: string, uid: number, what: string): Promise<number> {
   // None of root's inherited descriptors: the user may ptrace this shell.
-  const devNull = openSync('/dev/null', 'r');
-  let shell;
-  try {
-    shell = spawn('/bin/sh', ['-c', 'umask 077; [ -p "$0" ] && { echo "$0: a FIFO" >&2; exit 1; }; exec 3>>"$0" || exit 1; echo open; read -r _', path], {
+  const shell = shielded(['pipe', 'pipe', 'pipe'], (stdio) =>
+    spawn('/bin/sh', ['-c', 'umask 077; [ -p "$0" ] && { echo "$0: a FIFO" >&2; exit 1; }; exec 3>>"$0" || exit 1; echo open; read -r _', path], {
       cwd: '/',
       env: { PATH: '/usr/bin:/bin' },
       uid,
       gid: accountGid(uid),
-      stdio: shieldStdio(['pipe', 'pipe', 'pipe'], devNull) as StdioOptions,
-    });
-  } finally {
-    closeSync(devNull);
-  }
+      stdio,
+    }),
+  );
   let stderr = '';
   shell.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const exited = new Promise<void>((resolve) => shell.once('close', () => resolve()));
