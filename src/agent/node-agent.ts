@@ -6,7 +6,8 @@
 // docs/RUNTIME.md, "Across nodes".
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, connectTo, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import { Channel, connectTo, formatAddress, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import { answerProven, proveHello } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
 import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, stageCopy, startRank, terminateRanks } from '../wire/agent-messages.js';
@@ -48,10 +49,12 @@ export function agentEnv(env: NodeJS.ProcessEnv): AgentEnv {
 /** Runs the agent to the end of its job; resolves with its exit status. */
 export async function runNodeAgent(e: AgentEnv): Promise<number> {
   const address = await nodeAddress(e.bind);
-  const channel = new Channel(await connectTo(parseAddress(e.coord), 30_000, 'the job coordinator'));
+  const coord = parseAddress(e.coord);
+  const channel = new Channel(await connectTo(coord, 30_000, 'the job coordinator'));
   // Its tag (with its beacon held) names what it leaves on this node: --stage copies, its relay directory.
   const writer = await heldTag();
-  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, secret: e.secret, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address, ...(writer ? { writer } : {}) });
+  const proven = proveHello(e.secret, { role: 'agent', job: e.job, to: formatAddress(coord) });
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'agent', job: e.job, ...proven, node: e.node, nodeIndex: e.nodeIndex, pid: process.pid, address, ...(writer ? { writer } : {}) });
   // Refused, or never welcomed: its connection goes with it (it would keep the agent alive).
   const welcome = await channel.next(30_000, 'the coordinator to welcome this node').catch((err: unknown) => {
     channel.destroy();
@@ -60,6 +63,11 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   if (welcome.type === 'error') {
     channel.destroy();
     throw remoteError(welcome, 'the coordinator refused this node');
+  }
+  // Whoever answers at that address must hold the secret too: else no rank is started for it.
+  if (welcome.type !== 'welcome' || !answerProven(e.secret, 'welcome', proven.nonce, welcome.proof)) {
+    channel.destroy();
+    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${e.coord} is not this job's coordinator (its welcome does not prove the job secret)`);
   }
   // Welcomed: requests for all its ranks at once (a restart's states among them) may pass 1 MiB.
   channel.allowControl(MAX_AGENT_CONTROL_BYTES);

@@ -32,6 +32,8 @@ interface Conn {
 
 export class RankRelay {
   private server: Server | undefined;
+  /** Its address (unix:…), which its ranks' hellos name. */
+  private address = '';
   /** The private directory of its socket (removed at close). */
   private dir: string | undefined;
   private readonly conns = new Map<number, Conn>();
@@ -62,7 +64,8 @@ export class RankRelay {
       server.listen({ path, backlog: 1024 }, () => resolve());
     });
     this.server = server;
-    return `unix:${path}`;
+    this.address = `unix:${path}`;
+    return this.address;
   }
 
   /** A frame from the coordinator for stream `conn` (whole: the coordinator writes one frame at a time). */
@@ -113,7 +116,7 @@ export class RankRelay {
     const conn = this.nextConn++;
     const c: Conn = { socket };
     this.conns.set(conn, c);
-    this.channel.send({ type: 'relay-open', conn });
+    this.channel.send({ type: 'relay-open', conn, to: this.address });
     const decoder = new FrameDecoder((frame) => {
       if (frame.kind === FrameKind.CONTROL) {
         const m = decodeControl(frame.payload);

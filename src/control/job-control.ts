@@ -1,12 +1,13 @@
 // Control clients: `ckpt kill` (and later `ckpt checkpoint`) talk to a running
 // job's coordinator over its OOB channel, proving membership with the job secret
-// read from the private registry entry.
+// read from the private registry entry (wire/hello-proof.ts), as the coordinator does back.
 import type { RankProgress } from '../runtime/job-checkpoint.js';
 import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { CkptError, ErrorCodes, interruption } from '../errors.js';
 import { signalGroup, signalPid } from '../util/signals.js';
-import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
+import { answerProven, proveHello } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { findJob, isJobAlive, type JobRecord } from '../registry/jobs.js';
 import { killIsolatedJob } from '../isolate/job.js';
@@ -15,7 +16,8 @@ import { killIsolatedJob } from '../isolate/job.js';
 export async function connectControl(record: JobRecord, timeoutMs = 5000): Promise<Channel> {
   const socket = await connectTo(parseAddress(record.address), timeoutMs, `the coordinator of job ${record.id}`);
   const channel = new Channel(socket);
-  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'control', job: record.id, secret: record.secret });
+  const proven = proveHello(record.secret, { role: 'control', job: record.id, to: formatAddress(parseAddress(record.address)) });
+  channel.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'control', job: record.id, ...proven });
   const welcome = await channel.next(timeoutMs, `the coordinator of job ${record.id} to answer`).catch((err) => {
     channel.destroy();
     throw err;
@@ -23,6 +25,10 @@ export async function connectControl(record: JobRecord, timeoutMs = 5000): Promi
   if (welcome.type !== 'welcome') {
     channel.destroy();
     throw welcome.type === 'error' ? remoteError(welcome, 'refused') : new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
+  }
+  if (!answerProven(record.secret, 'welcome', proven.nonce, welcome.proof)) {
+    channel.destroy();
+    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${record.address} is not the coordinator of job ${record.id} (its welcome does not prove the job secret)`);
   }
   return channel;
 }

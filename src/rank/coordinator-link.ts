@@ -6,7 +6,8 @@ import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import type { DownOutcome, DumpRun } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
 import { native } from '../util/native.js';
-import { Channel, connectTo, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
+import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
+import { answerProven, proveHello } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { exited, welcome as welcomeMessage } from '../wire/messages.js';
 import { parse } from '../wire/validate.js';
@@ -166,7 +167,8 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
   // Both at once: the coordinator waits for this rank's report (the hello) to commit.
   const [peerAddress, socket] = await Promise.all([listening ?? link.listenForPeers(c.peers, link.coord, c.rank), connectTo(link.coord, link.connectTimeoutMs)]);
   const ch = new Channel(socket);
-  const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), secret: link.secret, peer: peerAddress, markers: true };
+  const proven = proveHello(link.secret, { role: 'rank', job: c.jobId, rank: c.rank, to: formatAddress(link.coord) });
+  const hello = { type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: c.jobId, rank: c.rank, pid: currentPid(), ...proven, peer: peerAddress, markers: true };
   if (!outcome.restored) {
     // The same coordinator: it waits for every rank to rejoin, commits, and sends ckpt-resume with the new peer addresses.
     ch.send({ ...hello, rejoin: true, ...outcome.report });
@@ -175,18 +177,25 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
   }
   // A restarted job: a fresh coordinator, joined like a new rank.
   ch.send({ ...hello, restored: true });
-  const peers = await awaitWelcome(ch, c.size, link.joinTimeoutMs);
+  const peers = await awaitWelcome(ch, c.size, link.joinTimeoutMs, { secret: link.secret, nonce: proven.nonce, coord: formatAddress(link.coord) });
   c.peers.knowPeers(peers);
   c.attachCoordinator(ch);
   await c.restored();
 }
 
-/** The coordinator's welcome once every rank has joined: the peers' addresses. */
-export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number): Promise<string[]> {
+/**
+ * The coordinator's welcome once every rank has joined: the peers' addresses. It
+ * proves the job secret over our hello's nonce: only the job's coordinator may tell a
+ * rank where its peers are.
+ */
+export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number, hello: { secret: string; nonce: string; coord: string }): Promise<string[]> {
   const m = await ch.next(timeoutMs, 'the other ranks to join the job (welcome)');
   if (m.type === 'error') throw remoteError(m, 'the coordinator refused this rank');
   if (m.type === 'abort') throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
   if (m.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);
+  if (!answerProven(hello.secret, 'welcome', hello.nonce, m.proof)) {
+    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${hello.coord} is not this job's coordinator (its welcome does not prove the job secret)`);
+  }
   const w = parse(welcomeMessage, m, 'the welcome');
   if (w.peers.length !== size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `the welcome names ${w.peers.length} peers, the job has ${size}`);
   return w.peers;

@@ -6,7 +6,8 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { envNumber } from '../config.js';
 import { restartSelfRank } from '../crs/self/job-rank.js';
 import { holdInspectorSignal } from '../util/signals.js';
-import { Channel, connectTo, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
+import { Channel, connectTo, formatAddress, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
+import { proveHello } from '../wire/hello-proof.js';
 import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
 import { connectorFor } from '../wire/connector.js';
 import { restartHooks } from './checkpoint/hooks.js';
@@ -87,8 +88,9 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   });
   try {
     const peerAddress = await listenForPeers(peers, coordAddress, rank, env);
-    oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, secret, peer: peerAddress, markers: true });
-    const welcome = awaitWelcome(oob, size, joinTimeoutMs);
+    const proven = proveHello(secret, { role: 'rank', job: jobId, rank, to: formatAddress(coordAddress) });
+    oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, ...proven, peer: peerAddress, markers: true });
+    const welcome = awaitWelcome(oob, size, joinTimeoutMs, { secret, nonce: proven.nonce, coord });
     welcome.catch(() => {});
     if (restartDir) restart = loadRestart(restartDir, rank, size);
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.

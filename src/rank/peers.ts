@@ -191,7 +191,8 @@ export class PeerNetwork {
     // Nothing here should keep a finished rank program alive; the communicator
     // holds the process open only while an operation is pending.
     server.unref();
-    return formatAddress(advertised);
+    this.admission.address = formatAddress(advertised);
+    return this.admission.address;
   }
 
   /**

@@ -1,12 +1,14 @@
 // Admitting a connection to the coordinator. At most so many wait for their hello
 // at once (HelloGate); the hello must come within the timeout, speak our protocol
-// version and carry the job's id and secret. It then makes the connection a rank's
+// version and prove the job's secret for the address it dialed (wire/hello-proof.ts).
+// The welcome proves the secret back. It then makes the connection a rank's
 // (joining, or rejoining after its CRIU dump) or a control client's, and every later
 // message goes to that role's handler. A refused connection is closed with its
 // error and reported; the job goes on.
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
+import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION } from '../wire/channel.js';
+import { helloProven, proveAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { agentHello, type AgentHello } from '../wire/agent-messages.js';
 import { parse } from '../wire/validate.js';
@@ -18,6 +20,8 @@ export interface AdmissionHost {
   readonly jobId: string;
   readonly size: number;
   readonly secret: string;
+  /** Where it listens (formatted): a direct connection's hello must name it. */
+  readonly address: string;
   readonly helloTimeoutMs: number;
   readonly gate: HelloGate;
   /** Every open connection (closed with the coordinator). */
@@ -35,12 +39,12 @@ export interface AdmissionHost {
   refused(err: CkptError): void;
 }
 
-/** Checks a hello's protocol, job and secret, and what it claims to be. */
-export function parseHello(m: ControlMessage, job: { jobId: string; secret: string; size: number }): Hello {
+/** Checks a hello's protocol, job and proof of the secret (dialed at one of `ours`), and what it claims to be. */
+export function parseHello(m: ControlMessage, job: { jobId: string; secret: string; size: number }, ours: readonly string[]): Hello {
   const bad = (message: string) => new CkptError(ErrorCodes.OOB_PROTOCOL, message);
   if (m.type !== 'hello') throw bad(`expected hello, got '${m.type}'`);
   if (m.v !== OOB_PROTOCOL_VERSION) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
-  if (m.job !== job.jobId || !secretsEqual(m.secret, job.secret)) {
+  if (m.job !== job.jobId || !helloProven(job.secret, m, ours)) {
     throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
   }
   if (m.role === 'control') return { role: 'control' };
@@ -54,8 +58,8 @@ export function parseHello(m: ControlMessage, job: { jobId: string; secret: stri
   return { role: 'rank', rank, rejoin: m.rejoin === true };
 }
 
-/** Takes a new connection through its hello to its role. */
-export function admitConnection(socket: Socket, host: AdmissionHost): void {
+/** Takes a new connection through its hello to its role; `ours`: the addresses its hello may name (a relayed one: its agent's relay). */
+export function admitConnection(socket: Socket, host: AdmissionHost, ours: readonly string[] = [host.address]): void {
   // Too many connections waiting for their hello: the one waiting longest goes.
   const authenticated = host.gate.admit(() => {
     socket.on('error', () => {});
@@ -83,7 +87,7 @@ export function admitConnection(socket: Socket, host: AdmissionHost): void {
     try {
       if (hello === undefined) {
         clearTimeout(helloTimer);
-        const h = parseHello(m, host);
+        const h = parseHello(m, host, ours);
         if (h.role === 'rank') host.checkRank(h.rank, h.rejoin);
         authenticated();
         hello = h;
@@ -93,7 +97,7 @@ export function admitConnection(socket: Socket, host: AdmissionHost): void {
             channel.allowControl(MAX_AGENT_CONTROL_BYTES);
             host.admitAgent(channel, h.agent);
           }
-          channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size });
+          channel.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: host.jobId, size: host.size, proof: proveAnswer(host.secret, 'welcome', m.nonce as string) });
         }
         return;
       }

@@ -11,6 +11,7 @@ import { RelayedStream } from './relayed-stream.js';
 import { roundToRanks, type RoundHost } from './rank-rounds.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, helloTimeoutMs, listenOn, OOB_PROTOCOL_VERSION, type Address, formatAddress } from '../wire/channel.js';
+import { proveAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import type { AgentHello } from '../wire/agent-messages.js';
 import { admitConnection, type AdmissionHost } from './coordinator-admission.js';
@@ -44,6 +45,8 @@ interface RankSlot {
   peer?: string;
   /** Its hello said it drains by markers (criu checkpoints in one round). */
   markers?: boolean;
+  /** Its hello's nonce: the welcome proves the secret over it. */
+  nonce?: string;
   counters?: Counters;
   exited: boolean;
 }
@@ -93,9 +96,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.agentHandler = handler;
   }
 
-  /** A rank connection relayed by a node agent (relayed-stream.ts): admitted as a socket is. */
-  admitRelayed(stream: Duplex): void {
-    admitConnection(stream as Socket, this.admission);
+  /** A rank connection relayed by a node agent (relayed-stream.ts), dialed at its relay `to`: admitted as a socket is. */
+  admitRelayed(stream: Duplex, to: string): void {
+    admitConnection(stream as Socket, this.admission, [to]);
   }
 
   /**
@@ -149,10 +152,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.joinTimeoutMs = options.joinTimeoutMs ?? 60_000;
     this.slots = Array.from({ length: options.size }, () => ({ exited: false }));
     this.arrivals = new ArrivalReports(options.size);
+    const bound = () => this.address;
     this.admission = {
       jobId: this.jobId,
       size: this.size,
       secret: this.secret,
+      get address(): string { return bound(); }, // where it listens, once it does
       helloTimeoutMs: options.helloTimeoutMs ?? helloTimeoutMs(),
       gate: new HelloGate(options.maxUnauthenticated),
       channels: this.channels,
@@ -300,7 +305,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** What a rank's hello says of it (its pid, where its peers reach it, how it drains), on `channel`. */
   private heard(slot: RankSlot, channel: Channel, hello: ControlMessage): void {
-    Object.assign(slot, { channel, peer: hello.peer as string, markers: hello.markers === true }, typeof hello.pid === 'number' ? { pid: hello.pid } : {});
+    Object.assign(slot, { channel, peer: hello.peer as string, markers: hello.markers === true, nonce: hello.nonce as string }, typeof hello.pid === 'number' ? { pid: hello.pid } : {});
   }
 
   /** A rank back from its CRIU dump: it listens for peers at a new address. */
@@ -336,7 +341,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Every rank gets every rank's peer address: the job is wired up. */
   private welcome(): void {
     const peers = this.slots.map((s) => s.peer!);
-    for (const s of this.slots) s.channel?.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size, peers });
+    for (const s of this.slots) s.channel?.send({ type: 'welcome', v: OOB_PROTOCOL_VERSION, job: this.jobId, size: this.size, peers, proof: proveAnswer(this.secret, 'welcome', s.nonce ?? '') });
     this.emit('ready');
   }
 

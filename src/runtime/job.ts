@@ -249,7 +249,7 @@ export class Job extends EventEmitter<JobEvents> {
       store: this.store,
       stage: this.options.stage,
       acceptAgents: (handler) => this.coordinator.acceptAgents(handler),
-      admitRelayed: (stream) => this.coordinator.admitRelayed(stream),
+      admitRelayed: (stream, to) => this.coordinator.admitRelayed(stream, to),
     });
   }
 

@@ -31,8 +31,8 @@ export class NodeAgentLink {
     private readonly adopt: (rank: number, pid: number, agent: NodeAgentLink) => RemoteRank | undefined,
     /** Its connection closed; `live`: the ranks it still held (they count as killed). */
     private readonly onLost: (agent: NodeAgentLink, why: string, live: number[]) => void,
-    /** A rank connection it relays: admitted as any connection is. */
-    private readonly admit: (stream: RelayedStream) => void,
+    /** A rank connection it relays, dialed at its relay `to`: admitted as any connection is. */
+    private readonly admit: (stream: RelayedStream, to: string) => void,
   ) {
     this.node = hello.node;
     this.index = hello.nodeIndex;
@@ -100,11 +100,11 @@ export class NodeAgentLink {
         const r = parse(relayData, m, `node ${this.node}'s relay`);
         this.streams.get(r.conn)?.fromAgent(Buffer.from(r.data, 'base64'));
       } else if (m.type === 'relay-open') {
-        const conn = parse(relayOpen, m, `node ${this.node}'s relay-open`).conn;
+        const { conn, to } = parse(relayOpen, m, `node ${this.node}'s relay-open`);
         const stream = new RelayedStream(conn, this);
         this.streams.set(conn, stream);
         stream.on('close', () => this.streams.delete(conn));
-        this.admit(stream);
+        this.admit(stream, to);
       } else if (m.type === 'relay-close') {
         this.streams.get(parse(relayClose, m, `node ${this.node}'s relay-close`).conn)?.endedByAgent();
       } else if (m.type === 'output') {

@@ -180,7 +180,7 @@ export class SlurmStarter implements RankStarter {
       (agent, why, live) => {
         if (!this.closing && live.length) this.o.log?.(`ckpt: ${why} (rank${live.length > 1 ? 's' : ''} ${live.join(', ')})`);
       },
-      (stream) => this.ctx?.admitRelayed(stream),
+      (stream, to) => this.ctx?.admitRelayed(stream, to),
     );
   }
 

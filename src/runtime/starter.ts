@@ -63,8 +63,8 @@ export interface StarterContext {
   stage?: string;
   /** Connections whose hello says role 'agent' go to `handler` from now on. */
   acceptAgents(handler: (channel: Channel, hello: AgentHello) => void): void;
-  /** A rank connection an agent relays: admitted like a socket of its own. */
-  admitRelayed(stream: Duplex): void;
+  /** A rank connection an agent relays, dialed at the agent's relay `to`: admitted like a socket of its own. */
+  admitRelayed(stream: Duplex, to: string): void;
 }
 
 /** Restoring ranks where they are to run (a starter that runs them elsewhere does it there). */

@@ -63,8 +63,8 @@ export const rankExit = object({ type: literal('exit'), rank: count, code: nulla
 
 // ---- relayed rank connections (both ways; whole frames, base64) ----
 
-/** A rank connected to its node's agent: stream `conn` is relayed from now on. */
-export const relayOpen = object({ type: literal('relay-open'), conn: count });
+/** A rank connected to its node's agent at `to` (the relay's address, which its hello names): stream `conn` is relayed from now on. */
+export const relayOpen = object({ type: literal('relay-open'), conn: count, to: str });
 export const relayData = object({ type: literal('relay'), conn: count, data: str });
 export const relayClose = object({ type: literal('relay-close'), conn: count });
 

@@ -3,7 +3,7 @@
 // `unix:/run/dir/coord.sock` or `tcp:127.0.0.1:4567` (`tcp:[::1]:4567`).
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { envNumber } from '../config.js';
 import {
@@ -16,8 +16,8 @@ import {
   type Frame,
 } from './frame.js';
 
-/** Version of the OOB protocol spoken inside control frames (sent in every hello). */
-export const OOB_PROTOCOL_VERSION = 1;
+/** Version of the OOB protocol spoken inside control frames (sent in every hello). 2: hellos prove the secret (wire/hello-proof.ts), never carry it. */
+export const OOB_PROTOCOL_VERSION = 2;
 
 /**
  * How long a new connection to any ckpt listener (the coordinator's, a rank's peer
@@ -94,13 +94,6 @@ export function parseAddress(text: string): Address {
 /** A fresh per-job secret: 32 random bytes, hex. */
 export function newSecret(): string {
   return randomBytes(32).toString('hex');
-}
-
-/** Constant-time comparison of secrets of any length (both are hashed first). */
-export function secretsEqual(a: unknown, b: string): boolean {
-  if (typeof a !== 'string') return false;
-  const h = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(h(a), h(b));
 }
 
 /** Listens on an address; a tcp port 0 is replaced by the port the kernel chose. */

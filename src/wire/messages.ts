@@ -60,7 +60,8 @@ export const dumpedStopped = object({ type: literal('dumped') });
 
 /** A rank's hello (join, rejoin after a dump, or a restored rank). */
 /** `markers`: the rank drains by markers with its peers (a criu checkpoint needs no prepare round). */
-export const rankHello = object({ job: str, rank: int, pid: optional(int), secret: str, peer: str, rejoin: optional(bool), restored: optional(bool), markers: optional(bool) });
+/** `to`, `nonce`, `proof`: the job secret proven for the address it dialed (wire/hello-proof.ts). */
+export const rankHello = object({ job: str, rank: int, pid: optional(int), to: str, nonce: str, proof: str, peer: str, rejoin: optional(bool), restored: optional(bool), markers: optional(bool) });
 /**
  * On a peer link, after a rank held its sends for checkpoint attempt `id` (the
  * coordinator's, never reused: a snapshot's seq is, after an abort): nothing more comes

@@ -5,8 +5,9 @@ import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PeerNetwork } from '../../dist/rank/peers.js';
+import { createServer, connect, type AddressInfo } from 'node:net';
 import { parseAddress } from '../../dist/wire/channel.js';
-import { FrameKind } from '../../dist/wire/frame.js';
+import { decodeControl, FrameDecoder, FrameKind, encodeControl } from '../../dist/wire/frame.js';
 import { tempDir } from '../helpers.js';
 
 interface Net {
@@ -17,7 +18,9 @@ interface Net {
   frames(source: number, n: number): Promise<string[]>;
 }
 
-async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' = 'unix'): Promise<Net[]> {
+const SECRET = 'a-secret-of-this-test';
+
+async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' = 'unix', onFatal?: (rank: number, err: Error) => void): Promise<Net[] & { addresses: string[] }> {
   const dir = tempDir(t);
   // The sockets are unref'd (a rank must not be held alive by them): this keeps the test's loop alive.
   const alive = setInterval(() => {}, 1 << 30);
@@ -30,7 +33,7 @@ async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' =
       rank,
       size,
       jobId: 'job-peers-test',
-      secret: 'a-secret-of-this-test',
+      secret: SECRET,
       maxMessageBytes: 1 << 20,
       linkTimeoutMs: 60_000,
       onFrame: (source, frame) => {
@@ -38,7 +41,7 @@ async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' =
         for (const w of waiting.splice(0)) w();
       },
       onPeerEnd: () => {},
-      onFatal: (err) => assert.fail(`rank ${rank}: ${err.message}`),
+      onFatal: (err) => (onFatal ? onFatal(rank, err) : assert.fail(`rank ${rank}: ${err.message}`)),
     });
     const frames = async (source: number, n: number) => {
       while (got[source]!.length < n) await new Promise<void>((r) => waiting.push(r));
@@ -50,7 +53,7 @@ async function network(t: TestContext, size: number, transport: 'unix' | 'tcp' =
   const at = (r: number) => parseAddress(transport === 'unix' ? `unix:${join(dir, `r${r}.sock`)}` : 'tcp:127.0.0.1:0');
   const addresses = await Promise.all(nets.map(({ net }, r) => net.listen(at(r))));
   for (const { net } of nets) net.knowPeers(addresses);
-  return nets;
+  return Object.assign(nets, { addresses });
 }
 
 const send = (from: Net, dest: number, text: string) => from.net.send(dest, FrameKind.BYTES, 1, Buffer.from(text));
@@ -113,4 +116,57 @@ test('a peer the coordinator reports exited, with no link up: what waits for a l
   await assert.rejects(waiting, /rank 2 has exited/);
   assert.throws(() => send(a!, 2, 'later'), /rank 2 has closed its connection/);
   assert.equal(a!.net.unsent().length, 0);
+});
+
+test('a rank that finds a stranger at a peer\'s address gives it neither the job secret nor its frames, and what the stranger heard opens no other link', async (t) => {
+  const fatal: string[] = [];
+  let failed: () => void = () => {};
+  const failure = new Promise<void>((r) => (failed = r));
+  const nets = await network(t, 3, 'tcp', (rank, err) => {
+    fatal.push(`rank ${rank}: ${(err as { code?: string }).code} ${err.message}`);
+    failed();
+  });
+  const [a] = nets;
+  // Another user's listener on the port rank 1 was at: it answers peer-ack, as rank 1 would.
+  const heard: Buffer[] = [];
+  let gotPayload: () => void = () => {};
+  const payloadHeard = new Promise<void>((r) => (gotPayload = r));
+  const stranger = createServer((s) => {
+    s.on('data', (d: Buffer) => {
+      heard.push(d);
+      if (Buffer.concat(heard).includes('private payload')) gotPayload();
+      s.write(encodeControl({ type: 'peer-ack' }));
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', () => r()));
+  t.after(() => stranger.close());
+  const strangerAddress = `tcp:127.0.0.1:${(stranger.address() as AddressInfo).port}`;
+  a!.net.knowPeers([nets.addresses[0]!, strangerAddress, nets.addresses[2]!]);
+  void send(a!, 1, 'private payload')?.catch(() => {});
+  // Either it refuses the stranger, or (what must not happen) its frame reaches it.
+  await Promise.race([failure, payloadHeard]);
+  assert.match(fatal[0]!, /^rank 0: ECKPT_OOB_AUTH rank 1 at tcp:127\.0\.0\.1:\d+ did not prove the job secret \(its peer-ack\): a stranger answers there$/);
+  const bytes = Buffer.concat(heard);
+  assert.ok(!bytes.includes(SECRET), 'the secret went to the stranger');
+  assert.ok(!bytes.includes('private payload'), 'a frame went to the stranger');
+  const hellos: Record<string, unknown>[] = [];
+  const decoder = new FrameDecoder((f) => hellos.push(decodeControl(f.payload)), { control: 1 << 20, data: 0 });
+  decoder.push(bytes);
+  assert.deepEqual(Object.keys(hellos[0]!).sort(), ['job', 'nonce', 'proof', 'rank', 'role', 'to', 'type', 'v']);
+  assert.equal(hellos[0]!.to, strangerAddress);
+  // Replayed to the real ranks, the hello it heard names the stranger's address: refused.
+  for (const r of [1, 2]) {
+    const answer = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const port = Number(nets.addresses[r]!.split(':').at(-1));
+      const s = connect(port, '127.0.0.1', () => s.write(bytes));
+      const d = new FrameDecoder((f) => resolve(decodeControl(f.payload)), { control: 1 << 20, data: 0 });
+      s.on('data', (x: Buffer) => d.push(x));
+      s.on('error', reject);
+      t.after(() => s.destroy());
+    });
+    assert.equal(answer.type, 'error');
+    assert.equal(answer.code, 'ECKPT_OOB_AUTH');
+    assert.match(String(answer.message), /wrong job secret/);
+  }
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fixture, privateStateDir, runJob, waitForJobLine, assertNoneLeft } from '../helpers.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { Coordinator, launchJob, parseAddress, type Job } from '../../dist/runtime/index.js';
+import { Coordinator, launchJob, OOB_PROTOCOL_VERSION as V, parseAddress, type Job } from '../../dist/runtime/index.js';
+import { proveHello } from '../../dist/wire/hello-proof.js';
 import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/wire/frame.js';
 
 before(() => privateStateDir());
@@ -105,13 +106,20 @@ for (const oob of ['unix', 'tcp'] as const) {
     await withRunningJob(oob, async (job) => {
       const rejected: string[] = [];
       job.on('rejected', (e) => rejected.push(e.message));
-      const hello = (o: object) => encodeControl({ type: 'hello', v: 1, role: 'rank', job: job.id, pid: 1, peer: 'unix:/x', ...o });
+      const hello = (o: object) => encodeControl({ type: 'hello', v: V, role: 'rank', job: job.id, pid: 1, peer: 'unix:/x', ...o });
+      const proof = (secret: string, to = job.address) => proveHello(secret, { role: 'rank', job: job.id, rank: 1, to });
 
-      const wrong = await rawExchange(job.address, [hello({ rank: 1, secret: 'not-the-secret' })]);
+      const wrong = await rawExchange(job.address, [hello({ rank: 1, ...proof('not-the-secret') })]);
       assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
       assert.match(wrong.messages[0]?.message, /wrong job secret/);
+      // The secret itself (protocol 1 sent it): no proof, refused.
+      const plain = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret })]);
+      assert.equal(plain.messages[0]?.code, 'ECKPT_OOB_AUTH');
+      // A proof made for another address (what a stranger there heard): refused here.
+      const elsewhere = await rawExchange(job.address, [hello({ rank: 1, ...proof(job.secret, 'tcp:127.0.0.1:9') })]);
+      assert.equal(elsewhere.messages[0]?.code, 'ECKPT_OOB_AUTH');
 
-      const dup = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret })]);
+      const dup = await rawExchange(job.address, [hello({ rank: 1, ...proof(job.secret) })]);
       assert.equal(dup.messages[0]?.code, 'ECKPT_OOB_AUTH');
       assert.match(dup.messages[0]?.message, /duplicate rank 1/);
 
@@ -125,12 +133,12 @@ for (const oob of ['unix', 'tcp'] as const) {
       const notJson = await rawExchange(job.address, [encodeFrame(FrameKind.CONTROL, 0, Buffer.from('{"type":'))]);
       assert.match(notJson.messages[0]?.message, /not valid JSON/);
 
-      const oldVersion = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret, v: 99 })]);
+      const oldVersion = await rawExchange(job.address, [hello({ rank: 1, ...proof(job.secret), v: 99 })]);
       assert.match(oldVersion.messages[0]?.message, /version 99 not supported/);
 
-      const control = await rawExchange(job.address, [encodeControl({ type: 'hello', v: 1, role: 'control', job: job.id, secret: 'nope' })]);
+      const control = await rawExchange(job.address, [encodeControl({ type: 'hello', v: V, role: 'control', job: job.id, ...proveHello('nope', { role: 'control', job: job.id, to: job.address }) })]);
       assert.equal(control.messages[0]?.code, 'ECKPT_OOB_AUTH');
-      assert.ok(rejected.length >= 6, `rejections seen: ${rejected.join('; ')}`);
+      assert.ok(rejected.length >= 8, `rejections seen: ${rejected.join('; ')}`);
     });
   });
 }
@@ -138,11 +146,12 @@ for (const oob of ['unix', 'tcp'] as const) {
 test('a rank refuses peer connections with a wrong secret, a duplicate rank or an oversized message', async () => {
   await withRunningJob('unix', async (job) => {
     const peer0 = `unix:${join(job.dir, 'r0.sock')}`;
-    const hello = (o: object) => encodeControl({ type: 'peer-hello', v: 1, job: job.id, ...o });
-    const wrong = await rawExchange(peer0, [hello({ rank: 1, secret: 'bad' })]);
+    const hello = (o: object) => encodeControl({ type: 'peer-hello', v: V, role: 'peer', job: job.id, ...o });
+    const proof = (secret: string) => proveHello(secret, { role: 'peer', job: job.id, rank: 1, to: peer0 });
+    const wrong = await rawExchange(peer0, [hello({ rank: 1, ...proof('bad') })]);
     assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
     // Ranks 0 and 1 are linked since their barrier: a second "rank 1" is refused.
-    const dup = await rawExchange(peer0, [hello({ rank: 1, secret: job.secret })]);
+    const dup = await rawExchange(peer0, [hello({ rank: 1, ...proof(job.secret) })]);
     assert.match(dup.messages[0]?.message ?? '', /duplicate rank 1/);
     // The size limit is checked from the header, before any payload is buffered.
     const big = await rawExchange(peer0, [encodeHeader(FrameKind.CONTROL, 0, 2 << 20)]);
@@ -189,7 +198,8 @@ test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints)
     while (!messages.length) await new Promise<void>((r) => (wake = r));
     return messages.shift();
   };
-  socket.write(encodeControl({ type: 'hello', v: 1, role: 'rank', job: 'j-arrived', rank: 0, pid: process.pid, secret: 's3cret', peer: 'unix:/x' }));
+  const proven = proveHello('s3cret', { role: 'rank', job: 'j-arrived', rank: 0, to: c.address });
+  socket.write(encodeControl({ type: 'hello', v: V, role: 'rank', job: 'j-arrived', rank: 0, pid: process.pid, ...proven, peer: 'unix:/x' }));
   assert.equal((await next()).type, 'welcome');
 
   // Reported before anyone waits for it, then waited for: resolves at once with `written`.

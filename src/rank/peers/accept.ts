@@ -1,6 +1,7 @@
 // A rank accepts a peer's connection, and admits it as the link with that rank once
-// its peer-hello proves it a member of this job (answered peer-ack, before anything
-// else). Two ranks that connect to each other at the same moment keep the higher
+// its peer-hello proves it a member of this job, dialed at this rank's address
+// (wire/hello-proof.ts; answered peer-ack, which proves the secret back, before
+// anything else). Two ranks that connect to each other at the same moment keep the higher
 // rank's connection (peer-crossed to the other). Once this rank is past its drain on
 // its way down for a dump, a new link could carry frames it would never read: those
 // are turned away (peer-busy; they wait in the sender's memory). Strangers are
@@ -8,7 +9,8 @@
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
-import { helloTimeoutMs, HelloGate, secretsEqual, OOB_PROTOCOL_VERSION } from '../../wire/channel.js';
+import { helloTimeoutMs, HelloGate, OOB_PROTOCOL_VERSION } from '../../wire/channel.js';
+import { helloProven, proveAnswer } from '../../wire/hello-proof.js';
 import { readInto, type Inbound } from './inbound.js';
 import type { LinkTable } from './links.js';
 import type { PeerNetworkOptions } from './options.js';
@@ -20,6 +22,9 @@ export class PeerAdmission {
 
   /** Past its drain (on its way down for a dump): no new link. */
   sealed = false;
+
+  /** Where it listens (formatted, as handed out): a peer-hello must name it. */
+  address = '';
 
   constructor(
     private readonly o: PeerNetworkOptions,
@@ -72,7 +77,7 @@ export class PeerAdmission {
         const m = frame.kind === FrameKind.CONTROL ? decodeControl(frame.payload) : undefined;
         if (!m || m.type !== 'peer-hello') throw new CkptError(ErrorCodes.OOB_PROTOCOL, 'expected peer-hello');
         if (m.v !== OOB_PROTOCOL_VERSION) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `peer protocol version ${String(m.v)} not supported`);
-        if (m.job !== o.jobId || !secretsEqual(m.secret, o.secret)) {
+        if (m.job !== o.jobId || m.role !== 'peer' || !helloProven(o.secret, m, [this.address])) {
           return refuse(new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret'));
         }
         const r = m.rank;
@@ -85,7 +90,7 @@ export class PeerAdmission {
         const turnAway = (type: 'peer-crossed' | 'peer-busy') => {
           peer = -2;
           authenticated();
-          socket.end(encodeControl({ type }));
+          socket.end(encodeControl({ type, proof: proveAnswer(o.secret, type, m.nonce as string) }));
         };
         if (this.sealed) return turnAway('peer-busy');
         // Both connecting: the higher rank's connection is kept.
@@ -96,7 +101,7 @@ export class PeerAdmission {
         peer = r;
         authenticated();
         limits.data = o.maxMessageBytes;
-        socket.write(encodeControl({ type: 'peer-ack' }));
+        socket.write(encodeControl({ type: 'peer-ack', proof: proveAnswer(o.secret, 'peer-ack', m.nonce as string) }));
         table.attach(r, socket, () => failed);
         // Ours goes once theirs is up: a drain never sees this pair without a link.
         if (crossed) table.dropDial(r);

@@ -1,7 +1,8 @@
 // A rank connects to a peer when it first has something for it (as Open MPI's TCP
 // transport does): a ring's rank keeps two links, not one per rank, and a checkpoint
-// drains, closes and re-makes only those. It says who it is (peer-hello with the job
-// secret) and writes nothing more until the peer's answer:
+// drains, closes and re-makes only those. It says who it is (peer-hello, proving the
+// job secret for the address it dialed: wire/hello-proof.ts) and writes nothing more
+// until the peer's answer, which proves the secret back (else it is a stranger's):
 //   peer-ack      the link is up, both ways; queued frames go out;
 //   peer-crossed  the peer is connecting to us at the same moment, and the higher
 //                 rank's connection is the one kept: we take theirs when it comes;
@@ -10,8 +11,9 @@
 // Nothing is written before the answer, so a connection the peer never takes up
 // loses nothing.
 import { CkptError, ErrorCodes } from '../../errors.js';
-import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
-import { OOB_PROTOCOL_VERSION, type Address } from '../../wire/channel.js';
+import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../../wire/frame.js';
+import { formatAddress, OOB_PROTOCOL_VERSION, type Address } from '../../wire/channel.js';
+import { answerProven, proveHello } from '../../wire/hello-proof.js';
 import type { Connector } from '../../wire/connector.js';
 import { readInto, type Inbound } from './inbound.js';
 import type { LinkTable } from './links.js';
@@ -28,6 +30,8 @@ export interface DialContext {
 export function dialPeer(ctx: DialContext, connector: Connector, peer: number, address: Address): void {
   const { o, table, inbound } = ctx;
   const link = table.links[peer]!;
+  const proven = proveHello(o.secret, { role: 'peer', job: o.jobId, rank: o.rank, to: formatAddress(address) });
+  const fromPeer = (m: ControlMessage) => answerProven(o.secret, m.type, proven.nonce, m.proof);
   let answered = false;
   let failed = false;
   // No data before the answer: a stranger at that address costs a frame header.
@@ -36,7 +40,7 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
     (frame) => {
       if (answered) return inbound.arrived(peer, frame);
       const m = frame.kind === FrameKind.CONTROL ? decodeControl(frame.payload) : undefined;
-      if (m?.type === 'peer-ack') {
+      if (m?.type === 'peer-ack' && fromPeer(m)) {
         answered = true;
         limits.data = o.maxMessageBytes;
         // Up before it is no longer on its way: a drain never sees this pair without a link.
@@ -44,7 +48,7 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
         table.dialEnded(peer, socket);
         return;
       }
-      if (m?.type === 'peer-crossed' || m?.type === 'peer-busy') {
+      if ((m?.type === 'peer-crossed' || m?.type === 'peer-busy') && fromPeer(m)) {
         answered = true;
         table.dialEnded(peer, socket);
         quietly(socket);
@@ -52,6 +56,9 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
       }
       // A refusal (wrong secret, a duplicate) or a stranger at that address.
       if (m?.type === 'error') return inbound.arrived(peer, frame);
+      if (m?.type === 'peer-ack' || m?.type === 'peer-crossed' || m?.type === 'peer-busy') {
+        throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${peer} at ${formatAddress(address)} did not prove the job secret (its ${m.type}): a stranger answers there`);
+      }
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${peer} answered our peer-hello with '${String(m?.type ?? 'data')}'`);
     },
     limits,
@@ -72,5 +79,5 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
   };
   socket.on('error', ended);
   socket.on('close', ended);
-  socket.write(encodeControl({ type: 'peer-hello', v: OOB_PROTOCOL_VERSION, job: o.jobId, rank: o.rank, secret: o.secret }));
+  socket.write(encodeControl({ type: 'peer-hello', v: OOB_PROTOCOL_VERSION, role: 'peer', job: o.jobId, rank: o.rank, ...proven }));
 }
