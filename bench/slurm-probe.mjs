@@ -3,14 +3,18 @@
 // namespaces (the coordinator listens on the login host's address there, and its
 // registry entry names pids of that pid namespace), it times control requests to a
 // running job in this process, so no CLI start-up is in the figures.
-//   node bench/slurm-probe.mjs '{"name":…,"crs":…,"pings":N,"checkpoints":N,"warmup":N,"end":"kill"|"terminate"|"none"}'
+//   node bench/slurm-probe.mjs '{"name":…,"crs":…,"pings":N,"checkpoints":N,"warmup":N,"idlePings":N,"end":"kill"|"terminate"|"none"}'
 //   node bench/slurm-probe.mjs '{"name":…,"end":"kill"}'   (only ends the job)
 // Prints one JSON line on stdout:
-//   { pings: [{ client, coord }], rankPings: [{ client, coord }],
+//   { pings: [{ client, coord }], rankPings: [{ client, coord }], idleMs, idleRankPings: [{ client, coord }],
 //     checkpoints: [{ ms, seq, local: [ms per rank], reach: [ms per rank], span, phasesMs, syncMs }], ended }
 // ping       op 'ping-agents': the coordinator pings every node agent once and replies
 //            its own time (coord); client = the whole request/reply as seen here.
 // rank ping  op 'ping-ranks': one request to every rank through its agent, answered at once.
+// idle ping  the same after an idle as long as the median checkpoint (idleMs), after the
+//            checkpoints: on this VM an operation costs several times more after an idle
+//            (bench/idle.mjs), and a checkpoint's last steps come after the coordinator
+//            and its agents waited idle for the ranks' saves or dumps.
 // checkpoint op 'checkpoint' (then: continue) on the same control connection; local =
 //            the ranks' own snapshot times from the manifest (self data.saveMs, criu
 //            data.dumpMs); reach = self ranks' own way to the target safe point
@@ -72,7 +76,7 @@ async function ping(channel, op = 'ping-agents') {
   return { client: now() - t0, coord: Number(reply.ms) };
 }
 
-const out = { pings: [], rankPings: [], checkpoints: [], ended: null };
+const out = { pings: [], rankPings: [], idleMs: null, idleRankPings: [], checkpoints: [], ended: null };
 const record = findJob(o.name);
 const channel = await connectControl(record);
 try {
@@ -95,6 +99,14 @@ try {
     if ((o.pings ?? 0) > 0) {
       out.pings.push(await ping(channel));
       out.rankPings.push(await ping(channel, 'ping-ranks'));
+    }
+  }
+  if ((o.idlePings ?? 0) > 0 && out.checkpoints.length) {
+    const ms = out.checkpoints.map((x) => x.ms).sort((a, b) => a - b);
+    out.idleMs = ms[ms.length >> 1];
+    for (let i = 0; i < o.idlePings; i++) {
+      await sleep(out.idleMs);
+      out.idleRankPings.push(await ping(channel, 'ping-ranks'));
     }
   }
   if (o.end === 'terminate') {

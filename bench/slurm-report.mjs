@@ -28,6 +28,7 @@ export function summarizeCell(c) {
   const spanOverhead = c.checkpoints.map((x) => (Number.isFinite(x.span) ? x.ms - x.span - (x.syncMs ?? NaN) : NaN));
   const ping = median(c.pings.map((x) => x.client));
   const rankPing = median((c.rankPings ?? []).map((x) => x.client));
+  const idlePing = median((c.idleRankPings ?? []).map((x) => x.client));
   const phases = {};
   for (const x of c.checkpoints) for (const [k, v] of Object.entries(x.phasesMs ?? {})) (phases[k] ??= []).push(v);
   return {
@@ -46,6 +47,10 @@ export function summarizeCell(c) {
     overheadRounds: median(overhead) / rankPing,
     span: median(c.checkpoints.map((x) => x.span ?? NaN)),
     spanOverheadRounds: median(spanOverhead) / rankPing,
+    idleMs: c.idleMs ?? NaN,
+    idlePing,
+    idleOverheadRounds: median(overhead) / idlePing,
+    idleSpanOverheadRounds: median(spanOverhead) / idlePing,
     netRounds: median(net) / ping,
     phases: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)])),
     srunStart: median(c.srun.map((x) => x.start)),
@@ -81,6 +86,15 @@ export function printCells(log, crs, cells) {
     log(`with the slowest node's dumps side by side as own work (its first rank's dump start to its last one's end, by its clock):`);
     for (const { c, s } of sums) log(`  ${c.n} × ${c.k}: node span ${fmt(s.span, 2)} ms, overhead ${fmt(s.spanOverheadRounds, 2)} rounds`);
     log(`  overhead ≤ 3 rounds in ${sums.filter(({ s }) => s.spanOverheadRounds <= 3).length} of ${sums.length} cells`);
+  }
+  if (sums.some(({ s }) => Number.isFinite(s.idlePing))) {
+    log(`in rounds after an idle as long as the checkpoint (the wait its last steps follow; bench/idle.mjs):`);
+    for (const { c, s } of sums) {
+      const span = crs === 'criu' ? `, ${fmt(s.idleSpanOverheadRounds, 2)} with the node span` : '';
+      log(`  ${c.n} × ${c.k}: round after ${fmt(s.idleMs, 0)} ms idle ${fmt(s.idlePing, 2)} ms (${fmt(s.idlePing / s.rankPing, 2)}× the round), overhead ${fmt(s.idleOverheadRounds, 2)} of them${span}`);
+    }
+    const spanIn = crs === 'criu' ? `; with the node span in ${sums.filter(({ s }) => s.idleSpanOverheadRounds <= 3).length}` : '';
+    log(`  overhead ≤ 3 such rounds in ${sums.filter(({ s }) => s.idleOverheadRounds <= 3).length} of ${sums.length} cells${spanIn}`);
   }
   const byNodes = new Map();
   for (const x of sums) byNodes.set(x.c.n, [...(byNodes.get(x.c.n) ?? []), x]);

@@ -3,7 +3,7 @@
 // Slurm nodes × 2/4/8 ranks per node, self and criu, beside bare baselines measured
 // in the same run; and restart on another node set.
 //   node bench/slurm.mjs [--nodes 1,2,3] [--per-node 2,4,8] [--crs self,criu] [--reps N]
-//                        [--criu-reps N] [--pings N] [--srun-reps N] [--restarts N]
+//                        [--criu-reps N] [--pings N] [--idle-pings N] [--srun-reps N] [--restarts N]
 //                        [--think-ms MS] [--no-local] [--json]
 // Not a test: needs root and Slurm (the test cluster of test/slurm/cluster.ts: a real
 // slurmctld and one slurmd per "node", each node its own network namespace, all on
@@ -20,6 +20,10 @@
 //                control op 'ping-ranks' (one fanout per agent, each rank answers at
 //                once), timed by bench/slurm-probe.mjs in one process inside the
 //                cluster; 'agents': op 'ping-agents', the round to the agents only
+//   idle round   the same round after an idle as long as the cell's median checkpoint
+//                (--idle-pings of them): on this VM an operation costs several times
+//                more after an idle (bench/idle.mjs), and a checkpoint's last steps
+//                run after the coordinator and agents waited idle for the saves or dumps
 //   checkpoint   control op 'checkpoint' (then: continue) on the same connection
 //   own          the slowest rank's own work (manifest data: self reachMs + saveMs,
 //                its way to the target safe point and its save; criu dumpMs)
@@ -27,7 +31,7 @@
 //   overhead     checkpoint − own − disk: what coordination adds, in rounds (the goal);
 //                criu also with the slowest node's dumps side by side as own work (its
 //                first rank's dump start to its last one's end: data.dumpEndAt, dumpMs);
-//                rounds: the whole checkpoint in rounds; agent rounds: (checkpoint −
+//                also in idle rounds; rounds: the whole checkpoint in rounds; agent rounds: (checkpoint −
 //                slowest save or dump) / agents, the figure of runs before 2026-12-07
 //   phases       the coordinator's own timing of each phase (the reply's phasesMs)
 //   local        (not with --no-local) the same N·K ranks and checkpoints with the local
@@ -78,6 +82,7 @@ for (const c of CRS) if (c !== 'self' && c !== 'criu') usage(`--crs: 'self' or '
 const REPS = count('--reps', 7);
 const CRIU_REPS = count('--criu-reps', 3);
 const PINGS = count('--pings', 15);
+const IDLE_PINGS = count('--idle-pings', 5);
 const SRUN_REPS = count('--srun-reps', 3);
 const RESTARTS = count('--restarts', 3);
 const THINK_MS = count('--think-ms', 5);
@@ -231,8 +236,8 @@ async function measureCell(n, k, crs, work) {
     const start = Math.max(...ready) - t0;
     const restartHere = n === RESTART_FROM.n && k === RESTART_FROM.k;
     const reps = crs === 'self' ? REPS : CRIU_REPS;
-    const p = await probe({ name, crs, pings: PINGS, warmup: crs === 'self' ? 1 : 0, checkpoints: reps, end: restartHere ? 'terminate' : 'kill' });
-    result = { n, k, crs, size, srun, start, pings: p.pings, rankPings: p.rankPings, checkpoints: p.checkpoints };
+    const p = await probe({ name, crs, pings: PINGS, idlePings: IDLE_PINGS, warmup: crs === 'self' ? 1 : 0, checkpoints: reps, end: restartHere ? 'terminate' : 'kill' });
+    result = { n, k, crs, size, srun, start, pings: p.pings, rankPings: p.rankPings, idleMs: p.idleMs, idleRankPings: p.idleRankPings, checkpoints: p.checkpoints };
     const exit = await ended(job, name);
     if (LOCAL) result.local = await localCheckpoints(size, crs, work);
     if (restartHere) {
