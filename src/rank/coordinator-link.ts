@@ -172,6 +172,12 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
   if (!outcome.restored) {
     // The same coordinator: it waits for every rank to rejoin, commits, and sends ckpt-resume with the new peer addresses.
     ch.send({ ...hello, rejoin: true, ...outcome.report });
+    // Nothing on this connection is taken before the coordinator proved the secret back.
+    const back = await ch.next(link.joinTimeoutMs, 'the coordinator to take this rank back');
+    if (back.type === 'error') throw remoteError(back, 'the coordinator refused this rank');
+    if (back.type !== 'welcome-back' || !answerProven(link.secret, 'welcome-back', proven.nonce, back.proof)) {
+      throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${formatAddress(link.coord)} is not this job's coordinator (it did not prove the job secret)`);
+    }
     c.attachCoordinator(ch);
     return;
   }

@@ -91,6 +91,8 @@ export function admitConnection(socket: Socket, host: AdmissionHost, ours: reado
         if (h.role === 'rank') host.checkRank(h.rank, h.rejoin);
         authenticated();
         hello = h;
+        // A rank back from its dump on a new connection takes nothing on it before this proof.
+        if (h.role === 'rank' && h.rejoin) channel.send({ type: 'welcome-back', proof: proveAnswer(host.secret, 'welcome-back', m.nonce as string) });
         if (h.role === 'rank') host.admitRank(h.rank, h.rejoin, channel, m);
         else {
           if (h.role === 'agent') {

@@ -8,12 +8,28 @@ import { join } from 'node:path';
 import { listSnapshots, openSnapshot } from '../../dist/store/store.js';
 import type { JobManifest } from '../../dist/store/manifest.js';
 import { ckpt, ckptProgram, eventually, faultEnv, gate, needCriu, procState, tempDir, waitForListedJob } from '../helpers.js';
-import { held, program, restartToEnd, uninterrupted } from './exchange.js';
+import { collect, held, program, restartToEnd, startExchange, uninterrupted } from './exchange.js';
 
 const criu = { crs: 'criu', iters: 6000, name: `c${process.pid}`, env: { NO_SAFEPOINT: '1' } } as const;
 
 /** Running (a zombie waiting to be reaped no longer runs anything). */
 const running = (pid: number): boolean => !['Z', 'X', undefined].includes(procState(pid));
+
+test('criu with its OOB over TCP: each rank rejoins on a new connection after its dump, taken once the coordinator proves the job secret back; 3 checkpoint-and-continue cycles end exactly', async (t) => {
+  if (!(await needCriu(t))) return;
+  const expected = await uninterrupted(t, criu);
+  const store = join(tempDir(t), 'store');
+  const job = await startExchange(t, store, { ...criu, oob: 'tcp' });
+  const sums = collect(job);
+  const phases: string[] = [];
+  for (let i = 1; i <= 3; i++) assert.equal((await job.checkpoint({ onPhase: (p) => phases.push(p) })).seq, i);
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  assert.deepEqual(sums, expected);
+  assert.equal(phases.filter((p) => p === 'dump').length, 3);
+  // The ranks' connections to the coordinator were TCP ones (not kept across a dump).
+  assert.match(job.address, /^tcp:127\.0\.0\.1:\d+$/);
+});
 
 test('criu: the coordinator SIGKILLed while every rank stands dumped (CKPT_FAULT=dumped:*:gate@2): no partial snapshot is listed, the ranks end, the previous one restarts', async (t) => {
   if (!(await needCriu(t))) return;

@@ -18,6 +18,8 @@ export interface ExchangeOptions {
   name: string;
   env?: Record<string, string>;
   keep?: number;
+  /** The OOB transport (default unix). */
+  oob?: 'unix' | 'tcp';
 }
 
 /** The `rank R checksum X` lines a job prints, by rank. */
@@ -43,6 +45,7 @@ export async function startExchange(t: TestContext, store: string, o: ExchangeOp
     register: false,
     crs: o.crs,
     keep: o.keep,
+    ...(o.oob ? { oob: o.oob } : {}),
   });
   t.after(() => job.kill());
   return job;
