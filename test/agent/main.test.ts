@@ -37,3 +37,28 @@ test('SIGUSR1 before the welcome opens no debugger port; a refusal ends the agen
   // Its connection left open by the coordinator: the agent closes it and ends all the same.
   assert.match(stderr.trim(), /^ckpt agent: not this node \[ECKPT_[A-Z_]+\]$/);
 });
+
+test('a stranger at the coordinator\'s address that welcomes the agent without proving the job secret: the agent ends with one line, and its hello carried no secret', { timeout: 60_000 }, async (t) => {
+  const path = join(tempDir(t), 'coord.sock');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  t.after(() => server.close());
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const secret = 's'.repeat(64);
+  const agent = spawn(process.execPath, [builtEntry('agent/main', true)], {
+    env: { PATH: process.env.PATH, CKPT_AGENT_COORD: `unix:${path}`, CKPT_JOB_ID: 'j1', CKPT_JOB_SECRET: secret, CKPT_AGENT_BIND: '127.0.0.1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.after(() => agent.kill('SIGKILL'));
+  let stderr = '';
+  agent.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+  const coord = new Channel(await accepted);
+  const hello = await coord.next(30_000, 'the agent hello');
+  assert.equal(hello.role, 'agent');
+  assert.ok(!JSON.stringify(hello).includes(secret));
+  assert.equal(hello.to, `unix:${path}`);
+  coord.send({ type: 'welcome', v: hello.v, job: 'j1', size: 2 });
+  assert.equal(await exited, 1);
+  assert.equal(stderr.trim(), `ckpt agent: what answers at unix:${path} is not this job's coordinator (its welcome does not prove the job secret) [ECKPT_OOB_AUTH]`);
+});
