@@ -7,7 +7,7 @@
 // error and reported; the job goes on.
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION } from '../wire/channel.js';
+import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
 import { helloProven, proveAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { agentHello, type AgentHello } from '../wire/agent-messages.js';
@@ -43,8 +43,11 @@ export interface AdmissionHost {
 export function parseHello(m: ControlMessage, job: { jobId: string; secret: string; size: number }, ours: readonly string[]): Hello {
   const bad = (message: string) => new CkptError(ErrorCodes.OOB_PROTOCOL, message);
   if (m.type !== 'hello') throw bad(`expected hello, got '${m.type}'`);
-  if (m.v !== OOB_PROTOCOL_VERSION) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
-  if (m.job !== job.jobId || !helloProven(job.secret, m, ours)) {
+  // A rank CRIU restored from an older ckpt's snapshot runs that ckpt's library, whose
+  // hello (protocol 1) carries the secret itself: taken as it was, for that case only.
+  const restoredOlder = m.v === 1 && m.role === 'rank' && m.restored === true;
+  if (m.v !== OOB_PROTOCOL_VERSION && !restoredOlder) throw bad(`OOB protocol version ${String(m.v)} not supported (this coordinator speaks ${OOB_PROTOCOL_VERSION})`);
+  if (m.job !== job.jobId || !(restoredOlder ? secretsEqual(m.secret, job.secret) : helloProven(job.secret, m, ours))) {
     throw new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret: this connection does not belong to the job');
   }
   if (m.role === 'control') return { role: 'control' };

@@ -3,7 +3,7 @@
 // `unix:/run/dir/coord.sock` or `tcp:127.0.0.1:4567` (`tcp:[::1]:4567`).
 import { EventEmitter } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CkptError, ErrorCodes, errnoCode } from '../errors.js';
 import { envNumber } from '../config.js';
 import {
@@ -94,6 +94,13 @@ export function parseAddress(text: string): Address {
 /** A fresh per-job secret: 32 random bytes, hex. */
 export function newSecret(): string {
   return randomBytes(32).toString('hex');
+}
+
+/** Constant-time comparison of secrets of any length (both are hashed first): protocol 1's hellos, which carried the secret. */
+export function secretsEqual(a: unknown, b: string): boolean {
+  if (typeof a !== 'string') return false;
+  const h = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(h(a), h(b));
 }
 
 /** Listens on an address; a tcp port 0 is replaced by the port the kernel chose. */

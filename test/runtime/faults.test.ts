@@ -229,3 +229,31 @@ test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints)
   await lost;
   assert.ok(rejected.some((r) => /malformed 'arrived'/.test(r)), rejected.join('; '));
 });
+
+test('a rank CRIU restored from an older ckpt\'s snapshot (protocol 1: the secret in its hello) is still admitted; no other protocol-1 hello is', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-v1-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const c = new Coordinator({ jobId: 'j-v1', size: 2, secret: 's3cret', address: { transport: 'unix', path: join(dir, 'coord.sock') } });
+  await c.listen();
+  t.after(() => c.close());
+  const v1 = { type: 'hello', v: 1, role: 'rank', job: 'j-v1', pid: process.pid, peer: 'unix:/x', markers: true };
+  // Not restored (a rank of a running job speaks this ckpt's protocol): refused.
+  const fresh = await rawExchange(c.address, [encodeControl({ ...v1, rank: 0, secret: 's3cret' })]);
+  assert.match(fresh.messages[0]?.message ?? '', /version 1 not supported/);
+  const wrong = await rawExchange(c.address, [encodeControl({ ...v1, rank: 0, secret: 'nope', restored: true })]);
+  assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
+  // Restored, with the right secret: it joins (the welcome comes once both ranks have).
+  const socket = connect(join(dir, 'coord.sock'));
+  t.after(() => socket.destroy());
+  const got: any[] = [];
+  let wake: (() => void) | undefined;
+  const decoder = new FrameDecoder((f) => (got.push(decodeControl(f.payload)), wake?.()), { control: 1 << 20, data: 0 });
+  socket.on('data', (d: Buffer) => decoder.push(d));
+  socket.write(encodeControl({ ...v1, rank: 0, secret: 's3cret', restored: true }));
+  const other = connect(join(dir, 'coord.sock'));
+  t.after(() => other.destroy());
+  other.write(encodeControl({ type: 'hello', v: V, role: 'rank', job: 'j-v1', rank: 1, pid: process.pid, peer: 'unix:/y', markers: true, ...proveHello('s3cret', { role: 'rank', job: 'j-v1', rank: 1, to: c.address }) }));
+  while (!got.length) await new Promise<void>((r) => (wake = r));
+  assert.equal(got[0].type, 'welcome');
+  assert.deepEqual(got[0].peers, ['unix:/x', 'unix:/y']);
+});
