@@ -63,6 +63,9 @@ export interface JobCheckpointOptions {
 /** Environment variables that belong to one run of a job, never to its snapshot. */
 const RUN_ONLY_ENV = /^CKPT_(JOB_ID|JOB_SECRET|COORD|RANK|SIZE|RESTART_SNAPSHOT|FAULT|FAULT_DIR|PEER_HOST)$/;
 
+/** This coordinator's host, asked once: each call in the pause cost 0.6 ms after an idle on the test VM (bench/idle.mjs). */
+let coordinatorHost: string | undefined;
+
 export function jobEnvForSnapshot(env: NodeJS.ProcessEnv): RecordedEnv {
   return recordEnv(env, (k) => RUN_ONLY_ENV.test(k));
 }
@@ -148,7 +151,7 @@ export async function coordinateCheckpoint(o: JobCheckpointOptions): Promise<Sna
         createdAt,
         ckptVersion: version,
         crs: { name: component.name, version: cut.version },
-        host: hostname(),
+        host: (coordinatorHost ??= hostname()),
         endState: o.then,
         job: o.job,
         ranks: o.nodes ? cut.ranks.map((r) => ({ ...r, node: o.nodes![r.rank] })) : cut.ranks,

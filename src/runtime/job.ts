@@ -67,8 +67,8 @@ export class Job extends EventEmitter<JobEvents> {
   private crs: Promise<ChosenCheckpointer> | undefined;
   /** Its store's next snapshot directory, made once a checkpoint that goes on is over. */
   private readonly reserve = new SnapshotReserve();
-  /** The environment the ranks were started with (recorded in job snapshots, less the run-only variables). */
-  private rankEnv: NodeJS.ProcessEnv = {};
+  /** The job as its snapshots record it (the ranks' environment less the run-only variables): the same at every checkpoint of this run, so made once, not in the pause. */
+  private snapshotJob: ReturnType<typeof manifestJob> | undefined;
 
   /** @internal use launchJob() */
   constructor(init: JobInit) {
@@ -171,7 +171,7 @@ export class Job extends EventEmitter<JobEvents> {
           reserve: store === this.store ? this.reserve : undefined,
           nodes: this.starter.remote ? this.ranks.list().map((r) => r.node ?? '') : undefined,
           stage: this.options.stage === undefined ? undefined : staging(this.options.stage, this.starter),
-          job: manifestJob(this, this.options, this.rankEnv),
+          job: (this.snapshotJob ??= manifestJob(this, this.options, {})),
         }),
       )
       .then(
@@ -309,7 +309,7 @@ export class Job extends EventEmitter<JobEvents> {
     c.on('rejected', (err) => this.emit('rejected', err));
     c.statusProvider = () => ({ ...this.record(), secret: undefined });
     if (this.starter.ping) c.pingAgents = () => this.starter.ping!();
-    this.rankEnv = env;
+    this.snapshotJob = manifestJob(this, this.options, env);
     c.checkpointHandler = checkpointHandler(this, () => this.checkpointing);
     if (this.options.intervalMs) {
       this.stopPeriodic = everyInterval(this.options.intervalMs, () => {

@@ -26,6 +26,8 @@ export type { RejoinInfo } from '../job.js';
 /** What a dump needs before the rank goes down, readied before the drain (RankCheckpointer.ahead) when it can be. */
 interface Readied {
   req: Checked<typeof dumpRequest>;
+  /** Its host (the restored copy compares): asked while the drain waits, not on its way down. */
+  hostName: string;
   writer: SnapshotWriter;
   readEnd: number;
   record: RankProcess;
@@ -79,7 +81,7 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
     const [readEnd, writeEnd] = n.pipe();
     n.close(writeEnd);
     rejoinFd = readEnd;
-    return { req, writer, readEnd, record: rankProcess() };
+    return { req, hostName: hostname(), writer, readEnd, record: rankProcess() };
   };
 
   return {
@@ -101,8 +103,8 @@ export function criuRankHalf(host: RankHost): RankCheckpointer {
       const r = readied ?? ready(s, m);
       readied = undefined;
       if (r instanceof Error) throw r;
-      const { req, writer, readEnd, record } = r;
-      before = { pid: record.pid, hostname: hostname(), store: s.store, seq: s.seq, dir: s.dir };
+      const { req, hostName, writer, readEnd, record } = r;
+      before = { pid: record.pid, hostname: hostName, store: s.store, seq: s.seq, dir: s.dir };
       // Its unix connection to the coordinator (or its node's agent) stays open across the dump: external to CRIU.
       const control = host.keptConnection();
       const described = { pid: record.pid, stdio: record.stdio, shellJob: record.shellJob, networkLock: 'skip', rejoin: `pipe:[${fstatSync(readEnd).ino}]`, ...(control ? { control } : {}) };
