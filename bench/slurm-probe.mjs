@@ -11,10 +11,11 @@
 // ping       op 'ping-agents': the coordinator pings every node agent once and replies
 //            its own time (coord); client = the whole request/reply as seen here.
 // rank ping  op 'ping-ranks': one request to every rank through its agent, answered at once.
-// idle ping  the same after an idle as long as the median checkpoint (idleMs), after the
-//            checkpoints: on this VM an operation costs several times more after an idle
-//            (bench/idle.mjs), and a checkpoint's last steps come after the coordinator
-//            and its agents waited idle for the ranks' saves or dumps.
+// idle ping  the same, started by the coordinator as long after the request as the median
+//            checkpoint takes (idleMs; less the time it waited, as it reports): on this VM an
+//            operation costs several times more after an idle (bench/idle.mjs), and a
+//            checkpoint's last steps — the coordinator's, its agents', and the reading of
+//            its answer here — come after they all waited for the ranks' saves or dumps.
 // checkpoint op 'checkpoint' (then: continue) on the same control connection; local =
 //            the ranks' own snapshot times from the manifest (self data.saveMs, criu
 //            data.dumpMs); reach = self ranks' own way to the target safe point
@@ -105,8 +106,12 @@ try {
     const ms = out.checkpoints.map((x) => x.ms).sort((a, b) => a - b);
     out.idleMs = ms[ms.length >> 1];
     for (let i = 0; i < o.idlePings; i++) {
-      await sleep(out.idleMs);
-      out.idleRankPings.push(await ping(channel, 'ping-ranks'));
+      await sleep(30 + Math.random() * 50); // as before a checkpoint
+      // The round starts idleMs after the request: it, and the reading of its answer
+      // here, come after an idle as long as a checkpoint's, as a checkpoint's last steps do.
+      const t0 = now();
+      const reply = await request(channel, 'ping-ranks', { delayMs: out.idleMs });
+      out.idleRankPings.push({ client: now() - t0 - Number(reply.waitedMs), coord: Number(reply.ms) });
     }
   }
   if (o.end === 'terminate') {

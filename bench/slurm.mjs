@@ -20,10 +20,11 @@
 //                control op 'ping-ranks' (one fanout per agent, each rank answers at
 //                once), timed by bench/slurm-probe.mjs in one process inside the
 //                cluster; 'agents': op 'ping-agents', the round to the agents only
-//   idle round   the same round after an idle as long as the cell's median checkpoint
-//                (--idle-pings of them): on this VM an operation costs several times
-//                more after an idle (bench/idle.mjs), and a checkpoint's last steps
-//                run after the coordinator and agents waited idle for the saves or dumps
+//   idle round   the same round, started by the coordinator as long after the request as
+//                the cell's median checkpoint takes, less that wait (--idle-pings of
+//                them): on this VM an operation costs several times more after an idle
+//                (bench/idle.mjs), and a checkpoint's last steps (the coordinator's, the
+//                agents', the client reading the answer) run after such a wait
 //   checkpoint   control op 'checkpoint' (then: continue) on the same connection
 //   own          the slowest rank's own work (manifest data: self reachMs + saveMs,
 //                its way to the target safe point and its save; criu dumpMs)

@@ -85,17 +85,25 @@ export function serveControl(channel: Channel, m: ControlMessage, host: ControlH
     case 'ping-agents':
     case 'ping-ranks': {
       // The bare cost of one round to the node agents, or through them to every rank
-      // (bench/slurm.mjs measures checkpoints against them).
-      const t0 = performance.now();
-      const ping = m.op === 'ping-agents' ? host.pingAgents?.() : host.pingRanks?.();
-      if (!ping) {
-        channel.send({ type: 'reply', id: m.id, ok: false, message: m.op === 'ping-agents' ? 'this job has no node agents' : 'this job cannot be pinged' });
-        return;
-      }
-      ping.then(
-        () => channel.send({ type: 'reply', id: m.id, ok: true, ms: performance.now() - t0 }),
-        (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message }),
-      );
+      // (bench/slurm.mjs measures checkpoints against them). `delayMs` (up to 60 s): the
+      // round starts that long after the request, so that it runs, and its answer is
+      // read, after an idle as long as a checkpoint's dumps (bench/idle.mjs).
+      const asked = performance.now();
+      const round = () => {
+        const t0 = performance.now();
+        const ping = m.op === 'ping-agents' ? host.pingAgents?.() : host.pingRanks?.();
+        if (!ping) {
+          channel.send({ type: 'reply', id: m.id, ok: false, message: m.op === 'ping-agents' ? 'this job has no node agents' : 'this job cannot be pinged' });
+          return;
+        }
+        ping.then(
+          () => channel.send({ type: 'reply', id: m.id, ok: true, ms: performance.now() - t0, ...(delayMs > 0 ? { waitedMs: t0 - asked } : {}) }),
+          (err: Error) => channel.send({ type: 'reply', id: m.id, ok: false, message: err.message }),
+        );
+      };
+      const delayMs = typeof m.delayMs === 'number' && m.delayMs > 0 ? Math.min(m.delayMs, 60_000) : 0;
+      if (delayMs > 0) setTimeout(round, delayMs);
+      else round();
       return;
     }
     default:
