@@ -29,6 +29,10 @@ test('ping-ranks answers once every rank has; a checkpoint reports its phases, i
 
   const ping = await controlRequest(job.record(), 'ping-ranks');
   assert.equal(typeof ping.ms, 'number');
+  assert.equal(ping.waitedMs, undefined);
+  // Started after a wait (bench/slurm.mjs's round after an idle): it says how long it waited.
+  const later = await controlRequest(job.record(), 'ping-ranks', { delayMs: 20 });
+  assert.ok(typeof later.ms === 'number' && typeof later.waitedMs === 'number' && later.waitedMs > 0, JSON.stringify(later));
   // Only a job across nodes has agents: one clear refusal, not a hang.
   await assert.rejects(controlRequest(job.record(), 'ping-agents'), /refused 'ping-agents': this job has no node agents/);
 
