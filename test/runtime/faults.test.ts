@@ -1,5 +1,5 @@
 // Bad input and faults: each ends with a clear error, nothing hangs, nothing is left.
-import { before, test } from 'node:test';
+import { before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
@@ -178,16 +178,21 @@ test('killing the job ends every rank, with SIGKILL for those ignoring SIGTERM',
   await assertNoneLeft('CKPT_JOB_ID', job.id);
 });
 
-test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints) and refuses a malformed one", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-arrived-'));
+
+/** A coordinator of its own for one test (unix, in a private directory). */
+async function testCoordinator(t: TestContext, jobId: string, size: number): Promise<{ c: Coordinator; path: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-coord-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const c = new Coordinator({ jobId: 'j-arrived', size: 1, secret: 's3cret', address: { transport: 'unix', path: join(dir, 'coord.sock') } });
+  const path = join(dir, 'coord.sock');
+  const c = new Coordinator({ jobId, size, secret: 's3cret', address: { transport: 'unix', path } });
   await c.listen();
   t.after(() => c.close());
-  const rejected: string[] = [];
-  c.on('rejected', (e) => rejected.push(`${e.code}: ${e.message}`));
+  return { c, path };
+}
 
-  const socket = connect(join(dir, 'coord.sock'));
+/** A connection to `path` whose control messages are read one at a time (next()), and its close. */
+function messagesFrom(t: TestContext, path: string): { socket: Socket; next: () => Promise<any>; closed: Promise<void> } {
+  const socket = connect(path);
   t.after(() => socket.destroy());
   const messages: any[] = [];
   let wake: (() => void) | undefined;
@@ -198,6 +203,14 @@ test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints)
     while (!messages.length) await new Promise<void>((r) => (wake = r));
     return messages.shift();
   };
+  return { socket, next, closed };
+}
+
+test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints) and refuses a malformed one", async (t) => {
+  const { c, path } = await testCoordinator(t, 'j-arrived', 1);
+  const rejected: string[] = [];
+  c.on('rejected', (e) => rejected.push(`${e.code}: ${e.message}`));
+  const { socket, next, closed } = messagesFrom(t, path);
   const proven = proveHello('s3cret', { role: 'rank', job: 'j-arrived', rank: 0, to: c.address });
   socket.write(encodeControl({ type: 'hello', v: V, role: 'rank', job: 'j-arrived', rank: 0, pid: process.pid, ...proven, peer: 'unix:/x' }));
   assert.equal((await next()).type, 'welcome');
@@ -231,11 +244,7 @@ test("the coordinator takes a rank's unasked 'arrived' report (self checkpoints)
 });
 
 test('a rank CRIU restored from an older ckpt\'s snapshot (protocol 1: the secret in its hello) is still admitted; no other protocol-1 hello is', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'ckpt-v1-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const c = new Coordinator({ jobId: 'j-v1', size: 2, secret: 's3cret', address: { transport: 'unix', path: join(dir, 'coord.sock') } });
-  await c.listen();
-  t.after(() => c.close());
+  const { c, path } = await testCoordinator(t, 'j-v1', 2);
   const v1 = { type: 'hello', v: 1, role: 'rank', job: 'j-v1', pid: process.pid, peer: 'unix:/x', markers: true };
   // Not restored (a rank of a running job speaks this ckpt's protocol): refused.
   const fresh = await rawExchange(c.address, [encodeControl({ ...v1, rank: 0, secret: 's3cret' })]);
@@ -243,17 +252,11 @@ test('a rank CRIU restored from an older ckpt\'s snapshot (protocol 1: the secre
   const wrong = await rawExchange(c.address, [encodeControl({ ...v1, rank: 0, secret: 'nope', restored: true })]);
   assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
   // Restored, with the right secret: it joins (the welcome comes once both ranks have).
-  const socket = connect(join(dir, 'coord.sock'));
-  t.after(() => socket.destroy());
-  const got: any[] = [];
-  let wake: (() => void) | undefined;
-  const decoder = new FrameDecoder((f) => (got.push(decodeControl(f.payload)), wake?.()), { control: 1 << 20, data: 0 });
-  socket.on('data', (d: Buffer) => decoder.push(d));
-  socket.write(encodeControl({ ...v1, rank: 0, secret: 's3cret', restored: true }));
-  const other = connect(join(dir, 'coord.sock'));
-  t.after(() => other.destroy());
+  const first = messagesFrom(t, path);
+  first.socket.write(encodeControl({ ...v1, rank: 0, secret: 's3cret', restored: true }));
+  const other = messagesFrom(t, path).socket;
   other.write(encodeControl({ type: 'hello', v: V, role: 'rank', job: 'j-v1', rank: 1, pid: process.pid, peer: 'unix:/y', markers: true, ...proveHello('s3cret', { role: 'rank', job: 'j-v1', rank: 1, to: c.address }) }));
-  while (!got.length) await new Promise<void>((r) => (wake = r));
-  assert.equal(got[0].type, 'welcome');
-  assert.deepEqual(got[0].peers, ['unix:/x', 'unix:/y']);
+  const welcome = await first.next();
+  assert.equal(welcome.type, 'welcome');
+  assert.deepEqual(welcome.peers, ['unix:/x', 'unix:/y']);
 });
