@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, connectTo, formatAddress, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
-import { answerProven, proveHello } from '../wire/hello-proof.js';
+import { proveHello, requireAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
 import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, stageCopy, startRank, terminateRanks } from '../wire/agent-messages.js';
@@ -65,9 +65,11 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
     throw remoteError(welcome, 'the coordinator refused this node');
   }
   // Whoever answers at that address must hold the secret too: else no rank is started for it.
-  if (welcome.type !== 'welcome' || !answerProven(e.secret, 'welcome', proven.nonce, welcome.proof)) {
+  try {
+    requireAnswer(e.secret, 'welcome', proven.nonce, welcome, e.coord, "this job's coordinator");
+  } catch (err) {
     channel.destroy();
-    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${e.coord} is not this job's coordinator (its welcome does not prove the job secret)`);
+    throw err;
   }
   // Welcomed: requests for all its ranks at once (a restart's states among them) may pass 1 MiB.
   channel.allowControl(MAX_AGENT_CONTROL_BYTES);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CkptError, ErrorCodes, interruption } from '../errors.js';
 import { signalGroup, signalPid } from '../util/signals.js';
 import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
-import { answerProven, proveHello } from '../wire/hello-proof.js';
+import { proveHello, requireAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { findJob, isJobAlive, type JobRecord } from '../registry/jobs.js';
 import { killIsolatedJob } from '../isolate/job.js';
@@ -22,13 +22,12 @@ export async function connectControl(record: JobRecord, timeoutMs = 5000): Promi
     channel.destroy();
     throw err;
   });
-  if (welcome.type !== 'welcome') {
+  try {
+    if (welcome.type !== 'welcome') throw welcome.type === 'error' ? remoteError(welcome, 'refused') : new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
+    requireAnswer(record.secret, 'welcome', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`);
+  } catch (err) {
     channel.destroy();
-    throw welcome.type === 'error' ? remoteError(welcome, 'refused') : new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
-  }
-  if (!answerProven(record.secret, 'welcome', proven.nonce, welcome.proof)) {
-    channel.destroy();
-    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${record.address} is not the coordinator of job ${record.id} (its welcome does not prove the job secret)`);
+    throw err;
   }
   return channel;
 }

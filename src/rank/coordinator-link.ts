@@ -7,7 +7,7 @@ import type { DownOutcome, DumpRun } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
 import { native } from '../util/native.js';
 import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
-import { answerProven, proveHello } from '../wire/hello-proof.js';
+import { proveHello, requireAnswer } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { exited, welcome as welcomeMessage } from '../wire/messages.js';
 import { parse } from '../wire/validate.js';
@@ -175,9 +175,7 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
     // Nothing on this connection is taken before the coordinator proved the secret back.
     const back = await ch.next(link.joinTimeoutMs, 'the coordinator to take this rank back');
     if (back.type === 'error') throw remoteError(back, 'the coordinator refused this rank');
-    if (back.type !== 'welcome-back' || !answerProven(link.secret, 'welcome-back', proven.nonce, back.proof)) {
-      throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${formatAddress(link.coord)} is not this job's coordinator (it did not prove the job secret)`);
-    }
+    requireAnswer(link.secret, 'welcome-back', proven.nonce, back, formatAddress(link.coord), "this job's coordinator");
     c.attachCoordinator(ch);
     return;
   }
@@ -199,9 +197,7 @@ export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number,
   if (m.type === 'error') throw remoteError(m, 'the coordinator refused this rank');
   if (m.type === 'abort') throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
   if (m.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);
-  if (!answerProven(hello.secret, 'welcome', hello.nonce, m.proof)) {
-    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${hello.coord} is not this job's coordinator (its welcome does not prove the job secret)`);
-  }
+  requireAnswer(hello.secret, 'welcome', hello.nonce, m, hello.coord, "this job's coordinator");
   const w = parse(welcomeMessage, m, 'the welcome');
   if (w.peers.length !== size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `the welcome names ${w.peers.length} peers, the job has ${size}`);
   return w.peers;

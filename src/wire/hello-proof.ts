@@ -10,6 +10,7 @@
 // A proof seen on the wire can be replayed to the same listener: the network between
 // nodes is trusted not to be read by others (docs/SECURITY.md).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { CkptError, ErrorCodes } from '../errors.js';
 
 /** What a hello claims, besides the job: whom it is from and which address it dialed. */
 export interface HelloClaim {
@@ -66,4 +67,11 @@ export function proveAnswer(secret: string, answer: string, nonce: string): stri
 /** Whether an answer of type `answer` proves the secret for our hello's `nonce`. */
 export function answerProven(secret: string, answer: string, nonce: string, proof: unknown): boolean {
   return equalHex(proof, mac(secret, ['answer', answer, nonce]));
+}
+
+/** Throws ECKPT_OOB_AUTH unless `m` is the `answer` to our hello's `nonce`, proving the secret: else a stranger answers at `address` in place of `who`. */
+export function requireAnswer(secret: string, answer: string, nonce: string, m: { type?: unknown; proof?: unknown }, address: string, who: string): void {
+  if (m.type !== answer || !answerProven(secret, answer, nonce, m.proof)) {
+    throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${address} is not ${who} (its ${answer} does not prove the job secret)`);
+  }
 }

@@ -11,7 +11,7 @@
 // Nothing is written before the answer, so a connection the peer never takes up
 // loses nothing.
 import { CkptError, ErrorCodes } from '../../errors.js';
-import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES, type ControlMessage } from '../../wire/frame.js';
+import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
 import { formatAddress, OOB_PROTOCOL_VERSION, type Address } from '../../wire/channel.js';
 import { answerProven, proveHello } from '../../wire/hello-proof.js';
 import type { Connector } from '../../wire/connector.js';
@@ -31,7 +31,6 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
   const { o, table, inbound } = ctx;
   const link = table.links[peer]!;
   const proven = proveHello(o.secret, { role: 'peer', job: o.jobId, rank: o.rank, to: formatAddress(address) });
-  const fromPeer = (m: ControlMessage) => answerProven(o.secret, m.type, proven.nonce, m.proof);
   let answered = false;
   let failed = false;
   // No data before the answer: a stranger at that address costs a frame header.
@@ -40,25 +39,24 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
     (frame) => {
       if (answered) return inbound.arrived(peer, frame);
       const m = frame.kind === FrameKind.CONTROL ? decodeControl(frame.payload) : undefined;
-      if (m?.type === 'peer-ack' && fromPeer(m)) {
+      if (m?.type === 'peer-ack' || m?.type === 'peer-crossed' || m?.type === 'peer-busy') {
+        if (!answerProven(o.secret, m.type, proven.nonce, m.proof)) {
+          throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${peer} at ${formatAddress(address)} did not prove the job secret (its ${m.type}): a stranger answers there`);
+        }
         answered = true;
-        limits.data = o.maxMessageBytes;
-        // Up before it is no longer on its way: a drain never sees this pair without a link.
-        table.attach(peer, socket, () => failed);
-        table.dialEnded(peer, socket);
-        return;
-      }
-      if ((m?.type === 'peer-crossed' || m?.type === 'peer-busy') && fromPeer(m)) {
-        answered = true;
+        if (m.type === 'peer-ack') {
+          limits.data = o.maxMessageBytes;
+          // Up before it is no longer on its way: a drain never sees this pair without a link.
+          table.attach(peer, socket, () => failed);
+          table.dialEnded(peer, socket);
+          return;
+        }
         table.dialEnded(peer, socket);
         quietly(socket);
         return;
       }
       // A refusal (wrong secret, a duplicate) or a stranger at that address.
       if (m?.type === 'error') return inbound.arrived(peer, frame);
-      if (m?.type === 'peer-ack' || m?.type === 'peer-crossed' || m?.type === 'peer-busy') {
-        throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${peer} at ${formatAddress(address)} did not prove the job secret (its ${m.type}): a stranger answers there`);
-      }
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${peer} answered our peer-hello with '${String(m?.type ?? 'data')}'`);
     },
     limits,
