@@ -4,6 +4,7 @@
 import { CkptError, ErrorCodes, UsageError } from '../errors.js';
 import { envFlag } from '../config.js';
 import { holdInspectorSignal } from '../util/signals.js';
+import { guardInspector } from '../util/inspector.js';
 import { findSpec, specs } from './spec/index.js';
 import { commandHelp, resolve, topHelp, wantsHelp } from './help.js';
 import { nearest } from './suggest.js';
@@ -65,7 +66,13 @@ function quietOnClosedPipe(): void {
 
 export async function main(argv: string[], io: Io = process): Promise<number> {
   holdInspectorSignal();
-  if (io === process) quietOnClosedPipe();
+  if (io === process) {
+    quietOnClosedPipe();
+    // A debugger port Node opened on a SIGUSR1 during its start-up is closed once the
+    // command has run a second (`ckpt run` for hours): a short command does not pay
+    // the milliseconds of loading node:inspector.
+    setTimeout(() => void guardInspector((line) => io.stderr.write(`ckpt: ${line}\n`)), 1000).unref();
+  }
   const [name, ...rest] = argv;
   const json = wantsJson(rest);
   let debug = false;

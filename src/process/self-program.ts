@@ -25,7 +25,7 @@ import { CkptError, ErrorCodes } from '../errors.js';
 import { envString } from '../config.js';
 import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { registerSelf, registerSelfFiles } from '../crs/self/index.js';
-import { holdInspectorSignal } from '../util/signals.js';
+import { guardInspector } from '../util/inspector.js';
 import { checkpoint } from './checkpoint.js';
 
 /** The protocol's version, in CKPT_SELF_PROTOCOL. */
@@ -110,7 +110,7 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
   if (!command) throw new CkptError(ErrorCodes.USAGE, 'no program to run (ckpt-self --dir STORE -- PROGRAM ARGS…)');
   if (!inJob && (typeof options.dir !== 'string' || options.dir === '')) throw new CkptError(ErrorCodes.USAGE, 'ckpt-self needs --dir STORE (outside a job)');
   const dir = options.dir ?? '';
-  holdInspectorSignal();
+  void guardInspector((line) => process.stderr.write(`ckpt-self: ${line}\n`));
 
   let child: ChildProcess | undefined;
   let lines: Lines | undefined;

@@ -5,7 +5,7 @@
 import { CkptError, ErrorCodes } from '../errors.js';
 import { envNumber } from '../config.js';
 import { restartSelfRank } from '../crs/self/job-rank.js';
-import { holdInspectorSignal } from '../util/signals.js';
+import { guardInspector } from '../util/inspector.js';
 import { Channel, connectTo, formatAddress, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
 import { proveHello } from '../wire/hello-proof.js';
 import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
@@ -41,8 +41,9 @@ export interface InitOptions {
 export async function init(options: InitOptions = {}): Promise<Comm> {
   const env = options.env ?? process.env;
   const timeoutMs = options.timeoutMs ?? envNumber('CKPT_TIMEOUT_MS', env);
-  // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port.
-  holdInspectorSignal();
+  // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port, and
+  // one Node opened on a SIGUSR1 during its start-up is closed while the rank joins.
+  const inspectorGuarded = guardInspector((line) => process.stderr.write(`ckpt: rank ${env.CKPT_RANK ?? 0}: ${line}\n`));
   if (env.CKPT_JOB_ID === undefined) return new Comm(0, 1, 'singleton', timeoutMs, undefined, undefined);
 
   const rank = envNumber('CKPT_RANK', env);
@@ -123,6 +124,7 @@ export async function init(options: InitOptions = {}): Promise<Comm> {
   if (restart) c.restoreState(restart.library);
   for (const m of early) c.deliver(m);
   c.attachCoordinator(oob);
+  await inspectorGuarded;
   return comm;
 }
 

@@ -8,6 +8,7 @@ import { isAbsolute, join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { claimStore } from '../registry/jobs.js';
 import { resolveCommand } from '../util/command.js';
+import { withUnpublishedInspector } from '../util/inspector.js';
 import { stageDirProblem } from '../store/stage.js';
 import { sweepDeadStaged } from '../store/stage-sweep.js';
 import { heldTag } from '../util/writer-beacon.js';
@@ -66,6 +67,9 @@ function rankEnvironment(env: NodeJS.ProcessEnv, options: LaunchOptions, job: Jo
     CKPT_JOB_ID: job.id,
     CKPT_COORD: job.address,
     CKPT_JOB_SECRET: job.secret,
+    // A Node rank's debugger port, opened by a SIGUSR1 before ckpt's library holds the
+    // signal, does not give its URL away over HTTP (util/inspector.ts).
+    NODE_OPTIONS: withUnpublishedInspector(env.NODE_OPTIONS),
   };
   if (options.rankTimeoutMs !== undefined) rankEnv.CKPT_TIMEOUT_MS = String(options.rankTimeoutMs);
   if (options.joinTimeoutMs !== undefined) rankEnv.CKPT_JOIN_TIMEOUT_MS = String(options.joinTimeoutMs + 10_000);

@@ -8,6 +8,7 @@ import { envFlag } from '../config.js';
 import { CkptError, ErrorCodes } from '../errors.js';
 import type { JobSnapshot } from '../store/store.js';
 import { resolveCommand } from '../util/command.js';
+import { UNPUBLISHED_INSPECTOR } from '../util/inspector.js';
 import { trustedTool } from '../util/trusted-tool.js';
 import { builtEntry } from '../util/package-root.js';
 import type { Exit } from '../util/spawn.js';
@@ -188,7 +189,7 @@ export class SlurmStarter implements RankStarter {
     // As root, each agent is pid 1 of a fresh pid namespace: its ranks cannot outlive it,
     // and a criu rank restored on any node finds its pids free there (see agent/pid-bands.ts).
     const pidns = process.getuid?.() === 0 && envFlag('CKPT_AGENT_PIDNS', env);
-    const agent = [process.execPath, agentMain()];
+    const agent = [process.execPath, UNPUBLISHED_INSPECTOR, agentMain()];
     const argv = [
       `--nodes=${count}`,
       `--ntasks=${count}`,

@@ -230,7 +230,9 @@ for (const cp of CHECKPOINTERS) {
     const mnt = mountTmpfs(t, cp.tmpfs);
     const store = join(mnt, 'store');
     mkdirSync(store);
-    const job = await start(t, store);
+    // Held at an iteration until the last checkpoint: the job cannot end first, however fast.
+    const hold = held(tempDir(t));
+    const job = await start(t, store, hold.env);
     const sums = collect(job);
     await jobReady(job);
     await job.checkpoint();
@@ -245,6 +247,7 @@ for (const cp of CHECKPOINTERS) {
     noPartial(store);
     rmSync(join(mnt, 'filler'));
     assert.equal((await job.checkpoint()).seq, 2);
+    hold.release();
     const r = await job.wait();
     assert.equal(r.status, 0, r.error?.message);
     assert.deepEqual(sums, expected);

@@ -178,6 +178,16 @@ function tcpListenersOf(pids: number[]): string[] {
   return out.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)));
 }
 
+test('a SIGUSR1 before the rank library ran: the debugger port Node opened lists no URL over HTTP, and init() closes it', async () => {
+  // Port 0: the two ranks' ports do not clash; the user's NODE_OPTIONS are kept.
+  const r = await ckpt(['run', '-n', '2', '--', process.execPath, fixture('runtime/usr1-at-start.mjs')], { NODE_OPTIONS: '--inspect-port=0' });
+  assert.equal(r.code, 0, r.stderr);
+  for (const rank of [0, 1]) {
+    assert.deepEqual(results(r.stdout).get(rank), { listing: 404, nodeOptions: '--inspect-port=0 --inspect-publish-uid=stderr', openAfterInit: false, refused: true });
+    assert.match(r.stderr, new RegExp(`ckpt: rank ${rank}: Node had opened its debugger port on a SIGUSR1 during its start-up: closed`));
+  }
+});
+
 test('SIGUSR1 (what Slurm sends) to ckpt run and to its ranks opens no debugger port', async () => {
   const mark = uniqueMark();
   const run = startWaitingJob(2, [], mark);

@@ -64,7 +64,9 @@ function clusterProcesses(cluster: SlurmCluster): Proc[] {
 // The agent's file in either build: the bundle (dist/bundle/agent/main.cjs, run by bin/ckpt) or tsc's output (main.js).
 const isAgent = (arg: string | undefined): boolean => /\/agent\/main\.c?js$/.test(arg ?? '');
 /** The node agents themselves (node AGENT; not their unshare or srun). */
-const agents = (cluster: SlurmCluster): Proc[] => clusterProcesses(cluster).filter((p) => isAgent(p.argv[1]));
+const agents = (cluster: SlurmCluster): Proc[] => clusterProcesses(cluster).filter((p) => isAgent(scriptOf(p)));
+/** What node runs: its first argument that is not one of node's options (an agent's has `--inspect-publish-uid`). */
+const scriptOf = (p: Proc): string | undefined => p.argv.slice(1).find((a) => !a.startsWith('--'));
 /** The ranks (node PROGRAM). */
 const ranks = (cluster: SlurmCluster, rankProgram = program): Proc[] => clusterProcesses(cluster).filter((p) => p.argv[1] === rankProgram);
 /** Anything that names the agent or the rank program: agents, their unshare and srun, ranks, ckpt run, salloc. */
