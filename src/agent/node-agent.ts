@@ -60,12 +60,12 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
     channel.destroy();
     throw err;
   });
-  if (welcome.type === 'error') {
-    channel.destroy();
-    throw remoteError(welcome, 'the coordinator refused this node');
-  }
-  // Whoever answers at that address must hold the secret too: else no rank is started for it.
+  // Whoever answers at that address must hold the secret too (its refusal as well): else no rank is started for it.
   try {
+    if (welcome.type === 'error') {
+      requireAnswer(e.secret, 'error', proven.nonce, welcome, e.coord, "this job's coordinator");
+      throw remoteError(welcome, 'the coordinator refused this node');
+    }
     requireAnswer(e.secret, 'welcome', proven.nonce, welcome, e.coord, "this job's coordinator");
   } catch (err) {
     channel.destroy();

@@ -23,7 +23,11 @@ export async function connectControl(record: JobRecord, timeoutMs = 5000): Promi
     throw err;
   });
   try {
-    if (welcome.type !== 'welcome') throw welcome.type === 'error' ? remoteError(welcome, 'refused') : new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
+    if (welcome.type === 'error') {
+      requireAnswer(record.secret, 'error', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`);
+      throw remoteError(welcome, 'refused');
+    }
+    if (welcome.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
     requireAnswer(record.secret, 'welcome', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`);
   } catch (err) {
     channel.destroy();

@@ -174,7 +174,10 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
     ch.send({ ...hello, rejoin: true, ...outcome.report });
     // Nothing on this connection is taken before the coordinator proved the secret back.
     const back = await ch.next(link.joinTimeoutMs, 'the coordinator to take this rank back');
-    if (back.type === 'error') throw remoteError(back, 'the coordinator refused this rank');
+    if (back.type === 'error') {
+      requireAnswer(link.secret, 'error', proven.nonce, back, formatAddress(link.coord), "this job's coordinator");
+      throw remoteError(back, 'the coordinator refused this rank');
+    }
     requireAnswer(link.secret, 'welcome-back', proven.nonce, back, formatAddress(link.coord), "this job's coordinator");
     c.attachCoordinator(ch);
     return;
@@ -194,6 +197,8 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
  */
 export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number, hello: { secret: string; nonce: string; coord: string }): Promise<string[]> {
   const m = await ch.next(timeoutMs, 'the other ranks to join the job (welcome)');
+  // A refusal or an abort before the welcome is taken only with its proof: else a stranger at that address could end this rank with a story of its own.
+  if (m.type === 'error' || m.type === 'abort') requireAnswer(hello.secret, m.type, hello.nonce, m, hello.coord, "this job's coordinator");
   if (m.type === 'error') throw remoteError(m, 'the coordinator refused this rank');
   if (m.type === 'abort') throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
   if (m.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);

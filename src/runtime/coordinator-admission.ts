@@ -71,9 +71,11 @@ export function admitConnection(socket: Socket, host: AdmissionHost, ours: reado
   const channel = new Channel(socket);
   host.channels.add(channel);
   let hello: Hello | undefined;
+  /** Its hello's nonce once the hello proved the secret: a refusal from then on proves it back (an unproven one may be a stranger's). */
+  let proven: string | undefined;
   const refuse = (code: CkptError['code'], message: string) => {
     const err = new CkptError(code, message);
-    channel.fail(err);
+    channel.fail(err, proven === undefined ? {} : { proof: proveAnswer(host.secret, 'error', proven) });
     host.refused(err);
   };
   // Counted until its socket is really closed (a refused one lingers up to a second for its error message).
@@ -91,6 +93,7 @@ export function admitConnection(socket: Socket, host: AdmissionHost, ours: reado
       if (hello === undefined) {
         clearTimeout(helloTimer);
         const h = parseHello(m, host, ours);
+        if (typeof m.nonce === 'string') proven = m.nonce;
         if (h.role === 'rank') host.checkRank(h.rank, h.rejoin);
         authenticated();
         hello = h;

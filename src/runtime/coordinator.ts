@@ -252,7 +252,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.clearJoinTimer();
     // Nobody comes back from a dump into an aborted job.
     this.rejoins.rejectAll((rank) => new CkptError(ErrorCodes.JOB_ABORTED, `the job was aborted while rank ${rank} was being checkpointed: ${message}`));
-    for (const slot of this.slots) slot.channel?.send({ type: 'abort', message });
+    for (const slot of this.slots) slot.channel?.send({ type: 'abort', message, proof: proveAnswer(this.secret, 'abort', slot.nonce ?? '') });
   }
 
   /** Asks one rank something over the OOB channel (stats now; checkpoint phases in issue 4). */

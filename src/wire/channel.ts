@@ -279,10 +279,10 @@ export class Channel extends EventEmitter<ChannelEvents> {
     });
   }
 
-  /** Reports a protocol/auth failure to the other side, then closes. */
-  fail(err: CkptError): void {
+  /** Reports a protocol/auth failure to the other side (with `extra`: a refusal's proof), then closes. */
+  fail(err: CkptError, extra: Record<string, unknown> = {}): void {
     if (this.closed) return;
-    this.send({ type: 'error', code: err.code, message: err.message });
+    this.send({ type: 'error', code: err.code, message: err.message, ...extra });
     this.socket.end();
     this.finish(err);
     // A peer that never reads must not keep the socket open.

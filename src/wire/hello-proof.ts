@@ -6,7 +6,10 @@
 // over that nonce before anything else is trusted:
 //   - a stranger that is dialed learns nothing it can use: the proof names its own
 //     address, so it is refused by any real member it replays it to;
-//   - a stranger that answers cannot prove itself, so nothing is sent to it.
+//   - a stranger that answers cannot prove itself, so nothing is sent to it;
+//   - nor can it end the dialer with a refusal or an abort of its own: those prove the
+//     secret too (a listener proves a refusal only to a hello that proved it: no proof
+//     is made to a stranger's order).
 // A proof seen on the wire can be replayed to the same listener: the network between
 // nodes is trusted not to be read by others (docs/SECURITY.md).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';

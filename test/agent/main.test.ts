@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Channel } from '../../dist/wire/channel.js';
+import { proveAnswer } from '../../dist/wire/hello-proof.js';
 import { builtEntry } from '../../dist/util/package-root.js';
 import { tempDir } from '../helpers.js';
 
@@ -35,10 +36,10 @@ async function agentAt(t: TestContext) {
 }
 
 test('SIGUSR1 before the welcome opens no debugger port; a refusal ends the agent with one line', { timeout: 60_000 }, async (t) => {
-  const { agent, coord, exited, stderr: err } = await agentAt(t);
+  const { agent, coord, hello, exited, stderr: err } = await agentAt(t);
   process.kill(agent.pid!, 'SIGUSR1');
-  // Refused after the signal: the agent handles both and ends.
-  coord.send({ type: 'error', message: 'not this node' });
+  // Refused after the signal (by the coordinator: its refusal proves the secret): the agent handles both and ends.
+  coord.send({ type: 'error', message: 'not this node', proof: proveAnswer(SECRET, 'error', hello.nonce as string) });
   assert.equal(await exited, 1);
   assert.doesNotMatch(err(), /Debugger listening/);
   // Its connection left open by the coordinator: the agent closes it and ends all the same.
@@ -52,4 +53,11 @@ test('a stranger at the coordinator\'s address that welcomes the agent without p
   coord.send({ type: 'welcome', v: hello.v, job: 'j1', size: 2 });
   assert.equal(await exited, 1);
   assert.equal(stderr().trim(), `ckpt agent: what answers at unix:${path} is not this job's coordinator (its welcome does not prove the job secret) [ECKPT_OOB_AUTH]`);
+});
+
+test('a refusal that does not prove the job secret: the agent ends saying what answers there, not what the refusal says', { timeout: 60_000 }, async (t) => {
+  const { path, coord, exited, stderr } = await agentAt(t);
+  coord.send({ type: 'error', message: 'not this node' });
+  assert.equal(await exited, 1);
+  assert.equal(stderr().trim(), `ckpt agent: what answers at unix:${path} is not this job's coordinator (its error does not prove the job secret) [ECKPT_OOB_AUTH]`);
 });

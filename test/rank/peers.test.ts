@@ -170,3 +170,24 @@ test('a rank that finds a stranger at a peer\'s address gives it neither the job
     assert.match(String(answer.message), /wrong job secret/);
   }
 });
+
+test('a refusal from a peer\'s address that does not prove the job secret is a stranger\'s, not the peer\'s', async (t) => {
+  const fatal: string[] = [];
+  let failed: () => void = () => {};
+  const failure = new Promise<void>((r) => (failed = r));
+  const nets = await network(t, 3, 'tcp', (rank, err) => {
+    fatal.push(`rank ${rank}: ${(err as { code?: string }).code} ${err.message}`);
+    failed();
+  });
+  const [a] = nets;
+  const stranger = createServer((s) => {
+    s.once('data', () => s.end(encodeControl({ type: 'error', code: 'ECKPT_OOB_AUTH', message: 'duplicate rank 0: it is already connected' })));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', () => r()));
+  t.after(() => stranger.close());
+  a!.net.knowPeers([nets.addresses[0]!, `tcp:127.0.0.1:${(stranger.address() as AddressInfo).port}`, nets.addresses[2]!]);
+  void send(a!, 1, 'private payload')?.catch(() => {});
+  await failure;
+  assert.match(fatal[0]!, /^rank 0: ECKPT_OOB_AUTH rank 1 at tcp:127\.0\.0\.1:\d+ did not prove the job secret \(its error\): a stranger answers there$/);
+});

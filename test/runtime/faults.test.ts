@@ -8,7 +8,7 @@ import { fixture, privateStateDir, runJob, waitForJobLine, assertNoneLeft } from
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Coordinator, launchJob, OOB_PROTOCOL_VERSION as V, parseAddress, type Job } from '../../dist/runtime/index.js';
-import { proveHello } from '../../dist/wire/hello-proof.js';
+import { answerProven, proveHello } from '../../dist/wire/hello-proof.js';
 import { encodeControl, encodeFrame, encodeHeader, FrameDecoder, FrameKind, decodeControl } from '../../dist/wire/frame.js';
 
 before(() => privateStateDir());
@@ -112,6 +112,8 @@ for (const oob of ['unix', 'tcp'] as const) {
       const wrong = await rawExchange(job.address, [hello({ rank: 1, ...proof('not-the-secret') })]);
       assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
       assert.match(wrong.messages[0]?.message, /wrong job secret/);
+      // A hello that proved nothing gets a refusal that proves nothing (no proof made to order).
+      assert.equal(wrong.messages[0]?.proof, undefined);
       // The secret itself (protocol 1 sent it): no proof, refused.
       const plain = await rawExchange(job.address, [hello({ rank: 1, secret: job.secret })]);
       assert.equal(plain.messages[0]?.code, 'ECKPT_OOB_AUTH');
@@ -119,9 +121,12 @@ for (const oob of ['unix', 'tcp'] as const) {
       const elsewhere = await rawExchange(job.address, [hello({ rank: 1, ...proof(job.secret, 'tcp:127.0.0.1:9') })]);
       assert.equal(elsewhere.messages[0]?.code, 'ECKPT_OOB_AUTH');
 
-      const dup = await rawExchange(job.address, [hello({ rank: 1, ...proof(job.secret) })]);
+      const dupHello = proof(job.secret);
+      const dup = await rawExchange(job.address, [hello({ rank: 1, ...dupHello })]);
       assert.equal(dup.messages[0]?.code, 'ECKPT_OOB_AUTH');
       assert.match(dup.messages[0]?.message, /duplicate rank 1/);
+      // A member's hello refused: the refusal proves the secret, so the member takes its word.
+      assert.ok(answerProven(job.secret, 'error', dupHello.nonce, dup.messages[0]?.proof));
 
       const big = await rawExchange(job.address, [encodeHeader(FrameKind.CONTROL, 0, 5 << 20)]);
       assert.equal(big.messages[0]?.code, 'ECKPT_OOB_PROTOCOL');
@@ -151,8 +156,11 @@ test('a rank refuses peer connections with a wrong secret, a duplicate rank or a
     const wrong = await rawExchange(peer0, [hello({ rank: 1, ...proof('bad') })]);
     assert.equal(wrong.messages[0]?.code, 'ECKPT_OOB_AUTH');
     // Ranks 0 and 1 are linked since their barrier: a second "rank 1" is refused.
-    const dup = await rawExchange(peer0, [hello({ rank: 1, ...proof(job.secret) })]);
+    const dupHello = proof(job.secret);
+    const dup = await rawExchange(peer0, [hello({ rank: 1, ...dupHello })]);
     assert.match(dup.messages[0]?.message ?? '', /duplicate rank 1/);
+    assert.ok(answerProven(job.secret, 'error', dupHello.nonce, dup.messages[0]?.proof));
+    assert.equal(wrong.messages[0]?.proof, undefined);
     // The size limit is checked from the header, before any payload is buffered.
     const big = await rawExchange(peer0, [encodeHeader(FrameKind.CONTROL, 0, 2 << 20)]);
     assert.match(big.messages[0]?.message ?? '', /exceeds the limit of 1048576 bytes/);

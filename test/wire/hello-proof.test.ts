@@ -37,8 +37,12 @@ test('a hello proves the secret for what it claims and the address it dialed, an
   assert.ok(!answerProven(SECRET, 'welcome', p.nonce, undefined));
 });
 
-/** A stranger listening where the coordinator should be: it records what it hears and welcomes everyone. */
-async function stranger(t: TestContext): Promise<{ address: string; heard: () => Buffer; hellos: Record<string, unknown>[] }> {
+/**
+ * A stranger listening where the coordinator should be: it records what it hears and
+ * answers every hello with `answer` (a welcome, or a refusal or an abort that would end
+ * the dialer); with `secret`, the answer proves it (the job's coordinator's would).
+ */
+async function stranger(t: TestContext, answer: 'welcome' | 'error' | 'abort' = 'welcome', secret?: string): Promise<{ address: string; heard: () => Buffer; hellos: Record<string, unknown>[] }> {
   const path = join(tempDir(t), 'coord.sock');
   const chunks: Buffer[] = [];
   const hellos: Record<string, unknown>[] = [];
@@ -46,7 +50,9 @@ async function stranger(t: TestContext): Promise<{ address: string; heard: () =>
     const d = new FrameDecoder((f) => {
       const m = decodeControl(f.payload);
       hellos.push(m);
-      if (m.type === 'hello') s.write(encodeControl({ type: 'welcome', v: m.v, job: m.job, size: 2, peers: ['unix:/a', 'unix:/b'] }));
+      const proof = secret === undefined ? {} : { proof: proveAnswer(secret, answer, m.nonce as string) };
+      const body = answer === 'welcome' ? { v: m.v, job: m.job, size: 2, peers: ['unix:/a', 'unix:/b'] } : { code: 'ECKPT_JOB_ABORTED', message: 'told by whoever answers' };
+      if (m.type === 'hello') s.write(encodeControl({ type: answer, ...body, ...proof }));
     }, { control: 1 << 20, data: 0 });
     s.on('data', (x: Buffer) => {
       chunks.push(x);
@@ -82,4 +88,30 @@ test('a control client (ckpt kill, ckpt checkpoint) that finds a stranger at the
   });
   assert.equal(s.hellos[0]?.role, 'control');
   assert.ok(!s.heard().includes(SECRET));
+});
+
+test('a refusal or an abort before the welcome ends a rank, an agent or a control client only with its proof of the secret', async (t) => {
+  const env = (address: string) => ({ CKPT_JOB_ID: 'j-stranger', CKPT_RANK: '0', CKPT_SIZE: '2', CKPT_COORD: address, CKPT_JOB_SECRET: SECRET, CKPT_PEER_HOST: '127.0.0.1' });
+  for (const answer of ['error', 'abort'] as const) {
+    // A stranger's: the rank says what answers there, not the stranger's story.
+    const s = await stranger(t, answer);
+    await assert.rejects(init({ env: env(s.address), onAbort: 'error', onCoordinatorLost: 'error' }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ECKPT_OOB_AUTH');
+      assert.equal(e.message, `what answers at ${s.address} is not this job's coordinator (its ${answer} does not prove the job secret)`);
+      return true;
+    });
+    // The coordinator's own (it holds the secret): taken, with what it says.
+    const c = await stranger(t, answer, SECRET);
+    await assert.rejects(init({ env: env(c.address), onAbort: 'error', onCoordinatorLost: 'error' }), (e: Error & { code?: string }) => {
+      assert.notEqual(e.code, 'ECKPT_OOB_AUTH');
+      assert.match(e.message, /told by whoever answers/);
+      return true;
+    });
+  }
+  const s = await stranger(t, 'error');
+  await assert.rejects(connectControl({ id: 'j-stranger', address: s.address, secret: SECRET } as Parameters<typeof connectControl>[0]), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'ECKPT_OOB_AUTH');
+    assert.match(e.message, /is not the coordinator of job j-stranger \(its error does not prove the job secret\)$/);
+    return true;
+  });
 });

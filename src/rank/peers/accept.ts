@@ -63,8 +63,10 @@ export class PeerAdmission {
     let failed = false;
     // Data is refused until the hello is accepted: before that a stranger's frame costs its header.
     const limits = { control: MAX_CONTROL_BYTES, data: 0 };
+    /** Its peer-hello's nonce once the hello proved the secret: a refusal from then on proves it back. */
+    let provenNonce: string | undefined;
     const refuse = (err: CkptError) => {
-      socket.end(encodeControl({ type: 'error', code: err.code, message: err.message }));
+      socket.end(encodeControl({ type: 'error', code: err.code, message: err.message, ...(provenNonce === undefined ? {} : { proof: proveAnswer(o.secret, 'error', provenNonce) }) }));
       // A stranger that does not read its refusal is not waited for long (it is still counted until then).
       setTimeout(() => socket.destroy(), 1000).unref();
       peer = -2;
@@ -80,6 +82,7 @@ export class PeerAdmission {
         if (m.job !== o.jobId || m.role !== 'peer' || !helloProven(o.secret, m, [this.address])) {
           return refuse(new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret'));
         }
+        provenNonce = m.nonce as string;
         const r = m.rank;
         if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= o.size || r === o.rank) {
           return refuse(new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${String(r)} is not a peer in this job`));

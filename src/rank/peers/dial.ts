@@ -55,8 +55,13 @@ export function dialPeer(ctx: DialContext, connector: Connector, peer: number, a
         quietly(socket);
         return;
       }
-      // A refusal (wrong secret, a duplicate) or a stranger at that address.
-      if (m?.type === 'error') return inbound.arrived(peer, frame);
+      // A refusal (a duplicate) proves the secret: else a stranger answers at that address.
+      if (m?.type === 'error') {
+        if (!answerProven(o.secret, 'error', proven.nonce, m.proof)) {
+          throw new CkptError(ErrorCodes.OOB_AUTH, `rank ${peer} at ${formatAddress(address)} did not prove the job secret (its error): a stranger answers there`);
+        }
+        return inbound.arrived(peer, frame);
+      }
       throw new CkptError(ErrorCodes.OOB_PROTOCOL, `rank ${peer} answered our peer-hello with '${String(m?.type ?? 'data')}'`);
     },
     limits,
