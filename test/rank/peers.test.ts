@@ -5,7 +5,7 @@ import test, { type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PeerNetwork } from '../../dist/rank/peers.js';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { parseAddress } from '../../dist/wire/channel.js';
 import { decodeControl, FrameDecoder, FrameKind, encodeControl } from '../../dist/wire/frame.js';
 import { tempDir } from '../helpers.js';
@@ -118,7 +118,11 @@ test('a peer the coordinator reports exited, with no link up: what waits for a l
   assert.equal(a!.net.unsent().length, 0);
 });
 
-test('a rank that finds a stranger at a peer\'s address gives it neither the job secret nor its frames, and what the stranger heard opens no other link', async (t) => {
+/**
+ * Three ranks over TCP; rank 1's address taken by a stranger's listener (`onConnection`),
+ * and rank 0 sending rank 1 a frame. The ranks' fatal errors (one line each) and the first one.
+ */
+async function strangerAtRank1(t: TestContext, onConnection: (s: Socket) => void) {
   const fatal: string[] = [];
   let failed: () => void = () => {};
   const failure = new Promise<void>((r) => (failed = r));
@@ -126,24 +130,31 @@ test('a rank that finds a stranger at a peer\'s address gives it neither the job
     fatal.push(`rank ${rank}: ${(err as { code?: string }).code} ${err.message}`);
     failed();
   });
+  const stranger = createServer((s) => {
+    s.on('error', () => {});
+    onConnection(s);
+  });
+  await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', () => r()));
+  t.after(() => stranger.close());
+  const strangerAddress = `tcp:127.0.0.1:${(stranger.address() as AddressInfo).port}`;
   const [a] = nets;
+  a!.net.knowPeers([nets.addresses[0]!, strangerAddress, nets.addresses[2]!]);
+  void send(a!, 1, 'private payload')?.catch(() => {});
+  return { fatal, failure, nets, strangerAddress };
+}
+
+test('a rank that finds a stranger at a peer\'s address gives it neither the job secret nor its frames, and what the stranger heard opens no other link', async (t) => {
   // Another user's listener on the port rank 1 was at: it answers peer-ack, as rank 1 would.
   const heard: Buffer[] = [];
   let gotPayload: () => void = () => {};
   const payloadHeard = new Promise<void>((r) => (gotPayload = r));
-  const stranger = createServer((s) => {
+  const { fatal, failure, nets, strangerAddress } = await strangerAtRank1(t, (s) => {
     s.on('data', (d: Buffer) => {
       heard.push(d);
       if (Buffer.concat(heard).includes('private payload')) gotPayload();
       s.write(encodeControl({ type: 'peer-ack' }));
     });
-    s.on('error', () => {});
   });
-  await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', () => r()));
-  t.after(() => stranger.close());
-  const strangerAddress = `tcp:127.0.0.1:${(stranger.address() as AddressInfo).port}`;
-  a!.net.knowPeers([nets.addresses[0]!, strangerAddress, nets.addresses[2]!]);
-  void send(a!, 1, 'private payload')?.catch(() => {});
   // Either it refuses the stranger, or (what must not happen) its frame reaches it.
   await Promise.race([failure, payloadHeard]);
   assert.match(fatal[0]!, /^rank 0: ECKPT_OOB_AUTH rank 1 at tcp:127\.0\.0\.1:\d+ did not prove the job secret \(its peer-ack\): a stranger answers there$/);
@@ -172,22 +183,9 @@ test('a rank that finds a stranger at a peer\'s address gives it neither the job
 });
 
 test('a refusal from a peer\'s address that does not prove the job secret is a stranger\'s, not the peer\'s', async (t) => {
-  const fatal: string[] = [];
-  let failed: () => void = () => {};
-  const failure = new Promise<void>((r) => (failed = r));
-  const nets = await network(t, 3, 'tcp', (rank, err) => {
-    fatal.push(`rank ${rank}: ${(err as { code?: string }).code} ${err.message}`);
-    failed();
-  });
-  const [a] = nets;
-  const stranger = createServer((s) => {
+  const { fatal, failure } = await strangerAtRank1(t, (s) => {
     s.once('data', () => s.end(encodeControl({ type: 'error', code: 'ECKPT_OOB_AUTH', message: 'duplicate rank 0: it is already connected' })));
-    s.on('error', () => {});
   });
-  await new Promise<void>((r) => stranger.listen(0, '127.0.0.1', () => r()));
-  t.after(() => stranger.close());
-  a!.net.knowPeers([nets.addresses[0]!, `tcp:127.0.0.1:${(stranger.address() as AddressInfo).port}`, nets.addresses[2]!]);
-  void send(a!, 1, 'private payload')?.catch(() => {});
   await failure;
   assert.match(fatal[0]!, /^rank 0: ECKPT_OOB_AUTH rank 1 at tcp:127\.0\.0\.1:\d+ did not prove the job secret \(its error\): a stranger answers there$/);
 });
