@@ -93,7 +93,10 @@ export function admitConnection(socket: Socket, host: AdmissionHost, ours: reado
       if (hello === undefined) {
         clearTimeout(helloTimer);
         const h = parseHello(m, host, ours);
-        if (typeof m.nonce === 'string') proven = m.nonce;
+        if (typeof m.nonce === 'string') {
+          if (!host.gate.fresh(m.nonce)) throw new CkptError(ErrorCodes.OOB_AUTH, 'a hello this coordinator took before: replayed');
+          proven = m.nonce;
+        }
         if (h.role === 'rank') host.checkRank(h.rank, h.rejoin);
         authenticated();
         hello = h;

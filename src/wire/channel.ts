@@ -34,6 +34,9 @@ export const HELLO_TIMEOUT_MS = 10_000;
  */
 export const MAX_UNAUTHENTICATED = 64;
 
+/** How many nonces of the hellos it took a listener remembers (a job's hellos for years: 16 bytes each). */
+export const MAX_REMEMBERED_HELLOS = 1 << 16;
+
 /**
  * A node agent's control frames: one reply carries all its ranks' (self: each up to
  * CKPT_SELF_INLINE_BYTES of state, base64) and relays a rank's frames base64'd —
@@ -48,7 +51,25 @@ export const MAX_AGENT_CONTROL_BYTES = 256 << 20;
 export class HelloGate {
   /** How to close each waiting connection, in the order they came (a Set keeps it). */
   private readonly waiting = new Set<() => void>();
-  constructor(private readonly max = MAX_UNAUTHENTICATED) {}
+  /** The nonces of the hellos it took (their proofs checked), oldest first. */
+  private readonly taken = new Set<string>();
+  constructor(
+    private readonly max = MAX_UNAUTHENTICATED,
+    private readonly remembered = MAX_REMEMBERED_HELLOS,
+  ) {}
+
+  /**
+   * Takes a proven hello's nonce: false if one with it was taken before — a hello seen
+   * on the wire and replayed to this listener, which would otherwise pass (its proof
+   * names this address). Only proven hellos come here, so strangers cannot push the
+   * oldest out; past `remembered` of them the oldest is forgotten.
+   */
+  fresh(nonce: string): boolean {
+    if (this.taken.has(nonce)) return false;
+    if (this.taken.size >= this.remembered) this.taken.delete(this.taken.values().next().value!);
+    this.taken.add(nonce);
+    return true;
+  }
 
   /**
    * Admits a connection, given how to close it (the socket it is read through: a

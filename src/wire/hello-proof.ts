@@ -10,8 +10,10 @@
 //   - nor can it end the dialer with a refusal or an abort of its own: those prove the
 //     secret too (a listener proves a refusal only to a hello that proved it: no proof
 //     is made to a stranger's order).
-// A proof seen on the wire can be replayed to the same listener: the network between
-// nodes is trusted not to be read by others (docs/SECURITY.md).
+// A hello seen on the wire and sent again to the same listener is refused there: each
+// listener remembers the nonces it took (HelloGate.fresh, wire/channel.ts). What follows
+// a hello is not authenticated frame by frame: the network between nodes is trusted
+// not to be read or changed by others (docs/SECURITY.md).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CkptError, ErrorCodes } from '../errors.js';
 

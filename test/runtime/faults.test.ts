@@ -84,6 +84,23 @@ async function rawExchange(address: string, frames: Buffer[]): Promise<{ message
   return { messages, socket };
 }
 
+/** Connects raw to an address, sends `frame`, and resolves with the first control message back (then closes). */
+async function firstAnswer(address: string, frame: Buffer): Promise<any> {
+  const a = parseAddress(address);
+  const socket = a.transport === 'unix' ? connect(a.path) : connect(a.port, a.host);
+  try {
+    return await new Promise((resolve, reject) => {
+      const decoder = new FrameDecoder((f) => resolve(decodeControl(f.payload)), { control: 1 << 20, data: 0 });
+      socket.on('data', (d: Buffer) => decoder.push(d));
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error(`${address} closed without an answer`)));
+      socket.write(frame);
+    });
+  } finally {
+    socket.destroy();
+  }
+}
+
 async function withRunningJob(oob: 'unix' | 'tcp', body: (job: Job) => Promise<void>): Promise<void> {
   const r = await runJob('wait.mjs', 2, {
     oob,
@@ -143,7 +160,13 @@ for (const oob of ['unix', 'tcp'] as const) {
 
       const control = await rawExchange(job.address, [encodeControl({ type: 'hello', v: V, role: 'control', job: job.id, ...proveHello('nope', { role: 'control', job: job.id, to: job.address }) })]);
       assert.equal(control.messages[0]?.code, 'ECKPT_OOB_AUTH');
-      assert.ok(rejected.length >= 8, `rejections seen: ${rejected.join('; ')}`);
+      // A member's hello seen on the wire and sent again: taken once, refused after.
+      const seen = encodeControl({ type: 'hello', v: V, role: 'control', job: job.id, ...proveHello(job.secret, { role: 'control', job: job.id, to: job.address }) });
+      assert.equal((await firstAnswer(job.address, seen)).type, 'welcome');
+      const replayed = await firstAnswer(job.address, seen);
+      assert.equal(replayed.code, 'ECKPT_OOB_AUTH');
+      assert.match(replayed.message, /a hello this coordinator took before: replayed/);
+      assert.ok(rejected.length >= 9, `rejections seen: ${rejected.join('; ')}`);
     });
   });
 }
@@ -159,6 +182,9 @@ test('a rank refuses peer connections with a wrong secret, a duplicate rank or a
     const dupHello = proof(job.secret);
     const dup = await rawExchange(peer0, [hello({ rank: 1, ...dupHello })]);
     assert.match(dup.messages[0]?.message ?? '', /duplicate rank 1/);
+    // The same peer-hello again (seen on the wire): refused as a replay.
+    const replayed = await rawExchange(peer0, [hello({ rank: 1, ...dupHello })]);
+    assert.match(replayed.messages[0]?.message ?? '', /a peer-hello this rank took before: replayed/);
     assert.ok(answerProven(job.secret, 'error', dupHello.nonce, dup.messages[0]?.proof));
     assert.equal(wrong.messages[0]?.proof, undefined);
     // The size limit is checked from the header, before any payload is buffered.

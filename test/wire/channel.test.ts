@@ -46,3 +46,13 @@ test('the hello gate closes the connection waiting longest when a new one comes 
   gate.admit(() => closed.push('d'));
   assert.deepEqual(closed, ['a', 'b']);
 });
+
+test('the hello gate takes a nonce once: the same one again is a replay; past what it remembers, the oldest is forgotten', () => {
+  const gate = new HelloGate(2, 2);
+  assert.equal(gate.fresh('n1'), true);
+  assert.equal(gate.fresh('n1'), false);
+  assert.equal(gate.fresh('n2'), true);
+  assert.equal(gate.fresh('n3'), true);
+  assert.equal(gate.fresh('n2'), false);
+  assert.equal(gate.fresh('n1'), true);
+});

@@ -82,6 +82,7 @@ export class PeerAdmission {
         if (m.job !== o.jobId || m.role !== 'peer' || !helloProven(o.secret, m, [this.address])) {
           return refuse(new CkptError(ErrorCodes.OOB_AUTH, 'wrong job secret'));
         }
+        if (!this.gate.fresh(m.nonce as string)) return refuse(new CkptError(ErrorCodes.OOB_AUTH, 'a peer-hello this rank took before: replayed'));
         provenNonce = m.nonce as string;
         const r = m.rank;
         if (typeof r !== 'number' || !Number.isInteger(r) || r < 0 || r >= o.size || r === o.rank) {
