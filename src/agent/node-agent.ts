@@ -6,8 +6,8 @@
 // docs/RUNTIME.md, "Across nodes".
 import { hostname } from 'node:os';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { Channel, connectTo, formatAddress, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
-import { proveHello, requireAnswer } from '../wire/hello-proof.js';
+import { Channel, connectTo, formatAddress, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, parseAddress } from '../wire/channel.js';
+import { proveHello, requireAnswerOrRefusal } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { nodeAddress } from '../wire/host-address.js';
 import { fanoutRequest, probeStore, relayClose, relayData, restoreRanks, signalRanks, stageCopy, startRank, terminateRanks } from '../wire/agent-messages.js';
@@ -62,11 +62,7 @@ export async function runNodeAgent(e: AgentEnv): Promise<number> {
   });
   // Whoever answers at that address must hold the secret too (its refusal as well): else no rank is started for it.
   try {
-    if (welcome.type === 'error') {
-      requireAnswer(e.secret, 'error', proven.nonce, welcome, e.coord, "this job's coordinator");
-      throw remoteError(welcome, 'the coordinator refused this node');
-    }
-    requireAnswer(e.secret, 'welcome', proven.nonce, welcome, e.coord, "this job's coordinator");
+    requireAnswerOrRefusal(e.secret, 'welcome', proven.nonce, welcome, e.coord, "this job's coordinator", 'the coordinator refused this node');
   } catch (err) {
     channel.destroy();
     throw err;

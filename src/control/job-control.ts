@@ -6,8 +6,8 @@ import { constants as osConstants } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { CkptError, ErrorCodes, interruption } from '../errors.js';
 import { signalGroup, signalPid } from '../util/signals.js';
-import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError } from '../wire/channel.js';
-import { proveHello, requireAnswer } from '../wire/hello-proof.js';
+import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress } from '../wire/channel.js';
+import { proveHello, requireAnswerOrRefusal } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { findJob, isJobAlive, type JobRecord } from '../registry/jobs.js';
 import { killIsolatedJob } from '../isolate/job.js';
@@ -23,12 +23,8 @@ export async function connectControl(record: JobRecord, timeoutMs = 5000): Promi
     throw err;
   });
   try {
-    if (welcome.type === 'error') {
-      requireAnswer(record.secret, 'error', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`);
-      throw remoteError(welcome, 'refused');
-    }
-    if (welcome.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
-    requireAnswer(record.secret, 'welcome', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`);
+    if (welcome.type !== 'welcome' && welcome.type !== 'error') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome, got '${welcome.type}'`);
+    requireAnswerOrRefusal(record.secret, 'welcome', proven.nonce, welcome, record.address, `the coordinator of job ${record.id}`, 'refused');
   } catch (err) {
     channel.destroy();
     throw err;

@@ -7,7 +7,7 @@ import type { DownOutcome, DumpRun } from '../crs/job.js';
 import { currentPid } from '../store/record.js';
 import { native } from '../util/native.js';
 import { Channel, connectTo, formatAddress, OOB_PROTOCOL_VERSION, parseAddress, remoteError, type Address } from '../wire/channel.js';
-import { proveHello, requireAnswer } from '../wire/hello-proof.js';
+import { proveHello, requireAnswer, requireAnswerOrRefusal } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { exited, welcome as welcomeMessage } from '../wire/messages.js';
 import { parse } from '../wire/validate.js';
@@ -174,11 +174,7 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
     ch.send({ ...hello, rejoin: true, ...outcome.report });
     // Nothing on this connection is taken before the coordinator proved the secret back.
     const back = await ch.next(link.joinTimeoutMs, 'the coordinator to take this rank back');
-    if (back.type === 'error') {
-      requireAnswer(link.secret, 'error', proven.nonce, back, formatAddress(link.coord), "this job's coordinator");
-      throw remoteError(back, 'the coordinator refused this rank');
-    }
-    requireAnswer(link.secret, 'welcome-back', proven.nonce, back, formatAddress(link.coord), "this job's coordinator");
+    requireAnswerOrRefusal(link.secret, 'welcome-back', proven.nonce, back, formatAddress(link.coord), "this job's coordinator", 'the coordinator refused this rank');
     c.attachCoordinator(ch);
     return;
   }
@@ -198,11 +194,12 @@ async function rejoin(c: DownHost, outcome: DownOutcome, listening?: Promise<str
 export async function awaitWelcome(ch: Channel, size: number, timeoutMs: number, hello: { secret: string; nonce: string; coord: string }): Promise<string[]> {
   const m = await ch.next(timeoutMs, 'the other ranks to join the job (welcome)');
   // A refusal or an abort before the welcome is taken only with its proof: else a stranger at that address could end this rank with a story of its own.
-  if (m.type === 'error' || m.type === 'abort') requireAnswer(hello.secret, m.type, hello.nonce, m, hello.coord, "this job's coordinator");
-  if (m.type === 'error') throw remoteError(m, 'the coordinator refused this rank');
-  if (m.type === 'abort') throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
-  if (m.type !== 'welcome') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);
-  requireAnswer(hello.secret, 'welcome', hello.nonce, m, hello.coord, "this job's coordinator");
+  if (m.type === 'abort') {
+    requireAnswer(hello.secret, 'abort', hello.nonce, m, hello.coord, "this job's coordinator");
+    throw new JobError(ErrorCodes.JOB_ABORTED, `job aborted: ${String(m.message)}`);
+  }
+  if (m.type !== 'welcome' && m.type !== 'error') throw new CkptError(ErrorCodes.OOB_PROTOCOL, `expected welcome from the coordinator, got '${m.type}'`);
+  requireAnswerOrRefusal(hello.secret, 'welcome', hello.nonce, m, hello.coord, "this job's coordinator", 'the coordinator refused this rank');
   const w = parse(welcomeMessage, m, 'the welcome');
   if (w.peers.length !== size) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `the welcome names ${w.peers.length} peers, the job has ${size}`);
   return w.peers;

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../errors.js';
 import { Channel, HelloGate, MAX_AGENT_CONTROL_BYTES, OOB_PROTOCOL_VERSION, secretsEqual } from '../wire/channel.js';
-import { helloProven, proveAnswer } from '../wire/hello-proof.js';
+import { helloProven, proveAnswer, refusalProof } from '../wire/hello-proof.js';
 import type { ControlMessage } from '../wire/frame.js';
 import { agentHello, type AgentHello } from '../wire/agent-messages.js';
 import { parse } from '../wire/validate.js';
@@ -75,7 +75,7 @@ export function admitConnection(socket: Socket, host: AdmissionHost, ours: reado
   let proven: string | undefined;
   const refuse = (code: CkptError['code'], message: string) => {
     const err = new CkptError(code, message);
-    channel.fail(err, proven === undefined ? {} : { proof: proveAnswer(host.secret, 'error', proven) });
+    channel.fail(err, refusalProof(host.secret, proven));
     host.refused(err);
   };
   // Counted until its socket is really closed (a refused one lingers up to a second for its error message).

@@ -16,6 +16,8 @@
 // not to be read or changed by others (docs/SECURITY.md).
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { CkptError, ErrorCodes } from '../errors.js';
+import { remoteError } from './channel.js';
+import type { ControlMessage } from './frame.js';
 
 /** What a hello claims, besides the job: whom it is from and which address it dialed. */
 export interface HelloClaim {
@@ -79,4 +81,22 @@ export function requireAnswer(secret: string, answer: string, nonce: string, m: 
   if (m.type !== answer || !answerProven(secret, answer, nonce, m.proof)) {
     throw new CkptError(ErrorCodes.OOB_AUTH, `what answers at ${address} is not ${who} (its ${answer} does not prove the job secret)`);
   }
+}
+
+/**
+ * The first answer to our hello: `answer` proving the secret, or a refusal (`error`)
+ * proving it, thrown as what it says (`refused`: its text when it has none). Anything
+ * else that does not prove the secret is a stranger's: ECKPT_OOB_AUTH.
+ */
+export function requireAnswerOrRefusal(secret: string, answer: string, nonce: string, m: ControlMessage, address: string, who: string, refused: string): void {
+  if (m.type === 'error') {
+    requireAnswer(secret, 'error', nonce, m, address, who);
+    throw remoteError(m, refused);
+  }
+  requireAnswer(secret, answer, nonce, m, address, who);
+}
+
+/** What a listener's refusal carries: a proof over the hello's nonce once that hello proved the secret, else nothing (none made to a stranger's order). */
+export function refusalProof(secret: string, provenNonce: string | undefined): { proof?: string } {
+  return provenNonce === undefined ? {} : { proof: proveAnswer(secret, 'error', provenNonce) };
 }

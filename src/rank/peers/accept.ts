@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { decodeControl, encodeControl, FrameDecoder, FrameKind, MAX_CONTROL_BYTES } from '../../wire/frame.js';
 import { helloTimeoutMs, HelloGate, OOB_PROTOCOL_VERSION } from '../../wire/channel.js';
-import { helloProven, proveAnswer } from '../../wire/hello-proof.js';
+import { helloProven, proveAnswer, refusalProof } from '../../wire/hello-proof.js';
 import { readInto, type Inbound } from './inbound.js';
 import type { LinkTable } from './links.js';
 import type { PeerNetworkOptions } from './options.js';
@@ -66,7 +66,7 @@ export class PeerAdmission {
     /** Its peer-hello's nonce once the hello proved the secret: a refusal from then on proves it back. */
     let provenNonce: string | undefined;
     const refuse = (err: CkptError) => {
-      socket.end(encodeControl({ type: 'error', code: err.code, message: err.message, ...(provenNonce === undefined ? {} : { proof: proveAnswer(o.secret, 'error', provenNonce) }) }));
+      socket.end(encodeControl({ type: 'error', code: err.code, message: err.message, ...refusalProof(o.secret, provenNonce) }));
       // A stranger that does not read its refusal is not waited for long (it is still counted until then).
       setTimeout(() => socket.destroy(), 1000).unref();
       peer = -2;
