@@ -31,6 +31,7 @@ export function summarizeCell(c) {
   const idlePing = median((c.idleRankPings ?? []).map((x) => x.client));
   const phases = {};
   for (const x of c.checkpoints) for (const [k, v] of Object.entries(x.phasesMs ?? {})) (phases[k] ??= []).push(v);
+  const parts = overheadParts(c);
   return {
     ckpt: median(ckpts),
     ckptMin: Math.min(...ckpts),
@@ -57,6 +58,31 @@ export function summarizeCell(c) {
     srunTotal: median(c.srun.map((x) => x.total)),
     ckptStart: c.start,
     localCkpt: median((c.local ?? []).map((x) => x.ms)),
+    parts,
+  };
+}
+
+/**
+ * Where the overhead goes, each part beside its share of a round (medians, ms): the
+ * caller's legs (its request and the reading of its answer: the checkpoint less the
+ * coordinator's phases; a round's: client − coord); the coordinator's own begin; the
+ * ranks' phases (criu: dump; self: prepare, reach, save) beyond the slowest rank's own work, beside a round's
+ * coordinator part; the commit beyond its disk wait.
+ */
+function overheadParts(c) {
+  const done = c.checkpoints.filter((x) => x.phasesMs && Number.isFinite(x.syncMs));
+  if (!done.length) return null;
+  const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+  // The phases in which the ranks work: all but the coordinator's begin, commit and resume.
+  const ranksPhase = (p) => sum(Object.fromEntries(Object.entries(p).filter(([k]) => !['begin', 'commit', 'resume'].includes(k))));
+  const rounds = c.rankPings ?? [];
+  return {
+    callerLegs: median(done.map((x) => x.ms - sum(x.phasesMs))),
+    roundCallerLegs: median(rounds.map((x) => x.client - x.coord)),
+    begin: median(done.map((x) => x.phasesMs.begin ?? NaN)),
+    ranksBeyondOwn: median(done.map((x) => ranksPhase(x.phasesMs) - ownWork(x))),
+    roundCoord: median(rounds.map((x) => x.coord)),
+    commitCpu: median(done.map((x) => (x.phasesMs.commit ?? NaN) - x.syncMs)),
   };
 }
 
@@ -79,6 +105,11 @@ export function printCells(log, crs, cells) {
   }
   log('phases as the coordinator timed them (medians, ms):');
   for (const c of cells) log(`  ${c.n} × ${c.k}: ${Object.entries(summarizeCell(c).phases).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')}`);
+  log(`where the overhead goes (medians, ms; in brackets a round's share): the caller's legs (request, reading the answer), the coordinator's begin, the ranks' phase beyond their own work, the commit beyond the disk:`);
+  for (const c of cells) {
+    const p = summarizeCell(c).parts;
+    if (p) log(`  ${c.n} × ${c.k}: caller ${fmt(p.callerLegs, 2)} (${fmt(p.roundCallerLegs, 2)}), begin ${fmt(p.begin, 2)}, ranks ${fmt(p.ranksBeyondOwn, 2)} (${fmt(p.roundCoord, 2)}), commit ${fmt(p.commitCpu, 2)}`);
+  }
   const sums = cells.map((c) => ({ c, s: summarizeCell(c) }));
   const within = sums.filter(({ s }) => s.overheadRounds <= 3).length;
   log(`goal: overhead ≤ 3 rounds in ${within} of ${sums.length} cells; the whole checkpoint ≤ 3 rounds in ${sums.filter(({ s }) => s.rounds <= 3).length}`);

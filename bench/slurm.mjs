@@ -35,6 +35,10 @@
 //                also in idle rounds; rounds: the whole checkpoint in rounds; agent rounds: (checkpoint −
 //                slowest save or dump) / agents, the figure of runs before 2026-12-07
 //   phases       the coordinator's own timing of each phase (the reply's phasesMs)
+//   parts        where the overhead goes, each beside a round's share: the caller's legs
+//                (checkpoint − the phases; a round's: client − coord), the coordinator's
+//                begin, the ranks' phases beyond their own work (a round's: coord), the
+//                commit beyond its disk wait
 //   local        (not with --no-local) the same N·K ranks and checkpoints with the local
 //                launcher on the login host: what the nodes add to a checkpoint
 // Restart: the N = 2, K = 4 job ends at a checkpoint (then: terminate); `salloc -N 3
