@@ -9,7 +9,7 @@ import { CkptError, ErrorCodes } from './errors.js';
 
 /**
  * How a value is read: ms, count, int: a whole number (ms: milliseconds) from `min`
- * (default 1; int: 0) up to `max`; bytes: a byte count from 0 to `max`; flag: 1/0
+ * (default 1; int: 0) up to `max` (ms: by default what a timer can hold); bytes: a byte count from 0 to `max`; flag: 1/0
  * (also true/false, yes/no, on/off); path: an absolute path; enum: one of `values`;
  * string, list (lines): any text.
  */
@@ -260,6 +260,15 @@ export function envString<N extends StringName>(name: N, env: Env = process.env)
   return readSetting(name, env) as Value<N, string>;
 }
 
+/**
+ * Every variable a user may set, parsed: the first malformed one throws its usage error.
+ * A launcher checks them before it starts anything: its ranks and agents read them too,
+ * where a bad one could only end each of them with its own error.
+ */
+export function checkSettings(env: Env = process.env): void {
+  for (const name of Object.keys(CONFIG) as SettingName[]) if (CONFIG[name].setBy === 'user') readSetting(name, env);
+}
+
 /** Any variable of the table, parsed by its kind; unset or empty: its default. */
 export function readSetting(name: SettingName, env: Env = process.env): number | boolean | string | undefined {
   const spec: Setting = CONFIG[name];
@@ -280,7 +289,7 @@ function parseSetting(name: string, spec: Setting, text: string): number | boole
     case 'bytes': {
       const min = spec.kind === 'bytes' ? 0 : (spec.min ?? (spec.kind === 'int' ? 0 : 1));
       const n = /^\d+$/.test(text) ? Number(text) : NaN;
-      if (Number.isSafeInteger(n) && n >= min && n <= (spec.max ?? Number.MAX_SAFE_INTEGER)) return n;
+      if (Number.isSafeInteger(n) && n >= min && n <= (maxOf(spec) ?? Number.MAX_SAFE_INTEGER)) return n;
       throw bad(numberRule(spec, min));
     }
     case 'flag': {
@@ -301,10 +310,16 @@ function parseSetting(name: string, spec: Setting, text: string): number | boole
   }
 }
 
+/** The longest a Node timer can wait (2^31 − 1 ms): a longer one fires at once, a timeout before anything could happen. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+const maxOf = (spec: Setting): number | undefined => spec.max ?? (spec.kind === 'ms' ? MAX_TIMER_MS : undefined);
+
 /** What a number variable must be, as the error says it. */
 function numberRule(spec: Setting, min: number): string {
   if (spec.kind === 'bytes') return `a byte count from 0 to ${spec.max ?? Number.MAX_SAFE_INTEGER}`;
   const unit = spec.kind === 'ms' ? ' of milliseconds' : '';
-  if (spec.max !== undefined) return `a whole number${unit} from ${min} to ${spec.max}`;
+  const max = maxOf(spec);
+  if (max !== undefined) return `a whole number${unit} from ${min} to ${max}`;
   return min === 1 ? `a positive whole number${unit}` : `a whole number${unit} from ${min} up`;
 }

@@ -92,8 +92,11 @@ test('range limits: the smallest and the largest accepted value, and one past ea
   assert.equal(envNumber('CKPT_SELF_INLINE_BYTES', { CKPT_SELF_INLINE_BYTES: '0' }), 0);
   assert.equal(envNumber('CKPT_SELF_INLINE_BYTES', { CKPT_SELF_INLINE_BYTES: String(512 << 10) }), 512 << 10);
   assert.throws(() => envNumber('CKPT_SELF_INLINE_BYTES', { CKPT_SELF_INLINE_BYTES: String((512 << 10) + 1) }), /must be a byte count from 0 to 524288/);
-  assert.throws(() => envNumber('CKPT_CHECKPOINT_PHASE_MS', { CKPT_CHECKPOINT_PHASE_MS: '0' }), /must be a positive whole number of milliseconds, not '0'/);
+  assert.throws(() => envNumber('CKPT_CHECKPOINT_PHASE_MS', { CKPT_CHECKPOINT_PHASE_MS: '0' }), /must be a whole number of milliseconds from 1 to 2147483647, not '0'/);
   assert.equal(envNumber('CKPT_TIMEOUT_MS', { CKPT_TIMEOUT_MS: '0' }), 0, '0: no timeout');
+  // Milliseconds: at most what a Node timer can hold (a longer one fires at once).
+  assert.equal(envNumber('CKPT_TIMEOUT_MS', { CKPT_TIMEOUT_MS: '2147483647' }), 2147483647);
+  assert.throws(() => envNumber('CKPT_TIMEOUT_MS', { CKPT_TIMEOUT_MS: '2147483648' }), /^CkptError: CKPT_TIMEOUT_MS must be a whole number of milliseconds from 0 to 2147483647, not '2147483648'$/);
   assert.equal(envNumber('CKPT_RANK', { CKPT_RANK: '0' }), 0);
   assert.throws(() => envNumber('CKPT_DUMP_CONCURRENCY', { CKPT_DUMP_CONCURRENCY: '0' }), /CKPT_DUMP_CONCURRENCY must be a positive whole number, not '0'/);
 });

@@ -5,7 +5,6 @@
 // `fanout` asks the agent to put one request to each of its ranks and answer with
 // all their replies at once; the ranks' unasked `arrived` reports (self) stay here
 // until a fan-out asks for them (rank-arrivals.ts). docs/RUNTIME.md, "Across nodes".
-import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ErrorCodes } from '../errors.js';
@@ -14,6 +13,7 @@ import { decodeControl, encodeControl, encodeFrame, FrameDecoder, FrameKind, MAX
 import type { FanoutRequest } from '../wire/agent-messages.js';
 import { RankArrivals } from './rank-arrivals.js';
 import { makeRelayDir, relayBase, sweepRelayDirs } from './relay-dir.js';
+import { removeOwnDir } from '../util/remove-tree.js';
 
 /** Request ids the agent uses on a rank's stream; the coordinator's own count up from 1. */
 const FANOUT_IDS = 2 ** 30;
@@ -109,7 +109,7 @@ export class RankRelay {
     this.arrivals.close();
     this.server?.close();
     for (const c of this.conns.values()) c.socket.destroy();
-    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) removeOwnDir(this.dir);
   }
 
   private accept(socket: Socket): void {

@@ -6,12 +6,12 @@
 // the like, which every user can write: each candidate is opened without following a
 // link and checked as opened (ours, 0700, a real directory), and removed through its
 // descriptor.
-import { closeSync, lstatSync, mkdtempSync, readdirSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, mkdtempSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DirFd, readAccepted } from '../util/dirfd.js';
 import { PRIVATE_FILE_MODE } from '../util/fsx.js';
-import { removeTree } from '../util/remove-tree.js';
+import { removeOwnDir, removeTree } from '../util/remove-tree.js';
 import { heldTag, writerGone } from '../util/writer-beacon.js';
 import { parseTag } from '../util/writer-tag.js';
 
@@ -37,7 +37,7 @@ export async function makeRelayDir(base = relayBase()): Promise<string> {
       closeSync(fd);
     }
   } catch (err) {
-    rmSync(path, { recursive: true, force: true });
+    removeOwnDir(path);
     throw err;
   } finally {
     dir.close();

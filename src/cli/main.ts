@@ -1,7 +1,7 @@
 // The `ckpt` executable: finds the command in the tables (spec/), answers --help,
 // `ckpt help` and `ckpt completion` from them, and loads a command's implementation
 // only to run it. Every failure ends as one line; usage errors exit 2.
-import { CkptError, ErrorCodes, UsageError } from '../errors.js';
+import { CkptError, ErrorCodes, errnoCode, UsageError } from '../errors.js';
 import { envFlag } from '../config.js';
 import { holdInspectorSignal } from '../util/signals.js';
 import { guardInspector } from '../util/inspector.js';
@@ -115,7 +115,8 @@ export async function main(argv: string[], io: Io = process): Promise<number> {
     const { loaders } = await import('./commands/index.js');
     const command = await loaders[name]!();
     return await command.run(target.rest, target.parent ? target.spec.name : undefined);
-  } catch (err) {
+  } catch (caught) {
+    const err = tooLong(caught);
     const line = formatError(err).replace(/^ckpt: /, isUsage(err) ? `${where}: ` : 'ckpt: ');
     reportFailure(err, json, line, io);
     if (debug && err instanceof Error) io.stderr.write(`${err.stack}
@@ -133,4 +134,10 @@ async function completion(argv: string[], io: Io): Promise<number> {
   else if (shell === 'zsh') io.stdout.write(zshCompletion());
   else throw new UsageError(`no completion for '${shell}'`, { hint: 'bash or zsh' });
   return 0;
+}
+
+/** A path over the system's limits, anywhere below a command: the user's mistake, said as such (not an internal error naming a /proc path). */
+function tooLong(err: unknown): unknown {
+  if (errnoCode(err) !== 'ENAMETOOLONG') return err;
+  return new UsageError('a path given is too long (over 4096 bytes, or a name in it over 255)', { cause: err });
 }

@@ -50,7 +50,7 @@ export function parse<O extends OptionTable>(argv: readonly string[], spec: Comm
     if (t.kind === 'positional') positionals.push(t.value);
     if (t.kind !== 'option') continue;
     const o: OptionSpec | undefined = spec.options[t.name];
-    if (!o) throw new UsageError(`unknown option '${t.rawName}'`, { hint: suggestOption(t.rawName, spec) ?? `see 'ckpt ${spec.name} --help'` });
+    if (!o) throw new UsageError(`unknown option '${t.rawName}'`, { hint: suggestOption(t.rawName, spec) ?? `see 'ckpt ${spec.parent ? `${spec.parent} ` : ''}${spec.name} --help'` });
     written[t.name] = t.rawName;
     if (!o.arg) {
       if (t.value !== undefined) throw new UsageError(`${t.rawName} takes no value (given '${t.value}')`);
@@ -69,12 +69,20 @@ export function parse<O extends OptionTable>(argv: readonly string[], spec: Comm
   return { values: values as Values<O>, positionals, command, flag };
 }
 
+/** The longest a Node timer can wait (2^31 − 1 ms), in whole seconds: a longer one fires at once, and a schedule would checkpoint without pause. */
+export const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
+/** The largest pid Linux gives (PID_MAX_LIMIT on 64-bit). */
+const MAX_PID = 4_194_304;
+
 function check(raw: string, value: string, o: OptionSpec): void {
   if (o.int === 'pid') {
     if (!/^\d+$/.test(value)) throw new UsageError(`${raw} takes a process id (a whole number), not '${value}'`);
+    if (Number(value) > MAX_PID) throw new UsageError(`${raw} takes a process id (at most ${MAX_PID}), not '${value}'`);
   } else if (o.int) {
     const unit = o.int.unit ? ` of ${o.int.unit}` : '';
     if (!/^\d+$/.test(value) || Number(value) < o.int.min) throw new UsageError(`${raw} takes a whole number${unit} ≥ ${o.int.min}, not '${value}'`);
+    const max = o.int.max ?? (o.int.unit === 'seconds' ? MAX_TIMER_SECONDS : Number.MAX_SAFE_INTEGER);
+    if (Number(value) > max) throw new UsageError(`${raw} takes at most ${max}${o.int.unit ? ` ${o.int.unit}` : ""}${o.int.unit === "seconds" ? " (24 days)" : ""}, not '${value}'`);
   }
   if (o.values && !o.values.includes(value)) {
     const list = o.values.length === 2 ? o.values.join(' or ') : `one of ${o.values.join(', ')}`;

@@ -2,11 +2,12 @@
 // directory (opened inside the job: CRIU cannot dump an fd that leads outside the
 // mount namespace, and it accepts an O_APPEND file that grew after the dump). The
 // launcher follows those files and forwards them line by line.
-import { closeSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { mkdirPrivate, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { stateDir } from '../util/paths.js';
+import { removeOwnDir } from '../util/remove-tree.js';
 
 const MAX_LINE = 64 * 1024;
 const POLL_MS = 50;
@@ -26,7 +27,7 @@ export function createOutputDir(id: string): string {
 
 /** Removes an output directory made by createOutputDir (and nothing else). */
 export function removeOutputDir(dir: string): void {
-  if (/^ckpt-[0-9a-f]+-io$/.test(basename(dir))) rmSync(dir, { recursive: true, force: true });
+  if (/^ckpt-[0-9a-f]+-io$/.test(basename(dir))) removeOwnDir(dir);
 }
 
 /** Follows one growing file from its start and hands each complete line to `sink`. */

@@ -27,6 +27,7 @@ import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { registerSelf, registerSelfFiles } from '../crs/self/index.js';
 import { guardInspector } from '../util/inspector.js';
 import { checkpoint } from './checkpoint.js';
+import { removeOwnDir } from '../util/remove-tree.js';
 
 /** The protocol's version, in CKPT_SELF_PROTOCOL. */
 export const SELF_PROTOCOL_VERSION = '1';
@@ -277,6 +278,6 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
     socket?.destroy();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    if (scratch) removeOwnDir(scratch);
   }
 }

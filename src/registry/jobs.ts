@@ -2,7 +2,7 @@
 // the launcher, read by `ckpt ps` / `ckpt kill`. The files hold the job secret, so
 // the directory is 0700 and the files 0600. A job whose launcher is gone is dead
 // and its entry is removed by whoever lists the jobs next.
-import { readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { errnoCode } from '../errors.js';
@@ -12,6 +12,8 @@ import { listSnapshots } from '../store/store.js';
 import { readStat } from '../util/procfs.js';
 import { stateDir } from '../util/paths.js';
 import { isAlive } from '../util/signals.js';
+import { removeOwnDir } from '../util/remove-tree.js';
+import { readAccepted } from '../util/dirfd.js';
 
 export type JobState = 'starting' | 'running' | 'aborting' | 'exited';
 
@@ -88,6 +90,31 @@ export function isJobAlive(record: JobRecord): boolean {
   return !!iso && isAlive(iso.rootPid) && processStartTime(iso.rootPid) === iso.rootStart;
 }
 
+/**
+ * A registry entry: undefined if unreadable (a torn write, not a record: removed by the
+ * caller); 'skip' if gone, or not a regular file (a FIFO would hang the read, a
+ * directory is not one of ours to remove): neither read nor removed.
+ */
+function readRecord(path: string): JobRecord | undefined | 'skip' {
+  let text: string | undefined;
+  try {
+    text = readAccepted(path, (st) => st.isFile() && st.size <= MAX_RECORD_BYTES);
+  } catch (err) {
+    return errnoCode(err) === 'ENOENT' ? 'skip' : undefined;
+  }
+  if (text === undefined) return 'skip';
+  try {
+    const r = JSON.parse(text) as Partial<JobRecord> | null;
+    const ok = typeof r === 'object' && r !== null && typeof r.id === 'string' && typeof r.name === 'string' && Number.isSafeInteger(r.pid) && typeof r.pidStart === 'number' && Array.isArray(r.ranks) && typeof r.startedAt === 'number';
+    return ok ? (r as JobRecord) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A record is a few KiB (a rank list of at most 256): anything far larger is not one. */
+const MAX_RECORD_BYTES = 4 * 2 ** 20;
+
 /** Running jobs, oldest first; entries of dead jobs are removed on the way. */
 export function listJobs(): JobRecord[] {
   let names: string[];
@@ -101,11 +128,9 @@ export function listJobs(): JobRecord[] {
   for (const name of names) {
     if (!name.endsWith('.json')) continue;
     const path = join(jobsDir(), name);
-    let record: JobRecord;
-    try {
-      record = JSON.parse(readFileSync(path, 'utf8')) as JobRecord;
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') continue;
+    const record = readRecord(path);
+    if (record === 'skip') continue;
+    if (record === undefined) {
       rmSync(path, { force: true }); // unreadable: a torn write of a dead launcher
       continue;
     }
@@ -114,14 +139,17 @@ export function listJobs(): JobRecord[] {
       continue;
     }
     rmSync(path, { force: true });
-    // Only ever a directory this job made: $TMP/ckpt-<id>-XXXXXX.
-    if (record.dir && basename(record.dir).startsWith(`ckpt-${record.id}-`)) rmSync(record.dir, { recursive: true, force: true });
+    // Only ever a directory this job made: $TMP/ckpt-<id>-XXXXXX, and only while it is
+    // still ours: its launcher killed and /tmp emptied, another user may have made one by that name.
+    if (record.dir && basename(record.dir).startsWith(`ckpt-${record.id}-`)) removeOwnDir(record.dir);
   }
   return jobs.sort((a, b) => a.startedAt - b.startedAt);
 }
 
 /** A job by id, unique id prefix, or name. */
 export function findJob(query: string): JobRecord {
+  // An empty one would be a prefix of every id: `ckpt kill "$JOB"` with JOB unset must not end a job.
+  if (query === '') throw new JobError(ErrorCodes.USAGE, 'name the job (its id, a unique id prefix, or its name), not an empty string', { hint: "see 'ckpt ps'" });
   const jobs = listJobs();
   const exact = jobs.find((j) => j.id === query);
   if (exact) return exact;
@@ -196,7 +224,9 @@ export function assertStoreOfJob(store: string, name: string): void {
 
 function readClaim(path: string): StoreClaim | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as StoreClaim;
+    // Never a FIFO's blocking read: anything but a small regular file is no claim.
+    const text = readAccepted(path, (st) => st.isFile() && st.size <= MAX_RECORD_BYTES);
+    return text === undefined ? undefined : (JSON.parse(text) as StoreClaim);
   } catch {
     return undefined;
   }

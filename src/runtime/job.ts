@@ -3,7 +3,6 @@
 // whole — when every rank has exited, or at the first failure, by ending every other rank
 // (SIGTERM, then SIGKILL); checkpoints on request or on a schedule (starter.ts starts ranks).
 import { EventEmitter } from 'node:events';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes, JobError } from '../errors.js';
 import { EXIT_CHECKPOINTED, processStartTime, removeJob, writeJob, type JobRecord, type JobState } from '../registry/jobs.js';
@@ -24,6 +23,7 @@ import type { RankOutputFiles } from './rank-output.js';
 import { LocalStarter } from './starter-local.js';
 import type { RankStarter } from './starter.js';
 import { staging } from './staging.js';
+import { removeOwnDir } from '../util/remove-tree.js';
 
 /** How long ranks told to end at a snapshot have to exit before they are ended as in an abort. */
 const TERMINATE_GRACE_MS = 10_000;
@@ -382,7 +382,7 @@ export class Job extends EventEmitter<JobEvents> {
     await this.coordinator.close();
     await this.starter.close?.().catch(() => {});
     if (this.options.register !== false) removeJob(this.id);
-    rmSync(this.dir, { recursive: true, force: true });
+    removeOwnDir(this.dir);
     this.files?.close();
     this.reserve.discard();
     this.releaseStore();

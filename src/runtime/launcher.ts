@@ -1,7 +1,7 @@
 // launchJob(): checks the options, claims the job's store, opens its output files,
 // starts its coordinator, then hands all that to a Job (job.ts), which starts the
 // ranks — or, restarting from a criu snapshot, restores them (restore-criu.ts).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
@@ -20,6 +20,9 @@ import { SlurmStarter } from './starter-slurm.js';
 import { nodeAddress } from '../wire/host-address.js';
 import type { LaunchOptions } from './job-types.js';
 import { RankOutputFiles } from './rank-output.js';
+import { removeOwnDir } from '../util/remove-tree.js';
+import { checkSettings } from '../config.js';
+import { jobNameProblem } from '../util/job-name.js';
 
 export { Job } from './job.js';
 export type { JobEvents, JobResult, LaunchOptions, OutputMode, RankExit } from './job-types.js';
@@ -40,6 +43,12 @@ function checkOptions(options: LaunchOptions): void {
   if (options.launcher === 'slurm' && options.oob === 'unix') throw new CkptError(ErrorCodes.USAGE, '--launcher slurm: ranks on other nodes talk over tcp, not unix sockets');
   if (options.nodes !== undefined && !(Number.isInteger(options.nodes) && options.nodes >= 1)) throw new CkptError(ErrorCodes.USAGE, `-N is a number of nodes, not ${options.nodes}`);
   if (options.nodes !== undefined && options.launcher !== 'slurm') throw new CkptError(ErrorCodes.USAGE, '-N needs --launcher slurm');
+  // A store named that is a file would fail only at the first checkpoint, after the job has run for a while.
+  if (options.store !== undefined && statSync(options.store, { throwIfNoEntry: false })?.isDirectory() === false) {
+    throw new CkptError(ErrorCodes.USAGE, `--dir: ${options.store} is not a directory`);
+  }
+  const badName = options.name === undefined ? undefined : jobNameProblem(options.name);
+  if (badName) throw new CkptError(ErrorCodes.USAGE, `the job's name ${badName}`);
   // --stage: checked here for ranks on this host; across nodes, by every node's agent at the start.
   const stage = options.stage;
   if (stage !== undefined && !isAbsolute(stage)) throw new CkptError(ErrorCodes.USAGE, `--stage: '${stage}' is not an absolute path`);
@@ -95,7 +104,7 @@ async function prepareJob(options: LaunchOptions, id: string): Promise<Job> {
     // Sockets live in a private directory: only this user can reach them (Node cannot
     // read SO_PEERCRED; the 0700 directory plus the job secret stand in for it).
     const dir = mkdtempSync(join(tmpdir(), `ckpt-${id}-`));
-    undo.push(() => rmSync(dir, { recursive: true, force: true }));
+    undo.push(() => removeOwnDir(dir));
     const secret = newSecret();
     const address: Address =
       (options.oob ?? 'unix') === 'unix' ? { transport: 'unix', path: join(dir, 'coord.sock') } : { transport: 'tcp', host: options.bind ?? '127.0.0.1', port: 0 };
@@ -119,6 +128,8 @@ export async function launchJob(given: LaunchOptions): Promise<Job> {
   }
   const options = await withLauncher(given);
   const env = { ...process.env, ...options.env };
+  // What the ranks and agents will read: a malformed one is one line here, not an error from each of them.
+  checkSettings(env);
   resolveCommand(options.command, env.PATH ?? '', options.cwd);
   const job = await prepareJob(options, randomBytes(4).toString('hex'));
   if (options.crs !== undefined) {

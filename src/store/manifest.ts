@@ -186,8 +186,24 @@ export function isSafeRelativePath(p: string): boolean {
 }
 
 /** Checks every field before anything in the manifest is used (docs/schemas/manifest.schema.json says the same: change both). */
+/** Deeper than any manifest ckpt writes (~6 levels), far below what JSON.stringify and a recursive reader survive. */
+const MAX_DEPTH = 64;
+
+/** Whether `value` nests objects or arrays deeper than MAX_DEPTH: iterative, so a hostile depth cannot overflow the check itself. */
+function tooDeep(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_DEPTH) return true;
+    for (const child of Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 export function validateManifest(value: unknown): Manifest {
   if (!isObj(value)) fail('not a JSON object');
+  if (tooDeep(value)) fail(`nested deeper than ${MAX_DEPTH} levels`);
   if (value.format !== MANIFEST_FORMAT) fail(`format is ${JSON.stringify(value.format)}, not ${MANIFEST_FORMAT}`);
   if (value.version !== MANIFEST_VERSION) {
     throw new SnapshotError(

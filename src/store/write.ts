@@ -1,12 +1,13 @@
 // Writing a snapshot: a partial directory created and opened once, every file written
 // and synced through descriptors, the manifest last, then an atomic rename into place
 // and an fsync of the store. A store must be the caller's and closed to others.
-import { closeSync, existsSync, fsync, fsyncSync, lstatSync, renameSync, rmdirSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsync, fsyncSync, lstatSync, renameSync, rmdirSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ErrorCodes, SnapshotError, errnoCode, throwIfInterrupted } from '../errors.js';
 import { DirFd } from '../util/dirfd.js';
+import { removeByName, removeTree } from '../util/remove-tree.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
@@ -270,7 +271,9 @@ export async function commitSnapshot(pending: PendingSnapshot, manifest: Manifes
 export function abortSnapshot(pending: PendingSnapshot): void {
   const h = pending.handles;
   // Through the store's descriptor while we hold it; by name once released (a self-dump).
-  rmSync(h ? h.store.at(h.name) : pending.path, { recursive: true, force: true });
+  // Below it, through descriptors too: a link planted in it is removed, never followed.
+  if (h) removeTree(h.store, h.name);
+  else removeByName(pending.path);
   closePending(pending, pending.path);
   if (pending.createdStore) {
     try {
@@ -291,7 +294,7 @@ export function removeSnapshot(snapshot: Snapshot): void {
     const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
     // The directory it was opened from (a copy under another name is that copy, not its sequence's).
     renameSync(store.at(basename(snapshot.dir)), store.at(trash));
-    rmSync(store.at(trash), { recursive: true, force: true });
+    removeTree(store, trash);
   } finally {
     store.close();
   }

@@ -203,7 +203,7 @@ test('a user racing 50 commits into a store in their directory never gets a root
   assert.equal(openSnapshot(ours).seq, 50);
 });
 
-test('malformed snapshots get one coded line at once: FIFO, directory or oversized manifest; no images; missing cwd', async (t) => {
+test('malformed snapshots get one coded line at once: FIFO, directory, oversized or over-deep manifest; no images; missing cwd', async (t) => {
   if (!needRoot(t)) return;
   const base = tempDir(t);
   const make = async () => snapshotIn(base, draft(['/bin/true'], base));
@@ -216,8 +216,12 @@ test('malformed snapshots get one coded line at once: FIFO, directory or oversiz
   mkdirSync(manifestOf(dir), { mode: 0o700 });
   const big = await make();
   truncateSync(manifestOf(big), 65 << 20); // sparse: the size alone must refuse it
-  for (const store of [fifo, dir, big]) {
-    for (const args of [['restart', store], ['snapshots', 'verify', store], ['snapshots', 'inspect', store]]) {
+  // A field nested 100 000 deep: JSON.parse takes it, printing it back (inspect --json) would overflow the stack.
+  const deep = await make();
+  const text = readFileSync(manifestOf(deep), 'utf8').trimEnd();
+  writeFileSync(manifestOf(deep), `${text.slice(0, -1)}, "deep": ${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+  for (const store of [fifo, dir, big, deep]) {
+    for (const args of [['restart', store], ['snapshots', 'verify', store], ['snapshots', 'inspect', store], ['snapshots', 'inspect', '--json', store]]) {
       assertCoded(await ckpt(args, {}, 20_000), 'ECKPT_SNAPSHOT_FORMAT');
     }
     const ls = await ckpt(['snapshots', 'ls', store], {}, 20_000);

@@ -1,5 +1,6 @@
 // `ckpt restart SNAPSHOT`: bring a process back; in the foreground, wait for it
 // and exit with its status.
+import { statSync } from 'node:fs';
 import { signalStatus } from '../../util/exit-status.js';
 import { parse, intOption, type Command } from '../command.js';
 import { UsageError } from '../../errors.js';
@@ -77,7 +78,13 @@ export const restartCommand: Command = {
     const unattended = unattendedFrom(values);
     if (positionals.length !== 1) throw new UsageError(positionals.length ? `name one snapshot, not ${positionals.length}` : 'name the snapshot: a store or a snapshot directory');
     const outputs = { log: values.log, stdout: values.stdout, stderr: values.stderr };
-    for (const [flag, file] of Object.entries(outputs)) if (file === '') throw new UsageError(`--${flag} takes a file name`);
+    for (const [flag, file] of Object.entries(outputs)) {
+      if (file === '') throw new UsageError(`--${flag} takes a file name`);
+      if (file !== undefined && statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`--${flag}: ${file} is a directory, not a file`);
+    }
+    if (values.log !== undefined && (values.stdout !== undefined || values.stderr !== undefined)) {
+      throw new UsageError(`--log takes both outputs: it goes without ${values.stdout !== undefined ? '--stdout' : '--stderr'}`);
+    }
     const json = values.json === true;
     // A job across nodes (ckpt run --isolate --launcher slurm): each node's part on its node.
     if (isNodesStore(positionals[0]!)) return restartNodes(positionals[0]!, values);

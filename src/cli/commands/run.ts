@@ -1,6 +1,6 @@
 // ckpt run: start a parallel job and wait for it.
 import { isJobCheckpointer, JOB_CHECKPOINTERS } from '../../crs/job-registry.js';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { intOption, parse } from '../command.js';
@@ -12,6 +12,7 @@ import { launchJob, MAX_RANKS, type LaunchOptions, type OutputMode } from '../..
 import { restartJob } from '../../runtime/restart.js';
 import { newestJobSnapshot } from '../../runtime/supervise.js';
 import { stateDir } from '../../util/paths.js';
+import { jobNameProblem } from '../../util/job-name.js';
 import { listSnapshots, type Snapshot } from '../../store/store.js';
 import { runUnattended, unattendedFrom, type Unattended } from '../unattended.js';
 import { launchIsolated } from '../../isolate/launch.js';
@@ -60,6 +61,9 @@ function schedule(values: { interval?: string; keep?: string }, flag: (o: 'inter
 export const run: Command = {
   async run(argv) {
     const { values, command, flag } = parse(argv, runSpec);
+    const badName = values.name === undefined ? undefined : jobNameProblem(values.name);
+    if (badName) throw new UsageError(`${flag('name')}: the name ${badName}`);
+    if (values.dir !== undefined && statSync(values.dir, { throwIfNoEntry: false })?.isDirectory() === false) throw new UsageError(`${flag('dir')}: ${values.dir} is not a directory`);
     if (values.isolate) {
       for (const o of ['np', 'oob', 'bind', 'output', 'timeout', 'join-timeout', 'dir', 'crs', 'env-refresh', 'nodes', 'distribution'] as const) {
         if (values[o] !== undefined) throw new UsageError(`${flag(o)} does not go with --isolate`);

@@ -44,6 +44,7 @@ const setupCriuOptions = {
 } as const;
 export const setupCriuSpec: CommandSpec<typeof setupCriuOptions> = {
   name: 'criu',
+  parent: 'setup',
   summary: 'make sure a CRIU that works on this kernel is there (installing a private one if needed)',
   usage: ['[--prefix DIR] [--force] [--for-users GROUP] [--json]'],
   options: setupCriuOptions,

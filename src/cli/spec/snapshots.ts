@@ -8,6 +8,7 @@ const store = [{ name: 'STORE', complete: 'dir' }] as const;
 
 export const lsSpec: CommandSpec<typeof jsonOption> = {
   name: 'ls',
+  parent: 'snapshots',
   summary: 'list the committed snapshots of a store',
   usage: ['STORE [--json]'],
   options: jsonOption,
@@ -17,6 +18,7 @@ export const lsSpec: CommandSpec<typeof jsonOption> = {
 const inspectOptions = { ...seq, 'show-env': { help: 'show the recorded environment variables (hidden by default)' }, ...jsonOption } as const;
 export const inspectSpec: CommandSpec<typeof inspectOptions> = {
   name: 'inspect',
+  parent: 'snapshots',
   summary: 'show what a snapshot holds, who made it and when',
   usage: ['REF [--seq N] [--show-env] [--json]'],
   description: ['REF is a store (its newest snapshot, or --seq N) or one snapshot directory.'],
@@ -27,6 +29,7 @@ export const inspectSpec: CommandSpec<typeof inspectOptions> = {
 const seqJson = { ...seq, ...jsonOption } as const;
 export const verifySpec: CommandSpec<typeof seqJson> = {
   name: 'verify',
+  parent: 'snapshots',
   summary: "check a snapshot's files against their recorded sizes and checksums",
   usage: ['REF [--seq N] [--json]'],
   options: seqJson,
@@ -35,6 +38,7 @@ export const verifySpec: CommandSpec<typeof seqJson> = {
 
 export const rmSpec: CommandSpec<typeof seqJson> = {
   name: 'rm',
+  parent: 'snapshots',
   summary: 'remove one snapshot (its directory, or the store with --seq N)',
   usage: ['REF [--seq N] [--json]'],
   options: seqJson,
@@ -48,6 +52,7 @@ const gcOptions = {
 } as const;
 export const gcSpec: CommandSpec<typeof gcOptions> = {
   name: 'gc',
+  parent: 'snapshots',
   summary: 'remove the partial snapshots that dead ckpt processes left in a store',
   usage: ['STORE [--dry-run] [--json]', '--dir STORE [--dry-run] [--json]'],
   options: gcOptions,

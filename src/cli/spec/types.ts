@@ -18,8 +18,11 @@ export interface OptionSpec {
   readonly help: string;
   /** The only words accepted (checked while parsing). */
   readonly values?: readonly string[];
-  /** A whole number of at least `min`, checked while parsing; `pid`: a process id. */
-  readonly int?: { readonly min: number; readonly unit?: string } | 'pid';
+  /**
+   * A whole number of at least `min` and at most `max` (default: a safe integer; a
+   * number of seconds: what a timer can hold), checked while parsing; `pid`: a process id.
+   */
+  readonly int?: { readonly min: number; readonly max?: number; readonly unit?: string } | 'pid';
   /** What the shell completes for the value (default: `values`). */
   readonly complete?: Completion;
 }
@@ -39,6 +42,8 @@ export interface OperandSpec {
 export interface CommandSpec<O extends OptionTable = OptionTable> {
   /** `checkpoint`, or for a subcommand its own word (`ls`). */
   readonly name: string;
+  /** A subcommand's command (`snapshots`): its help is `ckpt snapshots ls --help`. */
+  readonly parent?: string;
   readonly summary: string;
   /** The forms, each after `ckpt NAME` (or `ckpt NAME SUB`). */
   readonly usage: readonly string[];
