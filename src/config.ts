@@ -108,7 +108,7 @@ export const CONFIG = {
   },
   CKPT_RESTORE_TIMEOUT_MS: {
     kind: 'ms', default: 120_000, setBy: 'user', defaultText: '120000',
-    meaning: 'How long CRIU may take to restore an isolated job before it is ended and cleaned up (ms).',
+    meaning: 'How long a CRIU restore (a process, a rank, an isolated job) may take before CRIU and what it restored are ended and cleaned up (ms).',
   },
   CKPT_TIMEOUT_MS: {
     kind: 'ms', min: 0, default: 600_000, setBy: 'user', defaultText: '600000',

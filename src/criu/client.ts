@@ -127,6 +127,11 @@ export class CriuSession {
     return this.stderr.text.trim();
   }
 
+  /** The criu process's pid (undefined for one started outside our tree). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
   /** Waits for the criu process to exit (no-op for one started outside our tree). */
   async exited(): Promise<void> {
     const child = this.child;

@@ -18,6 +18,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -447,6 +448,21 @@ test('a flipped byte in a pages image: restored while verified, killed before it
   t.after(() => again.kill());
   await again.waitFor(/^tick \d+$/);
   assert.ok(tree.some((pid) => alive(pid)), 'the restored tree runs');
+});
+
+test('--no-verify of a truncated pages image, on which CRIU never answers: ended at CKPT_RESTORE_TIMEOUT_MS with CRIU and the half-restored tree (ECKPT_TIMEOUT)', async (t) => {
+  if (!(await needCriu(t))) return;
+  const snap = await criuSnapshot(t);
+  const tree: number[] = JSON.parse(readFileSync(join(snap.seqDir, 'manifest.json'), 'utf8')).process.tree;
+  const images = join(snap.seqDir, 'images');
+  for (const f of readdirSync(images).filter((f) => /^pages-\d+\.img$/.test(f))) truncateSync(join(images, f), Math.floor(statSync(join(images, f)).size / 2));
+  // CRIU 4.2's restorer spins in the half-restored task reading the missing pages: without a deadline ckpt waited for ever.
+  const r = await ckpt(['restart', snap.store, '--no-verify', '--detach'], { CKPT_RESTORE_TIMEOUT_MS: '3000' });
+  assert.equal(r.code, 1, r.stderr);
+  assert.ok(isOneLineError(r.stderr), r.stderr);
+  assert.match(r.stderr, /CRIU restore did not finish within 3000 ms; it and what it restored were killed .*\[ECKPT_TIMEOUT\]$/m);
+  for (const pid of tree) assert.ok(!alive(pid), `pid ${pid} of the restored tree is gone`);
+  assert.deepEqual(processesWith(snap.marker), []);
 });
 
 test('a manifest naming a path outside the snapshot: ECKPT_SNAPSHOT_PATH, nothing read outside', async (t) => {

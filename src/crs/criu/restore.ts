@@ -23,6 +23,7 @@ import { badSizeError, fileInheritance, openForAppend, type OutputOverrides } fr
 import { HOLD_STAGE, holdUntilVerified, restoreError } from './verified-restore.js';
 import { faultPoint } from '../../util/faults.js';
 import { guardTree, LazyPagesDaemon } from './lazy-pages.js';
+import { killRestoring, RestoreDeadline } from './restore-deadline.js';
 import { ourChildren, reapKilledChildren, waitForPids, whilePidsSettle } from './restore-pids.js';
 import type { Verification } from '../../store/store.js';
 
@@ -103,6 +104,7 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
     if (files.files.length) request.onProgress?.(`appending to ${files.files.map((f) => f.path).join(', ')}`);
     const imagesDir = snapshotPath(snapshot, IMAGES_DIR);
     const session = CriuSession.open({ criuPath, passFds: ourFds });
+    const deadline = new RestoreDeadline();
     // Restored while the checksums are computed: held at post-restore until they matched.
     // (Tests stand at `restored` there, a lazy tree verified and its daemon running.)
     const onNotify = holdUntilVerified(request.verification, request.lazy ? atRestored(request.onNotify) : request.onNotify);
@@ -129,11 +131,12 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
           rstSibling: !request.detach,
           notifyScripts: onNotify !== undefined,
         },
-      }, onNotify);
+      }, deadline.around(onNotify));
       // Housekeeping beside CRIU's work (not waited for: it ends before this process does).
       void pruneWhileRestoring();
-      resp = await answered;
+      resp = await withinDeadline(answered, deadline, record.tree, session, logPath);
     } finally {
+      deadline.clear();
       session.close();
     }
     if (!resp?.success) {
@@ -174,6 +177,19 @@ async function restoreOnce(request: RestartRequest, criuPath: string): Promise<R
   } finally {
     for (const fd of opened) closeSync(fd);
   }
+}
+
+/** CRIU's answer, or — past the deadline — CRIU and what it was restoring killed, and ECKPT_TIMEOUT. */
+async function withinDeadline<T>(answered: Promise<T>, deadline: RestoreDeadline, pids: readonly number[], session: CriuSession, logPath: string): Promise<T> {
+  answered.catch(() => {});
+  const first = await Promise.race([answered, deadline.expired]);
+  if (first !== 'expired') return first as T;
+  killRestoring(pids, session.pid);
+  throw new CriuError(ErrorCodes.TIMEOUT, `CRIU restore did not finish within ${deadline.ms} ms; it and what it restored were killed`, {
+    logPath,
+    criuErrors: [],
+    hint: `damaged images can do this: ckpt snapshots verify; CKPT_RESTORE_TIMEOUT_MS sets the limit`,
+  });
 }
 
 /** The caller's hook, after the `restored` fault point at the hold stage. */
@@ -232,9 +248,10 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
   try {
     const session = CriuSession.open({ criuPath, passFds: request.inherit.map((i) => i.fd) });
     const onNotify = holdUntilVerified(request.verification);
+    const deadline = new RestoreDeadline();
     let resp;
     try {
-      resp = await session.call({
+      const answered = session.call({
         type: ReqType.RESTORE,
         opts: {
           shellJob: request.shellJob ?? false,
@@ -250,8 +267,10 @@ async function restoreRankOnce(request: RankRestoreRequest, criuPath: string): P
           rstSibling: true,
           notifyScripts: onNotify !== undefined,
         },
-      }, onNotify);
+      }, deadline.around(onNotify));
+      resp = await withinDeadline(answered, deadline, request.pids, session, logPath);
     } finally {
+      deadline.clear();
       session.close();
     }
     if (!resp?.success) {
