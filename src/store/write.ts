@@ -11,7 +11,7 @@ import { removeByName, removeTree } from '../util/remove-tree.js';
 import { fsyncPrivateAsync, mkdirPrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../util/fsx.js';
 import { hashBytes, hashFiles, listFiles, type FileEntry } from './checksum.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestDraft } from './manifest.js';
-import { assertWritableStore } from './trust.js';
+import { assertWritableStore, euid } from './trust.js';
 import type { ImageWatcher } from './image-watcher.js';
 import { closeSnapshot } from './read.js';
 import { sweepPartials } from './gc.js';
@@ -287,15 +287,39 @@ export function abortSnapshot(pending: PendingSnapshot): void {
 
 export function removeSnapshot(snapshot: Snapshot): void {
   closeSnapshot(snapshot);
-  // Through the store's descriptor, renamed first so a half-removed snapshot is never
-  // mistaken for a committed one (and its name left for a sweep if we die meanwhile).
   const store = openDir(snapshot.store, 'the snapshot store');
   try {
-    const trash = `${PARTIAL_PREFIX}${seqName(snapshot.seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
     // The directory it was opened from (a copy under another name is that copy, not its sequence's).
-    renameSync(store.at(basename(snapshot.dir)), store.at(trash));
-    removeTree(store, trash);
+    removeFromStore(store, basename(snapshot.dir), snapshot.seq);
   } finally {
     store.close();
   }
+}
+
+/**
+ * Removes snapshot `seq` of a store whatever its manifest holds: a damaged one that
+ * openSnapshot refuses (`ckpt snapshots rm --force`). Only its numbered directory, a
+ * real one (not a link), and one of the caller's (root: anyone's). Returns its path.
+ */
+export function removeDamagedSnapshot(storePath: string, seq: number): string {
+  const name = seqName(seq);
+  const path = join(storePath, name);
+  const store = openDir(storePath, 'the snapshot store');
+  try {
+    const st = lstatSync(store.at(name), { throwIfNoEntry: false });
+    if (!st) throw new SnapshotError(ErrorCodes.SNAPSHOT_MISSING, `sequence ${seq} of ${storePath} does not exist`);
+    if (!st.isDirectory()) throw new SnapshotError(ErrorCodes.SNAPSHOT_FORMAT, `${path} is not a directory: not removed`);
+    if (euid() !== 0 && st.uid !== euid()) throw new SnapshotError(ErrorCodes.SNAPSHOT_OWNER, `${path} belongs to uid ${st.uid}: not removed`);
+    removeFromStore(store, name, seq);
+  } finally {
+    store.close();
+  }
+  return path;
+}
+
+/** Through the store's descriptor, renamed first so a half-removed snapshot is never mistaken for a committed one (and its name left for a sweep if we die meanwhile). */
+function removeFromStore(store: DirFd, entry: string, seq: number): void {
+  const trash = `${PARTIAL_PREFIX}${seqName(seq)}-rm-${randomBytes(4).toString('hex')}-${writerTag()}`;
+  renameSync(store.at(entry), store.at(trash));
+  removeTree(store, trash);
 }

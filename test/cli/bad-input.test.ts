@@ -70,3 +70,23 @@ test('restart: --log with --stdout, or a directory as an output file: one usage 
   }
   assert.equal(existsSync(marker), false, 'nothing was restarted');
 });
+
+test('snapshots rm --force: a snapshot whose manifest is damaged goes by its number; without --force it is refused; nothing else goes', async (t) => {
+  const base = tempDir(t);
+  const store = await snapshotIn(base, draft(['/bin/true'], base));
+  const other = await snapshotIn(base, draft(['/bin/true'], base));
+  const seqDir = join(store, '000001');
+  writeFileSync(join(seqDir, 'manifest.json'), '{"truncated');
+  const refused = await ckpt(['snapshots', 'rm', seqDir], {}, 60_000);
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /\[ECKPT_SNAPSHOT_FORMAT\]$/m);
+  assert.ok(existsSync(seqDir), 'refused: still there');
+  const usage = await ckpt(['snapshots', 'rm', store, '--force'], {}, 60_000);
+  assert.equal(usage.code, 2, usage.stderr);
+  assert.match(usage.stderr, /name the damaged snapshot: its directory, or the store with --seq N/);
+  const r = await ckpt(['snapshots', 'rm', store, '--seq', '1', '--force', '--json'], {}, 60_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { ok: true, snapshot: seqDir, seq: 1, lockTable: null });
+  assert.equal(existsSync(seqDir), false);
+  assert.ok(existsSync(join(other, '000001', 'manifest.json')), 'the other store is untouched');
+});

@@ -2,11 +2,12 @@
 import { formatBytes } from '../../util/format-bytes.js';
 import { parse, intOption, type Command } from '../command.js';
 import { gcSpec, inspectSpec, lsSpec, rmSpec, verifySpec } from '../spec/snapshots.js';
-import { ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
-import { collectGarbage, listSnapshots, openSnapshot, verifySnapshot } from '../../store/store.js';
+import { type CkptError, ErrorCodes, SnapshotError, UsageError } from '../../errors.js';
+import { collectGarbage, listSnapshots, openSnapshot, removeDamagedSnapshot, verifySnapshot } from '../../store/store.js';
+import { SEQ_NAME } from '../../store/layout.js';
 import { removeSnapshotAndLeftovers } from '../../process/remove.js';
 import { describeManifest, type Manifest, type RankRecord } from '../../store/manifest.js';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { printable, println } from '../output.js';
 import { printResult } from '../json.js';
 
@@ -25,7 +26,7 @@ export const snapshotsCommand: Command = {
     const spec = { ls: lsSpec, inspect: inspectSpec, verify: verifySpec, rm: rmSpec, gc: gcSpec }[action ?? ''];
     if (!spec) throw new UsageError(`unknown snapshots subcommand '${action}'`);
     const { values: parsed, positionals } = parse(argv, spec);
-    const values = parsed as { seq?: string; json?: boolean; 'show-env'?: boolean; dir?: string; 'dry-run'?: boolean };
+    const values = parsed as { seq?: string; json?: boolean; 'show-env'?: boolean; dir?: string; 'dry-run'?: boolean; force?: boolean };
     if (action === 'gc' && values.dir !== undefined && positionals.length === 0) positionals.push(values.dir);
     const [ref, ...extra] = positionals;
     const operand = spec.operands![0]!.name;
@@ -103,7 +104,20 @@ export const snapshotsCommand: Command = {
         throw new SnapshotError(ErrorCodes.SNAPSHOT_CORRUPT, damaged, { details: { snapshot: snap.dir, seq: snap.seq, problems: result.problems } });
       }
       case 'rm': {
-        const snap = openSnapshot(ref, { seq });
+        let snap;
+        try {
+          snap = openSnapshot(ref, { seq });
+        } catch (err) {
+          // --force: a snapshot whose manifest cannot be read goes by its number.
+          if (values.force !== true || (err as CkptError).code !== ErrorCodes.SNAPSHOT_FORMAT) throw err;
+          const named = resolve(ref);
+          const [store, n] = seq !== undefined ? [named, seq] : SEQ_NAME.test(basename(named)) ? [dirname(named), Number(basename(named))] : [undefined, undefined];
+          if (store === undefined) throw new UsageError('name the damaged snapshot: its directory, or the store with --seq N', { cause: err });
+          const removed = removeDamagedSnapshot(store, n!);
+          if (json) printResult('snapshots rm', { snapshot: removed, seq: n, lockTable: null });
+          else println(`removed ${printable(removed)} (damaged: ${printable((err as Error).message)})`);
+          return 0;
+        }
         if (seq === undefined && snap.dir !== ref.replace(/\/+$/, '') && !ref.endsWith(String(snap.seq).padStart(6, '0'))) {
           throw new UsageError('name the snapshot to remove: its directory, or the store with --seq N');
         }

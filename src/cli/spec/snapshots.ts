@@ -36,12 +36,14 @@ export const verifySpec: CommandSpec<typeof seqJson> = {
   operands: ref,
 };
 
-export const rmSpec: CommandSpec<typeof seqJson> = {
+const rmOptions = { ...seqJson, force: { help: 'remove it even if its manifest cannot be read (a damaged snapshot): its numbered directory, if it is yours' } } as const;
+
+export const rmSpec: CommandSpec<typeof rmOptions> = {
   name: 'rm',
   parent: 'snapshots',
   summary: 'remove one snapshot (its directory, or the store with --seq N)',
-  usage: ['REF [--seq N] [--json]'],
-  options: seqJson,
+  usage: ['REF [--seq N] [--force] [--json]'],
+  options: rmOptions,
   operands: ref,
 };
 
