@@ -1,5 +1,6 @@
 // Hooks around a checkpoint: prepare runs before the snapshot; continue or restart
 // after it, in registration order, each awaited.
+import { UsageError } from '../errors.js';
 export type CheckpointState = 'continue' | 'restart';
 
 export interface CheckpointResult {
@@ -36,7 +37,7 @@ const hooks = {
 };
 
 function add<T>(list: Hook<T>[], hook: Hook<T>): () => void {
-  if (typeof hook !== 'function') throw new TypeError('a hook must be a function');
+  if (typeof hook !== 'function') throw new UsageError('a hook must be a function');
   list.push(hook);
   return () => {
     const i = list.indexOf(hook);

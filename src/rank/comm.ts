@@ -9,6 +9,7 @@ import type { Channel } from '../wire/channel.js';
 import type { ControlMessage, FrameKind } from '../wire/frame.js';
 import { CheckpointAgent } from './checkpoint/agent.js';
 import { decodeData, encodeData, placeInto, type Data, type RawMessage } from './codec.js';
+import { optionsOf } from './arguments.js';
 import * as collectives from './collectives.js';
 import { goDown, keptConnection, onCoordinatorMessage, type CoordinatorLink } from './coordinator-link.js';
 import { ANY_SOURCE, ANY_TAG, Mailbox } from './mailbox.js';
@@ -132,31 +133,31 @@ export class Comm {
   async recvMessage<T = unknown>(source: number = ANY_SOURCE, tag: number = ANY_TAG, options: RecvOptions = {}): Promise<Message<T>> {
     if (tag !== ANY_TAG) this.checkTag(tag, 'recv');
     if (source !== ANY_SOURCE) this.checkRank(source, 'recv from');
-    const into = options.into;
+    const { options: { into }, timeoutMs } = optionsOf(options, 'recv');
     if (into !== undefined && !(into instanceof Uint8Array)) throw new UsageError('recv: `into` must be a Buffer or Uint8Array');
-    const raw = await this.recvRaw(source, tag, `recv(source=${source === ANY_SOURCE ? 'ANY' : source}, tag=${tag === ANY_TAG ? 'ANY' : tag})`, options.timeoutMs, into);
+    const raw = await this.recvRaw(source, tag, `recv(source=${source === ANY_SOURCE ? 'ANY' : source}, tag=${tag === ANY_TAG ? 'ANY' : tag})`, timeoutMs, into);
     return { source: raw.source, tag: raw.tag, data: decodeData(into ? placeInto(raw, into) : raw) as T };
   }
 
   // ---- collectives (every rank calls them in the same order) ----------------
 
   barrier(options: WaitOptions = {}): Promise<void> {
-    return collectives.barrier(this, options.timeoutMs);
+    return collectives.barrier(this, optionsOf(options, 'barrier').timeoutMs);
   }
 
   /** Root's value, on every rank. */
   bcast<T extends Data>(value: T | undefined, root = 0, options: WaitOptions = {}): Promise<T> {
-    return collectives.bcast(this, value, root, options.timeoutMs) as Promise<T>;
+    return collectives.bcast(this, value, root, optionsOf(options, 'bcast').timeoutMs) as Promise<T>;
   }
 
   /** Combines a number (or equal-length arrays of numbers, elementwise) from every rank; every rank gets the result. */
   allreduce<T extends number | number[]>(value: T, op: collectives.ReduceOp, options: WaitOptions = {}): Promise<T> {
-    return collectives.allreduce(this, value, op, options.timeoutMs) as Promise<T>;
+    return collectives.allreduce(this, value, op, optionsOf(options, 'allreduce').timeoutMs) as Promise<T>;
   }
 
   /** Every rank's value, indexed by rank, on root; undefined elsewhere. */
   gather<T extends Data>(value: T, root = 0, options: WaitOptions = {}): Promise<T[] | undefined> {
-    return collectives.gather(this, value, root, options.timeoutMs) as Promise<T[] | undefined>;
+    return collectives.gather(this, value, root, optionsOf(options, 'gather').timeoutMs) as Promise<T[] | undefined>;
   }
 
   // ---- checkpoints --------------------------------------------------------------
@@ -185,11 +186,13 @@ export class Comm {
    * that comes late gets the result of the checkpoint already taken.
    */
   async checkpoint(options: WaitOptions = {}): Promise<CheckpointResult | null> {
+    const timeoutMs = optionsOf(options, 'checkpoint').timeoutMs;
+    if (this.finalized) throw new JobError(ErrorCodes.USAGE, 'the communicator was finalized');
     const agent = this.agent;
     const k = agent.requested.nextCall();
     if (this.rank === 0 && this.oob) {
       // The coordinator takes it once any checkpoint in progress is over.
-      const reply = await this.oob.request({ type: 'request', op: 'checkpoint' }, options.timeoutMs ?? this.timeoutMs, 'the coordinator to accept a checkpoint request');
+      const reply = await this.oob.request({ type: 'request', op: 'checkpoint' }, timeoutMs ?? this.timeoutMs, 'the coordinator to accept a checkpoint request');
       if (reply.ok === false) throw new CkptError(ErrorCodes.OOB_PROTOCOL, `checkpoint refused: ${String(reply.message)}`);
     }
     if (!this.oob) return null;

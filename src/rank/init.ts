@@ -9,6 +9,7 @@ import { guardInspector } from '../util/inspector.js';
 import { Channel, connectTo, formatAddress, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
 import { proveHello } from '../wire/hello-proof.js';
 import { MAX_DATA_BYTES, type Frame } from '../wire/frame.js';
+import { timeoutOf } from './arguments.js';
 import { connectorFor } from '../wire/connector.js';
 import { restartHooks } from './checkpoint/hooks.js';
 import type { RawMessage } from './codec.js';
@@ -34,13 +35,27 @@ export interface InitOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** The job this process joined through its own environment: a rank is in its job once. */
+let joined: Promise<Comm> | undefined;
+
 /**
  * Joins the job this process was started in by `ckpt run` (CKPT_* environment).
  * Without that environment, returns a communicator of size 1 (a "singleton").
+ * Called again, returns the first call's communicator (a library of the program may
+ * call it too); with `env` given, joins as that environment says (tests, embedders).
  */
-export async function init(options: InitOptions = {}): Promise<Comm> {
+export function init(options: InitOptions = {}): Promise<Comm> {
+  if (options.env !== undefined || process.env.CKPT_JOB_ID === undefined) return initOnce(options);
+  joined ??= initOnce(options).catch((err: unknown) => {
+    joined = undefined;
+    throw err;
+  });
+  return joined;
+}
+
+async function initOnce(options: InitOptions): Promise<Comm> {
   const env = options.env ?? process.env;
-  const timeoutMs = options.timeoutMs ?? envNumber('CKPT_TIMEOUT_MS', env);
+  const timeoutMs = timeoutOf(options.timeoutMs, 'init') ?? envNumber('CKPT_TIMEOUT_MS', env);
   // The scheduler's SIGUSR1 reaches every rank: it must not open a debugger port, and
   // one Node opened on a SIGUSR1 during its start-up is closed while the rank joins.
   const inspectorGuarded = guardInspector((line) => process.stderr.write(`ckpt: rank ${env.CKPT_RANK ?? 0}: ${line}\n`));

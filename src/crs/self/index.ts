@@ -3,7 +3,7 @@
 // program afresh and hands that back to load().
 import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CkptError, ErrorCodes } from '../../errors.js';
+import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
 import { version } from '../../version.js';
 import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
 import { restartFresh } from '../fresh-start.js';
@@ -41,7 +41,7 @@ let fileCallbacks: SelfFileCallbacks | undefined;
  */
 export function registerSelf<T = SelfState>(cb: SelfCallbacks<T>): void {
   if (typeof cb?.save !== 'function' || typeof cb?.load !== 'function') {
-    throw new TypeError('registerSelf({ save, load }) needs two functions');
+    throw new UsageError('registerSelf({ save, load }) needs two functions');
   }
   callbacks = cb as SelfCallbacks;
   fileCallbacks = undefined;
@@ -50,7 +50,7 @@ export function registerSelf<T = SelfState>(cb: SelfCallbacks<T>): void {
 /** @internal Registers file callbacks instead (the launcher of programs outside Node). */
 export function registerSelfFiles(cb: SelfFileCallbacks): void {
   if (typeof cb?.saveFile !== 'function' || typeof cb?.loadFile !== 'function') {
-    throw new TypeError('registerSelfFiles({ saveFile, loadFile }) needs two functions');
+    throw new UsageError('registerSelfFiles({ saveFile, loadFile }) needs two functions');
   }
   fileCallbacks = cb;
   callbacks = undefined;
