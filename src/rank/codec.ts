@@ -36,7 +36,7 @@ export function encodeData(data: unknown): { kind: FrameKind; payload: Uint8Arra
 function faithful(this: unknown, _key: string, value: unknown): unknown {
   if (typeof value === 'number' && !Number.isFinite(value)) throw new Error(`${value} is not a JSON number`);
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) throw new Error(`a ${value.constructor.name} inside a value (send it alone, as bytes)`);
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) throw new Error(`a ${value.constructor.name} would arrive as an object (send its bytes alone, as a Uint8Array over its buffer)`);
     if (value instanceof Map || value instanceof Set) throw new Error(`a ${value.constructor.name} is not JSON`);
   }
   return value;
