@@ -22,7 +22,7 @@ import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../errors.js';
-import { envString } from '../config.js';
+import { envNumber, envString } from '../config.js';
 import { RESTART_SNAPSHOT_ENV } from '../crs/fresh-start.js';
 import { registerSelf, registerSelfFiles } from '../crs/self/index.js';
 import { guardInspector } from '../util/inspector.js';
@@ -59,6 +59,7 @@ class Lines {
     socket.on('data', (d: string) => {
       this.buf += d;
       if (this.buf.length > MAX_LINE && !this.buf.slice(0, MAX_LINE).includes('\n')) {
+        process.stderr.write(`ckpt-self: the program wrote a line of over ${MAX_LINE} bytes on its protocol descriptor: closed (docs/SELF-PROTOCOL.md)\n`);
         socket.destroy();
         return;
       }
@@ -91,12 +92,31 @@ class Lines {
     for (const line of this.queue.splice(0)) fn(line);
   }
 
-  /** The next line (a reply), or null when the program closed its end or exited. */
-  next(): Promise<string | null> {
+  /**
+   * The next line (a reply), null when the program closed its end or exited, or
+   * undefined when none came within `timeoutMs` (0: no limit); a line after that is
+   * queued, and dropped before the next request (dropQueued).
+   */
+  next(timeoutMs = 0): Promise<string | null | undefined> {
     const queued = this.queue.shift();
     if (queued !== undefined) return Promise.resolve(queued);
     if (this.ended) return Promise.resolve(null);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((resolve) => {
+      const timer = timeoutMs > 0 ? setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        resolve(undefined);
+      }, timeoutMs) : undefined;
+      const waiter = (line: string | null): void => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Lines nobody asked for (a late answer to a request that timed out): never taken as the next request's answer. */
+  dropQueued(): void {
+    this.queue.length = 0;
   }
 }
 
@@ -144,11 +164,21 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
     );
   };
 
+  /** The program's answer to `request` within the phase timeout (CKPT_CHECKPOINT_PHASE_MS): a program that never answers must not hold its checkpoint or restart for ever. */
+  const answer = async (what: 'save' | 'restore', request?: string): Promise<string | null> => {
+    const ms = envNumber('CKPT_CHECKPOINT_PHASE_MS');
+    lines!.dropQueued();
+    if (request) send(request);
+    const reply = await lines!.next(ms);
+    if (reply !== undefined) return reply;
+    throw new CkptError(ErrorCodes.TIMEOUT, `the program did not answer ${what === 'save' ? '`save`' : 'its restore (`restored`)'} within ${ms} ms`, {
+      hint: 'CKPT_CHECKPOINT_PHASE_MS sets how long it may take (docs/SELF-PROTOCOL.md)',
+    });
+  };
   /** `save PATH` and its answer. */
   const saveTo = async (path: string): Promise<void> => {
     if (!lines) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the program is not running');
-    send(`save ${path}`);
-    const reply = await lines.next();
+    const reply = await answer('save', `save ${path}`);
     if (reply === 'saved') return;
     if (reply === null) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the program ended before it saved its state');
     if (reply.startsWith('error')) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `the program could not save its state: ${reply.slice(5).trim() || 'no reason given'}`);
@@ -157,7 +187,14 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
   /** Starts the program on a saved state and waits until it has read it. */
   const restoreFrom = async (path: string): Promise<void> => {
     await start(path);
-    const reply = await lines!.next();
+    let reply: string | null;
+    try {
+      reply = await answer('restore');
+    } catch (err) {
+      // Not restored: the program must not run on without its supervisor.
+      if (child?.pid !== undefined && child.pid > 1 && child.exitCode === null) child.kill('SIGKILL');
+      throw err;
+    }
     if (reply === 'restored') return;
     if (reply === null) throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, 'the program ended before it restored its state');
     throw new CkptError(ErrorCodes.CHECKPOINT_FAILED, `the program answered \`${reply.slice(0, 80)}\` to a restore, not \`restored\``);
@@ -232,6 +269,8 @@ export async function runSelfProgram(options: SelfProgramOptions): Promise<numbe
         const e = err instanceof CkptError ? err : new CkptError(ErrorCodes.CHECKPOINT_FAILED, (err as Error).message);
         send(`failed ${e.code} ${e.message.replace(/\s+/g, ' ')}`);
         options.onProgress?.(`checkpoint failed: ${e.message} [${e.code}]`);
+        // Asked by a signal from outside, the failure is said where whoever sent it can see it.
+        if (what === 'trigger' && !options.onProgress) process.stderr.write(`ckpt-self: checkpoint failed: ${e.message} [${e.code}]\n`);
       }
     });
   };

@@ -82,6 +82,52 @@ print("then", seq, flush=True)`,
   assert.equal(readFileSync(join(store, readdirSync(store)[0]!, 'state.bin'), 'utf8'), 'ok');
 });
 
+test('a program that never answers `save`, or never says `restored`: ECKPT_TIMEOUT at CKPT_CHECKPOINT_PHASE_MS, nothing kept, nothing left running', async (t) => {
+  if (!python(t)) return;
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const mark = `never-${process.pid}-${Date.now()}`;
+  // Raw protocol on fd 3: the first run saves once, then asks again and never answers; restarted, it never says `restored`.
+  const prog = join(dir, 'prog.py');
+  writeFileSync(
+    prog,
+    `import os, sys, time
+f = os.fdopen(3, "r+b", buffering=0)
+def line():
+    b = b""
+    while not b.endswith(b"\\n"):
+        b += f.read(1)
+    return b.decode().strip()
+if os.environ.get("CKPT_SELF_RESTORE"):
+    time.sleep(3600)
+f.write(b"checkpoint\\n")
+path = line().split(" ", 1)[1]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"state"); os.close(fd)
+f.write(b"saved\\n")
+print(line(), flush=True)
+f.write(b"checkpoint\\n")
+print(line().split(" ")[0], flush=True)
+print(line(), flush=True)
+`,
+  );
+  const env = { CKPT_CHECKPOINT_PHASE_MS: '1000', MARK: mark };
+  const p = new Program(process.execPath, [selfBin, '--dir', store, '--', 'python3', prog, mark], env, { session: true });
+  t.after(() => p.kill());
+  const exit = await p.exited;
+  assert.equal(exit.code, 0, p.stderr);
+  assert.equal(p.lines[0], 'continue 1');
+  assert.equal(p.lines[1], 'save');
+  assert.match(p.lines[2]!, /^failed ECKPT_TIMEOUT the program did not answer `save` within 1000 ms$/);
+  assert.deepEqual(readdirSync(store), ['000001'], 'the timed-out checkpoint left nothing');
+
+  const r = await ckpt(['restart', store], env, 60_000);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^ckpt: the program did not answer its restore \(`restored`\) within 1000 ms .*\[ECKPT_TIMEOUT\]\n$/);
+  const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(mark) && !l.includes('ps -eo'));
+  assert.deepEqual(left, [], 'the program is not left running');
+});
+
 test('a checkpoint triggered from outside (SIGUSR2) is answered at the program\'s next poll', async (t) => {
   if (!python(t)) return;
   const dir = tempDir(t);
