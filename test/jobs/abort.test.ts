@@ -91,3 +91,40 @@ test('a rank whose save() fails while another is still writing: the abort waits 
   assert.deepEqual(partials(store), []);
   assert.deepEqual(listSnapshots(store).map((s) => s.seq), [snap.seq]);
 });
+
+test("a rank whose save() never settles: the checkpoint fails at CKPT_CHECKPOINT_PHASE_MS, every rank goes on, the next checkpoint and the job's end are whole", async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const stop = join(dir, 'stop');
+  mkdirSync(store);
+  const job = await launchJob({
+    command: process.execPath,
+    args: [fixture('jobs/steady.mjs')],
+    size: SIZE,
+    name: `hang${process.pid}`,
+    output: { mode: 'events' },
+    // The ranks' deadline for save(); the coordinator's own phase timeout stays at its default.
+    env: { STOP_FILE: stop, HANG_SAVE_RANK: '1', CKPT_CHECKPOINT_PHASE_MS: '1000' },
+    store,
+    register: false,
+    crs: 'self',
+  });
+  t.after(() => job.kill());
+  const out = watch(job);
+  await out.until(/^progress 0 /);
+  await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'ECKPT_CHECKPOINT_FAILED');
+    assert.match(err.message, /phase save: .*rank 1: save\(\) did not settle within 1000 ms/);
+    return true;
+  });
+  assert.deepEqual(partials(store), []);
+  // Rank 1 went on from its safe point: the next checkpoint (its second save() settles) is whole.
+  const snap = await job.checkpoint();
+  assert.deepEqual(listSnapshots(store).map((s) => s.seq), [snap.seq]);
+  await out.until(/^progress 0 /, out.seen(/^progress 0 /) + 1);
+  writeFileSync(stop, '');
+  const result = await job.wait();
+  assert.equal(result.status, 0, result.error?.message);
+  const done = out.lines.filter((l) => /^done /.test(l.text));
+  assert.equal(done.length, SIZE);
+});

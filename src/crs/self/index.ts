@@ -4,6 +4,7 @@
 import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CkptError, ErrorCodes, UsageError } from '../../errors.js';
+import { callSave } from './saved-state.js';
 import { version } from '../../version.js';
 import { PRIVATE_FILE_MODE } from '../../util/fsx.js';
 import { restartFresh } from '../fresh-start.js';
@@ -118,10 +119,9 @@ export const selfCheckpointer: Checkpointer = {
         hint: 'call registerSelf({ save, load }) first',
       });
     }
-    const state = await callbacks.save();
-    const binary = state instanceof Uint8Array;
+    const registered = callbacks;
+    const { binary, bytes } = await callSave(() => registered.save());
     const file = binary ? STATE_BIN : STATE_JSON;
-    const bytes = binary ? state : JSON.stringify(state ?? null);
     writeFileSync(join(request.pending.dir, file), bytes, { mode: PRIVATE_FILE_MODE });
     return { state: 'continue', data: { state: file } };
   },

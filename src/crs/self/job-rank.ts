@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CkptError, ErrorCodes } from '../../errors.js';
 import { currentPid } from '../../store/record.js';
 import { readPackSlice, type PackSlice } from '../../store/pack.js';
+import { callSave } from './saved-state.js';
 import { faultPoint } from '../../util/faults.js';
 import { parse } from '../../wire/validate.js';
 import { saveRequest } from '../../wire/messages.js';
@@ -44,11 +45,9 @@ export function selfRankHalf(host: RankHost): RankCheckpointer {
       const cb = selfCallbacks();
       if (!cb) throw noCallbacks(host.rank, 'has no save()/load() callbacks');
       // An abort that comes while save() runs is answered once it has returned: nothing is written then.
-      const state = await cb.save();
+      const { binary, bytes: data } = await callSave(() => cb.save(), `rank ${host.rank}: `);
       await faultPoint('saved', host.rank);
       s.check();
-      const binary = state instanceof Uint8Array;
-      const data = binary ? state : Buffer.from(JSON.stringify(state ?? null));
       const library = Buffer.from(JSON.stringify({ ...(host.captureLibrary() as object), safePoint: host.safePoints }));
       const saveMs = () => Math.round((performance.now() - t0) * 100) / 100;
       if (data.byteLength + library.byteLength <= (req.inlineBytes ?? 0)) {
