@@ -63,25 +63,50 @@ export async function bcast(comm: Port, value: unknown, root: number, timeoutMs?
   return vr === 0 ? value : decodeData({ kind, payload: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) });
 }
 
-/** Reduce to rank 0 up a binomial tree, then broadcast: every rank gets the same bits. */
+/** What goes up the reduce tree: the partial result, or why there is none (said to every rank by the broadcast). */
+interface Partial {
+  op?: string;
+  v?: number | number[];
+  error?: string;
+}
+
+/**
+ * Reduce to rank 0 up a binomial tree, then broadcast: every rank gets the same bits.
+ * Ranks that disagree (the operation, the shape) or a result JSON cannot carry (an
+ * overflow to Infinity) make every rank throw the same ECKPT_USAGE, not some of them
+ * wait for ever or return another rank's answer.
+ */
 export async function allreduce(comm: Port, value: number | number[], op: ReduceOp, timeoutMs?: number): Promise<number | number[]> {
   const combine = combiner(op);
   checkOperand(value, 'allreduce');
   const { rank, size } = comm;
-  let acc: number | number[] = value;
+  let acc: Partial = { v: value };
   for (let mask = 1; mask < size; mask <<= 1) {
     if ((rank & mask) === 0) {
       const from = rank | mask;
       if (from < size) {
-        const m = await comm.recvRaw(from, TAG_REDUCE, `allreduce('${op}') waiting for rank ${from}`, timeoutMs);
-        acc = combineValues(acc, decodeData(m) as number | number[], combine, from);
+        const m = decodeData(await comm.recvRaw(from, TAG_REDUCE, `allreduce('${op}') waiting for rank ${from}`, timeoutMs)) as Partial;
+        if (acc.error === undefined) {
+          if (m.error !== undefined) acc = { error: m.error };
+          else if (m.op !== op) acc = { error: `rank ${from} asked for '${String(m.op)}', rank ${rank} for '${op}'` };
+          else acc = combineValues(acc.v!, m.v!, combine, from);
+        }
       }
     } else {
-      await comm.sendRaw(rank & ~mask, FrameKind.JSON, TAG_REDUCE, encodeData(acc).payload);
+      await comm.sendRaw(rank & ~mask, FrameKind.JSON, TAG_REDUCE, encodeData(finite({ op, ...acc })).payload);
       break;
     }
   }
-  return (await bcast(comm, rank === 0 ? acc : undefined, 0, timeoutMs)) as number | number[];
+  const result = (await bcast(comm, rank === 0 ? finite(acc) : undefined, 0, timeoutMs)) as Partial;
+  if (result.error !== undefined) throw new CkptError(ErrorCodes.USAGE, `allreduce: ${result.error}`);
+  return result.v!;
+}
+
+/** A partial result JSON can carry: a sum past Number.MAX_VALUE is Infinity, which is said, not sent as null. */
+function finite(p: Partial): Partial {
+  if (p.error !== undefined || p.v === undefined) return p;
+  const ok = typeof p.v === 'number' ? Number.isFinite(p.v) : p.v.every(Number.isFinite);
+  return ok ? p : { op: p.op, error: 'the result is not a finite number (an overflow)' };
 }
 
 /** Linear gather: fine up to the job-size limit (256), and the root sees which rank is late. */
@@ -121,12 +146,12 @@ function combiner(op: ReduceOp): (a: number, b: number) => number {
 }
 
 function checkOperand(v: unknown, what: string): void {
-  const ok = typeof v === 'number' || (Array.isArray(v) && v.every((x) => typeof x === 'number'));
-  if (!ok) throw new CkptError(ErrorCodes.USAGE, `${what}: the value must be a number or an array of numbers`);
+  const ok = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
+  if (!(ok(v) || (Array.isArray(v) && v.every(ok)))) throw new CkptError(ErrorCodes.USAGE, `${what}: the value must be a finite number or an array of them`);
 }
 
-function combineValues(a: number | number[], b: number | number[], f: (x: number, y: number) => number, from: number): number | number[] {
-  if (typeof a === 'number' && typeof b === 'number') return f(a, b);
-  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) return a.map((x, i) => f(x, b[i]!));
-  throw new CkptError(ErrorCodes.USAGE, `allreduce: rank ${from} contributed a value of a different shape`);
+function combineValues(a: number | number[], b: number | number[], f: (x: number, y: number) => number, from: number): Partial {
+  if (typeof a === 'number' && typeof b === 'number') return { v: f(a, b) };
+  if (Array.isArray(a) && Array.isArray(b) && a.length === b.length) return { v: a.map((x, i) => f(x, b[i]!)) };
+  return { error: `rank ${from} contributed a value of a different shape` };
 }

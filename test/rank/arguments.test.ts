@@ -1,7 +1,8 @@
 // The rank library's checks of what a program passes it (src/rank/arguments.ts,
 // codec.ts), in a real 2-rank job: a value JSON would carry as something else, one
 // no receiver would take, a timeout that would never fire, a non-function hook and a
-// checkpoint after finalize are each ECKPT_USAGE at the call; init() twice is one job.
+// checkpoint after finalize are each ECKPT_USAGE at the call; an allreduce whose
+// ranks disagree fails on every rank; init() twice is one job.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ckpt, fixture, privateStateDir } from '../helpers.js';
@@ -19,5 +20,8 @@ test('bad arguments to the rank library: ECKPT_USAGE at the call, nothing sent, 
   for (const rank of [0, 1]) {
     assert.equal(byRank[rank].initAgain, true, 'init() again: the same communicator');
     assert.equal(byRank[rank].checkpointAfterFinalize, 'ECKPT_USAGE');
+    assert.equal(byRank[rank].opMismatch, 'ECKPT_USAGE', 'every rank hears of a mismatch');
+    assert.equal(byRank[rank].overflow, 'ECKPT_USAGE');
+    assert.equal(byRank[rank].afterwards, 3, 'the next allreduce is whole');
   }
 });
