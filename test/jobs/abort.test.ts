@@ -2,7 +2,7 @@
 // after every rank has answered the abort (or is gone), so no rank writes into a
 // removed directory, and no rank is left with a pending checkpoint that would
 // refuse the next one ("a checkpoint is already pending").
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +29,13 @@ function watch(job: Job) {
 
 const partials = (store: string): string[] => readdirSync(store).filter((n) => n.startsWith('.partial'));
 
+/** A steady.mjs job of SIZE self ranks (events output, unregistered) writing into `store`, killed after the test; its lines watched. */
+async function steadyJob(t: TestContext, name: string, store: string, env: Record<string, string>) {
+  const job = await launchJob({ command: process.execPath, args: [fixture('jobs/steady.mjs')], size: SIZE, name, output: { mode: 'events' }, env, store, register: false, crs: 'self' });
+  t.after(() => job.kill());
+  return { job, out: watch(job) };
+}
+
 test('a rank whose save() fails while another is still writing: the abort waits for it, nothing lands in a removed directory, the next checkpoint succeeds', async (t) => {
   const dir = tempDir(t);
   const store = join(dir, 'store');
@@ -36,22 +43,10 @@ test('a rank whose save() fails while another is still writing: the abort waits 
   const stop = join(dir, 'stop');
   mkdirSync(store);
   mkdirSync(marks);
-  const job = await launchJob({
-    command: process.execPath,
-    args: [fixture('jobs/steady.mjs')],
-    size: SIZE,
-    name: `abort${process.pid}`,
-    output: { mode: 'events' },
-    // Rank 0's first save() fails once rank 1's first save() has begun (not before:
-    // the abort must find it under way); rank 1's returns once the abort has removed
-    // the snapshot — or after 1 s — and would then write files of its own into it.
-    env: { STOP_FILE: stop, MARK_DIR: marks, FAIL_SAVE_RANK: '0', SLOW_SAVE_RANK: '1' },
-    store,
-    register: false,
-    crs: 'self',
-  });
-  t.after(() => job.kill());
-  const out = watch(job);
+  // Rank 0's first save() fails once rank 1's first save() has begun (not before:
+  // the abort must find it under way); rank 1's returns once the abort has removed
+  // the snapshot — or after 1 s — and would then write files of its own into it.
+  const { job, out } = await steadyJob(t, `abort${process.pid}`, store, { STOP_FILE: stop, MARK_DIR: marks, FAIL_SAVE_RANK: '0', SLOW_SAVE_RANK: '1' });
   await out.until(/^progress 0 /);
 
   await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => {
@@ -97,20 +92,8 @@ test("a rank whose save() never settles: the checkpoint fails at CKPT_CHECKPOINT
   const store = join(dir, 'store');
   const stop = join(dir, 'stop');
   mkdirSync(store);
-  const job = await launchJob({
-    command: process.execPath,
-    args: [fixture('jobs/steady.mjs')],
-    size: SIZE,
-    name: `hang${process.pid}`,
-    output: { mode: 'events' },
-    // The ranks' deadline for save(); the coordinator's own phase timeout stays at its default.
-    env: { STOP_FILE: stop, HANG_SAVE_RANK: '1', CKPT_CHECKPOINT_PHASE_MS: '1000' },
-    store,
-    register: false,
-    crs: 'self',
-  });
-  t.after(() => job.kill());
-  const out = watch(job);
+  // The ranks' deadline for save(); the coordinator's own phase timeout stays at its default.
+  const { job, out } = await steadyJob(t, `hang${process.pid}`, store, { STOP_FILE: stop, HANG_SAVE_RANK: '1', CKPT_CHECKPOINT_PHASE_MS: '1000' });
   await out.until(/^progress 0 /);
   await assert.rejects(job.checkpoint(), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'ECKPT_CHECKPOINT_FAILED');
