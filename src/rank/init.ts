@@ -4,7 +4,7 @@
 // its part of it. Without that environment: a communicator of size 1.
 import { CkptError, ErrorCodes } from '../errors.js';
 import { envNumber } from '../config.js';
-import { restartSelfRank } from '../crs/self/job-rank.js';
+import { restartSelfRank, savedState } from '../crs/self/job-rank.js';
 import { guardInspector } from '../util/inspector.js';
 import { Channel, connectTo, formatAddress, helloTimeoutMs, OOB_PROTOCOL_VERSION, parseAddress, type Address } from '../wire/channel.js';
 import { proveHello } from '../wire/hello-proof.js';
@@ -108,7 +108,13 @@ async function initOnce(options: InitOptions): Promise<Comm> {
     oob.send({ type: 'hello', v: OOB_PROTOCOL_VERSION, role: 'rank', job: jobId, rank, pid: process.pid, ...proven, peer: peerAddress, markers: true });
     const welcome = awaitWelcome(oob, size, joinTimeoutMs, { secret, nonce: proven.nonce, coord });
     welcome.catch(() => {});
-    if (restartDir) restart = loadRestart(restartDir, rank, size);
+    if (restartDir) {
+      try {
+        restart = loadRestart(restartDir, rank, size);
+      } catch (err) {
+        cannotRestart(rank, err);
+      }
+    }
     // The coordinator enforces the join timeout and tells us; ours is only a backstop.
     peers.knowPeers(await welcome);
   } catch (err) {
@@ -131,7 +137,13 @@ async function initOnce(options: InitOptions): Promise<Comm> {
   const restarted = from
     ? async (agent: { safePoints: number }) => {
         agent.safePoints = from.safePoint;
-        return restartHooks(await restartSelfRank(rank, from));
+        let state: unknown;
+        try {
+          state = savedState(rank, from);
+        } catch (err) {
+          cannotRestart(rank, err);
+        }
+        return restartHooks(await restartSelfRank(rank, from, state));
       }
     : undefined;
   comm = new Comm(rank, size, jobId, timeoutMs, peers, oob, restarted, link);
@@ -147,4 +159,15 @@ async function initOnce(options: InitOptions): Promise<Comm> {
 async function listenForPeers(peers: PeerNetwork, coord: Address, rank: number, env: NodeJS.ProcessEnv): Promise<string> {
   const connector = connectorFor(coord, env);
   return peers.listen(await connector.listenAddress(`r${rank}`), connector);
+}
+
+/**
+ * A restarted rank that cannot read its part of the snapshot has nothing to run: one
+ * line, and it exits (70), which ends the job with a line naming the rank. Thrown into
+ * the program's `await init()`, it would print a stack through the library's bundle.
+ */
+function cannotRestart(rank: number, err: unknown): never {
+  const e = err as Partial<CkptError>;
+  process.stderr.write(`ckpt/rank: rank ${rank} cannot restart from its snapshot: ${e.message ?? String(err)}${e.code ? ` [${e.code}]` : ''}; exiting\n`);
+  process.exit(70);
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { CkptError, ErrorCodes } from '../../errors.js';
+import { CkptError, ErrorCodes, errnoCode } from '../../errors.js';
 import { currentPid } from '../../store/record.js';
 import { readPackSlice, type PackSlice } from '../../store/pack.js';
 import { callSave } from './saved-state.js';
@@ -72,21 +72,48 @@ export function selfRankHalf(host: RankHost): RankCheckpointer {
   };
 }
 
-/** A restarted rank's first safe point: load() gets what save() returned. */
-export async function restartSelfRank(rank: number, from: SelfRestartFrom): Promise<CheckpointResult> {
-  const cb = selfCallbacks();
-  if (!cb) throw noCallbacks(rank, 'restarts from a snapshot but has no load() callback');
-  let state: unknown;
+/**
+ * What the rank's save() returned, read back from the snapshot: its slice of the pack
+ * file, or its own state.json (else state.bin). Unreadable (a damaged snapshot whose
+ * checksums were made to match, or one restarted with --no-verify): ECKPT_SNAPSHOT_CORRUPT.
+ */
+export function savedState(rank: number, from: SelfRestartFrom): unknown {
+  const corrupt = (what: string, err?: unknown) =>
+    new CkptError(ErrorCodes.SNAPSHOT_CORRUPT, `rank ${rank}'s saved state ${what}${err ? `: ${(err as Error).message}` : ''}`, err ? { cause: err } : {});
   if (from.packed) {
     const bytes = readPackSlice(from.packed.path, from.packed.state);
-    state = from.packed.binary ? new Uint8Array(bytes) : JSON.parse(bytes.toString('utf8'));
-  } else {
+    if (from.packed.binary) return new Uint8Array(bytes);
     try {
-      state = JSON.parse(readFileSync(join(from.rankDir, STATE_JSON), 'utf8'));
-    } catch {
-      state = new Uint8Array(readFileSync(join(from.rankDir, STATE_BIN)));
+      return JSON.parse(bytes.toString('utf8'));
+    } catch (err) {
+      throw corrupt('in the pack file is not JSON', err);
     }
   }
+  let text: string | undefined;
+  try {
+    text = readFileSync(join(from.rankDir, STATE_JSON), 'utf8');
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw corrupt(`(${STATE_JSON}) cannot be read`, err);
+  }
+  if (text !== undefined) {
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw corrupt(`(${STATE_JSON}) is not JSON`, err);
+    }
+  }
+  try {
+    return new Uint8Array(readFileSync(join(from.rankDir, STATE_BIN)));
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw corrupt(`is missing: its directory holds neither ${STATE_JSON} nor ${STATE_BIN}`);
+    throw corrupt(`(${STATE_BIN}) cannot be read`, err);
+  }
+}
+
+/** A restarted rank's first safe point: load() gets what save() returned. */
+export async function restartSelfRank(rank: number, from: SelfRestartFrom, state = savedState(rank, from)): Promise<CheckpointResult> {
+  const cb = selfCallbacks();
+  if (!cb) throw noCallbacks(rank, 'restarts from a snapshot but has no load() callback');
   await cb.load(state);
   return {
     state: 'restart',
