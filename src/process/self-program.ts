@@ -103,7 +103,8 @@ class Lines {
     if (this.ended) return Promise.resolve(null);
     return new Promise((resolve) => {
       const timer = timeoutMs > 0 ? setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
         resolve(undefined);
       }, timeoutMs) : undefined;
       const waiter = (line: string | null): void => {
