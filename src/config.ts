@@ -311,7 +311,7 @@ function parseSetting(name: string, spec: Setting, text: string): number | boole
 }
 
 /** The longest a Node timer can wait (2^31 − 1 ms): a longer one fires at once, a timeout before anything could happen. */
-const MAX_TIMER_MS = 0x7fffffff;
+export const MAX_TIMER_MS = 0x7fffffff;
 
 const maxOf = (spec: Setting): number | undefined => spec.max ?? (spec.kind === 'ms' ? MAX_TIMER_MS : undefined);
 

@@ -4,6 +4,7 @@
 // that is not a number or not one of the accepted words.
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import { MAX_TIMER_MS } from '../config.js';
 import type { CommandSpec, OptionSpec, OptionTable, Values } from './spec/types.js';
 import { suggestOption } from './suggest.js';
 
@@ -69,8 +70,8 @@ export function parse<O extends OptionTable>(argv: readonly string[], spec: Comm
   return { values: values as Values<O>, positionals, command, flag };
 }
 
-/** The longest a Node timer can wait (2^31 − 1 ms), in whole seconds: a longer one fires at once, and a schedule would checkpoint without pause. */
-export const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
+/** The longest a Node timer can wait, in whole seconds: a longer one fires at once, and a schedule would checkpoint without pause. */
+const MAX_TIMER_SECONDS = Math.floor(MAX_TIMER_MS / 1000);
 /** The largest pid Linux gives (PID_MAX_LIMIT on 64-bit). */
 const MAX_PID = 4_194_304;
 

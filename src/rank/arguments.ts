@@ -2,15 +2,13 @@
 // ECKPT_USAGE there, never a TypeError from deep inside, and never a wait that
 // silently never ends (a negative or NaN timeout compared as "no deadline").
 import { UsageError } from '../errors.js';
-
-/** The longest a Node timer can wait (2^31 − 1 ms): a longer one fires at once. */
-const MAX_TIMEOUT_MS = 0x7fffffff;
+import { MAX_TIMER_MS } from '../config.js';
 
 /** `timeoutMs` as given (undefined: the communicator's default), if it is a number of milliseconds from 0 (never) up. */
 export function timeoutOf(timeoutMs: unknown, what: string): number | undefined {
   if (timeoutMs === undefined) return undefined;
-  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMEOUT_MS) {
-    throw new UsageError(`${what}: timeoutMs is a number of milliseconds from 0 (no deadline) to ${MAX_TIMEOUT_MS}, not ${typeof timeoutMs === 'string' ? `'${timeoutMs}'` : String(timeoutMs)}`);
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0 || timeoutMs > MAX_TIMER_MS) {
+    throw new UsageError(`${what}: timeoutMs is a number of milliseconds from 0 (no deadline) to ${MAX_TIMER_MS}, not ${typeof timeoutMs === 'string' ? `'${timeoutMs}'` : String(timeoutMs)}`);
   }
   return timeoutMs;
 }
